@@ -1,0 +1,222 @@
+//! Human and `--json` renderings of server answers. JSON field names are part of the CLI's
+//! contract for scripts: only ever add fields.
+
+use debcover_proto::v1 as pb;
+use serde::Serialize;
+
+/// A build as shown to users.
+#[derive(Debug, Serialize)]
+pub struct BuildView {
+    /// SHA-256 of the buildinfo.
+    pub id: String,
+    /// Source package.
+    pub source: String,
+    /// Source version.
+    pub source_version: String,
+    /// Binary version.
+    pub version: String,
+    /// Architecture field tokens.
+    pub architectures: Vec<String>,
+    /// Concrete architecture.
+    pub host_architecture: String,
+    /// Build-Date.
+    pub build_date: String,
+    /// Installed-Build-Depends count.
+    pub installed_build_depends: u32,
+    /// Clearsigned when ingested.
+    pub signed: bool,
+    /// Where it was ingested from.
+    pub origin: String,
+}
+
+impl From<&pb::BuildSummary> for BuildView {
+    fn from(b: &pb::BuildSummary) -> Self {
+        BuildView {
+            id: b.id.clone(),
+            source: b.source.clone(),
+            source_version: b.source_version.clone(),
+            version: b.version.clone(),
+            architectures: b.architectures.clone(),
+            host_architecture: b.host_architecture.clone(),
+            build_date: b.build_date.clone(),
+            installed_build_depends: b.installed_build_depends,
+            signed: b.signed,
+            origin: b.origin.clone(),
+        }
+    }
+}
+
+/// An installed package.
+#[derive(Debug, Serialize)]
+pub struct DepView {
+    /// Name.
+    pub name: String,
+    /// Architecture qualifier, if any.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub arch: String,
+    /// Version.
+    pub version: String,
+}
+
+impl From<&pb::Dependency> for DepView {
+    fn from(d: &pb::Dependency) -> Self {
+        DepView { name: d.name.clone(), arch: d.arch.clone(), version: d.version.clone() }
+    }
+}
+
+/// A produced binary.
+#[derive(Debug, Serialize)]
+pub struct BinaryView {
+    /// Package name.
+    pub package: String,
+    /// Version.
+    pub version: String,
+    /// Architecture.
+    pub architecture: String,
+    /// File name.
+    pub filename: String,
+    /// Size.
+    pub size: u64,
+    /// SHA-256.
+    pub sha256: String,
+    /// `suite/arch` shipping it.
+    pub shipped_in: Vec<String>,
+}
+
+impl From<&pb::Binary> for BinaryView {
+    fn from(b: &pb::Binary) -> Self {
+        BinaryView {
+            package: b.package.clone(),
+            version: b.version.clone(),
+            architecture: b.architecture.clone(),
+            filename: b.filename.clone(),
+            size: b.size,
+            sha256: b.sha256.clone(),
+            shipped_in: b.shipped_in.clone(),
+        }
+    }
+}
+
+/// One `built-with` match.
+#[derive(Debug, Serialize)]
+pub struct MatchView {
+    /// The build.
+    pub build: BuildView,
+    /// The matching installed packages.
+    pub matched: Vec<DepView>,
+    /// Its binaries.
+    pub binaries: Vec<BinaryView>,
+}
+
+/// The `built-with` answer.
+#[derive(Debug, Serialize)]
+pub struct BuiltWithView {
+    /// Binary names searched.
+    pub resolved_packages: Vec<String>,
+    /// Number of builds.
+    pub count: usize,
+    /// The builds.
+    pub builds: Vec<MatchView>,
+}
+
+impl From<&pb::BuiltWithResponse> for BuiltWithView {
+    fn from(r: &pb::BuiltWithResponse) -> Self {
+        BuiltWithView {
+            resolved_packages: r.resolved_packages.clone(),
+            count: r.builds.len(),
+            builds: r
+                .builds
+                .iter()
+                .map(|m| MatchView {
+                    build: m.build.as_ref().map(BuildView::from).unwrap_or_else(|| BuildView::from(&pb::BuildSummary::default())),
+                    matched: m.matched.iter().map(DepView::from).collect(),
+                    binaries: m.binaries.iter().map(BinaryView::from).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One build in `build show`.
+#[derive(Debug, Serialize)]
+pub struct DetailView {
+    /// The build.
+    pub build: BuildView,
+    /// Everything installed when it was built.
+    pub installed_build_depends: Vec<DepView>,
+    /// Its binaries.
+    pub binaries: Vec<BinaryView>,
+    /// binNMU changelog entry.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub binary_only_changes: String,
+    /// Build-Path.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub build_path: String,
+    /// Build-Tainted-By.
+    pub build_tainted_by: Vec<String>,
+}
+
+impl From<&pb::BuildDetail> for DetailView {
+    fn from(d: &pb::BuildDetail) -> Self {
+        DetailView {
+            build: d.build.as_ref().map(BuildView::from).unwrap_or_else(|| BuildView::from(&pb::BuildSummary::default())),
+            installed_build_depends: d.installed_build_depends.iter().map(DepView::from).collect(),
+            binaries: d.binaries.iter().map(BinaryView::from).collect(),
+            binary_only_changes: d.binary_only_changes.clone(),
+            build_path: d.build_path.clone(),
+            build_tainted_by: d.build_tainted_by.clone(),
+        }
+    }
+}
+
+/// Print a `built-with` answer as a table.
+pub fn print_built_with(r: &pb::BuiltWithResponse, package: &str) {
+    if r.resolved_packages.is_empty() {
+        println!("No binary package is known for {package}: ingest Packages/Sources indices or buildinfos of that source first.");
+        return;
+    }
+    if r.builds.is_empty() {
+        println!("No build matches (searched: {}).", r.resolved_packages.join(", "));
+        return;
+    }
+    println!("{:<32} {:<28} {:<8} {:<40} BINARIES", "SOURCE", "VERSION", "ARCH", "BUILT WITH");
+    for m in &r.builds {
+        let Some(b) = &m.build else { continue };
+        let with: Vec<String> = m.matched.iter().map(|d| format!("{} {}", d.name, d.version)).collect();
+        let bins: Vec<String> = m
+            .binaries
+            .iter()
+            .map(|x| if x.shipped_in.is_empty() { x.package.clone() } else { format!("{} [{}]", x.package, x.shipped_in.join(",")) })
+            .collect();
+        println!("{:<32} {:<28} {:<8} {:<40} {}", b.source, b.version, b.host_architecture, with.join(", "), bins.join(" "));
+    }
+    println!("{} build(s).", r.builds.len());
+}
+
+/// Print `build show` as text.
+pub fn print_builds(r: &pb::ShowBuildsResponse) {
+    if r.builds.is_empty() {
+        println!("No build stored for this source.");
+        return;
+    }
+    for d in &r.builds {
+        let Some(b) = &d.build else { continue };
+        println!("{} {} [{}]", b.source, b.version, b.architectures.join(" "));
+        println!("  id:        {}", b.id);
+        if b.source_version != b.version {
+            println!("  source:    {} {}", b.source, b.source_version);
+        }
+        println!("  built:     {} ({})", b.build_date, if b.build_origin.is_empty() { "unknown origin" } else { &b.build_origin });
+        println!("  signed:    {}", if b.signed { "yes" } else { "no" });
+        for x in &d.binaries {
+            let shipped = if x.shipped_in.is_empty() { "not shipped".to_owned() } else { x.shipped_in.join(", ") };
+            println!("  binary:    {} ({shipped})", x.filename);
+        }
+        println!("  built against ({} packages):", d.installed_build_depends.len());
+        for dep in &d.installed_build_depends {
+            let name = if dep.arch.is_empty() { dep.name.clone() } else { format!("{}:{}", dep.name, dep.arch) };
+            println!("    {name} {}", dep.version);
+        }
+        println!();
+    }
+}

@@ -1,0 +1,178 @@
+//! Configuration: command-line flags, then `DEBCOVER_*` environment variables, then a TOML
+//! file, then defaults that work with no configuration at all.
+//!
+//! The file is `--config PATH` (or `DEBCOVER_CONFIG`); without it,
+//! `$XDG_CONFIG_HOME/debcover/config.toml` (or `~/.config/debcover/config.toml`) is read when
+//! it exists. Every key is optional:
+//!
+//! ```toml
+//! listen = "127.0.0.1:7430"                 # serve: gRPC listen address
+//! db = "sqlite:///var/lib/debcover/db.sqlite" # serve: database URL (or postgres://...)
+//! data_dir = "/var/lib/debcover"            # serve: where the default SQLite file lives
+//! server = "http://127.0.0.1:7430"          # clients: coordinator to talk to
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default gRPC listen address of `debcover serve`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7430";
+/// Default coordinator URL of the client commands.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7430";
+
+/// What a configuration file may hold.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// gRPC listen address.
+    pub listen: Option<String>,
+    /// Database URL.
+    pub db: Option<String>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Coordinator URL for clients.
+    pub server: Option<String>,
+}
+
+/// A configuration problem, naming the file or setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// A setting has an unusable value.
+    #[error("{setting} = {value:?} is not valid: {reason}")]
+    Invalid {
+        /// The setting (`listen`, `db`, ...).
+        setting: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it is unusable.
+        reason: String,
+    },
+}
+
+impl FileConfig {
+    /// Load the explicit file, or the default one if it exists, or nothing.
+    pub fn load(explicit: Option<&Path>) -> Result<FileConfig, ConfigError> {
+        let path = match explicit {
+            Some(p) => p.to_owned(),
+            None => match default_config_path() {
+                Some(p) if p.exists() => p,
+                _ => return Ok(FileConfig::default()),
+            },
+        };
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path, message: e.to_string() })
+    }
+}
+
+fn default_config_path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("debcover").join("config.toml"))
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .map(|d| d.join("debcover"))
+        .unwrap_or_else(|| PathBuf::from("debcover-data"))
+}
+
+/// Resolved settings of `debcover serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Database URL.
+    pub db: String,
+    /// Data directory (created if missing).
+    pub data_dir: PathBuf,
+}
+
+impl ServeConfig {
+    /// Merge flag/environment values (already merged by clap) over the file and defaults.
+    pub fn resolve(
+        listen: Option<String>,
+        db: Option<String>,
+        data_dir: Option<PathBuf>,
+        file: &FileConfig,
+    ) -> Result<ServeConfig, ConfigError> {
+        let listen_text = listen.or_else(|| file.listen.clone()).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse().map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+            setting: "listen",
+            value: listen_text.clone(),
+            reason: format!("{e}; expected HOST:PORT such as {DEFAULT_LISTEN}"),
+        })?;
+        let data_dir = data_dir.or_else(|| file.data_dir.clone()).unwrap_or_else(default_data_dir);
+        let db = db
+            .or_else(|| file.db.clone())
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("debcover.sqlite").display()));
+        crate::storage::backend_of_url(&db).map_err(|e| ConfigError::Invalid {
+            setting: "db",
+            value: db.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(ServeConfig { listen, db, data_dir })
+    }
+}
+
+/// The coordinator URL a client command talks to.
+pub fn resolve_server(flag: Option<String>, file: &FileConfig) -> String {
+    flag.or_else(|| file.server.clone()).unwrap_or_else(|| DEFAULT_SERVER.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let c = ServeConfig::resolve(None, None, Some("/tmp/x".into()), &FileConfig::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.db, "sqlite:///tmp/x/debcover.sqlite");
+    }
+
+    #[test]
+    fn flags_beat_file() {
+        let file = FileConfig { listen: Some("127.0.0.1:1".into()), db: Some("sqlite://f".into()), ..Default::default() };
+        let c = ServeConfig::resolve(Some("127.0.0.1:2".into()), None, None, &file).unwrap();
+        assert_eq!(c.listen.port(), 2);
+        assert_eq!(c.db, "sqlite://f");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let e = ServeConfig::resolve(Some("nonsense".into()), None, None, &FileConfig::default()).unwrap_err();
+        assert!(e.to_string().starts_with("listen = \"nonsense\""), "{e}");
+        let e = ServeConfig::resolve(None, Some("mysql://x".into()), None, &FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("db = \"mysql://x\""), "{e}");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "listen = \"127.0.0.1:9\"\nlisten_port = 3\n").unwrap();
+        let e = FileConfig::load(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("c.toml") && e.contains("listen_port"), "{e}");
+    }
+}

@@ -1,0 +1,19 @@
+//! The debcover coordinator: it knows which package versions every binary was built against.
+//!
+//! Read in this order:
+//! - [`model`]: the domain vocabulary (builds, binaries, imports).
+//! - [`storage`]: the [`storage::Store`] trait and its SQLite and PostgreSQL backends (all SQL).
+//! - [`ingest`]: bytes in, validated domain values out (parsing, hashing, compression).
+//! - [`query`]: questions answered over the store ("built with X below V").
+//! - [`service`]: the gRPC server (`debcover serve`) and its wire conversions.
+//! - [`client`]: the client side of the `debcover` commands.
+//! - [`config`]: configuration from flags, TOML file and `DEBCOVER_*` variables.
+#![deny(missing_docs)]
+
+pub mod model;
+pub mod storage;
+pub mod ingest;
+pub mod query;
+pub mod service;
+pub mod client;
+pub mod config;

@@ -1,0 +1,414 @@
+//! `debcover`: the coordinator server and its client commands.
+//!
+//! Thin glue: parse arguments, set up logging, resolve configuration, call the library.
+//! Exit codes: 0 success; 1 the command ran but some inputs were rejected; 2 error.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use debcover_coordinator::client::{self, output};
+use debcover_coordinator::config::{self, FileConfig, ServeConfig};
+use debcover_coordinator::ingest::Limits;
+use debcover_coordinator::service::{self, CoordinatorService};
+use debcover_coordinator::storage::{self, Store, postgres::PgStore, sqlite::SqliteStore};
+use debcover_proto::v1 as pb;
+use tokio_util::sync::CancellationToken;
+
+/// Prove that security fixes in statically linked libraries actually shipped.
+///
+/// The coordinator (`debcover serve`) stores .buildinfo files and archive indices and answers
+/// which binaries were built against which library versions. Every other command is a client
+/// that talks to a coordinator over gRPC.
+#[derive(Parser)]
+#[command(name = "debcover", version, about, long_about, after_help = EXIT_CODES)]
+struct Cli {
+    /// Configuration file (TOML). Default: $XDG_CONFIG_HOME/debcover/config.toml if it exists.
+    #[arg(long, global = true, env = "DEBCOVER_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Log filter (tracing syntax: error, warn, info, debug, or per-module directives).
+    #[arg(long, global = true, env = "DEBCOVER_LOG", default_value = "info", value_name = "FILTER")]
+    log: String,
+
+    /// Write logs as JSON lines (for log collectors).
+    #[arg(long, global = true, env = "DEBCOVER_LOG_JSON")]
+    log_json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 success, 1 some inputs were rejected, 2 error.";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the coordinator (gRPC server).
+    Serve(ServeArgs),
+    /// Send buildinfo files or archive indices to the coordinator.
+    #[command(subcommand)]
+    Ingest(IngestCommand),
+    /// List builds made with PACKAGE installed below a version.
+    ///
+    /// PACKAGE is a binary package name as it appears in Installed-Build-Depends, or src:NAME
+    /// for every binary of source package NAME.
+    BuiltWith(BuiltWithArgs),
+    /// Inspect stored builds.
+    #[command(subcommand)]
+    Build(BuildCommand),
+    /// Show what the coordinator holds.
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:7430].
+    #[arg(long, env = "DEBCOVER_LISTEN", value_name = "HOST:PORT")]
+    listen: Option<String>,
+    /// Database: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite in the data directory].
+    #[arg(long, env = "DEBCOVER_DB", value_name = "URL")]
+    db: Option<String>,
+    /// Data directory [default: $XDG_DATA_HOME/debcover].
+    #[arg(long, env = "DEBCOVER_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct ServerArg {
+    /// Coordinator to talk to [default: http://127.0.0.1:7430].
+    #[arg(long, env = "DEBCOVER_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum IngestCommand {
+    /// Ingest .buildinfo files: files, directories (recursively), aggregated indices
+    /// (Buildinfo, .gz, .xz) and http(s) URLs.
+    Buildinfo {
+        /// Inputs.
+        #[arg(required = true, value_name = "PATH|URL")]
+        inputs: Vec<String>,
+        /// Buildinfos per batch sent to the server.
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Ingest Packages or Sources indices (plain, .gz, .xz; files or URLs) for a suite.
+    /// Each index replaces the suite's membership for its architecture (Packages) or its
+    /// sources (Sources), atomically.
+    Archive {
+        /// Suite the indices belong to (e.g. bookworm).
+        #[arg(long)]
+        suite: String,
+        /// Architecture of the Packages indices [default: inferred from the entries].
+        #[arg(long)]
+        arch: Option<String>,
+        /// Index kind [default: from the file name].
+        #[arg(long, value_parser = ["packages", "sources"])]
+        kind: Option<String>,
+        /// Inputs.
+        #[arg(required = true, value_name = "PATH|URL")]
+        inputs: Vec<String>,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+#[derive(Args)]
+struct BuiltWithArgs {
+    /// Binary package name, or src:NAME.
+    package: String,
+    /// Only versions strictly lower than this (Debian ordering).
+    #[arg(long, value_name = "VERSION")]
+    before: Option<String>,
+    /// Only builds with binaries shipped in this suite.
+    #[arg(long)]
+    suite: Option<String>,
+    /// Only builds for this architecture (or "all").
+    #[arg(long)]
+    arch: Option<String>,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+#[derive(Subcommand)]
+enum BuildCommand {
+    /// The builds of a source package and what each was built against.
+    Show {
+        /// Source package.
+        source: String,
+        /// Only this version (binary or source version).
+        version: Option<String>,
+        /// Only this architecture.
+        #[arg(long)]
+        arch: Option<String>,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Print the stored buildinfo of a build, byte for byte.
+    Get {
+        /// Build id (SHA-256 of the buildinfo).
+        id: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("debcover: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("debcover: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let file = FileConfig::load(cli.config.as_deref())?;
+    let progress = std::io::stderr().is_terminal();
+    match cli.command {
+        Command::Serve(a) => {
+            let cfg = ServeConfig::resolve(a.listen, a.db, a.data_dir, &file)?;
+            serve(cfg).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest(IngestCommand::Buildinfo { inputs, batch_size, server }) => {
+            let url = config::resolve_server(server.server, &file);
+            let opts = client::buildinfo::Options { batch_files: batch_size, progress, ..Default::default() };
+            let summary = client::buildinfo::ingest(&url, &inputs, &opts).await?;
+            if server.json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                for r in &summary.rejected {
+                    eprintln!("rejected: {}", r.reason);
+                }
+                println!(
+                    "{} ingested, {} already known, {} rejected",
+                    summary.ingested,
+                    summary.already_known,
+                    summary.rejected.len()
+                );
+            }
+            Ok(if summary.rejected.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Ingest(IngestCommand::Archive { suite, arch, kind, inputs, server }) => {
+            let url = config::resolve_server(server.server, &file);
+            let mut results = Vec::new();
+            let mut failed = false;
+            for input in &inputs {
+                let outcome = match client::archive::kind_of(input, kind.as_deref()) {
+                    Ok(k) => client::archive::ingest_one(&url, &suite, arch.as_deref(), k, input, progress).await,
+                    Err(e) => Err(e),
+                };
+                match outcome {
+                    Ok(o) => {
+                        if !server.json {
+                            let kind = if o.kind == pb::IndexKind::Sources as i32 { "Sources" } else { "Packages" };
+                            let scope = if o.architecture.is_empty() { o.suite.clone() } else { format!("{}/{}", o.suite, o.architecture) };
+                            println!(
+                                "{input}: {kind} for {scope}: {} entries, {} added, {} removed, {} linked to builds",
+                                o.entries, o.added, o.removed, o.linked
+                            );
+                        }
+                        results.push(serde_json::json!({
+                            "input": input, "suite": o.suite, "architecture": o.architecture,
+                            "entries": o.entries, "added": o.added, "removed": o.removed,
+                            "linked": o.linked, "sha256": o.sha256,
+                        }));
+                    }
+                    Err(e) => {
+                        failed = true;
+                        if !server.json {
+                            eprintln!("rejected: {e:#}");
+                        }
+                        results.push(serde_json::json!({ "input": input, "error": format!("{e:#}") }));
+                    }
+                }
+            }
+            if server.json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            }
+            Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Command::BuiltWith(a) => {
+            let url = config::resolve_server(a.server.server, &file);
+            let mut c = client::connect(&url).await?;
+            let r = c
+                .built_with(pb::BuiltWithRequest {
+                    package: a.package.clone(),
+                    before: a.before.unwrap_or_default(),
+                    suite: a.suite.unwrap_or_default(),
+                    architecture: a.arch.unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| client::status_error("built-with", s))?
+                .into_inner();
+            if a.server.json {
+                println!("{}", serde_json::to_string_pretty(&output::BuiltWithView::from(&r))?);
+            } else {
+                output::print_built_with(&r, &a.package);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build(BuildCommand::Show { source, version, arch, server }) => {
+            let url = config::resolve_server(server.server, &file);
+            let mut c = client::connect(&url).await?;
+            let r = c
+                .show_builds(pb::ShowBuildsRequest {
+                    source,
+                    version: version.unwrap_or_default(),
+                    architecture: arch.unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| client::status_error("build show", s))?
+                .into_inner();
+            if server.json {
+                let views: Vec<_> = r.builds.iter().map(output::DetailView::from).collect();
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else {
+                output::print_builds(&r);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build(BuildCommand::Get { id, server }) => {
+            use std::io::Write;
+            let url = config::resolve_server(server.server, &file);
+            let mut c = client::connect(&url).await?;
+            let r = c
+                .get_buildinfo(pb::GetBuildinfoRequest { id })
+                .await
+                .map_err(|s| client::status_error("build get", s))?
+                .into_inner();
+            std::io::stdout().write_all(&r.content)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status(a) => {
+            let url = config::resolve_server(a.server.server, &file);
+            let s = client::status(&url).await?;
+            if a.server.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({
+                        "version": s.version, "backend": s.backend, "builds": s.builds,
+                        "dependency_entries": s.dependency_entries,
+                        "interned_packages": s.interned_packages, "binaries": s.binaries,
+                        "suites": s.suites,
+                    }))?
+                );
+            } else {
+                println!("debcover {} on {} at {url}", s.version, s.backend);
+                println!("  builds:             {}", s.builds);
+                println!("  dependency entries: {}", s.dependency_entries);
+                println!("  interned packages:  {}", s.interned_packages);
+                println!("  archive binaries:   {}", s.binaries);
+                println!("  suites:             {}", if s.suites.is_empty() { "none".into() } else { s.suites.join(", ") });
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Open the configured backend and serve until SIGINT or SIGTERM.
+async fn serve(cfg: ServeConfig) -> Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (is another coordinator running? set --listen)", cfg.listen))?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(signal_shutdown(shutdown.clone()));
+    let limits = Limits::default();
+    match storage::backend_of_url(&cfg.db)? {
+        "postgres" => {
+            let store = PgStore::open(&cfg.db).await.context("cannot open the PostgreSQL database")?;
+            run_with(store, listener, limits, shutdown, &cfg).await
+        }
+        _ => {
+            let store = SqliteStore::open(&cfg.db).await.with_context(|| format!("cannot open {}", cfg.db))?;
+            run_with(store, listener, limits, shutdown, &cfg).await
+        }
+    }
+}
+
+async fn run_with<S: Store>(
+    store: S,
+    listener: tokio::net::TcpListener,
+    limits: Limits,
+    shutdown: CancellationToken,
+    cfg: &ServeConfig,
+) -> Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend = store.backend(), db = %redact(&cfg.db), "coordinator listening");
+    service::run(listener, CoordinatorService::new(Arc::new(store), limits), shutdown).await?;
+    tracing::info!("coordinator stopped");
+    Ok(())
+}
+
+/// Hide a password in a database URL for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn signal_shutdown(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+    token.cancel();
+}

@@ -1,0 +1,145 @@
+//! Domain types shared by the storage layer, the query layer and the service.
+//!
+//! These are the coordinator's own vocabulary: no SQL rows, no protobuf messages. Conversions
+//! to and from the wire live in `service::convert`; to and from rows in `storage::*`.
+
+use debcover_formats::{Buildinfo, PackagesEntry, SourcesEntry};
+
+/// A parsed buildinfo ready to store: its identity, where it came from, the parsed fields and
+/// the exact bytes (compressed) to serve back.
+#[derive(Debug, Clone)]
+pub struct NewBuild {
+    /// SHA-256 (lower-case hex) of the exact bytes ingested: the build's identity.
+    pub sha256: String,
+    /// File name or URL the client read it from.
+    pub origin: String,
+    /// The parsed buildinfo.
+    pub info: Buildinfo,
+    /// The ingested bytes, zstd-compressed.
+    pub raw_zstd: Vec<u8>,
+    /// Length of the uncompressed bytes.
+    pub raw_size: u64,
+}
+
+/// What storing one [`NewBuild`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// A new build row was written.
+    Inserted,
+    /// A build with this SHA-256 existed already; nothing was written.
+    AlreadyKnown,
+}
+
+/// One `Packages` index to apply to a suite.
+#[derive(Debug, Clone)]
+pub struct PackagesImport {
+    /// Suite name (`bookworm`, `trixie-security`, ...).
+    pub suite: String,
+    /// The architecture this index is for: membership of `(suite, arch)` is replaced.
+    pub arch: String,
+    /// Path or URL the index came from.
+    pub origin: String,
+    /// SHA-256 of the index bytes as received.
+    pub sha256: String,
+    /// Every entry of the index.
+    pub entries: Vec<PackagesEntry>,
+}
+
+/// One `Sources` index to apply to a suite.
+#[derive(Debug, Clone)]
+pub struct SourcesImport {
+    /// Suite name.
+    pub suite: String,
+    /// Path or URL the index came from.
+    pub origin: String,
+    /// SHA-256 of the index bytes as received.
+    pub sha256: String,
+    /// Every entry of the index.
+    pub entries: Vec<SourcesEntry>,
+}
+
+/// What applying an archive index changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// Entries in the index.
+    pub entries: u64,
+    /// Members that joined the suite's scope.
+    pub added: u64,
+    /// Members that left it.
+    pub removed: u64,
+    /// Binaries of the index now linked to a stored build.
+    pub linked: u64,
+}
+
+/// An interned installed package: `name[:arch] (= version)` with its storage id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PkgVer {
+    /// Storage id.
+    pub id: i64,
+    /// Binary package name.
+    pub name: String,
+    /// Architecture qualifier, empty when none.
+    pub arch: String,
+    /// Version text as written in the buildinfo.
+    pub version: String,
+}
+
+/// A stored build, without its dependency list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildRecord {
+    /// Storage id.
+    pub id: i64,
+    /// SHA-256 of the buildinfo text.
+    pub sha256: String,
+    /// Source package.
+    pub source: String,
+    /// Source version.
+    pub source_version: String,
+    /// Binary version.
+    pub version: String,
+    /// The Architecture field's tokens.
+    pub architectures: Vec<String>,
+    /// Concrete architecture, `all` or `source`.
+    pub host_arch: String,
+    /// Build-Date as written.
+    pub build_date: Option<String>,
+    /// Build-Origin.
+    pub build_origin: Option<String>,
+    /// Number of Installed-Build-Depends entries.
+    pub ibd_count: u32,
+    /// Whether the ingested file was clearsigned.
+    pub signed: bool,
+    /// File or URL it was first ingested from.
+    pub origin: String,
+}
+
+/// A file a build produced, with the suites that ship exactly those bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducedFile {
+    /// The build that produced it.
+    pub build_id: i64,
+    /// File name from the buildinfo's checksums.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256, when the buildinfo lists Checksums-Sha256.
+    pub sha256: Option<String>,
+    /// `suite/arch` of every suite whose Packages index ships a binary with this SHA-256, or
+    /// that is linked to this build by name.
+    pub shipped_in: Vec<String>,
+}
+
+/// Counts of what the store holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Builds.
+    pub builds: u64,
+    /// Installed-Build-Depends entries over all builds.
+    pub dependency_entries: u64,
+    /// Distinct interned `(name, arch, version)`.
+    pub interned_packages: u64,
+    /// Binaries known from Packages indices.
+    pub binaries: u64,
+    /// Suites with any membership.
+    pub suites: Vec<String>,
+}

@@ -1,0 +1,364 @@
+//! The gRPC server behind `debcover serve`.
+//!
+//! Lifecycle: [`run`] takes an already-bound listener and a [`CancellationToken`]; it serves
+//! until the token is cancelled, then stops accepting, lets in-flight calls finish, and returns.
+//! Ingestion streams are bounded by a semaphore so that bulk loads cannot starve queries, and
+//! every message size is capped.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use debcover_proto::v1 as pb;
+use debcover_proto::v1::coordinator_server::{Coordinator, CoordinatorServer};
+use futures::{Stream, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::ingest::{self, Limits};
+use crate::model::Stored;
+use crate::query;
+use crate::storage::Store;
+
+pub mod convert;
+mod stream_reader;
+
+/// Largest gRPC message accepted: a batch of buildinfos or an index chunk.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+/// Concurrent ingestion streams (buildinfo or archive); further ones wait.
+pub const MAX_CONCURRENT_INGESTS: usize = 4;
+
+/// The service state shared by all connections.
+pub struct CoordinatorService<S> {
+    store: Arc<S>,
+    limits: Limits,
+    ingest_slots: Arc<Semaphore>,
+}
+
+impl<S: Store> CoordinatorService<S> {
+    /// A service over `store` with the given input limits.
+    pub fn new(store: Arc<S>, limits: Limits) -> Self {
+        CoordinatorService { store, limits, ingest_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INGESTS)) }
+    }
+}
+
+/// Serve `service` on `listener` until `shutdown` is cancelled.
+pub async fn run<S: Store>(
+    listener: TcpListener,
+    service: CoordinatorService<S>,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let svc = CoordinatorServer::new(service)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    tonic::transport::Server::builder()
+        .add_service(svc)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+fn parse_opt<T: std::str::FromStr>(field: &str, v: &str) -> Result<Option<T>, Status>
+where
+    T::Err: std::fmt::Display,
+{
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.parse()
+        .map(Some)
+        .map_err(|e| Status::invalid_argument(format!("{field} {v:?} is not valid: {e}")))
+}
+
+fn nonempty(v: &str) -> Option<String> {
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+#[tonic::async_trait]
+impl<S: Store> Coordinator for CoordinatorService<S> {
+    type IngestBuildinfosStream = BoxStream<pb::BatchOutcome>;
+
+    async fn ingest_buildinfos(
+        &self,
+        request: Request<Streaming<pb::BuildinfoBatch>>,
+    ) -> Result<Response<Self::IngestBuildinfosStream>, Status> {
+        let permit = self
+            .ingest_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("server is shutting down"))?;
+        let limits = self.limits;
+        let store = self.store.clone();
+        let (tx, rx) = mpsc::channel::<Result<pb::BatchOutcome, Status>>(4);
+        // Stage 1 parses batches on blocking threads, two at a time, in order; stage 2 (this
+        // task) writes each parsed batch in one transaction and answers. Parsing of batch N+1
+        // overlaps the write of batch N.
+        let parsed = request.into_inner().map(move |batch| async move {
+            let batch = batch?;
+            tokio::task::spawn_blocking(move || {
+                batch
+                    .files
+                    .into_iter()
+                    .map(|f| (f.name.clone(), ingest::prepare_build(&f.name, &f.content, &limits)))
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| Status::internal(format!("parser task failed: {e}")))
+        });
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut parsed = parsed.buffered(2);
+            while let Some(batch) = parsed.next().await {
+                let reply = match batch {
+                    Ok(files) => write_batch(&*store, files).await,
+                    Err(status) => Err(status),
+                };
+                let failed = reply.is_err();
+                if tx.send(reply).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn ingest_archive(
+        &self,
+        request: Request<Streaming<pb::ArchiveChunk>>,
+    ) -> Result<Response<pb::ArchiveOutcome>, Status> {
+        let _permit = self
+            .ingest_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Status::unavailable("server is shutting down"))?;
+        let mut stream = request.into_inner();
+        let header = match stream.message().await? {
+            Some(pb::ArchiveChunk { chunk: Some(pb::archive_chunk::Chunk::Header(h)) }) => h,
+            _ => return Err(Status::invalid_argument("the first message of IngestArchive must be a header")),
+        };
+        if header.suite.is_empty() {
+            return Err(Status::invalid_argument(format!("{}: no suite given", header.name)));
+        }
+        let kind = pb::IndexKind::try_from(header.kind).unwrap_or(pb::IndexKind::Unspecified);
+        let limits = self.limits;
+        let name = header.name.clone();
+        let reader = stream_reader::ChunkReader::spawn(stream);
+        let outcome = match kind {
+            pb::IndexKind::Packages => {
+                let parsed = tokio::task::spawn_blocking(move || ingest::read_packages(&name, reader, &limits))
+                    .await
+                    .map_err(|e| Status::internal(format!("parser task failed: {e}")))?
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                let (entries, sha256) = parsed;
+                let arch = match nonempty(&header.architecture) {
+                    Some(a) => a,
+                    None => ingest::infer_architecture(&header.name, &entries)
+                        .map_err(|e| Status::invalid_argument(e.to_string()))?,
+                };
+                let import = crate::model::PackagesImport {
+                    suite: header.suite.clone(),
+                    arch: arch.clone(),
+                    origin: header.name.clone(),
+                    sha256: sha256.clone(),
+                    entries,
+                };
+                let s = self.store.import_packages(&import).await.map_err(convert::store_status)?;
+                tracing::info!(suite = %header.suite, %arch, origin = %header.name, entries = s.entries,
+                    added = s.added, removed = s.removed, linked = s.linked, "Packages index applied");
+                pb::ArchiveOutcome {
+                    suite: header.suite,
+                    kind: kind as i32,
+                    architecture: arch,
+                    entries: s.entries,
+                    added: s.added,
+                    removed: s.removed,
+                    linked: s.linked,
+                    sha256,
+                }
+            }
+            pb::IndexKind::Sources => {
+                let parsed = tokio::task::spawn_blocking(move || ingest::read_sources(&name, reader, &limits))
+                    .await
+                    .map_err(|e| Status::internal(format!("parser task failed: {e}")))?
+                    .map_err(|e| Status::invalid_argument(e.to_string()))?;
+                let (entries, sha256) = parsed;
+                let import = crate::model::SourcesImport {
+                    suite: header.suite.clone(),
+                    origin: header.name.clone(),
+                    sha256: sha256.clone(),
+                    entries,
+                };
+                let s = self.store.import_sources(&import).await.map_err(convert::store_status)?;
+                tracing::info!(suite = %header.suite, origin = %header.name, entries = s.entries,
+                    added = s.added, removed = s.removed, "Sources index applied");
+                pb::ArchiveOutcome {
+                    suite: header.suite,
+                    kind: kind as i32,
+                    architecture: String::new(),
+                    entries: s.entries,
+                    added: s.added,
+                    removed: s.removed,
+                    linked: 0,
+                    sha256,
+                }
+            }
+            pb::IndexKind::Unspecified => {
+                return Err(Status::invalid_argument(format!(
+                    "{}: index kind not given (Packages or Sources)",
+                    header.name
+                )));
+            }
+        };
+        Ok(Response::new(outcome))
+    }
+
+    async fn built_with(
+        &self,
+        request: Request<pb::BuiltWithRequest>,
+    ) -> Result<Response<pb::BuiltWithResponse>, Status> {
+        let r = request.into_inner();
+        let q = query::BuiltWithQuery {
+            package: r.package.parse().map_err(Status::invalid_argument)?,
+            before: parse_opt("before", &r.before)?,
+            suite: nonempty(&r.suite),
+            arch: nonempty(&r.architecture),
+        };
+        let answer = query::built_with(&*self.store, &q).await.map_err(convert::store_status)?;
+        Ok(Response::new(pb::BuiltWithResponse {
+            resolved_packages: answer.resolved,
+            builds: answer
+                .builds
+                .iter()
+                .map(|m| pb::BuildMatch {
+                    build: Some(convert::build_summary(&m.build)),
+                    matched: m.matched.iter().map(convert::dependency).collect(),
+                    binaries: m.files.iter().map(convert::binary).collect(),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn show_builds(
+        &self,
+        request: Request<pb::ShowBuildsRequest>,
+    ) -> Result<Response<pb::ShowBuildsResponse>, Status> {
+        let r = request.into_inner();
+        let mut builds = self
+            .store
+            .builds_of_source(&r.source, nonempty(&r.version).as_deref(), nonempty(&r.architecture).as_deref())
+            .await
+            .map_err(convert::store_status)?;
+        query::sort_builds(&mut builds, |b| b);
+        let ids: Vec<i64> = builds.iter().map(|b| b.id).collect();
+        let files = self.store.produced_files(&ids).await.map_err(convert::store_status)?;
+        let mut out = Vec::with_capacity(builds.len());
+        for b in &builds {
+            let raw = self
+                .store
+                .raw_buildinfo(&b.sha256)
+                .await
+                .map_err(convert::store_status)?
+                .ok_or_else(|| Status::data_loss(format!("build {} has no stored text", b.sha256)))?;
+            let info = debcover_formats::Buildinfo::parse(&raw)
+                .map_err(|e| Status::data_loss(format!("stored build {} no longer parses: {e}", b.sha256)))?;
+            out.push(pb::BuildDetail {
+                build: Some(convert::build_summary(b)),
+                installed_build_depends: info
+                    .installed_build_depends
+                    .iter()
+                    .map(|d| pb::Dependency {
+                        name: d.name.clone(),
+                        arch: d.arch.clone().unwrap_or_default(),
+                        version: d.version.to_string(),
+                    })
+                    .collect(),
+                binaries: files
+                    .iter()
+                    .filter(|f| f.build_id == b.id && query::is_binary_package(&f.name))
+                    .map(convert::binary)
+                    .collect(),
+                binary_only_changes: info.binary_only_changes.unwrap_or_default(),
+                build_path: info.build_path.unwrap_or_default(),
+                build_tainted_by: info.build_tainted_by,
+            });
+        }
+        Ok(Response::new(pb::ShowBuildsResponse { builds: out }))
+    }
+
+    async fn get_buildinfo(
+        &self,
+        request: Request<pb::GetBuildinfoRequest>,
+    ) -> Result<Response<pb::GetBuildinfoResponse>, Status> {
+        let id = request.into_inner().id;
+        match self.store.raw_buildinfo(&id).await.map_err(convert::store_status)? {
+            Some(content) => Ok(Response::new(pb::GetBuildinfoResponse { content })),
+            None => Err(Status::not_found(format!("no build with id {id}"))),
+        }
+    }
+
+    async fn server_info(
+        &self,
+        _request: Request<pb::ServerInfoRequest>,
+    ) -> Result<Response<pb::ServerInfoResponse>, Status> {
+        let s = self.store.stats().await.map_err(convert::store_status)?;
+        Ok(Response::new(pb::ServerInfoResponse {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            backend: self.store.backend().to_owned(),
+            builds: s.builds,
+            dependency_entries: s.dependency_entries,
+            interned_packages: s.interned_packages,
+            binaries: s.binaries,
+            suites: s.suites,
+        }))
+    }
+}
+
+/// Store the parsed files of one batch and describe what happened to each.
+async fn write_batch<S: Store>(
+    store: &S,
+    files: Vec<(String, Result<crate::model::NewBuild, debcover_formats::ParseError>)>,
+) -> Result<pb::BatchOutcome, Status> {
+    let mut outcomes = Vec::with_capacity(files.len());
+    let mut good = Vec::new();
+    let mut slots = Vec::new();
+    for (name, parsed) in files {
+        match parsed {
+            Ok(b) => {
+                slots.push(outcomes.len());
+                outcomes.push(pb::FileOutcome {
+                    name,
+                    status: pb::FileStatus::Unspecified as i32,
+                    build_id: b.sha256.clone(),
+                    error: String::new(),
+                    summary: format!("{} {} {}", b.info.source, b.info.version, b.info.host_architecture()),
+                });
+                good.push(b);
+            }
+            Err(e) => {
+                tracing::warn!(file = %name, error = %e, "buildinfo rejected");
+                outcomes.push(pb::FileOutcome {
+                    name,
+                    status: pb::FileStatus::Rejected as i32,
+                    build_id: String::new(),
+                    error: e.to_string(),
+                    summary: String::new(),
+                });
+            }
+        }
+    }
+    if !good.is_empty() {
+        let stored = store.ingest_builds(&good).await.map_err(convert::store_status)?;
+        for (slot, s) in slots.into_iter().zip(stored) {
+            outcomes[slot].status = match s {
+                Stored::Inserted => pb::FileStatus::Ingested,
+                Stored::AlreadyKnown => pb::FileStatus::AlreadyKnown,
+            } as i32;
+        }
+    }
+    Ok(pb::BatchOutcome { outcomes })
+}

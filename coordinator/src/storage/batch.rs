@@ -1,0 +1,77 @@
+//! Backend-independent preparation of writes: deduplication of a batch, the interning keys it
+//! needs, and the rows derived from an index. Both backends call these, so they agree on what
+//! a batch means.
+
+use std::collections::{HashMap, HashSet};
+
+use debcover_formats::{InstalledDep, Layout, PackagesEntry};
+
+use super::StoreError;
+use super::intern::Key;
+use crate::model::{NewBuild, Stored};
+
+/// What a batch of builds will write.
+pub(crate) struct Plan<'a> {
+    /// Per input, in order: inserted or already known.
+    pub outcomes: Vec<Stored>,
+    /// The builds to insert (first occurrence of each new SHA-256).
+    pub new: Vec<&'a NewBuild>,
+    /// For each of `new`, its index in `outcomes`.
+    pub positions: Vec<usize>,
+    /// Every distinct interning key the new builds need.
+    pub keys: Vec<Key>,
+}
+
+/// Split a batch into new builds and already-known ones (stored before, or repeated in the batch).
+pub(crate) fn plan<'a>(builds: &'a [NewBuild], known: &HashSet<String>) -> Plan<'a> {
+    let mut seen = HashSet::new();
+    let mut outcomes = Vec::with_capacity(builds.len());
+    let mut new = Vec::new();
+    let mut positions = Vec::new();
+    let mut keys = HashSet::new();
+    for (pos, b) in builds.iter().enumerate() {
+        if known.contains(&b.sha256) || !seen.insert(b.sha256.as_str()) {
+            outcomes.push(Stored::AlreadyKnown);
+        } else {
+            outcomes.push(Stored::Inserted);
+            keys.extend(b.info.installed_build_depends.iter().map(dep_key));
+            new.push(b);
+            positions.push(pos);
+        }
+    }
+    Plan { outcomes, new, positions, keys: keys.into_iter().collect() }
+}
+
+/// The interning key of an installed package.
+pub(crate) fn dep_key(d: &InstalledDep) -> Key {
+    (d.name.clone(), d.arch.clone().unwrap_or_default(), d.version.to_string())
+}
+
+/// The stored name of a layout.
+pub(crate) fn layout_name(l: Layout) -> &'static str {
+    match l {
+        Layout::Current => "current",
+        Layout::PreRelease => "pre-release",
+    }
+}
+
+/// `(binary id, field, source, version)` rows of the *Built-Using fields of `entries`.
+pub(crate) fn embeds<'a>(
+    entries: &'a [PackagesEntry],
+    id_of: &HashMap<String, i64>,
+) -> Result<Vec<(i64, &'static str, &'a str, String)>, StoreError> {
+    let mut out = Vec::new();
+    for e in entries {
+        let id = *id_of
+            .get(&e.sha256)
+            .ok_or_else(|| StoreError::Corrupt(format!("binary {} not stored", e.sha256)))?;
+        for (field, refs) in [
+            ("Built-Using", &e.built_using),
+            ("Static-Built-Using", &e.static_built_using),
+            ("X-Cargo-Built-Using", &e.x_cargo_built_using),
+        ] {
+            out.extend(refs.iter().map(|r| (id, field, r.name.as_str(), r.version.to_string())));
+        }
+    }
+    Ok(out)
+}

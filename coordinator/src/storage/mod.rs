@@ -1,0 +1,180 @@
+//! Storage: the one place that speaks SQL.
+//!
+//! [`Store`] is a small, domain-shaped interface; [`sqlite::SqliteStore`] (the embedded default)
+//! and [`postgres::PgStore`] (scale-out: several coordinators, one database) implement it, each
+//! with its own migrations (`migrations/sqlite`, `migrations/postgres`) applied at open. One
+//! conformance suite (`coordinator/tests/storage.rs`) runs against both.
+//!
+//! # Invariants
+//! - No SQL outside this module; no protobuf types inside it.
+//! - Debian version ordering never happens in SQL: versions are stored as text and compared in
+//!   Rust with `debversion` by the callers (see `crate::query`).
+//! - Every multi-row write is one transaction: a batch of builds or an archive index is stored
+//!   whole or not at all.
+//! - The interning cache only ever holds ids of committed rows.
+
+use std::future::Future;
+
+use crate::model::{
+    BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, SourcesImport,
+    StoreStats, Stored,
+};
+
+pub mod postgres;
+pub mod sqlite;
+
+mod batch;
+mod intern;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database URL is not one this coordinator can open.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    /// Applying migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Anything the database reported.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Stored data that cannot be decoded (corruption, or a bug).
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// The coordinator's persistent state.
+///
+/// Methods take and return domain types (`crate::model`). Implementations must be safe to call
+/// concurrently; writes are serialised by the database (SQLite: one writer connection;
+/// PostgreSQL: transactions and unique constraints).
+pub trait Store: Send + Sync + 'static {
+    /// `"sqlite"` or `"postgres"`.
+    fn backend(&self) -> &'static str;
+
+    /// Store a batch of parsed builds in one transaction. Returns, per input in order, whether
+    /// it was new or already known (same SHA-256, also within the batch).
+    fn ingest_builds(
+        &self,
+        builds: &[NewBuild],
+    ) -> impl Future<Output = Result<Vec<Stored>, StoreError>> + Send;
+
+    /// Apply a Packages index: upsert its binaries, replace the `(suite, arch)` membership and
+    /// link binaries to builds, in one transaction.
+    fn import_packages(
+        &self,
+        import: &PackagesImport,
+    ) -> impl Future<Output = Result<ImportSummary, StoreError>> + Send;
+
+    /// Apply a Sources index: upsert its sources and replace the suite's source membership, in
+    /// one transaction.
+    fn import_sources(
+        &self,
+        import: &SourcesImport,
+    ) -> impl Future<Output = Result<ImportSummary, StoreError>> + Send;
+
+    /// Every binary package name known to belong to `source` (from buildinfos, Packages and
+    /// Sources), sorted.
+    fn binaries_of_source(
+        &self,
+        source: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Every interned installed package with one of these names.
+    fn pkgvers_named(
+        &self,
+        names: &[String],
+    ) -> impl Future<Output = Result<Vec<PkgVer>, StoreError>> + Send;
+
+    /// `(build id, pkgver id)` for every build that had one of `pkgver_ids` installed,
+    /// restricted to builds with a binary shipped in `suite` and to `host_arch`, when given.
+    fn builds_with(
+        &self,
+        pkgver_ids: &[i64],
+        suite: Option<&str>,
+        host_arch: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<(i64, i64)>, StoreError>> + Send;
+
+    /// The build records with these ids (any order; missing ids are skipped).
+    fn builds_by_id(
+        &self,
+        ids: &[i64],
+    ) -> impl Future<Output = Result<Vec<BuildRecord>, StoreError>> + Send;
+
+    /// The builds of a source, optionally of one version (binary or source version) and host
+    /// architecture.
+    fn builds_of_source(
+        &self,
+        source: &str,
+        version: Option<&str>,
+        host_arch: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<BuildRecord>, StoreError>> + Send;
+
+    /// The files these builds produced, with the suites shipping them.
+    fn produced_files(
+        &self,
+        build_ids: &[i64],
+    ) -> impl Future<Output = Result<Vec<ProducedFile>, StoreError>> + Send;
+
+    /// The exact buildinfo bytes of a build (decompressed), if stored.
+    fn raw_buildinfo(
+        &self,
+        sha256: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
+    /// Counts for status displays.
+    fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send;
+}
+
+/// Unix time in seconds, for `ingested_at`/`imported_at` columns.
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Decompress a stored `raw_zstd` column.
+fn unzstd(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    zstd::decode_all(bytes).map_err(|e| StoreError::Corrupt(format!("stored buildinfo: {e}")))
+}
+
+/// Split a space-separated column into tokens.
+fn tokens(s: &str) -> Vec<String> {
+    s.split_ascii_whitespace().map(str::to_owned).collect()
+}
+
+/// The `'sqlite'`/`'postgres'` name of a database URL, or an error.
+pub fn backend_of_url(url: &str) -> Result<&'static str, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok("sqlite")
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok("postgres")
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// Build a migrator from migrations embedded with `include_str!`, so the binary carries its
+/// schema and needs no `migrations/` directory at run time.
+fn embedded_migrator(migrations: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    use std::borrow::Cow;
+    Migrator {
+        migrations: Cow::Owned(
+            migrations
+                .iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*description),
+                        MigrationType::Simple,
+                        sqlx::SqlStr::from_static(sql),
+                        false,
+                    )
+                })
+                .collect(),
+        ),
+        ..Migrator::DEFAULT
+    }
+}

@@ -1,0 +1,625 @@
+//! The embedded default backend: one SQLite file, WAL mode.
+//!
+//! SQLite allows one writer at a time, so writes go through a pool of exactly one connection
+//! (no `database is locked` under load: writers queue in the pool, not in SQLite's busy loop),
+//! and reads through a separate pool that WAL lets run beside the writer.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use super::intern::{InternCache, Key};
+use super::{Store, StoreError, batch, now_unix, tokens, unzstd};
+use crate::model::{
+    BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, SourcesImport,
+    StoreStats, Stored,
+};
+
+/// Rows per multi-row INSERT: 4 columns × 2,000 rows stays far below SQLite's 32,766 variables.
+const ROWS_PER_INSERT: usize = 2000;
+/// Values per `IN (...)` list.
+const IN_CHUNK: usize = 5000;
+
+/// SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    cache: InternCache,
+}
+
+impl SqliteStore {
+    /// Open (creating if missing) the database at `url` (`sqlite://PATH` or `sqlite::memory:`),
+    /// apply migrations, and load the interning cache.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30))
+            // 32 MiB page cache per connection (negative = KiB).
+            .pragma("cache_size", "-32768")
+            .pragma("temp_store", "memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        migrator().run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await?;
+        let store = SqliteStore { writer, reader, cache: InternCache::default() };
+        store.load_cache().await?;
+        Ok(store)
+    }
+
+    async fn load_cache(&self) -> Result<(), StoreError> {
+        let rows = sqlx::query("SELECT id, name, arch, version FROM pkgvers")
+            .fetch_all(&self.reader)
+            .await?;
+        self.cache.publish(rows.iter().map(|r| {
+            ((r.get::<String, _>(1), r.get::<String, _>(2), r.get::<String, _>(3)), r.get::<i64, _>(0))
+        }));
+        tracing::debug!(entries = self.cache.len(), "interning cache loaded");
+        Ok(())
+    }
+}
+
+/// The SQLite migrations, embedded in the binary.
+fn migrator() -> sqlx::migrate::Migrator {
+    super::embedded_migrator(&[(
+        1,
+        "builds and archive",
+        include_str!("../../../migrations/sqlite/0001_builds_and_archive.sql"),
+    )])
+}
+
+/// Intern every key in `keys` inside `tx`: returns ids for all of them; `fresh` receives the
+/// rows this transaction created (to publish to the cache after commit).
+async fn intern(
+    tx: &mut SqliteConnection,
+    cache: &InternCache,
+    keys: &[Key],
+    fresh: &mut Vec<(Key, i64)>,
+) -> Result<HashMap<Key, i64>, StoreError> {
+    let (mut ids, missing) = cache.lookup(keys.iter());
+    for chunk in missing.chunks(ROWS_PER_INSERT) {
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO pkgvers (name, arch, version) ");
+        qb.push_values(chunk, |mut b, (n, a, v)| {
+            b.push_bind(n).push_bind(a).push_bind(v);
+        });
+        qb.push(" ON CONFLICT DO NOTHING RETURNING id, name, arch, version");
+        for r in qb.build().fetch_all(&mut *tx).await? {
+            let key = (r.get::<String, _>(1), r.get::<String, _>(2), r.get::<String, _>(3));
+            let id = r.get::<i64, _>(0);
+            fresh.push((key.clone(), id));
+            ids.insert(key, id);
+        }
+    }
+    // Rows that existed already but were not cached (written by another process).
+    let unresolved: Vec<Key> = missing.into_iter().filter(|k| !ids.contains_key(k)).collect();
+    for key in unresolved {
+        let id: i64 =
+            sqlx::query_scalar("SELECT id FROM pkgvers WHERE name = ? AND arch = ? AND version = ?")
+                .bind(&key.0)
+                .bind(&key.1)
+                .bind(&key.2)
+                .fetch_one(&mut *tx)
+                .await?;
+        fresh.push((key.clone(), id));
+        ids.insert(key, id);
+    }
+    Ok(ids)
+}
+
+/// Insert `(a, b)` integer pairs into `table (col_a, col_b)`, ignoring duplicates.
+async fn insert_pairs(
+    tx: &mut SqliteConnection,
+    head: &'static str,
+    pairs: &[(i64, i64)],
+) -> Result<(), StoreError> {
+    for chunk in pairs.chunks(ROWS_PER_INSERT) {
+        let mut qb = QueryBuilder::<Sqlite>::new(head);
+        qb.push_values(chunk, |mut b, (x, y)| {
+            b.push_bind(*x).push_bind(*y);
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        qb.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Insert `(binary, source)` name pairs, ignoring duplicates.
+async fn insert_binary_sources(
+    tx: &mut SqliteConnection,
+    pairs: &[(&str, &str)],
+) -> Result<(), StoreError> {
+    for chunk in pairs.chunks(ROWS_PER_INSERT) {
+        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO binary_sources (package, source) ");
+        qb.push_values(chunk, |mut b, (bin, src)| {
+            b.push_bind(*bin).push_bind(*src);
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        qb.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Link unlinked binaries to builds: first by SHA-256 of a produced file, then by
+/// (source, version, architecture), preferring the most recently stored build.
+async fn link_binaries(tx: &mut SqliteConnection) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE binaries SET link = 'sha256', build_id = (
+             SELECT f.build_id FROM build_files f WHERE f.sha256 = binaries.sha256
+             ORDER BY f.build_id DESC LIMIT 1)
+         WHERE (link IS NULL OR link = 'name')
+           AND EXISTS (SELECT 1 FROM build_files f WHERE f.sha256 = binaries.sha256)",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE binaries SET link = 'name', build_id = (
+             SELECT b.id FROM builds b
+             WHERE b.source = binaries.source AND b.version = binaries.version
+               AND (b.host_arch = binaries.architecture
+                    OR (binaries.architecture = 'all'
+                        AND (' ' || b.architectures || ' ') LIKE '% all %'))
+             ORDER BY b.id DESC LIMIT 1)
+         WHERE link IS NULL
+           AND EXISTS (SELECT 1 FROM builds b
+             WHERE b.source = binaries.source AND b.version = binaries.version
+               AND (b.host_arch = binaries.architecture
+                    OR (binaries.architecture = 'all'
+                        AND (' ' || b.architectures || ' ') LIKE '% all %')))",
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+fn build_record(r: &sqlx::sqlite::SqliteRow) -> BuildRecord {
+    BuildRecord {
+        id: r.get("id"),
+        sha256: r.get("sha256"),
+        source: r.get("source"),
+        source_version: r.get("source_version"),
+        version: r.get("version"),
+        architectures: tokens(&r.get::<String, _>("architectures")),
+        host_arch: r.get("host_arch"),
+        build_date: r.get("build_date"),
+        build_origin: r.get("build_origin"),
+        ibd_count: r.get::<i64, _>("ibd_count").try_into().unwrap_or(u32::MAX),
+        signed: r.get("signed"),
+        origin: r.get("origin"),
+    }
+}
+
+const BUILD_COLUMNS: &str = "id, sha256, source, source_version, version, architectures, \
+     host_arch, build_date, build_origin, ibd_count, signed, origin";
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ingest_builds(&self, builds: &[NewBuild]) -> Result<Vec<Stored>, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut known = HashSet::new();
+        for chunk in builds.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new("SELECT sha256 FROM builds WHERE sha256 IN ");
+            qb.push_tuples(chunk, |mut b, nb| {
+                b.push_bind(&nb.sha256);
+            });
+            for r in qb.build().fetch_all(&mut *tx).await? {
+                known.insert(r.get::<String, _>(0));
+            }
+        }
+        let plan = batch::plan(builds, &known);
+        if plan.new.is_empty() {
+            return Ok(plan.outcomes);
+        }
+        let mut fresh = Vec::new();
+        let ids = intern(&mut tx, &self.cache, &plan.keys, &mut fresh).await?;
+
+        let now = now_unix();
+        let mut deps = Vec::new();
+        let mut names = Vec::new();
+        let mut build_ids = Vec::with_capacity(plan.new.len());
+        for nb in &plan.new {
+            let i = &nb.info;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO builds (sha256, source, source_version, version, architectures,
+                     host_arch, build_date, build_origin, layout, signed, ibd_count, origin,
+                     ingested_at, raw_size, raw_zstd)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(&nb.sha256)
+            .bind(&i.source)
+            .bind(i.source_version.to_string())
+            .bind(i.version.to_string())
+            .bind(i.architectures.join(" "))
+            .bind(i.host_architecture())
+            .bind(&i.build_date)
+            .bind(&i.build_origin)
+            .bind(batch::layout_name(i.layout))
+            .bind(i.signature.is_some())
+            .bind(i.installed_build_depends.len() as i64)
+            .bind(&nb.origin)
+            .bind(now)
+            .bind(nb.raw_size as i64)
+            .bind(&nb.raw_zstd)
+            .fetch_one(&mut *tx)
+            .await?;
+            build_ids.push(id);
+            for d in &i.installed_build_depends {
+                let key = batch::dep_key(d);
+                let pv = ids
+                    .get(&key)
+                    .ok_or_else(|| StoreError::Corrupt(format!("uninterned {key:?}")))?;
+                deps.push((*pv, id));
+            }
+            for b in &i.binaries {
+                names.push((b.as_str(), i.source.as_str()));
+            }
+        }
+        insert_pairs(&mut tx, "INSERT INTO build_deps (pkgver_id, build_id) ", &deps).await?;
+        let files: Vec<_> = plan
+            .new
+            .iter()
+            .zip(&build_ids)
+            .flat_map(|(nb, id)| nb.info.checksums.iter().map(move |c| (*id, c)))
+            .collect();
+        for chunk in files.chunks(ROWS_PER_INSERT / 2) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO build_files (build_id, name, size, sha256, sha1, md5) ",
+            );
+            qb.push_values(chunk, |mut b, (id, c)| {
+                b.push_bind(*id)
+                    .push_bind(&c.name)
+                    .push_bind(c.size as i64)
+                    .push_bind(&c.sha256)
+                    .push_bind(&c.sha1)
+                    .push_bind(&c.md5);
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            qb.build().execute(&mut *tx).await?;
+        }
+        insert_binary_sources(&mut tx, &names).await?;
+        link_binaries(&mut tx).await?;
+        tx.commit().await?;
+        self.cache.publish(fresh);
+        Ok(plan.outcomes)
+    }
+
+    async fn import_packages(&self, import: &PackagesImport) -> Result<ImportSummary, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for chunk in import.entries.chunks(ROWS_PER_INSERT / 5) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO binaries (sha256, package, version, architecture, source,
+                     source_version, filename, size) ",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(&e.sha256)
+                    .push_bind(&e.package)
+                    .push_bind(e.version.to_string())
+                    .push_bind(&e.architecture)
+                    .push_bind(&e.source)
+                    .push_bind(e.source_version.to_string())
+                    .push_bind(&e.filename)
+                    .push_bind(e.size as i64);
+            });
+            qb.push(" ON CONFLICT (sha256) DO NOTHING");
+            qb.build().execute(&mut *tx).await?;
+        }
+        let mut id_of: HashMap<String, i64> = HashMap::with_capacity(import.entries.len());
+        for chunk in import.entries.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new("SELECT id, sha256 FROM binaries WHERE sha256 IN ");
+            qb.push_tuples(chunk, |mut b, e| {
+                b.push_bind(&e.sha256);
+            });
+            for r in qb.build().fetch_all(&mut *tx).await? {
+                id_of.insert(r.get(1), r.get(0));
+            }
+        }
+        let embeds = batch::embeds(&import.entries, &id_of)?;
+        for chunk in embeds.chunks(ROWS_PER_INSERT / 2) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("INSERT INTO binary_embeds (binary_id, field, source, version) ");
+            qb.push_values(chunk, |mut b, (id, field, src, ver)| {
+                b.push_bind(*id).push_bind(*field).push_bind(*src).push_bind(ver.clone());
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            qb.build().execute(&mut *tx).await?;
+        }
+        let names: Vec<_> =
+            import.entries.iter().map(|e| (e.package.as_str(), e.source.as_str())).collect();
+        insert_binary_sources(&mut tx, &names).await?;
+
+        let old: HashSet<i64> =
+            sqlx::query_scalar("SELECT binary_id FROM suite_binaries WHERE suite = ? AND arch = ?")
+                .bind(&import.suite)
+                .bind(&import.arch)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
+        let new: HashSet<i64> = id_of.values().copied().collect();
+        let removed: Vec<i64> = old.difference(&new).copied().collect();
+        let added: Vec<i64> = new.difference(&old).copied().collect();
+        for chunk in removed.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM suite_binaries WHERE suite = ");
+            qb.push_bind(&import.suite).push(" AND arch = ").push_bind(&import.arch);
+            qb.push(" AND binary_id IN ").push_tuples(chunk, |mut b, id| {
+                b.push_bind(*id);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        for chunk in added.chunks(ROWS_PER_INSERT) {
+            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO suite_binaries (suite, arch, binary_id) ");
+            qb.push_values(chunk, |mut b, id| {
+                b.push_bind(&import.suite).push_bind(&import.arch).push_bind(*id);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        link_binaries(&mut tx).await?;
+        let linked: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM suite_binaries s JOIN binaries b ON b.id = s.binary_id
+             WHERE s.suite = ? AND s.arch = ? AND b.build_id IS NOT NULL",
+        )
+        .bind(&import.suite)
+        .bind(&import.arch)
+        .fetch_one(&mut *tx)
+        .await?;
+        let summary = ImportSummary {
+            entries: import.entries.len() as u64,
+            added: added.len() as u64,
+            removed: removed.len() as u64,
+            linked: linked as u64,
+        };
+        sqlx::query(
+            "INSERT INTO archive_imports (suite, kind, arch, origin, sha256, entries, added, removed,
+                 imported_at) VALUES (?, 'packages', ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&import.suite)
+        .bind(&import.arch)
+        .bind(&import.origin)
+        .bind(&import.sha256)
+        .bind(summary.entries as i64)
+        .bind(summary.added as i64)
+        .bind(summary.removed as i64)
+        .bind(now_unix())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    async fn import_sources(&self, import: &SourcesImport) -> Result<ImportSummary, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for chunk in import.entries.chunks(ROWS_PER_INSERT / 8) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO sources (package, version, binaries, architecture, directory,
+                     build_depends, build_depends_indep, build_depends_arch) ",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(&e.package)
+                    .push_bind(e.version.to_string())
+                    .push_bind(e.binaries.join(" "))
+                    .push_bind(e.architecture.join(" "))
+                    .push_bind(&e.directory)
+                    .push_bind(&e.build_depends)
+                    .push_bind(&e.build_depends_indep)
+                    .push_bind(&e.build_depends_arch);
+            });
+            qb.push(" ON CONFLICT (package, version) DO NOTHING");
+            qb.build().execute(&mut *tx).await?;
+        }
+        let mut new = HashSet::new();
+        for e in &import.entries {
+            let id: i64 = sqlx::query_scalar("SELECT id FROM sources WHERE package = ? AND version = ?")
+                .bind(&e.package)
+                .bind(e.version.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+            new.insert(id);
+        }
+        let names: Vec<_> = import
+            .entries
+            .iter()
+            .flat_map(|e| e.binaries.iter().map(move |b| (b.as_str(), e.package.as_str())))
+            .collect();
+        insert_binary_sources(&mut tx, &names).await?;
+        let old: HashSet<i64> = sqlx::query_scalar("SELECT source_id FROM suite_sources WHERE suite = ?")
+            .bind(&import.suite)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+        let removed: Vec<i64> = old.difference(&new).copied().collect();
+        let added: Vec<i64> = new.difference(&old).copied().collect();
+        for id in &removed {
+            sqlx::query("DELETE FROM suite_sources WHERE suite = ? AND source_id = ?")
+                .bind(&import.suite)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for chunk in added.chunks(ROWS_PER_INSERT) {
+            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO suite_sources (suite, source_id) ");
+            qb.push_values(chunk, |mut b, id| {
+                b.push_bind(&import.suite).push_bind(*id);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        let summary = ImportSummary {
+            entries: import.entries.len() as u64,
+            added: added.len() as u64,
+            removed: removed.len() as u64,
+            linked: 0,
+        };
+        sqlx::query(
+            "INSERT INTO archive_imports (suite, kind, arch, origin, sha256, entries, added, removed,
+                 imported_at) VALUES (?, 'sources', '', ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&import.suite)
+        .bind(&import.origin)
+        .bind(&import.sha256)
+        .bind(summary.entries as i64)
+        .bind(summary.added as i64)
+        .bind(summary.removed as i64)
+        .bind(now_unix())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    async fn binaries_of_source(&self, source: &str) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT package FROM binary_sources WHERE source = ? ORDER BY package")
+            .bind(source)
+            .fetch_all(&self.reader)
+            .await?)
+    }
+
+    async fn pkgvers_named(&self, names: &[String]) -> Result<Vec<PkgVer>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in names.chunks(IN_CHUNK) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("SELECT id, name, arch, version FROM pkgvers WHERE name IN ");
+            qb.push_tuples(chunk, |mut b, n| {
+                b.push_bind(n);
+            });
+            for r in qb.build().fetch_all(&self.reader).await? {
+                out.push(PkgVer { id: r.get(0), name: r.get(1), arch: r.get(2), version: r.get(3) });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn builds_with(
+        &self,
+        pkgver_ids: &[i64],
+        suite: Option<&str>,
+        host_arch: Option<&str>,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in pkgver_ids.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT d.build_id, d.pkgver_id FROM build_deps d JOIN builds b ON b.id = d.build_id
+                 WHERE d.pkgver_id IN ",
+            );
+            qb.push_tuples(chunk, |mut b, id| {
+                b.push_bind(*id);
+            });
+            if let Some(arch) = host_arch {
+                qb.push(" AND b.host_arch = ").push_bind(arch);
+            }
+            if let Some(suite) = suite {
+                qb.push(
+                    " AND EXISTS (SELECT 1 FROM binaries x JOIN suite_binaries s ON s.binary_id = x.id
+                       WHERE x.build_id = d.build_id AND s.suite = ",
+                )
+                .push_bind(suite)
+                .push(")");
+            }
+            for r in qb.build().fetch_all(&self.reader).await? {
+                out.push((r.get(0), r.get(1)));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn builds_by_id(&self, ids: &[i64]) -> Result<Vec<BuildRecord>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {BUILD_COLUMNS} FROM builds WHERE id IN "));
+            qb.push_tuples(chunk, |mut b, id| {
+                b.push_bind(*id);
+            });
+            out.extend(qb.build().fetch_all(&self.reader).await?.iter().map(build_record));
+        }
+        Ok(out)
+    }
+
+    async fn builds_of_source(
+        &self,
+        source: &str,
+        version: Option<&str>,
+        host_arch: Option<&str>,
+    ) -> Result<Vec<BuildRecord>, StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {BUILD_COLUMNS} FROM builds WHERE source = "));
+        qb.push_bind(source);
+        if let Some(v) = version {
+            qb.push(" AND (version = ").push_bind(v).push(" OR source_version = ").push_bind(v).push(")");
+        }
+        if let Some(a) = host_arch {
+            qb.push(" AND host_arch = ").push_bind(a);
+        }
+        qb.push(" ORDER BY id");
+        Ok(qb.build().fetch_all(&self.reader).await?.iter().map(build_record).collect())
+    }
+
+    async fn produced_files(&self, build_ids: &[i64]) -> Result<Vec<ProducedFile>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in build_ids.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT f.build_id, f.name, f.size, f.sha256,
+                    (SELECT group_concat(s.suite || '/' || s.arch, ' ')
+                       FROM binaries x JOIN suite_binaries s ON s.binary_id = x.id
+                      WHERE x.sha256 = f.sha256
+                         OR (x.build_id = f.build_id AND x.link = 'name'
+                             AND f.name LIKE x.package || '\\_%' ESCAPE '\\'))
+                 FROM build_files f WHERE f.build_id IN ",
+            );
+            qb.push_tuples(chunk, |mut b, id| {
+                b.push_bind(*id);
+            });
+            qb.push(" ORDER BY f.build_id, f.name");
+            for r in qb.build().fetch_all(&self.reader).await? {
+                let mut shipped = tokens(&r.get::<Option<String>, _>(4).unwrap_or_default());
+                shipped.sort();
+                shipped.dedup();
+                out.push(ProducedFile {
+                    build_id: r.get(0),
+                    name: r.get(1),
+                    size: r.get::<i64, _>(2).try_into().unwrap_or(0),
+                    sha256: r.get(3),
+                    shipped_in: shipped,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn raw_buildinfo(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let raw: Option<Vec<u8>> = sqlx::query_scalar("SELECT raw_zstd FROM builds WHERE sha256 = ?")
+            .bind(sha256)
+            .fetch_optional(&self.reader)
+            .await?;
+        raw.map(|r| unzstd(&r)).transpose()
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        let one = |sql: &'static str| async move {
+            sqlx::query_scalar::<_, i64>(sql).fetch_one(&self.reader).await.map(|n| n as u64)
+        };
+        Ok(StoreStats {
+            builds: one("SELECT count(*) FROM builds").await?,
+            dependency_entries: one("SELECT coalesce(sum(ibd_count), 0) FROM builds").await?,
+            interned_packages: one("SELECT count(*) FROM pkgvers").await?,
+            binaries: one("SELECT count(*) FROM binaries").await?,
+            suites: sqlx::query_scalar(
+                "SELECT DISTINCT suite FROM suite_binaries
+                 UNION SELECT DISTINCT suite FROM suite_sources ORDER BY 1",
+            )
+            .fetch_all(&self.reader)
+            .await?,
+        })
+    }
+}
