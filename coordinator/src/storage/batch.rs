@@ -39,7 +39,15 @@ pub(crate) fn plan<'a>(builds: &'a [NewBuild], known: &HashSet<String>) -> Plan<
             positions.push(pos);
         }
     }
-    Plan { outcomes, new, positions, keys: keys.into_iter().collect() }
+    // A fixed order (by SHA-256, and sorted keys) means concurrent coordinators lock rows in the
+    // same order and cannot deadlock on PostgreSQL's unique indexes.
+    let mut order: Vec<usize> = (0..new.len()).collect();
+    order.sort_by(|a, b| new[*a].sha256.cmp(&new[*b].sha256));
+    let new = order.iter().map(|i| new[*i]).collect();
+    let positions = order.iter().map(|i| positions[*i]).collect();
+    let mut keys: Vec<Key> = keys.into_iter().collect();
+    keys.sort_unstable();
+    Plan { outcomes, new, positions, keys }
 }
 
 /// The interning key of an installed package.

@@ -35,7 +35,9 @@ impl InternCache {
                 }
             }
         }
-        (found, missing.into_iter().collect())
+        let mut missing: Vec<Key> = missing.into_iter().collect();
+        missing.sort_unstable();
+        (found, missing)
     }
 
     /// Publish ids of rows whose transaction has committed.

@@ -94,7 +94,11 @@ async fn intern(
 }
 
 async fn insert_binary_sources(tx: &mut PgConnection, pairs: &[(&str, &str)]) -> Result<(), StoreError> {
-    let (bins, srcs): (Vec<&str>, Vec<&str>) = pairs.iter().copied().unzip();
+    // Sorted and deduplicated: a fixed lock order across concurrent coordinators.
+    let mut pairs = pairs.to_vec();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let (bins, srcs): (Vec<&str>, Vec<&str>) = pairs.into_iter().unzip();
     sqlx::query(
         "INSERT INTO binary_sources (package, source)
          SELECT * FROM UNNEST($1::text[], $2::text[]) ON CONFLICT DO NOTHING",
@@ -107,7 +111,12 @@ async fn insert_binary_sources(tx: &mut PgConnection, pairs: &[(&str, &str)]) ->
 }
 
 /// Same rules as the SQLite backend: SHA-256 first, then (source, version, architecture).
+/// Linking updates rows other coordinators may update too; a transaction-scoped advisory lock
+/// serialises this step (only this step) across coordinators.
 async fn link_binaries(tx: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('debcover link binaries'))")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query(
         "UPDATE binaries x SET link = 'sha256', build_id = f.build_id
          FROM (SELECT DISTINCT ON (sha256) sha256, build_id FROM build_files

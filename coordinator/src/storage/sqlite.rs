@@ -59,6 +59,13 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// A write transaction. `BEGIN IMMEDIATE` takes the write lock up front: a deferred
+    /// transaction that reads first and upgrades later fails with SQLITE_BUSY (without waiting)
+    /// when another process committed in between, e.g. a second coordinator on the same file.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     async fn load_cache(&self) -> Result<(), StoreError> {
         let rows = sqlx::query("SELECT id, name, arch, version FROM pkgvers")
             .fetch_all(&self.reader)
@@ -209,7 +216,7 @@ impl Store for SqliteStore {
     }
 
     async fn ingest_builds(&self, builds: &[NewBuild]) -> Result<Vec<Stored>, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut known = HashSet::new();
         for chunk in builds.chunks(IN_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new("SELECT sha256 FROM builds WHERE sha256 IN ");
@@ -298,7 +305,7 @@ impl Store for SqliteStore {
     }
 
     async fn import_packages(&self, import: &PackagesImport) -> Result<ImportSummary, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write_tx().await?;
         for chunk in import.entries.chunks(ROWS_PER_INSERT / 5) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO binaries (sha256, package, version, architecture, source,
@@ -401,7 +408,7 @@ impl Store for SqliteStore {
     }
 
     async fn import_sources(&self, import: &SourcesImport) -> Result<ImportSummary, StoreError> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.write_tx().await?;
         for chunk in import.entries.chunks(ROWS_PER_INSERT / 8) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO sources (package, version, binaries, architecture, directory,
