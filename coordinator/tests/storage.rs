@@ -1,8 +1,8 @@
 //! The storage conformance suite: every scenario runs against SQLite and PostgreSQL.
 //!
-//! PostgreSQL comes from `DEBCOVER_TEST_PG` (default `postgres://postgres@127.0.0.1:5432/postgres`);
-//! each test creates its own database and drops it afterwards. When PostgreSQL is unreachable
-//! the PostgreSQL variants fail under CI (`CI` set) and are skipped with a message elsewhere.
+//! PostgreSQL databases come from `debcover_tests::pg::TestDatabase` (`DEBCOVER_TEST_PG`): one
+//! fresh database per test, dropped afterwards; unreachable PostgreSQL fails under CI and is
+//! skipped with a message elsewhere.
 //!
 //! Expectations are computed independently of the parser: by scanning the real files' lines.
 
@@ -69,54 +69,6 @@ fn scan_ibd(text: &str) -> Vec<(String, String)> {
 
 // ---------------------------------------------------------------- backends
 
-struct PgDb {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let admin = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop the database on a separate runtime: Drop cannot be async.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                use sqlx::Connection;
-                if let Ok(mut c) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&mut c)
-                        .await;
-                }
-            })
-        })
-        .join();
-    }
-}
-
-/// A fresh PostgreSQL database, or None (skip) when PostgreSQL is unreachable outside CI.
-async fn pg_database() -> Option<(String, PgDb)> {
-    use sqlx::Connection;
-    let admin = std::env::var("DEBCOVER_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let mut c = match sqlx::PgConnection::connect(&admin).await {
-        Ok(c) => c,
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIPPING PostgreSQL variant: cannot connect to {admin}: {e}");
-            return None;
-        }
-        Err(e) => panic!("PostgreSQL required under CI but unreachable at {admin}: {e}"),
-    };
-    let name = format!(
-        "debcover_test_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-    );
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await.unwrap();
-    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap();
-    Some((format!("{base}/{name}"), PgDb { admin_url: admin, name }))
-}
-
 /// Run `$body` (an async fn taking a factory that opens a store on the same database) on both
 /// backends. The factory lets a scenario open a second "coordinator" on one database.
 macro_rules! conformance {
@@ -137,7 +89,8 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some((url, _guard)) = super::pg_database().await else { return };
+                    let Some(db) = debcover_tests::pg::TestDatabase::create().await else { return };
+                    let url = db.url.clone();
                     super::$name(|| { let url = url.clone(); async move {
                         debcover_coordinator::storage::postgres::PgStore::open(&url).await.unwrap()
                     }}).await;

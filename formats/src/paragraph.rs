@@ -96,7 +96,7 @@ impl<R: BufRead> Iterator for Paragraphs<R> {
                 let line = self.line;
                 return self.fail(
                     ParseError::new(format!(
-                        "paragraph larger than {MAX_PARAGRAPH_BYTES} bytes"
+                        "paragraph larger than the limit of {MAX_PARAGRAPH_BYTES} bytes (1 MiB); is this really a buildinfo or index?"
                     ))
                     .line(line),
                 );

@@ -1,1 +1,148 @@
-//! placeholder
+//! Harness for debcover's end-to-end tests: start a real coordinator process on a real
+//! database, run the real `debcover` client against it, and provide fresh PostgreSQL databases.
+//!
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub mod pg;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `../shared/testdata` beside the project.
+pub fn testdata() -> PathBuf {
+    workspace().join("../shared/testdata")
+}
+
+/// Path of a workspace binary, next to the running test executable's `deps/` directory.
+/// Cargo builds a package's binaries before running its integration tests, which is why the
+/// end-to-end tests are test targets of `debcover-coordinator`.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/e2e-HASH -> target/<profile>/NAME
+    let path = exe.parent().and_then(Path::parent).expect("target/<profile>").join(name);
+    assert!(path.exists(), "{} not built: run the tests with `cargo test --workspace`", path.display());
+    path
+}
+
+/// A running coordinator process.
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its data directory (SQLite file lives here by default).
+    pub data_dir: tempfile::TempDir,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Start `debcover serve` on a free port with `db` (None: the zero-configuration default).
+    pub fn start(db: Option<&str>) -> Server {
+        Self::start_with(db, &[])
+    }
+
+    /// Start with extra environment variables.
+    pub fn start_with(db: Option<&str>, env: &[(&str, &str)]) -> Server {
+        let data_dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = Command::new(binary("debcover"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .env_remove("DEBCOVER_DB")
+            .env("DEBCOVER_LOG", "info")
+            .env("HOME", data_dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(db) = db {
+            cmd.args(["--db", db]);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn debcover serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("addr=").nth(1) {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("coordinator did not start: {:?}", log.lock().unwrap()));
+        Server { child: Some(child), url: format!("http://{addr}"), data_dir, log }
+    }
+
+    /// Run the `debcover` client against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(binary("debcover"))
+            .args(args)
+            .env("DEBCOVER_SERVER", &self.url)
+            .env("DEBCOVER_LOG", "warn")
+            .env("HOME", self.data_dir.path())
+            .output()
+            .expect("run debcover")
+    }
+
+    /// Run the client, require exit code `code`, and parse stdout as JSON.
+    pub fn json(&self, args: &[&str], code: i32) -> serde_json::Value {
+        let out = self.cli(args);
+        assert_eq!(out.status.code(), Some(code), "debcover {args:?}: {}", describe(&out));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("debcover {args:?}: not JSON ({e}): {}", describe(&out)))
+    }
+
+    /// The server's log lines so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Send SIGTERM and wait for a clean exit; returns the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// stdout and stderr of a finished command, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Is this a CI run (where nothing may be skipped)?
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
