@@ -95,7 +95,7 @@ enum IngestCommand {
         #[arg(required = true, value_name = "PATH|URL")]
         inputs: Vec<String>,
         /// Buildinfos per batch sent to the server.
-        #[arg(long, default_value_t = 256)]
+        #[arg(long, default_value_t = 512)]
         batch_size: usize,
         #[command(flatten)]
         server: ServerArg,

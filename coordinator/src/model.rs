@@ -19,6 +19,27 @@ pub struct NewBuild {
     pub raw_zstd: Vec<u8>,
     /// Length of the uncompressed bytes.
     pub raw_size: u64,
+    /// One interning key per `info.installed_build_depends` entry, in order (see [`dep_key`]).
+    /// Computed on the parse threads so that the single database writer never formats versions.
+    pub dep_keys: Vec<String>,
+}
+
+/// The interning key of an installed package: name, architecture qualifier (empty when none)
+/// and version text, joined by U+001F (a character no package name or version contains).
+pub fn dep_key(name: &str, arch: &str, version: &str) -> String {
+    let mut k = String::with_capacity(name.len() + arch.len() + version.len() + 2);
+    k.push_str(name);
+    k.push('\u{1f}');
+    k.push_str(arch);
+    k.push('\u{1f}');
+    k.push_str(version);
+    k
+}
+
+/// Split a key made by [`dep_key`] into name, arch and version.
+pub fn split_dep_key(key: &str) -> (&str, &str, &str) {
+    let mut it = key.splitn(3, '\u{1f}');
+    (it.next().unwrap_or_default(), it.next().unwrap_or_default(), it.next().unwrap_or_default())
 }
 
 /// What storing one [`NewBuild`] did.

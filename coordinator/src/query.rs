@@ -129,18 +129,13 @@ pub async fn built_with<S: Store>(store: &S, q: &BuiltWithQuery) -> Result<Built
     Ok(BuiltWithAnswer { resolved, builds: out })
 }
 
-/// Order builds by source, then Debian version, then architecture, then id.
+/// Order builds by source, then Debian version, then architecture, then id. Each version is
+/// parsed once (a cached key), not once per comparison.
 pub fn sort_builds<T>(items: &mut [T], build: impl Fn(&T) -> &BuildRecord) {
-    items.sort_by(|a, b| {
-        let (a, b) = (build(a), build(b));
-        a.source
-            .cmp(&b.source)
-            .then_with(|| match (Version::from_str(&a.version), Version::from_str(&b.version)) {
-                (Ok(x), Ok(y)) => x.cmp(&y),
-                _ => a.version.cmp(&b.version),
-            })
-            .then_with(|| a.host_arch.cmp(&b.host_arch))
-            .then_with(|| a.id.cmp(&b.id))
+    items.sort_by_cached_key(|item| {
+        let b = build(item);
+        // Unparsable versions cannot be stored (ingestion validates them); sort them first.
+        (b.source.clone(), Version::from_str(&b.version).ok(), b.host_arch.clone(), b.id)
     });
 }
 

@@ -32,11 +32,15 @@ CREATE TABLE pkgvers (
     UNIQUE (name, arch, version)
 );
 
--- Installed-Build-Depends, clustered by package so "who was built with X" is one range scan.
+-- Installed-Build-Depends as posting lists (see coordinator/src/storage/postings.rs): one row
+-- per (interned package, ingestion batch) holding the batch's build ids, sorted and
+-- delta-encoded as LEB128 varints. Clustered by package: "who was built with X" is one range
+-- scan, and a suite's ~9 million entries take a few hundred thousand rows.
 CREATE TABLE build_deps (
-    pkgver_id INTEGER NOT NULL,
-    build_id  INTEGER NOT NULL,
-    PRIMARY KEY (pkgver_id, build_id)
+    pkgver_id      INTEGER NOT NULL,
+    first_build_id INTEGER NOT NULL,
+    build_ids      BLOB    NOT NULL,
+    PRIMARY KEY (pkgver_id, first_build_id)
 ) WITHOUT ROWID;
 
 -- Files a build produced (its Checksums-* fields).

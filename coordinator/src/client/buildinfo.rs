@@ -28,7 +28,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { batch_files: 256, batch_bytes: 8 * 1024 * 1024, progress: true }
+        Options { batch_files: 512, batch_bytes: 16 * 1024 * 1024, progress: true }
     }
 }
 

@@ -100,11 +100,15 @@ impl<S: Store> Coordinator for CoordinatorService<S> {
         let parsed = request.into_inner().map(move |batch| async move {
             let batch = batch?;
             tokio::task::spawn_blocking(move || {
-                batch
+                let start = std::time::Instant::now();
+                let n = batch.files.len();
+                let parsed = batch
                     .files
                     .into_iter()
                     .map(|f| (f.name.clone(), ingest::prepare_build(&f.name, &f.content, &limits)))
-                    .collect::<Vec<_>>()
+                    .collect::<Vec<_>>();
+                tracing::debug!(files = n, elapsed_ms = start.elapsed().as_millis() as u64, "batch parsed");
+                parsed
             })
             .await
             .map_err(|e| Status::internal(format!("parser task failed: {e}")))
@@ -352,7 +356,9 @@ async fn write_batch<S: Store>(
         }
     }
     if !good.is_empty() {
+        let start = std::time::Instant::now();
         let stored = store.ingest_builds(&good).await.map_err(convert::store_status)?;
+        tracing::debug!(builds = good.len(), elapsed_ms = start.elapsed().as_millis() as u64, "batch stored");
         for (slot, s) in slots.into_iter().zip(stored) {
             outcomes[slot].status = match s {
                 Stored::Inserted => pb::FileStatus::Ingested,

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use debcover_formats::{InstalledDep, Layout, PackagesEntry};
+use debcover_formats::{Layout, PackagesEntry};
 
 use super::StoreError;
 use super::intern::Key;
@@ -34,7 +34,7 @@ pub(crate) fn plan<'a>(builds: &'a [NewBuild], known: &HashSet<String>) -> Plan<
             outcomes.push(Stored::AlreadyKnown);
         } else {
             outcomes.push(Stored::Inserted);
-            keys.extend(b.info.installed_build_depends.iter().map(dep_key));
+            keys.extend(b.dep_keys.iter().map(String::as_str));
             new.push(b);
             positions.push(pos);
         }
@@ -45,14 +45,9 @@ pub(crate) fn plan<'a>(builds: &'a [NewBuild], known: &HashSet<String>) -> Plan<
     order.sort_by(|a, b| new[*a].sha256.cmp(&new[*b].sha256));
     let new = order.iter().map(|i| new[*i]).collect();
     let positions = order.iter().map(|i| positions[*i]).collect();
-    let mut keys: Vec<Key> = keys.into_iter().collect();
+    let mut keys: Vec<Key> = keys.into_iter().map(str::to_owned).collect();
     keys.sort_unstable();
     Plan { outcomes, new, positions, keys }
-}
-
-/// The interning key of an installed package.
-pub(crate) fn dep_key(d: &InstalledDep) -> Key {
-    (d.name.clone(), d.arch.clone().unwrap_or_default(), d.version.to_string())
 }
 
 /// The stored name of a layout.

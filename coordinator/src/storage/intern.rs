@@ -7,8 +7,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
-/// `(name, arch qualifier or "", version text)`.
-pub(crate) type Key = (String, String, String);
+/// A key made by [`crate::model::dep_key`]: name, arch qualifier and version in one string.
+pub(crate) type Key = String;
 
 /// Thread-safe map from interned key to row id.
 #[derive(Default)]
@@ -18,7 +18,7 @@ pub(crate) struct InternCache {
 
 impl InternCache {
     /// Look up many keys at once; returns the ids found and the distinct misses.
-    pub(crate) fn lookup<'k>(&self, keys: impl Iterator<Item = &'k Key>) -> (HashMap<Key, i64>, Vec<Key>) {
+    pub(crate) fn lookup<'k>(&self, keys: impl Iterator<Item = &'k str>) -> (HashMap<Key, i64>, Vec<Key>) {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let mut found = HashMap::new();
         let mut missing = HashSet::new();
@@ -28,10 +28,10 @@ impl InternCache {
             }
             match map.get(k) {
                 Some(id) => {
-                    found.insert(k.clone(), *id);
+                    found.insert(k.to_owned(), *id);
                 }
                 None => {
-                    missing.insert(k.clone());
+                    missing.insert(k.to_owned());
                 }
             }
         }

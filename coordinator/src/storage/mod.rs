@@ -25,6 +25,7 @@ pub mod sqlite;
 
 mod batch;
 mod intern;
+mod postings;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

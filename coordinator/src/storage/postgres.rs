@@ -12,8 +12,9 @@ use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
 use super::intern::{InternCache, Key};
-use super::{Store, StoreError, batch, now_unix, tokens, unzstd};
+use super::{Store, StoreError, batch, now_unix, postings, tokens, unzstd};
 use crate::model::{
+    dep_key, split_dep_key,
     BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, SourcesImport,
     StoreStats, Stored,
 };
@@ -36,7 +37,7 @@ impl PgStore {
         let store = PgStore { pool, cache: InternCache::default() };
         let rows = sqlx::query("SELECT id, name, arch, version FROM pkgvers").fetch_all(&store.pool).await?;
         store.cache.publish(rows.iter().map(|r| {
-            ((r.get::<String, _>(1), r.get::<String, _>(2), r.get::<String, _>(3)), r.get::<i64, _>(0))
+            (dep_key(r.get(1), r.get(2), r.get(3)), r.get::<i64, _>(0))
         }));
         Ok(store)
     }
@@ -57,12 +58,12 @@ async fn intern(
     keys: &[Key],
     fresh: &mut Vec<(Key, i64)>,
 ) -> Result<HashMap<Key, i64>, StoreError> {
-    let (mut ids, missing) = cache.lookup(keys.iter());
+    let (mut ids, missing) = cache.lookup(keys.iter().map(String::as_str));
     if missing.is_empty() {
         return Ok(ids);
     }
     let (names, rest): (Vec<&str>, Vec<(&str, &str)>) =
-        missing.iter().map(|(n, a, v)| (n.as_str(), (a.as_str(), v.as_str()))).unzip();
+        missing.iter().map(|k| split_dep_key(k)).map(|(n, a, v)| (n, (a, v))).unzip();
     let (arches, versions): (Vec<&str>, Vec<&str>) = rest.into_iter().unzip();
     sqlx::query(
         "INSERT INTO pkgvers (name, arch, version)
@@ -85,7 +86,7 @@ async fn intern(
     .fetch_all(&mut *tx)
     .await?;
     for r in rows {
-        let key = (r.get::<String, _>(1), r.get::<String, _>(2), r.get::<String, _>(3));
+        let key = dep_key(r.get(1), r.get(2), r.get(3));
         let id = r.get::<i64, _>(0);
         fresh.push((key.clone(), id));
         ids.insert(key, id);
@@ -212,7 +213,7 @@ impl Store for PgStore {
         let ids = intern(&mut tx, &self.cache, &plan.keys, &mut fresh).await?;
 
         let now = now_unix();
-        let mut deps: (Vec<i64>, Vec<i64>) = (Vec::new(), Vec::new());
+        let mut deps: Vec<(i64, i64)> = Vec::new();
         let mut names = Vec::new();
         let mut files = FileColumns::default();
         for (pos, nb) in plan.new.iter().enumerate() {
@@ -246,16 +247,11 @@ impl Store for PgStore {
                 plan.outcomes[plan.positions[pos]] = Stored::AlreadyKnown;
                 continue;
             };
-            let mut seen = HashSet::new();
-            for d in &i.installed_build_depends {
-                let key = batch::dep_key(d);
+            for key in &nb.dep_keys {
                 let pv = *ids
-                    .get(&key)
+                    .get(key.as_str())
                     .ok_or_else(|| StoreError::Corrupt(format!("uninterned {key:?}")))?;
-                if seen.insert(pv) {
-                    deps.0.push(pv);
-                    deps.1.push(id);
-                }
+                deps.push((pv, id));
             }
             for c in &i.checksums {
                 files.push(id, c);
@@ -264,12 +260,14 @@ impl Store for PgStore {
                 names.push((b.as_str(), i.source.as_str()));
             }
         }
+        let rows = postings::rows(&deps);
         sqlx::query(
-            "INSERT INTO build_deps (pkgver_id, build_id)
-             SELECT * FROM UNNEST($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
+            "INSERT INTO build_deps (pkgver_id, first_build_id, build_ids)
+             SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[])",
         )
-        .bind(&deps.0)
-        .bind(&deps.1)
+        .bind(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
+        .bind(rows.iter().map(|r| r.2.as_slice()).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
         sqlx::query(
@@ -463,20 +461,38 @@ impl Store for PgStore {
         suite: Option<&str>,
         host_arch: Option<&str>,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT d.build_id, d.pkgver_id FROM build_deps d JOIN builds b ON b.id = d.build_id
-             WHERE d.pkgver_id = ANY($1)
+        let rows = sqlx::query("SELECT pkgver_id, build_ids FROM build_deps WHERE pkgver_id = ANY($1)")
+            .bind(pkgver_ids)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut pairs = Vec::new();
+        for r in &rows {
+            let pv: i64 = r.get(0);
+            let blob: Vec<u8> = r.get(1);
+            pairs.extend(postings::decode(&blob)?.into_iter().map(|b| (b, pv)));
+        }
+        if suite.is_none() && host_arch.is_none() {
+            return Ok(pairs);
+        }
+        let mut candidates: Vec<i64> = pairs.iter().map(|(b, _)| *b).collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let keep: HashSet<i64> = sqlx::query_scalar(
+            "SELECT b.id FROM builds b WHERE b.id = ANY($1)
                AND ($2::text IS NULL OR b.host_arch = $2)
                AND ($3::text IS NULL OR EXISTS (
                    SELECT 1 FROM binaries x JOIN suite_binaries s ON s.binary_id = x.id
-                   WHERE x.build_id = d.build_id AND s.suite = $3))",
+                   WHERE x.build_id = b.id AND s.suite = $3))",
         )
-        .bind(pkgver_ids)
+        .bind(&candidates)
         .bind(host_arch)
         .bind(suite)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        .await?
+        .into_iter()
+        .collect();
+        pairs.retain(|(b, _)| keep.contains(b));
+        Ok(pairs)
     }
 
     async fn builds_by_id(&self, ids: &[i64]) -> Result<Vec<BuildRecord>, StoreError> {

@@ -14,8 +14,9 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::intern::{InternCache, Key};
-use super::{Store, StoreError, batch, now_unix, tokens, unzstd};
+use super::{Store, StoreError, batch, now_unix, postings, tokens, unzstd};
 use crate::model::{
+    dep_key, split_dep_key,
     BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, SourcesImport,
     StoreStats, Stored,
 };
@@ -44,7 +45,11 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(30))
             // 32 MiB page cache per connection (negative = KiB).
             .pragma("cache_size", "-32768")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Checkpoint every 16,384 pages (64 MiB of WAL) rather than every 1,000: each
+            // checkpoint syncs the database file, and bulk ingestion would otherwise pay for
+            // dozens of them per minute.
+            .pragma("wal_autocheckpoint", "16384");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone())
@@ -71,7 +76,7 @@ impl SqliteStore {
             .fetch_all(&self.reader)
             .await?;
         self.cache.publish(rows.iter().map(|r| {
-            ((r.get::<String, _>(1), r.get::<String, _>(2), r.get::<String, _>(3)), r.get::<i64, _>(0))
+            (dep_key(r.get(1), r.get(2), r.get(3)), r.get::<i64, _>(0))
         }));
         tracing::debug!(entries = self.cache.len(), "interning cache loaded");
         Ok(())
@@ -95,15 +100,16 @@ async fn intern(
     keys: &[Key],
     fresh: &mut Vec<(Key, i64)>,
 ) -> Result<HashMap<Key, i64>, StoreError> {
-    let (mut ids, missing) = cache.lookup(keys.iter());
+    let (mut ids, missing) = cache.lookup(keys.iter().map(String::as_str));
     for chunk in missing.chunks(ROWS_PER_INSERT) {
         let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO pkgvers (name, arch, version) ");
-        qb.push_values(chunk, |mut b, (n, a, v)| {
+        qb.push_values(chunk, |mut b, key| {
+            let (n, a, v) = split_dep_key(key);
             b.push_bind(n).push_bind(a).push_bind(v);
         });
         qb.push(" ON CONFLICT DO NOTHING RETURNING id, name, arch, version");
         for r in qb.build().fetch_all(&mut *tx).await? {
-            let key = (r.get::<String, _>(1), r.get::<String, _>(2), r.get::<String, _>(3));
+            let key = dep_key(r.get(1), r.get(2), r.get(3));
             let id = r.get::<i64, _>(0);
             fresh.push((key.clone(), id));
             ids.insert(key, id);
@@ -112,34 +118,18 @@ async fn intern(
     // Rows that existed already but were not cached (written by another process).
     let unresolved: Vec<Key> = missing.into_iter().filter(|k| !ids.contains_key(k)).collect();
     for key in unresolved {
+        let (name, arch, version) = split_dep_key(&key);
         let id: i64 =
             sqlx::query_scalar("SELECT id FROM pkgvers WHERE name = ? AND arch = ? AND version = ?")
-                .bind(&key.0)
-                .bind(&key.1)
-                .bind(&key.2)
+                .bind(name)
+                .bind(arch)
+                .bind(version)
                 .fetch_one(&mut *tx)
                 .await?;
         fresh.push((key.clone(), id));
         ids.insert(key, id);
     }
     Ok(ids)
-}
-
-/// Insert `(a, b)` integer pairs into `table (col_a, col_b)`, ignoring duplicates.
-async fn insert_pairs(
-    tx: &mut SqliteConnection,
-    head: &'static str,
-    pairs: &[(i64, i64)],
-) -> Result<(), StoreError> {
-    for chunk in pairs.chunks(ROWS_PER_INSERT) {
-        let mut qb = QueryBuilder::<Sqlite>::new(head);
-        qb.push_values(chunk, |mut b, (x, y)| {
-            b.push_bind(*x).push_bind(*y);
-        });
-        qb.push(" ON CONFLICT DO NOTHING");
-        qb.build().execute(&mut *tx).await?;
-    }
-    Ok(())
 }
 
 /// Insert `(binary, source)` name pairs, ignoring duplicates.
@@ -235,39 +225,53 @@ impl Store for SqliteStore {
         let ids = intern(&mut tx, &self.cache, &plan.keys, &mut fresh).await?;
 
         let now = now_unix();
+        let mut id_of: HashMap<&str, i64> = HashMap::with_capacity(plan.new.len());
+        // 100 rows × 15 columns per statement, within SQLite's variable limit.
+        for chunk in plan.new.chunks(100) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO builds (sha256, source, source_version, version, architectures,
+                     host_arch, build_date, build_origin, layout, signed, ibd_count, origin,
+                     ingested_at, raw_size, raw_zstd) ",
+            );
+            qb.push_values(chunk, |mut b, nb| {
+                let i = &nb.info;
+                b.push_bind(&nb.sha256)
+                    .push_bind(&i.source)
+                    .push_bind(i.source_version.to_string())
+                    .push_bind(i.version.to_string())
+                    .push_bind(i.architectures.join(" "))
+                    .push_bind(i.host_architecture())
+                    .push_bind(&i.build_date)
+                    .push_bind(&i.build_origin)
+                    .push_bind(batch::layout_name(i.layout))
+                    .push_bind(i.signature.is_some())
+                    .push_bind(i.installed_build_depends.len() as i64)
+                    .push_bind(&nb.origin)
+                    .push_bind(now)
+                    .push_bind(nb.raw_size as i64)
+                    .push_bind(&nb.raw_zstd);
+            });
+            // RETURNING order is unspecified: map by SHA-256.
+            qb.push(" RETURNING id, sha256");
+            for r in qb.build().fetch_all(&mut *tx).await? {
+                let sha: String = r.get(1);
+                if let Some(nb) = chunk.iter().find(|nb| nb.sha256 == sha) {
+                    id_of.insert(nb.sha256.as_str(), r.get(0));
+                }
+            }
+        }
         let mut deps = Vec::new();
         let mut names = Vec::new();
         let mut build_ids = Vec::with_capacity(plan.new.len());
         for nb in &plan.new {
             let i = &nb.info;
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO builds (sha256, source, source_version, version, architectures,
-                     host_arch, build_date, build_origin, layout, signed, ibd_count, origin,
-                     ingested_at, raw_size, raw_zstd)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(&nb.sha256)
-            .bind(&i.source)
-            .bind(i.source_version.to_string())
-            .bind(i.version.to_string())
-            .bind(i.architectures.join(" "))
-            .bind(i.host_architecture())
-            .bind(&i.build_date)
-            .bind(&i.build_origin)
-            .bind(batch::layout_name(i.layout))
-            .bind(i.signature.is_some())
-            .bind(i.installed_build_depends.len() as i64)
-            .bind(&nb.origin)
-            .bind(now)
-            .bind(nb.raw_size as i64)
-            .bind(&nb.raw_zstd)
-            .fetch_one(&mut *tx)
-            .await?;
+            let id = *id_of
+                .get(nb.sha256.as_str())
+                .ok_or_else(|| StoreError::Corrupt(format!("no id returned for build {}", nb.sha256)))?;
             build_ids.push(id);
-            for d in &i.installed_build_depends {
-                let key = batch::dep_key(d);
+            for key in &nb.dep_keys {
                 let pv = ids
-                    .get(&key)
+                    .get(key.as_str())
                     .ok_or_else(|| StoreError::Corrupt(format!("uninterned {key:?}")))?;
                 deps.push((*pv, id));
             }
@@ -275,7 +279,14 @@ impl Store for SqliteStore {
                 names.push((b.as_str(), i.source.as_str()));
             }
         }
-        insert_pairs(&mut tx, "INSERT INTO build_deps (pkgver_id, build_id) ", &deps).await?;
+        for chunk in postings::rows(&deps).chunks(ROWS_PER_INSERT) {
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("INSERT INTO build_deps (pkgver_id, first_build_id, build_ids) ");
+            qb.push_values(chunk, |mut b, (pv, first, blob)| {
+                b.push_bind(*pv).push_bind(*first).push_bind(blob.as_slice());
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
         let files: Vec<_> = plan
             .new
             .iter()
@@ -298,8 +309,15 @@ impl Store for SqliteStore {
             qb.build().execute(&mut *tx).await?;
         }
         insert_binary_sources(&mut tx, &names).await?;
+        let t_link = std::time::Instant::now();
         link_binaries(&mut tx).await?;
+        let t_commit = std::time::Instant::now();
         tx.commit().await?;
+        tracing::debug!(
+            link_ms = (t_commit - t_link).as_millis() as u64,
+            commit_ms = t_commit.elapsed().as_millis() as u64,
+            "batch committed"
+        );
         self.cache.publish(fresh);
         Ok(plan.outcomes)
     }
@@ -515,12 +533,28 @@ impl Store for SqliteStore {
         suite: Option<&str>,
         host_arch: Option<&str>,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
-        let mut out = Vec::new();
+        let mut pairs = Vec::new();
         for chunk in pkgver_ids.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT d.build_id, d.pkgver_id FROM build_deps d JOIN builds b ON b.id = d.build_id
-                 WHERE d.pkgver_id IN ",
-            );
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("SELECT pkgver_id, build_ids FROM build_deps WHERE pkgver_id IN ");
+            qb.push_tuples(chunk, |mut b, id| {
+                b.push_bind(*id);
+            });
+            for r in qb.build().fetch_all(&self.reader).await? {
+                let pv: i64 = r.get(0);
+                let blob: Vec<u8> = r.get(1);
+                pairs.extend(postings::decode(&blob)?.into_iter().map(|b| (b, pv)));
+            }
+        }
+        if suite.is_none() && host_arch.is_none() {
+            return Ok(pairs);
+        }
+        let mut candidates: Vec<i64> = pairs.iter().map(|(b, _)| *b).collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        let mut keep = HashSet::new();
+        for chunk in candidates.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new("SELECT b.id FROM builds b WHERE b.id IN ");
             qb.push_tuples(chunk, |mut b, id| {
                 b.push_bind(*id);
             });
@@ -530,16 +564,17 @@ impl Store for SqliteStore {
             if let Some(suite) = suite {
                 qb.push(
                     " AND EXISTS (SELECT 1 FROM binaries x JOIN suite_binaries s ON s.binary_id = x.id
-                       WHERE x.build_id = d.build_id AND s.suite = ",
+                       WHERE x.build_id = b.id AND s.suite = ",
                 )
                 .push_bind(suite)
                 .push(")");
             }
             for r in qb.build().fetch_all(&self.reader).await? {
-                out.push((r.get(0), r.get(1)));
+                keep.insert(r.get::<i64, _>(0));
             }
         }
-        Ok(out)
+        pairs.retain(|(b, _)| keep.contains(b));
+        Ok(pairs)
     }
 
     async fn builds_by_id(&self, ids: &[i64]) -> Result<Vec<BuildRecord>, StoreError> {
