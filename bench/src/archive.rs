@@ -159,12 +159,11 @@ impl Archive {
                 let first = rel.split('|').next().unwrap_or("").trim();
                 let name = first.split([' ', '(', ':']).next().unwrap_or("");
                 let target = archive.by_name.get(name).copied().or_else(|| providers.get(name).copied());
-                if let Some(t) = target {
-                    if t as usize != i && !deps.contains(&t) {
+                if let Some(t) = target
+                    && t as usize != i && !deps.contains(&t) {
                         deps.push(t);
                         rdeps[t as usize] += 1;
                     }
-                }
             }
             archive.packages[i].deps = deps;
         }

@@ -225,15 +225,13 @@ impl<'a> Model<'a> {
             if *all && combined.contains(&(*s, *v)) {
                 continue;
             }
-            if !*all && binnmu.is_none() && *v == p0.source_version.as_str() {
-                if let Some(other) = groups.get(&(*s, *v, true)) {
-                    if rng.chance(p_combine) {
+            if !*all && binnmu.is_none() && *v == p0.source_version.as_str()
+                && let Some(other) = groups.get(&(*s, *v, true))
+                    && rng.chance(p_combine) {
                         combined.insert((*s, *v));
                         arch = ArchClass::Both;
                         binaries.extend(other);
                     }
-                }
-            }
             plans.push(Plan {
                 source: s.to_string(),
                 source_version: p0.source_version.clone(),
@@ -535,11 +533,10 @@ impl<'a> Renderer<'a> {
                 if dp.source == plan.source {
                     continue;
                 }
-                if dp.name.starts_with("lib") && !dp.arch_all && !dp.name.ends_with("-dev") {
-                    if let Some(&dev) = self.model.src_devs.get(dp.source.as_str()).and_then(|v| v.first()) {
+                if dp.name.starts_with("lib") && !dp.arch_all && !dp.name.ends_with("-dev")
+                    && let Some(&dev) = self.model.src_devs.get(dp.source.as_str()).and_then(|v| v.first()) {
                         ibd.add_closure(dev, IBD_CAP);
                     }
-                }
                 if ibd.entries.len() < target {
                     ibd.add_closure(d, IBD_CAP);
                 }

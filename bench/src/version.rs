@@ -90,11 +90,10 @@ pub fn compare(a: &str, b: &str) -> Ordering {
 /// Whether `v` is a syntactically valid Debian version (deb-version(7)).
 pub fn is_valid(v: &str) -> bool {
     let (epoch, up, rev) = split(v);
-    if let Some(e) = epoch {
-        if e.is_empty() || !e.bytes().all(|b| b.is_ascii_digit()) {
+    if let Some(e) = epoch
+        && (e.is_empty() || !e.bytes().all(|b| b.is_ascii_digit())) {
             return false;
         }
-    }
     let up_ok = up.as_bytes().first().is_some_and(u8::is_ascii_digit)
         && up.bytes().all(|b| b.is_ascii_alphanumeric() || b".+~-:".contains(&b))
         && (epoch.is_some() || !up.contains(':'));

@@ -97,7 +97,9 @@ pub async fn built_with<S: Store>(store: &S, q: &BuiltWithQuery) -> Result<Built
         return Ok(BuiltWithAnswer { resolved, builds: Vec::new() });
     }
     let ids: Vec<i64> = candidates.keys().copied().collect();
+    let started = std::time::Instant::now();
     let hits = store.builds_with(&ids, q.suite.as_deref(), q.arch.as_deref()).await?;
+    let t_hits = started.elapsed();
     let mut matched: BTreeMap<i64, Vec<PkgVer>> = BTreeMap::new();
     for (build, pv) in hits {
         if let Some(p) = candidates.get(&pv) {
@@ -106,8 +108,11 @@ pub async fn built_with<S: Store>(store: &S, q: &BuiltWithQuery) -> Result<Built
     }
     let build_ids: Vec<i64> = matched.keys().copied().collect();
     let builds = store.builds_by_id(&build_ids).await?;
+    let t_builds = started.elapsed();
+    let produced = store.produced_files(&build_ids).await?;
+    let t_files = started.elapsed();
     let mut files: HashMap<i64, Vec<ProducedFile>> = HashMap::new();
-    for f in store.produced_files(&build_ids).await? {
+    for f in produced {
         if is_binary_package(&f.name) {
             files.entry(f.build_id).or_default().push(f);
         }
@@ -126,6 +131,14 @@ pub async fn built_with<S: Store>(store: &S, q: &BuiltWithQuery) -> Result<Built
         })
         .collect();
     sort_builds(&mut out, |m| &m.build);
+    tracing::debug!(
+        builds = out.len(),
+        postings_ms = t_hits.as_millis() as u64,
+        records_ms = (t_builds - t_hits).as_millis() as u64,
+        files_ms = (t_files - t_builds).as_millis() as u64,
+        total_ms = started.elapsed().as_millis() as u64,
+        "built-with answered"
+    );
     Ok(BuiltWithAnswer { resolved, builds: out })
 }
 

@@ -18,10 +18,16 @@ CREATE TABLE builds (
     ibd_count       BIGINT NOT NULL,
     origin          TEXT    NOT NULL,  -- file or URL it was first ingested from
     ingested_at     BIGINT NOT NULL,  -- unix seconds
-    raw_size        BIGINT NOT NULL,
-    raw_zstd        BYTEA    NOT NULL   -- the exact bytes ingested, zstd-compressed
+    raw_size        BIGINT NOT NULL
 );
 CREATE INDEX builds_source ON builds (source, version, host_arch);
+
+-- The exact bytes ingested, zstd-compressed, apart from `builds` so that build records stay
+-- small and dense (queries read thousands of records; only `build get` reads the text).
+CREATE TABLE build_texts (
+    build_id BIGINT PRIMARY KEY REFERENCES builds (id),
+    raw_zstd BYTEA    NOT NULL
+);
 
 -- Interned installed packages: ~9 million dependency entries reference ~100k of these.
 CREATE TABLE pkgvers (

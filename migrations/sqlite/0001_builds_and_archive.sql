@@ -18,10 +18,16 @@ CREATE TABLE builds (
     ibd_count       INTEGER NOT NULL,
     origin          TEXT    NOT NULL,  -- file or URL it was first ingested from
     ingested_at     INTEGER NOT NULL,  -- unix seconds
-    raw_size        INTEGER NOT NULL,
-    raw_zstd        BLOB    NOT NULL   -- the exact bytes ingested, zstd-compressed
+    raw_size        INTEGER NOT NULL
 );
 CREATE INDEX builds_source ON builds (source, version, host_arch);
+
+-- The exact bytes ingested, zstd-compressed, apart from `builds` so that build records stay
+-- small and dense (queries read thousands of records; only `build get` reads the text).
+CREATE TABLE build_texts (
+    build_id INTEGER PRIMARY KEY REFERENCES builds (id),
+    raw_zstd BLOB    NOT NULL
+);
 
 -- Interned installed packages: ~9 million dependency entries reference ~100k of these.
 CREATE TABLE pkgvers (
@@ -52,7 +58,7 @@ CREATE TABLE build_files (
     sha1     TEXT,
     md5      TEXT,
     PRIMARY KEY (build_id, name)
-);
+) WITHOUT ROWID;
 CREATE INDEX build_files_sha256 ON build_files (sha256);
 
 -- Binary package -> source package names, learnt from buildinfos, Packages and Sources.

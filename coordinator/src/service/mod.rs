@@ -13,7 +13,7 @@ use debcover_proto::v1::coordinator_server::{Coordinator, CoordinatorServer};
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -55,7 +55,14 @@ pub async fn run<S: Store>(
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()
         .add_service(svc)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        // TCP_NODELAY: small unary answers otherwise wait ~40 ms for Nagle's algorithm to meet
+        // the client's delayed ACK. Keepalive notices clients that vanished.
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(std::time::Duration::from_secs(60))),
+            shutdown.cancelled_owned(),
+        )
         .await
 }
 

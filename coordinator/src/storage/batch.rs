@@ -8,7 +8,7 @@ use debcover_formats::{Layout, PackagesEntry};
 
 use super::StoreError;
 use super::intern::Key;
-use crate::model::{NewBuild, Stored};
+use crate::model::{NewBuild, ProducedFile, Stored};
 
 /// What a batch of builds will write.
 pub(crate) struct Plan<'a> {
@@ -77,4 +77,32 @@ pub(crate) fn embeds<'a>(
         }
     }
     Ok(out)
+}
+
+/// Fill in `shipped_in` of produced files from `(sha256, "suite/arch")` rows (identical bytes
+/// shipped) and `(build id, package, "suite/arch")` rows (binaries linked to the build by name:
+/// they ship the file named `PACKAGE_...`). Sorted and deduplicated.
+pub(crate) fn attach_shipping(
+    files: &mut [ProducedFile],
+    by_sha: Vec<(String, String)>,
+    by_name: Vec<(i64, String, String)>,
+) {
+    let mut sha_map: HashMap<String, Vec<String>> = HashMap::new();
+    for (sha, place) in by_sha {
+        sha_map.entry(sha).or_default().push(place);
+    }
+    let mut name_map: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+    for (build, package, place) in by_name {
+        name_map.entry(build).or_default().push((format!("{package}_"), place));
+    }
+    for f in files.iter_mut() {
+        if let Some(places) = f.sha256.as_ref().and_then(|s| sha_map.get(s)) {
+            f.shipped_in.extend(places.iter().cloned());
+        }
+        if let Some(links) = name_map.get(&f.build_id) {
+            f.shipped_in.extend(links.iter().filter(|(p, _)| f.name.starts_with(p.as_str())).map(|(_, pl)| pl.clone()));
+        }
+        f.shipped_in.sort();
+        f.shipped_in.dedup();
+    }
 }

@@ -216,14 +216,15 @@ impl Store for PgStore {
         let mut deps: Vec<(i64, i64)> = Vec::new();
         let mut names = Vec::new();
         let mut files = FileColumns::default();
+        let mut texts: (Vec<i64>, Vec<&[u8]>) = (Vec::new(), Vec::new());
         for (pos, nb) in plan.new.iter().enumerate() {
             let i = &nb.info;
             // ON CONFLICT: another coordinator may have stored the same file since our check.
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO builds (sha256, source, source_version, version, architectures,
                      host_arch, build_date, build_origin, layout, signed, ibd_count, origin,
-                     ingested_at, raw_size, raw_zstd)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                     ingested_at, raw_size)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                  ON CONFLICT (sha256) DO NOTHING RETURNING id",
             )
             .bind(&nb.sha256)
@@ -240,7 +241,6 @@ impl Store for PgStore {
             .bind(&nb.origin)
             .bind(now)
             .bind(nb.raw_size as i64)
-            .bind(&nb.raw_zstd)
             .fetch_optional(&mut *tx)
             .await?;
             let Some(id) = id else {
@@ -253,6 +253,8 @@ impl Store for PgStore {
                     .ok_or_else(|| StoreError::Corrupt(format!("uninterned {key:?}")))?;
                 deps.push((pv, id));
             }
+            texts.0.push(id);
+            texts.1.push(nb.raw_zstd.as_slice());
             for c in &i.checksums {
                 files.push(id, c);
             }
@@ -260,6 +262,11 @@ impl Store for PgStore {
                 names.push((b.as_str(), i.source.as_str()));
             }
         }
+        sqlx::query("INSERT INTO build_texts (build_id, raw_zstd) SELECT * FROM UNNEST($1::bigint[], $2::bytea[])")
+            .bind(&texts.0)
+            .bind(&texts.1)
+            .execute(&mut *tx)
+            .await?;
         let rows = postings::rows(&deps);
         sqlx::query(
             "INSERT INTO build_deps (pkgver_id, first_build_id, build_ids)
@@ -526,32 +533,50 @@ impl Store for PgStore {
     }
 
     async fn produced_files(&self, build_ids: &[i64]) -> Result<Vec<ProducedFile>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT f.build_id, f.name, f.size, f.sha256,
-                (SELECT string_agg(DISTINCT s.suite || '/' || s.arch, ' ')
-                   FROM binaries x JOIN suite_binaries s ON s.binary_id = x.id
-                  WHERE x.sha256 = f.sha256
-                     OR (x.build_id = f.build_id AND x.link = 'name'
-                         AND starts_with(f.name, x.package || '_')))
-             FROM build_files f WHERE f.build_id = ANY($1) ORDER BY f.build_id, f.name",
+        let mut files: Vec<ProducedFile> = sqlx::query(
+            "SELECT build_id, name, size, sha256 FROM build_files WHERE build_id = ANY($1)",
         )
         .bind(build_ids)
         .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ProducedFile {
-                build_id: r.get(0),
-                name: r.get(1),
-                size: r.get::<i64, _>(2).try_into().unwrap_or(0),
-                sha256: r.get(3),
-                shipped_in: tokens(&r.get::<Option<String>, _>(4).unwrap_or_default()),
-            })
-            .collect())
+        .await?
+        .iter()
+        .map(|r| ProducedFile {
+            build_id: r.get(0),
+            name: r.get(1),
+            size: r.get::<i64, _>(2).try_into().unwrap_or(0),
+            sha256: r.get(3),
+            shipped_in: Vec::new(),
+        })
+        .collect();
+        let shas: Vec<&str> = files.iter().filter_map(|f| f.sha256.as_deref()).collect();
+        let by_sha = sqlx::query(
+            "SELECT x.sha256, s.suite || '/' || s.arch FROM binaries x
+             JOIN suite_binaries s ON s.binary_id = x.id WHERE x.sha256 = ANY($1)",
+        )
+        .bind(&shas)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+        let by_name = sqlx::query(
+            "SELECT x.build_id, x.package, s.suite || '/' || s.arch FROM binaries x
+             JOIN suite_binaries s ON s.binary_id = x.id WHERE x.link = 'name' AND x.build_id = ANY($1)",
+        )
+        .bind(build_ids)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+        batch::attach_shipping(&mut files, by_sha, by_name);
+        Ok(files)
     }
 
     async fn raw_buildinfo(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let raw: Option<Vec<u8>> = sqlx::query_scalar("SELECT raw_zstd FROM builds WHERE sha256 = $1")
+        let raw: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT t.raw_zstd FROM builds b JOIN build_texts t ON t.build_id = b.id WHERE b.sha256 = $1",
+        )
             .bind(sha256)
             .fetch_optional(&self.pool)
             .await?;

@@ -226,12 +226,12 @@ impl Store for SqliteStore {
 
         let now = now_unix();
         let mut id_of: HashMap<&str, i64> = HashMap::with_capacity(plan.new.len());
-        // 100 rows × 15 columns per statement, within SQLite's variable limit.
+        // 100 rows × 14 columns per statement, within SQLite's variable limit.
         for chunk in plan.new.chunks(100) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO builds (sha256, source, source_version, version, architectures,
                      host_arch, build_date, build_origin, layout, signed, ibd_count, origin,
-                     ingested_at, raw_size, raw_zstd) ",
+                     ingested_at, raw_size) ",
             );
             qb.push_values(chunk, |mut b, nb| {
                 let i = &nb.info;
@@ -248,8 +248,7 @@ impl Store for SqliteStore {
                     .push_bind(i.installed_build_depends.len() as i64)
                     .push_bind(&nb.origin)
                     .push_bind(now)
-                    .push_bind(nb.raw_size as i64)
-                    .push_bind(&nb.raw_zstd);
+                    .push_bind(nb.raw_size as i64);
             });
             // RETURNING order is unspecified: map by SHA-256.
             qb.push(" RETURNING id, sha256");
@@ -278,6 +277,13 @@ impl Store for SqliteStore {
             for b in &i.binaries {
                 names.push((b.as_str(), i.source.as_str()));
             }
+        }
+        for chunk in plan.new.chunks(500) {
+            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO build_texts (build_id, raw_zstd) ");
+            qb.push_values(chunk, |mut b, nb| {
+                b.push_bind(id_of.get(nb.sha256.as_str()).copied()).push_bind(&nb.raw_zstd);
+            });
+            qb.build().execute(&mut *tx).await?;
         }
         for chunk in postings::rows(&deps).chunks(ROWS_PER_INSERT) {
             let mut qb =
@@ -309,15 +315,8 @@ impl Store for SqliteStore {
             qb.build().execute(&mut *tx).await?;
         }
         insert_binary_sources(&mut tx, &names).await?;
-        let t_link = std::time::Instant::now();
         link_binaries(&mut tx).await?;
-        let t_commit = std::time::Instant::now();
         tx.commit().await?;
-        tracing::debug!(
-            link_ms = (t_commit - t_link).as_millis() as u64,
-            commit_ms = t_commit.elapsed().as_millis() as u64,
-            "batch committed"
-        );
         self.cache.publish(fresh);
         Ok(plan.outcomes)
     }
@@ -562,9 +561,11 @@ impl Store for SqliteStore {
                 qb.push(" AND b.host_arch = ").push_bind(arch);
             }
             if let Some(suite) = suite {
+                // `+s.suite`: keeps the planner on the binary_id index. With a bound parameter it
+                // otherwise picks the (suite, ...) primary key and scans a whole suite per build.
                 qb.push(
                     " AND EXISTS (SELECT 1 FROM binaries x JOIN suite_binaries s ON s.binary_id = x.id
-                       WHERE x.build_id = b.id AND s.suite = ",
+                       WHERE x.build_id = b.id AND +s.suite = ",
                 )
                 .push_bind(suite)
                 .push(")");
@@ -608,39 +609,60 @@ impl Store for SqliteStore {
     }
 
     async fn produced_files(&self, build_ids: &[i64]) -> Result<Vec<ProducedFile>, StoreError> {
-        let mut out = Vec::new();
+        let mut files = Vec::new();
         for chunk in build_ids.chunks(IN_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT f.build_id, f.name, f.size, f.sha256,
-                    (SELECT group_concat(s.suite || '/' || s.arch, ' ')
-                       FROM binaries x JOIN suite_binaries s ON s.binary_id = x.id
-                      WHERE x.sha256 = f.sha256
-                         OR (x.build_id = f.build_id AND x.link = 'name'
-                             AND f.name LIKE x.package || '\\_%' ESCAPE '\\'))
-                 FROM build_files f WHERE f.build_id IN ",
+                "SELECT build_id, name, size, sha256 FROM build_files WHERE build_id IN ",
             );
             qb.push_tuples(chunk, |mut b, id| {
                 b.push_bind(*id);
             });
-            qb.push(" ORDER BY f.build_id, f.name");
             for r in qb.build().fetch_all(&self.reader).await? {
-                let mut shipped = tokens(&r.get::<Option<String>, _>(4).unwrap_or_default());
-                shipped.sort();
-                shipped.dedup();
-                out.push(ProducedFile {
+                files.push(ProducedFile {
                     build_id: r.get(0),
                     name: r.get(1),
                     size: r.get::<i64, _>(2).try_into().unwrap_or(0),
                     sha256: r.get(3),
-                    shipped_in: shipped,
+                    shipped_in: Vec::new(),
                 });
             }
         }
-        Ok(out)
+        // Where each file ships: by identical bytes, or through a by-name link to its build.
+        let shas: Vec<&str> = files.iter().filter_map(|f| f.sha256.as_deref()).collect();
+        let mut by_sha: Vec<(String, String)> = Vec::new();
+        for chunk in shas.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT x.sha256, s.suite || '/' || s.arch FROM binaries x
+                 JOIN suite_binaries s ON s.binary_id = x.id WHERE x.sha256 IN ",
+            );
+            qb.push_tuples(chunk, |mut b, sha| {
+                b.push_bind(*sha);
+            });
+            for r in qb.build().fetch_all(&self.reader).await? {
+                by_sha.push((r.get(0), r.get(1)));
+            }
+        }
+        let mut by_name: Vec<(i64, String, String)> = Vec::new();
+        for chunk in build_ids.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT x.build_id, x.package, s.suite || '/' || s.arch FROM binaries x
+                 JOIN suite_binaries s ON s.binary_id = x.id WHERE x.link = 'name' AND x.build_id IN ",
+            );
+            qb.push_tuples(chunk, |mut b, id| {
+                b.push_bind(*id);
+            });
+            for r in qb.build().fetch_all(&self.reader).await? {
+                by_name.push((r.get(0), r.get(1), r.get(2)));
+            }
+        }
+        batch::attach_shipping(&mut files, by_sha, by_name);
+        Ok(files)
     }
 
     async fn raw_buildinfo(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let raw: Option<Vec<u8>> = sqlx::query_scalar("SELECT raw_zstd FROM builds WHERE sha256 = ?")
+        let raw: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT t.raw_zstd FROM builds b JOIN build_texts t ON t.build_id = b.id WHERE b.sha256 = ?",
+        )
             .bind(sha256)
             .fetch_optional(&self.reader)
             .await?;
