@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::str::FromStr;
 
-use debcover_tests::{Server, describe, pg::TestDatabase, testdata};
+use debcover_tests::{Server, describe, pg::TestDatabase, scan_ibd, testdata};
 use serde_json::Value;
 
 /// Run `scenario` on a SQLite-backed and on a PostgreSQL-backed coordinator.
@@ -30,27 +30,6 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(bytes))
 }
 
-/// Independent scan of `name (= version)` entries (not our parser).
-fn scan_ibd(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut inside = false;
-    for line in text.lines() {
-        if line.starts_with("Installed-Build-Depends:") || line.starts_with("Build-Environment:") {
-            inside = true;
-            continue;
-        }
-        if inside {
-            if !line.starts_with(' ') {
-                inside = false;
-                continue;
-            }
-            if let Some((n, v)) = line.trim().trim_end_matches(',').split_once(" (= ") {
-                out.push((n.split(':').next().unwrap_or(n).to_owned(), v.trim_end_matches(')').to_owned()));
-            }
-        }
-    }
-    out
-}
 
 fn real_files() -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<_> = std::fs::read_dir(buildinfo_dir())
@@ -167,7 +146,7 @@ fn malformed_variants(dir: &Path) -> Vec<(String, Vec<&'static str>)> {
     // Armour cut off in the middle of the signature.
     let signed = read("debrebuild__0xffff_0.8-1+b1_amd64.buildinfo");
     let cut = signed.find("-----BEGIN PGP SIGNATURE-----").unwrap() + 40;
-    put("truncated-armour.buildinfo", signed[..cut].as_bytes().to_vec(), vec!["truncated-armour.buildinfo"]);
+    put("truncated-armour.buildinfo", signed.as_bytes()[..cut].to_vec(), vec!["truncated-armour.buildinfo"]);
     // One Installed-Build-Depends entry with an unclosed relation, at a known line.
     let plain = read("devscripts__sphinx_1.7.2-1_amd64.buildinfo");
     let (idx, line) = plain.lines().enumerate().find(|(_, l)| l.starts_with(" debhelper (= ")).unwrap();

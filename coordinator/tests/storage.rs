@@ -16,6 +16,7 @@ use debcover_coordinator::query::{self, BuiltWithQuery, PackageSpec};
 use debcover_coordinator::storage::Store;
 use debcover_coordinator::storage::postgres::PgStore;
 use debcover_coordinator::storage::sqlite::SqliteStore;
+use debcover_tests::scan_ibd;
 use debversion::Version;
 
 fn testdata() -> PathBuf {
@@ -41,31 +42,6 @@ fn prepared() -> Vec<NewBuild> {
         .collect()
 }
 
-/// Independent scan: `(name, version)` of the `name (= version)` lines under
-/// Installed-Build-Depends (or Build-Environment).
-fn scan_ibd(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut inside = false;
-    for line in text.lines() {
-        let line = line.strip_prefix("- ").unwrap_or(line);
-        if line.starts_with("Installed-Build-Depends:") || line.starts_with("Build-Environment:") {
-            inside = true;
-            continue;
-        }
-        if inside {
-            if !line.starts_with(' ') {
-                inside = false;
-                continue;
-            }
-            let t = line.trim().trim_end_matches(',');
-            if let Some((name, rest)) = t.split_once(" (= ") {
-                let name = name.split(':').next().unwrap().to_owned();
-                out.push((name, rest.trim_end_matches(')').to_owned()));
-            }
-        }
-    }
-    out
-}
 
 // ---------------------------------------------------------------- backends
 

@@ -146,3 +146,30 @@ pub fn describe(out: &Output) -> String {
 pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some()
 }
+
+/// `(name, version)` of every `name[:arch] (= version)` line under Installed-Build-Depends (or
+/// the pre-release Build-Environment) of a buildinfo's text, found by a plain line scan. Tests
+/// use it as an expectation independent of the parser under test. Dash-escaped lines of
+/// clearsigned files are unescaped.
+pub fn scan_ibd(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.strip_prefix("- ").unwrap_or(line);
+        if line.starts_with("Installed-Build-Depends:") || line.starts_with("Build-Environment:") {
+            inside = true;
+            continue;
+        }
+        if inside {
+            if !line.starts_with(' ') {
+                inside = false;
+                continue;
+            }
+            if let Some((name, rest)) = line.trim().trim_end_matches(',').split_once(" (= ") {
+                let name = name.split(':').next().unwrap_or(name).to_owned();
+                out.push((name, rest.trim_end_matches(')').to_owned()));
+            }
+        }
+    }
+    out
+}

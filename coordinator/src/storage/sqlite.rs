@@ -180,6 +180,34 @@ async fn link_binaries(tx: &mut SqliteConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Append an applied index to the audit trail.
+async fn record_import(
+    tx: &mut SqliteConnection,
+    suite: &str,
+    kind: &str,
+    arch: &str,
+    origin: &str,
+    sha256: &str,
+    s: &ImportSummary,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO archive_imports (suite, kind, arch, origin, sha256, entries, added, removed,
+             imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(suite)
+    .bind(kind)
+    .bind(arch)
+    .bind(origin)
+    .bind(sha256)
+    .bind(s.entries as i64)
+    .bind(s.added as i64)
+    .bind(s.removed as i64)
+    .bind(now_unix())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 fn build_record(r: &sqlx::sqlite::SqliteRow) -> BuildRecord {
     BuildRecord {
         id: r.get("id"),
@@ -406,20 +434,8 @@ impl Store for SqliteStore {
             removed: removed.len() as u64,
             linked: linked as u64,
         };
-        sqlx::query(
-            "INSERT INTO archive_imports (suite, kind, arch, origin, sha256, entries, added, removed,
-                 imported_at) VALUES (?, 'packages', ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&import.suite)
-        .bind(&import.arch)
-        .bind(&import.origin)
-        .bind(&import.sha256)
-        .bind(summary.entries as i64)
-        .bind(summary.added as i64)
-        .bind(summary.removed as i64)
-        .bind(now_unix())
-        .execute(&mut *tx)
-        .await?;
+        record_import(&mut tx, &import.suite, "packages", &import.arch, &import.origin, &import.sha256, &summary)
+            .await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -487,19 +503,7 @@ impl Store for SqliteStore {
             removed: removed.len() as u64,
             linked: 0,
         };
-        sqlx::query(
-            "INSERT INTO archive_imports (suite, kind, arch, origin, sha256, entries, added, removed,
-                 imported_at) VALUES (?, 'sources', '', ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&import.suite)
-        .bind(&import.origin)
-        .bind(&import.sha256)
-        .bind(summary.entries as i64)
-        .bind(summary.added as i64)
-        .bind(summary.removed as i64)
-        .bind(now_unix())
-        .execute(&mut *tx)
-        .await?;
+        record_import(&mut tx, &import.suite, "sources", "", &import.origin, &import.sha256, &summary).await?;
         tx.commit().await?;
         Ok(summary)
     }
