@@ -243,9 +243,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                         if !server.json {
                             let kind = if o.kind == pb::IndexKind::Sources as i32 { "Sources" } else { "Packages" };
                             let scope = if o.architecture.is_empty() { o.suite.clone() } else { format!("{}/{}", o.suite, o.architecture) };
+                            let linked = if o.kind == pb::IndexKind::Packages as i32 {
+                                format!(", {} linked to builds", o.linked)
+                            } else {
+                                String::new()
+                            };
                             println!(
-                                "{input}: {kind} for {scope}: {} entries, {} added, {} removed, {} linked to builds",
-                                o.entries, o.added, o.removed, o.linked
+                                "{input}: {kind} for {scope}: {} entries, {} added, {} removed{linked}",
+                                o.entries, o.added, o.removed
                             );
                         }
                         results.push(serde_json::json!({

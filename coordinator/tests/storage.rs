@@ -85,6 +85,7 @@ conformance!(
     sources_import_maps_binaries_and_replaces_membership,
     builds_of_source_filters_by_version_and_arch,
     two_coordinators_ingest_concurrently,
+    builds_ingested_after_packages_get_linked,
 );
 
 // ---------------------------------------------------------------- scenarios
@@ -339,3 +340,31 @@ async fn two_coordinators_ingest_concurrently<S: Store, F: std::future::Future<O
 
 #[allow(dead_code)]
 fn _types_are_used(_: SqliteStore, _: PgStore) {}
+
+async fn builds_ingested_after_packages_get_linked<S: Store, F: std::future::Future<Output = S>>(
+    open: impl Fn() -> F,
+) {
+    let store = open().await;
+    // The archive first: nothing to link yet.
+    let import = PackagesImport {
+        suite: "sid".into(),
+        arch: "amd64".into(),
+        origin: "t".into(),
+        sha256: "s".into(),
+        entries: parse_packages(&packages_for_0xffff()),
+    };
+    assert_eq!(store.import_packages(&import).await.unwrap().linked, 0);
+    // Then the builds: the 0xffff .deb now links by SHA-256, and the suite filter sees it.
+    store.ingest_builds(&prepared()).await.unwrap();
+    let q = BuiltWithQuery {
+        package: PackageSpec::Binary("libusb-dev".into()),
+        before: None,
+        suite: Some("sid".into()),
+        arch: None,
+    };
+    let a = query::built_with(&store, &q).await.unwrap();
+    let found: Vec<_> = a.builds.iter().map(|m| (m.build.source.as_str(), m.build.version.as_str())).collect();
+    assert_eq!(found, vec![("0xffff", "0.8-1+b1")]);
+    // Re-importing reports the link.
+    assert_eq!(store.import_packages(&import).await.unwrap().linked, 1);
+}

@@ -111,19 +111,23 @@ async fn insert_binary_sources(tx: &mut PgConnection, pairs: &[(&str, &str)]) ->
     Ok(())
 }
 
-/// Same rules as the SQLite backend: SHA-256 first, then (source, version, architecture).
-/// Linking updates rows other coordinators may update too; a transaction-scoped advisory lock
-/// serialises this step (only this step) across coordinators.
-async fn link_binaries(tx: &mut PgConnection) -> Result<(), StoreError> {
+/// Same rules as the SQLite backend: SHA-256 first, then (source, version, architecture), only
+/// for the binaries among `candidates`. Linking updates rows other coordinators may update too;
+/// a transaction-scoped advisory lock serialises this step (only this step) across coordinators.
+async fn link_binaries(tx: &mut PgConnection, candidates: &[i64]) -> Result<(), StoreError> {
+    if candidates.is_empty() {
+        return Ok(());
+    }
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('debcover link binaries'))")
         .execute(&mut *tx)
         .await?;
     sqlx::query(
-        "UPDATE binaries x SET link = 'sha256', build_id = f.build_id
-         FROM (SELECT DISTINCT ON (sha256) sha256, build_id FROM build_files
-               WHERE sha256 IS NOT NULL ORDER BY sha256, build_id DESC) f
-         WHERE f.sha256 = x.sha256 AND (x.link IS NULL OR x.link = 'name')",
+        "UPDATE binaries x SET link = 'sha256', build_id = (
+             SELECT max(f.build_id) FROM build_files f WHERE f.sha256 = x.sha256)
+         WHERE x.id = ANY($1) AND (x.link IS NULL OR x.link = 'name')
+           AND EXISTS (SELECT 1 FROM build_files f WHERE f.sha256 = x.sha256)",
     )
+    .bind(candidates)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
@@ -133,15 +137,38 @@ async fn link_binaries(tx: &mut PgConnection) -> Result<(), StoreError> {
                AND (b.host_arch = x.architecture
                     OR (x.architecture = 'all' AND ' ' || b.architectures || ' ' LIKE '% all %'))
              ORDER BY b.id DESC LIMIT 1)
-         WHERE x.link IS NULL AND EXISTS (
+         WHERE x.id = ANY($1) AND x.link IS NULL AND EXISTS (
              SELECT 1 FROM builds b
              WHERE b.source = x.source AND b.version = x.version
                AND (b.host_arch = x.architecture
                     OR (x.architecture = 'all' AND ' ' || b.architectures || ' ' LIKE '% all %')))",
     )
+    .bind(candidates)
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// Binaries that new builds may link: those with the SHA-256 of a produced file, and unlinked
+/// ones of the same source and version.
+async fn binaries_for_builds(tx: &mut PgConnection, builds: &[&NewBuild]) -> Result<Vec<i64>, StoreError> {
+    let shas: Vec<&str> =
+        builds.iter().flat_map(|b| b.info.checksums.iter().filter_map(|c| c.sha256.as_deref())).collect();
+    let sources: Vec<&str> = builds.iter().map(|b| b.info.source.as_str()).collect();
+    let versions: Vec<String> = builds.iter().map(|b| b.info.version.to_string()).collect();
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM binaries WHERE sha256 = ANY($1)
+         UNION
+         SELECT x.id FROM binaries x JOIN UNNEST($2::text[], $3::text[]) AS k(source, version)
+           ON x.source = k.source AND x.version = k.version
+         WHERE x.link IS NULL
+         ORDER BY 1",
+    )
+    .bind(&shas)
+    .bind(&sources)
+    .bind(&versions)
+    .fetch_all(&mut *tx)
+    .await?)
 }
 
 fn build_record(r: &sqlx::postgres::PgRow) -> BuildRecord {
@@ -291,7 +318,8 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         insert_binary_sources(&mut tx, &names).await?;
-        link_binaries(&mut tx).await?;
+        let candidates = binaries_for_builds(&mut tx, &plan.new).await?;
+        link_binaries(&mut tx, &candidates).await?;
         tx.commit().await?;
         self.cache.publish(fresh);
         Ok(plan.outcomes)
@@ -367,7 +395,7 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        link_binaries(&mut tx).await?;
+        link_binaries(&mut tx, &new).await?;
         let linked: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM suite_binaries s JOIN binaries b ON b.id = s.binary_id
              WHERE s.suite = $1 AND s.arch = $2 AND b.build_id IS NOT NULL",

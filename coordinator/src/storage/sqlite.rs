@@ -148,36 +148,76 @@ async fn insert_binary_sources(
     Ok(())
 }
 
-/// Link unlinked binaries to builds: first by SHA-256 of a produced file, then by
-/// (source, version, architecture), preferring the most recently stored build.
-async fn link_binaries(tx: &mut SqliteConnection) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE binaries SET link = 'sha256', build_id = (
-             SELECT f.build_id FROM build_files f WHERE f.sha256 = binaries.sha256
-             ORDER BY f.build_id DESC LIMIT 1)
-         WHERE (link IS NULL OR link = 'name')
-           AND EXISTS (SELECT 1 FROM build_files f WHERE f.sha256 = binaries.sha256)",
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE binaries SET link = 'name', build_id = (
-             SELECT b.id FROM builds b
-             WHERE b.source = binaries.source AND b.version = binaries.version
-               AND (b.host_arch = binaries.architecture
-                    OR (binaries.architecture = 'all'
-                        AND (' ' || b.architectures || ' ') LIKE '% all %'))
-             ORDER BY b.id DESC LIMIT 1)
-         WHERE link IS NULL
-           AND EXISTS (SELECT 1 FROM builds b
-             WHERE b.source = binaries.source AND b.version = binaries.version
-               AND (b.host_arch = binaries.architecture
-                    OR (binaries.architecture = 'all'
-                        AND (' ' || b.architectures || ' ') LIKE '% all %')))",
-    )
-    .execute(&mut *tx)
-    .await?;
+/// Link the binaries among `candidates` to builds: first by SHA-256 of a produced file, then,
+/// if still unlinked, by (source, version, architecture), preferring the most recent build.
+/// Only candidates are touched, so the cost follows the batch, not the archive's size.
+async fn link_binaries(tx: &mut SqliteConnection, candidates: &[i64]) -> Result<(), StoreError> {
+    for chunk in candidates.chunks(IN_CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "UPDATE binaries SET link = 'sha256', build_id = (
+                 SELECT f.build_id FROM build_files f WHERE f.sha256 = binaries.sha256
+                 ORDER BY f.build_id DESC LIMIT 1)
+             WHERE (link IS NULL OR link = 'name')
+               AND EXISTS (SELECT 1 FROM build_files f WHERE f.sha256 = binaries.sha256)
+               AND id IN ",
+        );
+        qb.push_tuples(chunk, |mut b, id| {
+            b.push_bind(*id);
+        });
+        qb.build().execute(&mut *tx).await?;
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "UPDATE binaries SET link = 'name', build_id = (
+                 SELECT b.id FROM builds b
+                 WHERE b.source = binaries.source AND b.version = binaries.version
+                   AND (b.host_arch = binaries.architecture
+                        OR (binaries.architecture = 'all'
+                            AND (' ' || b.architectures || ' ') LIKE '% all %'))
+                 ORDER BY b.id DESC LIMIT 1)
+             WHERE link IS NULL
+               AND EXISTS (SELECT 1 FROM builds b
+                 WHERE b.source = binaries.source AND b.version = binaries.version
+                   AND (b.host_arch = binaries.architecture
+                        OR (binaries.architecture = 'all'
+                            AND (' ' || b.architectures || ' ') LIKE '% all %')))
+               AND id IN ",
+        );
+        qb.push_tuples(chunk, |mut b, id| {
+            b.push_bind(*id);
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
     Ok(())
+}
+
+/// Binaries that new builds may link: those with the SHA-256 of a produced file, and unlinked
+/// ones of the same source and version.
+async fn binaries_for_builds(tx: &mut SqliteConnection, builds: &[&NewBuild]) -> Result<Vec<i64>, StoreError> {
+    let shas: Vec<&str> =
+        builds.iter().flat_map(|b| b.info.checksums.iter().filter_map(|c| c.sha256.as_deref())).collect();
+    let mut ids = Vec::new();
+    for chunk in shas.chunks(IN_CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT id FROM binaries WHERE sha256 IN ");
+        qb.push_tuples(chunk, |mut b, sha| {
+            b.push_bind(*sha);
+        });
+        ids.extend(qb.build().fetch_all(&mut *tx).await?.iter().map(|r| r.get::<i64, _>(0)));
+    }
+    let mut names: Vec<(&str, String)> =
+        builds.iter().map(|b| (b.info.source.as_str(), b.info.version.to_string())).collect();
+    names.sort_unstable();
+    names.dedup();
+    for (source, version) in names {
+        let found: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM binaries WHERE source = ? AND version = ? AND link IS NULL")
+                .bind(source)
+                .bind(version)
+                .fetch_all(&mut *tx)
+                .await?;
+        ids.extend(found);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
 /// Append an applied index to the audit trail.
@@ -343,7 +383,8 @@ impl Store for SqliteStore {
             qb.build().execute(&mut *tx).await?;
         }
         insert_binary_sources(&mut tx, &names).await?;
-        link_binaries(&mut tx).await?;
+        let candidates = binaries_for_builds(&mut tx, &plan.new).await?;
+        link_binaries(&mut tx, &candidates).await?;
         tx.commit().await?;
         self.cache.publish(fresh);
         Ok(plan.outcomes)
@@ -419,7 +460,8 @@ impl Store for SqliteStore {
             });
             qb.build().execute(&mut *tx).await?;
         }
-        link_binaries(&mut tx).await?;
+        let candidates: Vec<i64> = id_of.values().copied().collect();
+        link_binaries(&mut tx, &candidates).await?;
         let linked: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM suite_binaries s JOIN binaries b ON b.id = s.binary_id
              WHERE s.suite = ? AND s.arch = ? AND b.build_id IS NOT NULL",
