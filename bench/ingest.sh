@@ -2,6 +2,8 @@
 # Ingest throughput of the standard corpus into a fresh coordinator, and its peak memory.
 # Usage: bench/ingest.sh sqlite|postgres INPUT [PORT]
 # INPUT: bench-data/corpus/buildinfo (directory) or bench-data/corpus/Buildinfo.xz (index).
+# PACKAGES_FIRST=PATH: apply that Packages index (suite "bench") before the buildinfos, as in
+# production where the archive is known before buildinfos stream in.
 # postgres: uses $DEBCOVER_BENCH_PG (default postgres://postgres@127.0.0.1:5432/debcover_bench,
 # dropped and recreated).
 set -eu
@@ -23,6 +25,9 @@ esac
 tpid=$!
 export DEBCOVER_SERVER="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do "$bin" status >/dev/null 2>&1 && break; sleep 0.1; done
+if [ -n "${PACKAGES_FIRST:-}" ]; then
+    "$bin" ingest archive --suite bench --arch amd64 "$PACKAGES_FIRST"
+fi
 start=$(date +%s.%N)
 "$bin" ingest buildinfo --json ${BATCH:+--batch-size $BATCH} "$input" > "$data/summary.json"
 end=$(date +%s.%N)

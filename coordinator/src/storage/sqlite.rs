@@ -206,14 +206,15 @@ async fn binaries_for_builds(tx: &mut SqliteConnection, builds: &[&NewBuild]) ->
         builds.iter().map(|b| (b.info.source.as_str(), b.info.version.to_string())).collect();
     names.sort_unstable();
     names.dedup();
-    for (source, version) in names {
-        let found: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM binaries WHERE source = ? AND version = ? AND link IS NULL")
-                .bind(source)
-                .bind(version)
-                .fetch_all(&mut *tx)
-                .await?;
-        ids.extend(found);
+    for chunk in names.chunks(ROWS_PER_INSERT) {
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("SELECT id FROM binaries WHERE link IS NULL AND (source, version) IN (VALUES ");
+        let mut sep = qb.separated(", ");
+        for (source, version) in chunk {
+            sep.push("(").push_bind_unseparated(*source).push_unseparated(", ").push_bind_unseparated(version.as_str()).push_unseparated(")");
+        }
+        qb.push(")");
+        ids.extend(qb.build().fetch_all(&mut *tx).await?.iter().map(|r| r.get::<i64, _>(0)));
     }
     ids.sort_unstable();
     ids.dedup();
