@@ -10,7 +10,7 @@ use debcover_tests::{Server, describe, pg::TestDatabase, scan_ibd, testdata};
 use serde_json::Value;
 
 /// Run `scenario` on a SQLite-backed and on a PostgreSQL-backed coordinator.
-fn on_both_backends(scenario: fn(&Server)) {
+fn on_both_backends(scenario: impl Fn(&Server)) {
     let sqlite = Server::start(None);
     scenario(&sqlite);
     assert_eq!(sqlite.terminate(), Some(0), "SQLite coordinator did not stop cleanly");
@@ -236,30 +236,29 @@ fn aggregated_index_and_url_inputs() {
     let signed = real_files().into_iter().find(|(_, b)| b.starts_with(b"-----BEGIN PGP")).unwrap();
     std::fs::write(tmp.path().join(&signed.0), &signed.1).unwrap();
     let http = HttpServer::start(tmp.path());
+    let signed_sha = sha256_hex(&signed.1);
     on_both_backends(|s| {
-        let xz = format!("{}/Buildinfo.xz", HttpServer::url_of(s));
+        let xz = format!("{}/Buildinfo.xz", http.url);
         let r = s.json(&["ingest", "buildinfo", "--json", &xz], 0);
-        assert_eq!(count(&r, "ingested"), HttpServer::expected(), "{r}");
-        let one = format!("{}/{}", HttpServer::url_of(s), HttpServer::signed_name());
+        assert_eq!(count(&r, "ingested"), unsigned.len() as u64, "{r}");
+        let one = format!("{}/{}", http.url, signed.0);
         let r = s.json(&["ingest", "buildinfo", "--json", &one], 0);
         assert_eq!(count(&r, "ingested"), 1, "{r}");
         // The signed file fetched over HTTP keeps its identity: its SHA-256 serves it back.
-        let out = s.cli(&["build", "get", &HttpServer::signed_sha()]);
+        let out = s.cli(&["build", "get", &signed_sha]);
         assert!(out.status.success(), "{}", describe(&out));
-        let missing = format!("{}/no-such.buildinfo", HttpServer::url_of(s));
+        let missing = format!("{}/no-such.buildinfo", http.url);
         let out = s.cli(&["ingest", "buildinfo", &missing]);
         assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
         assert!(String::from_utf8_lossy(&out.stderr).contains("no-such.buildinfo"));
     });
-    drop(http);
 }
 
 /// A throwaway `python3 -m http.server` (a stock third-party HTTP server) on a free port.
 struct HttpServer {
     child: std::process::Child,
+    url: String,
 }
-
-static HTTP: std::sync::Mutex<Option<(String, u64, String, String)>> = std::sync::Mutex::new(None);
 
 impl HttpServer {
     fn start(dir: &Path) -> HttpServer {
@@ -276,22 +275,7 @@ impl HttpServer {
             assert!(std::time::Instant::now() < deadline, "http.server did not start");
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        let unsigned = real_files().iter().filter(|(_, b)| !b.starts_with(b"-----BEGIN PGP")).count() as u64;
-        let signed = real_files().into_iter().find(|(_, b)| b.starts_with(b"-----BEGIN PGP")).unwrap();
-        *HTTP.lock().unwrap() = Some((format!("http://127.0.0.1:{port}"), unsigned, signed.0, sha256_hex(&signed.1)));
-        HttpServer { child }
-    }
-    fn url_of(_: &Server) -> String {
-        HTTP.lock().unwrap().as_ref().unwrap().0.clone()
-    }
-    fn expected() -> u64 {
-        HTTP.lock().unwrap().as_ref().unwrap().1
-    }
-    fn signed_name() -> String {
-        HTTP.lock().unwrap().as_ref().unwrap().2.clone()
-    }
-    fn signed_sha() -> String {
-        HTTP.lock().unwrap().as_ref().unwrap().3.clone()
+        HttpServer { child, url: format!("http://127.0.0.1:{port}") }
     }
 }
 

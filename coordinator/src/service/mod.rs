@@ -68,16 +68,15 @@ pub async fn run<S: Store>(
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-fn parse_opt<T: std::str::FromStr>(field: &str, v: &str) -> Result<Option<T>, Status>
-where
-    T::Err: std::fmt::Display,
-{
+/// An optional version from a request field: empty means none; otherwise the same strict
+/// rules as versions in ingested files.
+fn parse_version_field(field: &str, v: &str) -> Result<Option<debversion::Version>, Status> {
     if v.is_empty() {
         return Ok(None);
     }
-    v.parse()
+    debcover_formats::relation::parse_version(v)
         .map(Some)
-        .map_err(|e| Status::invalid_argument(format!("{field} {v:?} is not valid: {e}")))
+        .map_err(|e| Status::invalid_argument(format!("{field}: {}", e.message)))
 }
 
 fn nonempty(v: &str) -> Option<String> {
@@ -235,7 +234,7 @@ impl<S: Store> Coordinator for CoordinatorService<S> {
         let r = request.into_inner();
         let q = query::BuiltWithQuery {
             package: r.package.parse().map_err(Status::invalid_argument)?,
-            before: parse_opt("before", &r.before)?,
+            before: parse_version_field("before", &r.before)?,
             suite: nonempty(&r.suite),
             arch: nonempty(&r.architecture),
         };
