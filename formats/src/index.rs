@@ -71,13 +71,7 @@ impl PackagesEntry {
         let mut slots: [Option<&Field<'_>>; PACKAGES_FIELDS.len()] = [None; PACKAGES_FIELDS.len()];
         collect(&fields, &PACKAGES_FIELDS, &mut slots)?;
         let [package, version, architecture, source, filename, size, sha256, bu, sbu, xbu] = slots;
-        let package = required(package, "Package", p)?;
-        let name = package.single()?;
-        if !is_valid_package_name(name) {
-            return Err(package.err(format!("invalid package name `{name}`")));
-        }
-        let version_field = required(version, "Version", p)?;
-        let version = parse_version(version_field.single()?).map_err(|e| version_field.locate(e))?;
+        let (name, version) = package_and_version(package, version, p)?;
         let architecture = required(architecture, "Architecture", p)?;
         let arch = architecture.single()?;
         if !is_valid_arch(arch) {
@@ -133,13 +127,7 @@ impl SourcesEntry {
         let mut slots: [Option<&Field<'_>>; SOURCES_FIELDS.len()] = [None; SOURCES_FIELDS.len()];
         collect(&fields, &SOURCES_FIELDS, &mut slots)?;
         let [package, version, binary, architecture, directory, bd, bdi, bda, sums] = slots;
-        let package = required(package, "Package", p)?;
-        let name = package.single()?;
-        if !is_valid_package_name(name) {
-            return Err(package.err(format!("invalid package name `{name}`")));
-        }
-        let version_field = required(version, "Version", p)?;
-        let version = parse_version(version_field.single()?).map_err(|e| version_field.locate(e))?;
+        let (name, version) = package_and_version(package, version, p)?;
         let mut binaries = Vec::new();
         if let Some(f) = binary {
             f.for_each_item(|line, item| {
@@ -244,6 +232,22 @@ fn collect<'f, 'a>(
 }
 
 /// A required field, or an error naming it and the paragraph's first line.
+/// The `Package` and `Version` fields every index paragraph must have, validated.
+fn package_and_version<'a>(
+    package: Option<&Field<'a>>,
+    version: Option<&Field<'a>>,
+    p: &RawParagraph,
+) -> Result<(&'a str, Version), ParseError> {
+    let package = required(package, "Package", p)?;
+    let name = package.single()?;
+    if !is_valid_package_name(name) {
+        return Err(package.err(format!("invalid package name `{name}`")));
+    }
+    let version_field = required(version, "Version", p)?;
+    let version = parse_version(version_field.single()?).map_err(|e| version_field.locate(e))?;
+    Ok((name, version))
+}
+
 fn required<'f, 'a>(f: Option<&'f Field<'a>>, name: &str, p: &RawParagraph) -> Result<&'f Field<'a>, ParseError> {
     f.ok_or_else(|| {
         ParseError::new("missing required field in the paragraph starting here").field(name).line(p.first_line)
