@@ -5,6 +5,7 @@
 //! - [`storage`]: the [`storage::Store`] trait and its SQLite and PostgreSQL backends (all SQL).
 //! - [`ingest`]: bytes in, validated domain values out (parsing, hashing, compression).
 //! - [`query`]: questions answered over the store ("built with X below V").
+//! - [`campaign`]: one library fix: impact analysis, rebuild waves, exports, tracking.
 //! - [`service`]: the gRPC server (`debcover serve`) and its wire conversions.
 //! - [`client`]: the client side of the `debcover` commands.
 //! - [`config`]: configuration from flags, TOML file and `DEBCOVER_*` variables.
@@ -14,6 +15,7 @@ pub mod model;
 pub mod storage;
 pub mod ingest;
 pub mod query;
+pub mod campaign;
 pub mod service;
 pub mod client;
 pub mod config;

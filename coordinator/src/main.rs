@@ -14,7 +14,7 @@ use debcover_coordinator::client::{self, output};
 use debcover_coordinator::config::{self, FileConfig, ServeConfig};
 use debcover_coordinator::ingest::Limits;
 use debcover_coordinator::service::{self, CoordinatorService};
-use debcover_coordinator::storage::{self, Store, postgres::PgStore, sqlite::SqliteStore};
+use debcover_coordinator::storage::{self, postgres::PgStore, sqlite::SqliteStore};
 use debcover_proto::v1 as pb;
 use tokio_util::sync::CancellationToken;
 
@@ -61,6 +61,88 @@ enum Command {
     Build(BuildCommand),
     /// Show what the coordinator holds.
     Status(StatusArgs),
+    /// Library fixes: find every shipped binary that embeds a vulnerable version, plan the
+    /// rebuilds, and track each one until the evidence shows the fix.
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
+}
+
+#[derive(Args)]
+struct CampaignSpecArgs {
+    /// Source package of the library (all its binaries count), e.g. golang-golang-x-net.
+    #[arg(long)]
+    library: String,
+    /// First fixed version of the library (Debian version).
+    #[arg(long, value_name = "VERSION")]
+    fixed: String,
+    /// Suite in scope (repeat for several); it must have a Packages index ingested.
+    #[arg(long = "suite", required = true, value_name = "SUITE")]
+    suites: Vec<String>,
+    /// Architecture in scope (repeat for several) [default: every indexed one].
+    #[arg(long = "arch", value_name = "ARCH")]
+    arches: Vec<String>,
+    /// binnmu (wanna-build binNMUs; unstable-like suites) or sourceful (no-change uploads;
+    /// security suites).
+    #[arg(long, default_value = "binnmu", value_parser = ["binnmu", "sourceful"])]
+    mode: String,
+    /// Title [default: LIBRARY FIXED].
+    #[arg(long, default_value = "")]
+    title: String,
+    /// Advisory reference, e.g. CVE-2023-39325 (repeat for several).
+    #[arg(long = "advisory", value_name = "ID")]
+    advisories: Vec<String>,
+    /// Waves of transitive dependents to follow (1: direct items only).
+    #[arg(long, default_value_t = debcover_coordinator::campaign::DEFAULT_MAX_DEPTH)]
+    max_depth: u32,
+    /// "Name <email>" for the changelog entries of sourceful uploads
+    /// [default: $DEBFULLNAME <$DEBEMAIL>, else the Debian Security Team].
+    #[arg(long, value_name = "NAME <EMAIL>")]
+    changed_by: Option<String>,
+    /// Output: table, json, wb (wanna-build nmu/dw lines) or uploads (sourceful changelogs).
+    #[arg(long, value_enum, default_value = "table")]
+    format: client::campaign::PlanFormat,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+#[derive(Subcommand)]
+enum CampaignCommand {
+    /// Preview a campaign: impact analysis and rebuild plan, nothing saved.
+    Plan(CampaignSpecArgs),
+    /// Save a campaign: its items are tracked from now on.
+    Create(CampaignSpecArgs),
+    /// List campaigns with their counts per state.
+    List {
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Counts per state and per wave, and every item with its state and the reason for it.
+    Status {
+        /// Campaign id.
+        id: i64,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// The audit trail: every state change with its time and evidence.
+    Events {
+        /// Campaign id.
+        id: i64,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// A saved campaign's plan: table, json, wb or uploads.
+    Export {
+        /// Campaign id.
+        id: i64,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "wb")]
+        format: client::campaign::PlanFormat,
+        /// "Name <email>" for changelog entries (sourceful campaigns).
+        #[arg(long, value_name = "NAME <EMAIL>")]
+        changed_by: Option<String>,
+        #[command(flatten)]
+        server: ServerArg,
+    },
 }
 
 #[derive(Args)]
@@ -201,10 +283,131 @@ fn init_logging(filter: &str, json: bool) {
     }
 }
 
+/// `Name <email>` for changelog trailers: the flag, else the Debian packaging variables.
+fn changed_by(flag: Option<String>) -> String {
+    flag.or_else(|| {
+        let name = std::env::var("DEBFULLNAME").ok()?;
+        let mail = std::env::var("DEBEMAIL").ok()?;
+        Some(format!("{name} <{mail}>"))
+    })
+    .unwrap_or_default()
+}
+
+async fn campaign(cmd: CampaignCommand, file: &FileConfig) -> Result<ExitCode> {
+    use client::campaign as cc;
+    match cmd {
+        CampaignCommand::Plan(a) => campaign_spec(a, file, false).await,
+        CampaignCommand::Create(a) => campaign_spec(a, file, true).await,
+        CampaignCommand::List { server } => {
+            let mut c = cc::connect(&config::resolve_server(server.server, file)).await?;
+            let r = c
+                .list_campaigns(pb::ListCampaignsRequest {})
+                .await
+                .map_err(|s| client::status_error("campaign list", s))?
+                .into_inner();
+            if server.json {
+                println!("{}", serde_json::to_string_pretty(&cc::list_view(&r))?);
+            } else {
+                cc::print_list(&r);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignCommand::Status { id, server } => {
+            let mut c = cc::connect(&config::resolve_server(server.server, file)).await?;
+            let r = c
+                .campaign_status(pb::CampaignRequest {
+                    id,
+                    changed_by: String::new(),
+                })
+                .await
+                .map_err(|s| client::status_error("campaign status", s))?
+                .into_inner();
+            let v = cc::status_view(&r)?;
+            if server.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                cc::print_status(&v);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignCommand::Events { id, server } => {
+            let mut c = cc::connect(&config::resolve_server(server.server, file)).await?;
+            let r = c
+                .campaign_events(pb::CampaignRequest {
+                    id,
+                    changed_by: String::new(),
+                })
+                .await
+                .map_err(|s| client::status_error("campaign events", s))?
+                .into_inner();
+            let v = cc::events_view(&r);
+            if server.json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                cc::print_events(&v);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignCommand::Export {
+            id,
+            format,
+            changed_by: who,
+            server,
+        } => {
+            let mut c = cc::connect(&config::resolve_server(server.server, file)).await?;
+            let r = c
+                .export_campaign(pb::CampaignRequest {
+                    id,
+                    changed_by: changed_by(who),
+                })
+                .await
+                .map_err(|s| client::status_error("campaign export", s))?
+                .into_inner();
+            let format = if server.json {
+                cc::PlanFormat::Json
+            } else {
+                format
+            };
+            cc::print_plan(&cc::plan_view(&r)?, format)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn campaign_spec(a: CampaignSpecArgs, file: &FileConfig, save: bool) -> Result<ExitCode> {
+    use client::campaign as cc;
+    let mut c = cc::connect(&config::resolve_server(a.server.server, file)).await?;
+    let spec = pb::CampaignSpec {
+        library: a.library,
+        fixed_version: a.fixed,
+        suites: a.suites,
+        architectures: a.arches,
+        mode: a.mode,
+        title: a.title,
+        advisories: a.advisories,
+        max_depth: a.max_depth,
+        changed_by: changed_by(a.changed_by),
+    };
+    let (what, r) = if save {
+        ("campaign create", c.create_campaign(spec).await)
+    } else {
+        ("campaign plan", c.plan_campaign(spec).await)
+    };
+    let r = r.map_err(|s| client::status_error(what, s))?.into_inner();
+    let format = if a.server.json {
+        cc::PlanFormat::Json
+    } else {
+        a.format
+    };
+    cc::print_plan(&cc::plan_view(&r)?, format)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let file = FileConfig::load(cli.config.as_deref())?;
     let progress = std::io::stderr().is_terminal();
     match cli.command {
+        Command::Campaign(cmd) => campaign(cmd, &file).await,
         Command::Serve(a) => {
             let cfg = ServeConfig::resolve(a.listen, a.db, a.data_dir, &file)?;
             serve(cfg).await?;
@@ -373,7 +576,7 @@ async fn serve(cfg: ServeConfig) -> Result<()> {
     }
 }
 
-async fn run_with<S: Store>(
+async fn run_with<S: storage::CampaignStore>(
     store: S,
     listener: tokio::net::TcpListener,
     limits: Limits,

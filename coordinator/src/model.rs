@@ -164,3 +164,42 @@ pub struct StoreStats {
     /// Suites with any membership.
     pub suites: Vec<String>,
 }
+
+/// A binary package shipped in a suite, with what links it to a build and what it declares
+/// to embed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippedBinary {
+    /// Storage id of the binary.
+    pub id: i64,
+    /// Suite shipping it.
+    pub suite: String,
+    /// Architecture of the Packages index listing it.
+    pub index_arch: String,
+    /// Binary package name.
+    pub package: String,
+    /// Binary version (may carry `+bN`).
+    pub version: String,
+    /// The binary's own Architecture (`all` or a concrete one).
+    pub architecture: String,
+    /// Source package.
+    pub source: String,
+    /// Source version.
+    pub source_version: String,
+    /// SHA-256 of the .deb.
+    pub sha256: String,
+    /// The build it came from, when linked: `(id, buildinfo SHA-256, linked by identical bytes)`.
+    pub build: Option<(i64, String, bool)>,
+    /// Built-Using family declarations: `(field, source, normalised version)`.
+    pub embeds: Vec<(String, String, String)>,
+}
+
+/// Which shipped binaries to fetch.
+#[derive(Debug, Clone, Copy)]
+pub enum ShippedBy<'a> {
+    /// Those linked to one of these builds.
+    Builds(&'a [i64]),
+    /// Those whose Built-Using family declarations name one of these (source or binary) names.
+    Embedding(&'a [String]),
+    /// Those of these source packages.
+    Sources(&'a [String]),
+}

@@ -17,6 +17,7 @@ use tonic::transport::{Channel, Endpoint};
 
 pub mod archive;
 pub mod buildinfo;
+pub mod campaign;
 pub mod output;
 
 /// Open a channel to the coordinator at `server`.

@@ -20,8 +20,9 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::ingest::{self, Limits};
 use crate::model::Stored;
 use crate::query;
-use crate::storage::Store;
+use crate::storage::{CampaignStore, Store};
 
+pub mod campaigns;
 pub mod convert;
 mod stream_reader;
 
@@ -45,16 +46,22 @@ impl<S: Store> CoordinatorService<S> {
 }
 
 /// Serve `service` on `listener` until `shutdown` is cancelled.
-pub async fn run<S: Store>(
+pub async fn run<S: CampaignStore>(
     listener: TcpListener,
     service: CoordinatorService<S>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
+    let campaigns = debcover_proto::v1::campaigns_server::CampaignsServer::new(campaigns::CampaignService::new(
+        service.store.clone(),
+    ))
+    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let svc = CoordinatorServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
     tonic::transport::Server::builder()
         .add_service(svc)
+        .add_service(campaigns)
         // TCP_NODELAY: small unary answers otherwise wait ~40 ms for Nagle's algorithm to meet
         // the client's delayed ACK. Keepalive notices clients that vanished.
         .serve_with_incoming_shutdown(
@@ -84,7 +91,7 @@ fn nonempty(v: &str) -> Option<String> {
 }
 
 #[tonic::async_trait]
-impl<S: Store> Coordinator for CoordinatorService<S> {
+impl<S: CampaignStore> Coordinator for CoordinatorService<S> {
     type IngestBuildinfosStream = BoxStream<pb::BatchOutcome>;
 
     async fn ingest_buildinfos(
@@ -178,6 +185,7 @@ impl<S: Store> Coordinator for CoordinatorService<S> {
                     entries,
                 };
                 let s = self.store.import_packages(&import).await.map_err(convert::store_status)?;
+                refresh_campaigns(&*self.store, None).await;
                 tracing::info!(suite = %header.suite, %arch, origin = %header.name, entries = s.entries,
                     added = s.added, removed = s.removed, linked = s.linked, "Packages index applied");
                 pb::ArchiveOutcome {
@@ -328,8 +336,20 @@ impl<S: Store> Coordinator for CoordinatorService<S> {
     }
 }
 
+/// Re-evaluate campaign items after new evidence (of these sources, or all). A failure here
+/// is logged, not returned: the evidence is stored, and the next ingest or `campaign status`
+/// evaluates it again.
+async fn refresh_campaigns<S: CampaignStore>(store: &S, sources: Option<&[String]>) {
+    if sources.is_some_and(|s| s.is_empty()) {
+        return;
+    }
+    if let Err(e) = crate::campaign::track::refresh(store, sources).await {
+        tracing::error!(error = %e, "re-evaluating campaign items failed");
+    }
+}
+
 /// Store the parsed files of one batch and describe what happened to each.
-async fn write_batch<S: Store>(
+async fn write_batch<S: CampaignStore>(
     store: &S,
     files: Vec<(String, Result<crate::model::NewBuild, debcover_formats::ParseError>)>,
 ) -> Result<pb::BatchOutcome, Status> {
@@ -365,6 +385,15 @@ async fn write_batch<S: Store>(
         let start = std::time::Instant::now();
         let stored = store.ingest_builds(&good).await.map_err(convert::store_status)?;
         tracing::debug!(builds = good.len(), elapsed_ms = start.elapsed().as_millis() as u64, "batch stored");
+        let mut sources: Vec<String> = good
+            .iter()
+            .zip(&stored)
+            .filter(|(_, s)| **s == Stored::Inserted)
+            .map(|(b, _)| b.info.source.clone())
+            .collect();
+        sources.sort();
+        sources.dedup();
+        refresh_campaigns(store, Some(&sources)).await;
         for (slot, s) in slots.into_iter().zip(stored) {
             outcomes[slot].status = match s {
                 Stored::Inserted => pb::FileStatus::Ingested,

@@ -15,15 +15,17 @@
 
 use std::future::Future;
 
+use crate::campaign::{CampaignRecord, ItemEvent, ItemRecord, PlannedItem, Transition};
 use crate::model::{
-    BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, SourcesImport,
-    StoreStats, Stored,
+    BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, ShippedBinary,
+    ShippedBy, SourcesImport, StoreStats, Stored,
 };
 
 pub mod postgres;
 pub mod sqlite;
 
 mod batch;
+mod campaign_rows;
 mod intern;
 mod postings;
 
@@ -127,8 +129,54 @@ pub trait Store: Send + Sync + 'static {
     fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send;
 }
 
+/// Campaign persistence and the archive facts impact analysis needs. A separate trait from
+/// [`Store`] so that the campaign code's needs stay visible in one place; both backends
+/// implement it.
+pub trait CampaignStore: Store {
+    /// Architectures for which a Packages index of `suite` was imported, sorted.
+    fn suite_arches(&self, suite: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Binaries shipped in `suite` selected by `by`, with their build link and declarations.
+    fn shipped_binaries(
+        &self,
+        suite: &str,
+        by: ShippedBy<'_>,
+    ) -> impl Future<Output = Result<Vec<ShippedBinary>, StoreError>> + Send;
+
+    /// Save a campaign and its items (state `affected`, one creation event each), in one
+    /// transaction. Returns the campaign id.
+    fn create_campaign(
+        &self,
+        campaign: &CampaignRecord,
+        items: &[PlannedItem],
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Every campaign, newest first, with its item counts per state.
+    fn campaigns(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(CampaignRecord, Vec<(String, u64)>)>, StoreError>> + Send;
+
+    /// One campaign.
+    fn campaign(&self, id: i64) -> impl Future<Output = Result<Option<CampaignRecord>, StoreError>> + Send;
+
+    /// Items of one campaign (`Some(id)`) or of every campaign (`None`), optionally only those
+    /// of these source packages.
+    fn campaign_items(
+        &self,
+        campaign: Option<i64>,
+        sources: Option<&[String]>,
+    ) -> impl Future<Output = Result<Vec<ItemRecord>, StoreError>> + Send;
+
+    /// Apply state changes in one transaction; a change whose item is no longer in
+    /// `from` is skipped. Returns how many were applied.
+    fn record_transitions(&self, changes: &[Transition]) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// The audit trail of a campaign, oldest first.
+    fn campaign_events(&self, campaign: i64) -> impl Future<Output = Result<Vec<ItemEvent>, StoreError>> + Send;
+}
+
 /// Unix time in seconds, for `ingested_at`/`imported_at` columns.
-fn now_unix() -> i64 {
+pub(crate) fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

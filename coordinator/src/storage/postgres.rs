@@ -19,6 +19,9 @@ use crate::model::{
     StoreStats, Stored,
 };
 
+#[path = "postgres_campaigns.rs"]
+mod campaigns;
+
 /// PostgreSQL implementation of [`Store`].
 pub struct PgStore {
     pool: PgPool,
@@ -45,11 +48,10 @@ impl PgStore {
 
 /// The PostgreSQL migrations, embedded in the binary.
 fn migrator() -> sqlx::migrate::Migrator {
-    super::embedded_migrator(&[(
-        1,
-        "builds and archive",
-        include_str!("../../../migrations/postgres/0001_builds_and_archive.sql"),
-    )])
+    super::embedded_migrator(&[
+        (1, "builds and archive", include_str!("../../../migrations/postgres/0001_builds_and_archive.sql")),
+        (2, "campaigns", include_str!("../../../migrations/postgres/0002_campaigns.sql")),
+    ])
 }
 
 async fn intern(

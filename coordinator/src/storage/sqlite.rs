@@ -21,6 +21,9 @@ use crate::model::{
     StoreStats, Stored,
 };
 
+#[path = "sqlite_campaigns.rs"]
+mod campaigns;
+
 /// Rows per multi-row INSERT: 4 columns × 2,000 rows stays far below SQLite's 32,766 variables.
 const ROWS_PER_INSERT: usize = 2000;
 /// Values per `IN (...)` list.
@@ -85,11 +88,10 @@ impl SqliteStore {
 
 /// The SQLite migrations, embedded in the binary.
 fn migrator() -> sqlx::migrate::Migrator {
-    super::embedded_migrator(&[(
-        1,
-        "builds and archive",
-        include_str!("../../../migrations/sqlite/0001_builds_and_archive.sql"),
-    )])
+    super::embedded_migrator(&[
+        (1, "builds and archive", include_str!("../../../migrations/sqlite/0001_builds_and_archive.sql")),
+        (2, "campaigns", include_str!("../../../migrations/sqlite/0002_campaigns.sql")),
+    ])
 }
 
 /// Intern every key in `keys` inside `tx`: returns ids for all of them; `fresh` receives the

@@ -1,0 +1,480 @@
+//! Impact analysis: which shipped binaries embed a vulnerable version of the library, and which
+//! are affected through them.
+//!
+//! Direct evidence, per shipped binary in scope:
+//! 1. its build's Installed-Build-Depends (any binary of the library's source below the fix);
+//! 2. its own `Built-Using`, `Static-Built-Using`, `X-Cargo-Built-Using` naming the library
+//!    (by source name, or by one of its binary names) below the fix.
+//!
+//! The buildinfo is authoritative when there is one: it records what was installed. A
+//! declaration that disagrees with it is reported (stale or missing `Static-Built-Using`);
+//! without a buildinfo, the declarations decide.
+//!
+//! Transitive evidence: an affected arch-any item whose binaries other packages were built
+//! against (a static library, vendored code) makes those packages affected through it. They must
+//! be rebuilt after it; waves are the topological levels of that graph (see [`super::waves`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use debversion::Version;
+
+use super::waves;
+use super::{
+    CampaignError, CampaignSpec, CycleGroup, Evidence, EvidenceKind, FoundBy, Mode, Plan, PlannedItem,
+    UpstreamThreshold, export, version,
+};
+use crate::model::{PkgVer, ShippedBinary, ShippedBy};
+use crate::storage::CampaignStore;
+
+/// Compare an installed binary version with a source version: binNMU suffixes do not make a
+/// version newer than the source it was built from.
+fn below(installed: &Version, fixed: &Version) -> bool {
+    debcover_formats::relation::strip_binnmu(installed) < *fixed
+}
+
+/// An item being assembled.
+struct Draft {
+    item: PlannedItem,
+}
+
+/// Run impact analysis for `spec`. Reads only; saves nothing.
+pub async fn analyze<S: CampaignStore>(store: &S, spec: &CampaignSpec) -> Result<Plan, CampaignError> {
+    let started = std::time::Instant::now();
+    for suite in &spec.suites {
+        let arches = store.suite_arches(suite).await?;
+        if arches.is_empty() {
+            let known = store.stats().await?.suites;
+            return Err(CampaignError::UnknownSuite {
+                suite: suite.clone(),
+                known: if known.is_empty() { "none".into() } else { known.join(", ") },
+            });
+        }
+        if let Some(a) = spec.arches.iter().find(|a| !arches.contains(a)) {
+            return Err(CampaignError::UnknownArch { suite: suite.clone(), arch: a.clone(), known: arches.join(", ") });
+        }
+    }
+
+    let library_binaries = store.binaries_of_source(&spec.library).await?;
+    // Declarations name sources, but some name a binary package: accept both.
+    let mut decl_names: Vec<String> = vec![spec.library.clone()];
+    decl_names.extend(library_binaries.iter().cloned());
+
+    // Every interned version of every binary of the library, and the builds that had one.
+    let pkgvers = store.pkgvers_named(&library_binaries).await?;
+    let pv_by_id: HashMap<i64, PkgVer> = pkgvers.into_iter().map(|p| (p.id, p)).collect();
+    let ids: Vec<i64> = pv_by_id.keys().copied().collect();
+    let mut installed: HashMap<i64, Vec<i64>> = HashMap::new();
+    if !ids.is_empty() {
+        for (build, pv) in store.builds_with(&ids, None, None).await? {
+            installed.entry(build).or_default().push(pv);
+        }
+    }
+    let mut builds: Vec<i64> = installed.keys().copied().collect();
+    builds.sort_unstable();
+
+    let mut plan = Plan { library_binaries: library_binaries.clone(), ..Plan::default() };
+    let mut drafts: Vec<Draft> = Vec::new();
+    let mut index: HashMap<(String, String, String), usize> = HashMap::new();
+    let mut edges: Vec<(usize, usize)> = Vec::new();
+    let mut known_library = !library_binaries.is_empty();
+    let mut skipped_all = 0usize;
+
+    for suite in &spec.suites {
+        let in_scope = |b: &ShippedBinary| spec.arches.is_empty() || spec.arches.contains(&b.index_arch);
+        let mut shipped = store.shipped_binaries(suite, ShippedBy::Builds(&builds)).await?;
+        let declaring = store.shipped_binaries(suite, ShippedBy::Embedding(&decl_names)).await?;
+        known_library |= !declaring.is_empty();
+        shipped.extend(declaring);
+        let shipped = dedup(shipped.into_iter().filter(in_scope).collect());
+
+        for b in &shipped {
+            if b.source == spec.library {
+                continue;
+            }
+            let mut ev = Vec::new();
+            if let Some(pvs) = b.build.as_ref().and_then(|(id, _, _)| installed.get(id)) {
+                for pv in pvs.iter().filter_map(|id| pv_by_id.get(id)) {
+                    let Some(v) = version(&pv.version) else {
+                        continue;
+                    };
+                    ev.push(Evidence {
+                        kind: EvidenceKind::InstalledBuildDepends,
+                        binary: b.package.clone(),
+                        package: pv.name.clone(),
+                        version: pv.version.clone(),
+                        vulnerable: below(&v, &spec.fixed),
+                        through: None,
+                    });
+                }
+            }
+            for (field, src, ver) in &b.embeds {
+                let (Some(kind), Some(v)) = (EvidenceKind::from_field(field), version(ver)) else {
+                    continue;
+                };
+                if decl_names.contains(src) {
+                    ev.push(Evidence {
+                        kind,
+                        binary: b.package.clone(),
+                        package: src.clone(),
+                        version: ver.clone(),
+                        vulnerable: below(&v, &spec.fixed),
+                        through: None,
+                    });
+                }
+            }
+            if ev.is_empty() {
+                continue;
+            }
+            let (ibd, decl): (Vec<&Evidence>, Vec<&Evidence>) = ev.iter().partition(|e| !e.kind.is_declaration());
+            let ibd_vulnerable = ibd.iter().any(|e| e.vulnerable);
+            let decl_vulnerable = decl.iter().any(|e| e.vulnerable);
+            let vulnerable = if ibd.is_empty() { decl_vulnerable } else { ibd_vulnerable };
+            let disagreement = disagreement(b, &ibd, &decl, spec);
+            if !vulnerable {
+                if let Some(d) = disagreement {
+                    plan.notes.push(format!("{suite}: {d} (not affected: the buildinfo is authoritative)"));
+                }
+                continue;
+            }
+            let arch = if b.architecture == "all" {
+                if decl.is_empty() {
+                    // Source code or data built with the library installed: nothing embedded.
+                    skipped_all += 1;
+                    continue;
+                }
+                "all".to_owned()
+            } else {
+                b.architecture.clone()
+            };
+            let i = draft_for(&mut drafts, &mut index, suite, b, &arch);
+            let d = &mut drafts[i];
+            d.item.evidence.extend(ev);
+            if let Some(text) = disagreement {
+                d.item.notes.push(text);
+            }
+        }
+    }
+    if !known_library {
+        return Err(CampaignError::UnknownLibrary(spec.library.clone()));
+    }
+    if skipped_all > 0 {
+        plan.notes.push(format!(
+            "{skipped_all} arch:all binaries were built with {} installed but declare no embedding: \
+             source code or data, not rebuilt",
+            spec.library
+        ));
+    }
+
+    // Transitive dependents, one depth at a time.
+    let mut frontier: Vec<usize> = (0..drafts.len()).filter(|&i| drafts[i].item.arch != "all").collect();
+    let mut depth = 1;
+    while !frontier.is_empty() {
+        let capped = depth >= spec.max_depth;
+        let mut next = Vec::new();
+        for suite in &spec.suites {
+            let mine: Vec<usize> = frontier.iter().copied().filter(|&i| drafts[i].item.suite == *suite).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let found = dependents(store, suite, spec, &drafts, &mine).await?;
+            for (b, upstream, ev) in found {
+                let key = (suite.clone(), b.source.clone(), b.architecture.clone());
+                let existing = index.get(&key).copied();
+                if existing.is_none() && capped {
+                    plan.beyond_depth += 1;
+                    // Count each (source, arch) once.
+                    index.insert(key, usize::MAX);
+                    continue;
+                }
+                if existing == Some(usize::MAX) {
+                    continue;
+                }
+                let arch = b.architecture.clone();
+                let i = draft_for(&mut drafts, &mut index, suite, &b, &arch);
+                if existing.is_none() {
+                    next.push(i);
+                }
+                let up = &drafts[upstream].item;
+                // Declarations name the source version; installed packages carry binary versions.
+                let max_version = if ev.kind.is_declaration() { up.source_version.clone() } else { up.version.clone() };
+                let threshold = UpstreamThreshold { package: ev.package.clone(), max_version, through: up.key() };
+                let d = &mut drafts[i].item;
+                if !d.upstream.contains(&threshold) {
+                    d.upstream.push(threshold);
+                }
+                if !d.evidence.contains(&ev) {
+                    d.evidence.push(ev);
+                }
+                edges.push((upstream, i));
+            }
+        }
+        if capped {
+            break;
+        }
+        frontier = next;
+        depth += 1;
+    }
+    // Remove the placeholders of items counted beyond the cap.
+    index.retain(|_, i| *i != usize::MAX);
+    if plan.beyond_depth > 0 {
+        plan.notes.push(format!(
+            "{} more items are affected beyond the depth cap of {}; raise --max-depth to plan them",
+            plan.beyond_depth, spec.max_depth
+        ));
+    }
+
+    let levels = waves::levels(drafts.len(), &edges);
+    let keys: Vec<String> = drafts.iter().map(|d| d.item.key()).collect();
+    let mut after: Vec<BTreeSet<String>> = vec![BTreeSet::new(); drafts.len()];
+    for &(a, b) in &edges {
+        if a != b {
+            after[b].insert(keys[a].clone());
+        }
+    }
+    for (i, d) in drafts.iter_mut().enumerate() {
+        d.item.wave = levels.wave[i];
+        d.item.cycle = levels.cycle[i].map(|g| g + 1);
+        d.item.after = std::mem::take(&mut after[i]).into_iter().collect();
+        d.item.found_by = found_by(&d.item);
+        d.item.binaries.sort();
+        d.item.binaries.dedup();
+        d.item.evidence.sort_by(|a, b| (a.kind, &a.binary, &a.package).cmp(&(b.kind, &b.binary, &b.package)));
+        if spec.mode == Mode::Sourceful {
+            d.item.planned_version = Some(export::sourceful_version(&d.item.suite, &d.item.source_version));
+        }
+    }
+    for (g, members) in levels.groups.iter().enumerate() {
+        let names: Vec<String> = members.iter().map(|&m| keys[m].clone()).collect();
+        let wave = levels.wave[members[0]];
+        plan.notes.push(format!(
+            "dependency cycle {}: {} were each built against another's vulnerable build; they are \
+             scheduled together in wave {wave}, and may need a second round once all are rebuilt",
+            g + 1,
+            names.join(", ")
+        ));
+        plan.cycles.push(CycleGroup { id: g as u32 + 1, members: names, wave });
+    }
+    let mut items: Vec<PlannedItem> = drafts.into_iter().map(|d| d.item).collect();
+    items.sort_by(|a, b| (a.wave, &a.suite, &a.source, &a.arch).cmp(&(b.wave, &b.suite, &b.source, &b.arch)));
+    plan.items = items;
+    tracing::debug!(
+        items = plan.items.len(),
+        waves = plan.waves(),
+        ms = started.elapsed().as_millis() as u64,
+        "impact analysis"
+    );
+    Ok(plan)
+}
+
+/// One row per (binary, index architecture); arch:all binaries appear once per index.
+fn dedup(mut shipped: Vec<ShippedBinary>) -> Vec<ShippedBinary> {
+    let mut seen = HashSet::new();
+    shipped.retain(|b| seen.insert((b.id, b.index_arch.clone())));
+    // arch:all binaries are listed in every architecture's index: keep one.
+    let mut seen_all = HashSet::new();
+    shipped.retain(|b| b.architecture != "all" || seen_all.insert(b.id));
+    shipped
+}
+
+/// The draft for `(suite, source, arch)`, created from `b` when new.
+fn draft_for(
+    drafts: &mut Vec<Draft>,
+    index: &mut HashMap<(String, String, String), usize>,
+    suite: &str,
+    b: &ShippedBinary,
+    arch: &str,
+) -> usize {
+    let key = (suite.to_owned(), b.source.clone(), arch.to_owned());
+    let i = *index.entry(key).or_insert_with(|| {
+        drafts.push(Draft {
+            item: PlannedItem {
+                suite: suite.to_owned(),
+                source: b.source.clone(),
+                arch: arch.to_owned(),
+                source_version: b.source_version.clone(),
+                version: b.version.clone(),
+                build_sha256: b.build.as_ref().map(|(_, sha, _)| sha.clone()),
+                binaries: Vec::new(),
+                wave: 1,
+                cycle: None,
+                found_by: FoundBy::Both,
+                evidence: Vec::new(),
+                notes: Vec::new(),
+                after: Vec::new(),
+                upstream: Vec::new(),
+                planned_version: None,
+            },
+        });
+        drafts.len() - 1
+    });
+    let item = &mut drafts[i].item;
+    item.binaries.push(b.package.clone());
+    // Several binaries of one source can differ in version (binNMU of arch-any only): keep the
+    // highest, which is what a rebuild must exceed.
+    if let (Some(new), Some(old)) = (version(&b.version), version(&item.version))
+        && new > old
+    {
+        item.version = b.version.clone();
+        item.build_sha256 = b.build.as_ref().map(|(_, sha, _)| sha.clone());
+    }
+    i
+}
+
+/// Words for a disagreement between a binary's buildinfo and its declarations, if any.
+fn disagreement(b: &ShippedBinary, ibd: &[&Evidence], decl: &[&Evidence], spec: &CampaignSpec) -> Option<String> {
+    if ibd.is_empty() {
+        return None;
+    }
+    let installed: BTreeSet<String> = ibd
+        .iter()
+        .filter_map(|e| version(&e.version))
+        .map(|v| debcover_formats::relation::strip_binnmu(&v).to_string())
+        .collect();
+    let seen = || ibd.iter().map(|e| format!("{} {}", e.package, e.version)).collect::<Vec<_>>().join(", ");
+    if decl.is_empty() {
+        let vulnerable = ibd.iter().any(|e| e.vulnerable);
+        return vulnerable.then(|| {
+            format!(
+                "{} {}: built with {} but declares no Built-Using/Static-Built-Using for {} (missing declaration)",
+                b.package,
+                b.version,
+                seen(),
+                spec.library
+            )
+        });
+    }
+    let declared: BTreeSet<String> = decl.iter().map(|e| e.version.clone()).collect();
+    if declared.iter().all(|d| installed.contains(d)) {
+        return None;
+    }
+    let decls = decl.iter().map(|e| format!("{}: {} (= {})", e.kind.field(), e.package, e.version)).collect::<Vec<_>>();
+    Some(format!(
+        "{} {}: declares {} but its buildinfo shows {} (stale declaration)",
+        b.package,
+        b.version,
+        decls.join(", "),
+        seen()
+    ))
+}
+
+fn found_by(item: &PlannedItem) -> FoundBy {
+    let ibd = item.evidence.iter().any(|e| !e.kind.is_declaration());
+    let decl = item.evidence.iter().any(|e| e.kind.is_declaration());
+    match (ibd, decl) {
+        (true, true) => FoundBy::Both,
+        (true, false) => FoundBy::BuildinfoOnly,
+        _ => FoundBy::DeclarationOnly,
+    }
+}
+
+/// Shipped arch-any binaries of `suite` built against (or declaring) a vulnerable binary of one
+/// of the `upstream` items: `(binary, upstream item index, evidence)`.
+async fn dependents<S: CampaignStore>(
+    store: &S,
+    suite: &str,
+    spec: &CampaignSpec,
+    drafts: &[Draft],
+    upstream: &[usize],
+) -> Result<Vec<(ShippedBinary, usize, Evidence)>, CampaignError> {
+    // package name → [(upstream item, arch, vulnerable version)]
+    let mut by_package: BTreeMap<String, Vec<(usize, String, Version)>> = BTreeMap::new();
+    let mut by_source: HashMap<String, Vec<usize>> = HashMap::new();
+    for &u in upstream {
+        let it = &drafts[u].item;
+        let Some(v) = version(&it.version) else {
+            continue;
+        };
+        for bin in &it.binaries {
+            by_package.entry(bin.clone()).or_default().push((u, it.arch.clone(), v.clone()));
+        }
+        by_source.entry(it.source.clone()).or_default().push(u);
+    }
+    let names: Vec<String> = by_package.keys().cloned().collect();
+    let pvs = store.pkgvers_named(&names).await?;
+    let candidates: HashMap<i64, PkgVer> = pvs
+        .into_iter()
+        .filter(|p| {
+            let Some(v) = version(&p.version) else {
+                return false;
+            };
+            by_package.get(&p.name).is_some_and(|ups| ups.iter().any(|(_, _, max)| v <= *max))
+        })
+        .map(|p| (p.id, p))
+        .collect();
+    let mut installed: HashMap<i64, Vec<i64>> = HashMap::new();
+    if !candidates.is_empty() {
+        let ids: Vec<i64> = candidates.keys().copied().collect();
+        for (build, pv) in store.builds_with(&ids, None, None).await? {
+            installed.entry(build).or_default().push(pv);
+        }
+    }
+    let mut builds: Vec<i64> = installed.keys().copied().collect();
+    builds.sort_unstable();
+    let sources: Vec<String> = by_source.keys().cloned().collect();
+    let mut shipped = store.shipped_binaries(suite, ShippedBy::Builds(&builds)).await?;
+    shipped.extend(store.shipped_binaries(suite, ShippedBy::Embedding(&sources)).await?);
+    let shipped = dedup(shipped);
+
+    let mut out = Vec::new();
+    for b in shipped {
+        if b.architecture == "all" || b.source == spec.library {
+            continue;
+        }
+        if !spec.arches.is_empty() && !spec.arches.contains(&b.index_arch) {
+            continue;
+        }
+        let mut found: Vec<(usize, Evidence)> = Vec::new();
+        if let Some(pvs) = b.build.as_ref().and_then(|(id, _, _)| installed.get(id)) {
+            for pv in pvs.iter().filter_map(|id| candidates.get(id)) {
+                let Some(v) = version(&pv.version) else {
+                    continue;
+                };
+                for (u, arch, max) in by_package.get(&pv.name).into_iter().flatten() {
+                    if *arch == b.architecture && v <= *max {
+                        found.push((
+                            *u,
+                            Evidence {
+                                kind: EvidenceKind::InstalledBuildDepends,
+                                binary: b.package.clone(),
+                                package: pv.name.clone(),
+                                version: pv.version.clone(),
+                                vulnerable: true,
+                                through: Some(drafts[*u].item.key()),
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        for (field, src, ver) in &b.embeds {
+            let (Some(kind), Some(v)) = (EvidenceKind::from_field(field), version(ver)) else {
+                continue;
+            };
+            for &u in by_source.get(src).into_iter().flatten() {
+                let up = &drafts[u].item;
+                let max = version(&up.source_version);
+                if up.arch == b.architecture && max.is_some_and(|m| v <= m) {
+                    found.push((
+                        u,
+                        Evidence {
+                            kind,
+                            binary: b.package.clone(),
+                            package: src.clone(),
+                            version: ver.clone(),
+                            vulnerable: true,
+                            through: Some(up.key()),
+                        },
+                    ));
+                }
+            }
+        }
+        for (u, ev) in found {
+            let up = &drafts[u].item;
+            if up.source == b.source && up.arch == b.architecture {
+                continue; // built against its own earlier version
+            }
+            out.push((b.clone(), u, ev));
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,337 @@
+//! A plan in the release team's own formats.
+//!
+//! - `binnmu` mode: wanna-build requests, wave by wave. Wave 1 gets `nmu` lines with
+//!   `--extra-depends` on the fixed library; later waves get `nmu` lines followed by `dw`
+//!   (dep-wait) lines that hold them until the binNMUs of the wave before are installable.
+//! - `sourceful` mode: one no-change upload per source and suite, with the version it should
+//!   get and a ready changelog entry.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+use debversion::Version;
+use serde::Serialize;
+
+use super::{EvidenceKind, Plan, PlannedItem};
+
+/// The parts of a campaign the exports mention.
+#[derive(Debug, Clone)]
+pub struct ExportContext<'a> {
+    /// Campaign id, when saved.
+    pub id: Option<i64>,
+    /// Library source package.
+    pub library: &'a str,
+    /// First fixed version.
+    pub fixed: &'a str,
+    /// Advisory references.
+    pub advisories: &'a [String],
+    /// Title.
+    pub title: &'a str,
+    /// `Name <email>` for changelog trailers.
+    pub changed_by: &'a str,
+    /// RFC 2822 date for changelog trailers.
+    pub date: &'a str,
+}
+
+impl ExportContext<'_> {
+    fn reason(&self) -> String {
+        let mut r = format!("Rebuild against {} {}", self.library, self.fixed);
+        if !self.advisories.is_empty() {
+            let _ = write!(r, " ({})", self.advisories.join(", "));
+        }
+        r
+    }
+}
+
+/// The version a no-change sourceful upload of `source_version` to `suite` should get:
+/// `+debNuM` for a Debian stable release (and its -security/-updates suites), otherwise the
+/// NMU convention (`-3` → `-3.1`, `-3.1` → `-3.2`, native `1.2` → `1.2+nmu1`).
+pub fn sourceful_version(suite: &str, source_version: &str) -> String {
+    let codename = suite.split('-').next().unwrap_or(suite);
+    let release = match codename {
+        "buster" => Some(10),
+        "bullseye" => Some(11),
+        "bookworm" => Some(12),
+        "trixie" => Some(13),
+        "forky" => Some(14),
+        "duke" => Some(15),
+        _ => None,
+    };
+    if let Some(n) = release {
+        let marker = format!("+deb{n}u");
+        if let Some(pos) = source_version.rfind(&marker) {
+            let tail = &source_version[pos + marker.len()..];
+            if let Ok(m) = tail.parse::<u32>() {
+                return format!("{}{marker}{}", &source_version[..pos], m + 1);
+            }
+        }
+        return format!("{source_version}{marker}1");
+    }
+    match source_version.rsplit_once('-') {
+        Some((upstream, revision)) => match revision.rsplit_once('.') {
+            Some((base, n)) if n.parse::<u32>().is_ok() && !base.is_empty() => {
+                format!("{upstream}-{base}.{}", n.parse::<u32>().unwrap_or(0) + 1)
+            }
+            _ => format!("{upstream}-{revision}.1"),
+        },
+        None => match source_version.rsplit_once("+nmu") {
+            Some((base, n)) if n.parse::<u32>().is_ok() => {
+                format!("{base}+nmu{}", n.parse::<u32>().unwrap_or(0) + 1)
+            }
+            _ => format!("{source_version}+nmu1"),
+        },
+    }
+}
+
+/// The binary version the next binNMU of `version` gets (`1.0-1` → `1.0-1+b1`,
+/// `1.0-1+b1` → `1.0-1+b2`).
+pub fn next_binnmu(version: &str) -> String {
+    if let Some((base, n)) = version.rsplit_once("+b")
+        && let Ok(n) = n.parse::<u32>()
+    {
+        return format!("{base}+b{}", n + 1);
+    }
+    format!("{version}+b1")
+}
+
+/// The version an upstream item's binaries will have once its rebuild is done.
+fn rebuilt_version(up: &PlannedItem) -> String {
+    match &up.planned_version {
+        Some(v) => v.clone(),
+        None => next_binnmu(&up.version),
+    }
+}
+
+/// The library's binary packages the item was built with (for `--extra-depends`).
+fn library_packages(item: &PlannedItem, plan: &Plan) -> Vec<String> {
+    let mut names: Vec<String> = item
+        .evidence
+        .iter()
+        .filter(|e| e.kind == EvidenceKind::InstalledBuildDepends && e.through.is_none())
+        .map(|e| e.package.clone())
+        .collect();
+    if names.is_empty() && item.evidence.iter().any(|e| e.through.is_none()) {
+        // Found by declaration only: the library's -dev packages, if it has any.
+        names = plan.library_binaries.iter().filter(|b| b.ends_with("-dev")).cloned().collect();
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The dependencies a rebuild of `item` must wait for: the fixed library, and the rebuilt
+/// versions of the upstream items it was built against.
+fn wait_for(item: &PlannedItem, plan: &Plan, ctx: &ExportContext<'_>) -> Vec<String> {
+    let mut deps: Vec<String> =
+        library_packages(item, plan).into_iter().map(|p| format!("{p} (>= {})", ctx.fixed)).collect();
+    for up in &item.upstream {
+        if let Some(u) = plan.items.iter().find(|i| i.key() == up.through && i.suite == item.suite) {
+            let pkg = if u.binaries.contains(&up.package) {
+                up.package.clone()
+            } else {
+                continue;
+            };
+            let dep = format!("{pkg} (>= {})", rebuilt_version(u));
+            if !deps.contains(&dep) {
+                deps.push(dep);
+            }
+        }
+    }
+    deps
+}
+
+/// wanna-build requests for a `binnmu` campaign, wave by wave.
+pub fn wanna_build(plan: &Plan, ctx: &ExportContext<'_>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {}", header(ctx));
+    let _ = writeln!(
+        out,
+        "# {} items in {} waves; generated by debcover. Each wave waits for the one before.",
+        plan.items.len(),
+        plan.waves()
+    );
+    // (wave, suite, source, source_version, dependencies) → arches
+    let mut lines: BTreeMap<(u32, String, String, String, Vec<String>), Vec<String>> = BTreeMap::new();
+    let mut cannot: Vec<&PlannedItem> = Vec::new();
+    for item in &plan.items {
+        if item.arch == "all" {
+            cannot.push(item);
+            continue;
+        }
+        let deps = wait_for(item, plan, ctx);
+        lines
+            .entry((item.wave, item.suite.clone(), item.source.clone(), item.source_version.clone(), deps))
+            .or_default()
+            .push(item.arch.clone());
+    }
+    let mut wave = 0;
+    for ((w, suite, source, sv, deps), arches) in &lines {
+        if *w != wave {
+            wave = *w;
+            let _ = writeln!(out);
+            if wave == 1 {
+                let _ = writeln!(out, "# wave 1");
+            } else {
+                let _ = writeln!(out, "# wave {wave}: dep-waits hold these until wave {} is installable", wave - 1);
+            }
+        }
+        let mut arches = arches.clone();
+        arches.sort();
+        arches.dedup();
+        let arches = arches.join(" ");
+        let mut line = format!("nmu {source}_{sv} . {arches} . {suite} . -m \"{}\"", ctx.reason());
+        if !deps.is_empty() {
+            let _ = write!(line, " --extra-depends \"{}\"", deps.join(", "));
+        }
+        let _ = writeln!(out, "{line}");
+        if wave > 1 {
+            let upstream: Vec<&String> = deps.iter().filter(|d| !d.ends_with(&format!("(>= {})", ctx.fixed))).collect();
+            if !upstream.is_empty() {
+                let joined: Vec<&str> = upstream.iter().map(|s| s.as_str()).collect();
+                let _ = writeln!(out, "dw {source}_{sv} . {arches} . {suite} . -m \"{}\"", joined.join(", "));
+            }
+        }
+    }
+    for g in &plan.cycles {
+        let _ = writeln!(
+            out,
+            "\n# cycle {}: {} (wave {}): rebuild together; repeat if a buildinfo still shows a vulnerable version",
+            g.id,
+            g.members.join(", "),
+            g.wave
+        );
+    }
+    if !cannot.is_empty() {
+        let _ = writeln!(out, "\n# arch:all packages cannot be binNMUed; these need a sourceful upload:");
+        for item in cannot {
+            let _ = writeln!(out, "#   {}_{} ({})", item.source, item.source_version, item.suite);
+        }
+    }
+    out
+}
+
+/// One no-change sourceful upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Upload {
+    /// Wave (an upload waits for the uploads of earlier waves to be built).
+    pub wave: u32,
+    /// Target suite (the changelog distribution).
+    pub suite: String,
+    /// Source package.
+    pub source: String,
+    /// Version shipped now.
+    pub current_version: String,
+    /// Version the upload should get.
+    pub version: String,
+    /// Architectures whose binaries it fixes.
+    pub arches: Vec<String>,
+    /// A ready `debian/changelog` entry.
+    pub changelog: String,
+}
+
+/// The uploads of a `sourceful` campaign, in wave order.
+pub fn uploads(plan: &Plan, ctx: &ExportContext<'_>) -> Vec<Upload> {
+    let mut by_source: BTreeMap<(u32, String, String), Upload> = BTreeMap::new();
+    for item in &plan.items {
+        let version =
+            item.planned_version.clone().unwrap_or_else(|| sourceful_version(&item.suite, &item.source_version));
+        let key = (item.wave, item.suite.clone(), item.source.clone());
+        let up = by_source.entry(key).or_insert_with(|| Upload {
+            wave: item.wave,
+            suite: item.suite.clone(),
+            source: item.source.clone(),
+            current_version: item.source_version.clone(),
+            version: version.clone(),
+            arches: Vec::new(),
+            changelog: String::new(),
+        });
+        up.arches.push(item.arch.clone());
+    }
+    let mut out: Vec<Upload> = by_source.into_values().collect();
+    for up in &mut out {
+        up.arches.sort();
+        up.arches.dedup();
+        let mut text = format!(
+            "{} ({}) {}; urgency=medium\n\n  * Non-maintainer upload.\n  * No-change rebuild against {} {}",
+            up.source, up.version, up.suite, ctx.library, ctx.fixed
+        );
+        if !ctx.advisories.is_empty() {
+            let _ = write!(text, " to pick up the fix for\n    {}", ctx.advisories.join(", "));
+        }
+        text.push_str(".\n");
+        let _ = write!(text, "\n -- {}  {}\n", ctx.changed_by, ctx.date);
+        up.changelog = text;
+    }
+    out
+}
+
+/// The uploads as text: one block per upload, wave by wave.
+pub fn uploads_text(plan: &Plan, ctx: &ExportContext<'_>) -> String {
+    let mut out = format!("# {}\n", header(ctx));
+    for up in uploads(plan, ctx) {
+        let _ = writeln!(
+            out,
+            "\n# wave {}: {} {} -> {} in {} ({})\n",
+            up.wave,
+            up.source,
+            up.current_version,
+            up.version,
+            up.suite,
+            up.arches.join(" ")
+        );
+        out.push_str(&up.changelog);
+    }
+    out
+}
+
+fn header(ctx: &ExportContext<'_>) -> String {
+    let mut h = match ctx.id {
+        Some(id) => format!("debcover campaign {id}: "),
+        None => "debcover campaign plan: ".to_owned(),
+    };
+    h.push_str(if ctx.title.is_empty() { ctx.library } else { ctx.title });
+    let _ = write!(h, " (library {} fixed in {}", ctx.library, ctx.fixed);
+    if !ctx.advisories.is_empty() {
+        let _ = write!(h, "; {}", ctx.advisories.join(", "));
+    }
+    h.push(')');
+    h
+}
+
+/// Check that a planned version sorts after the current one (a no-change upload must).
+pub fn is_newer(current: &str, planned: &str) -> bool {
+    matches!((Version::from_str(current), Version::from_str(planned)), (Ok(c), Ok(p)) if p > c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sourceful_versions_follow_debian_conventions() {
+        let cases = [
+            ("bookworm-security", "1.2-3", "1.2-3+deb12u1"),
+            ("bookworm", "1.2-3+deb12u4", "1.2-3+deb12u5"),
+            ("trixie-security", "2:0.27.0-1", "2:0.27.0-1+deb13u1"),
+            ("unstable", "1.2-3", "1.2-3.1"),
+            ("sid", "1.2-3.1", "1.2-3.2"),
+            ("unstable", "1.2", "1.2+nmu1"),
+            ("unstable", "1.2+nmu1", "1.2+nmu2"),
+            ("unstable", "0.0~git20230101.abc-1", "0.0~git20230101.abc-1.1"),
+        ];
+        for (suite, v, want) in cases {
+            let got = sourceful_version(suite, v);
+            assert_eq!(got, want, "{suite} {v}");
+            assert!(is_newer(v, &got), "{got} must sort after {v}");
+        }
+    }
+
+    #[test]
+    fn binnmu_versions_increment() {
+        assert_eq!(next_binnmu("1.0-1"), "1.0-1+b1");
+        assert_eq!(next_binnmu("1.0-1+b1"), "1.0-1+b2");
+        assert_eq!(next_binnmu("1.0-1+b9"), "1.0-1+b10");
+        assert!(is_newer("1.0-1+b9", &next_binnmu("1.0-1+b9")));
+    }
+}

@@ -1,0 +1,505 @@
+//! Campaigns: one library fix, every shipped binary that embeds a vulnerable version, the
+//! rebuild waves, and the state of each item until the evidence says the fix is inside.
+//!
+//! - [`analysis`]: impact analysis (direct evidence, then transitive dependents) → [`Plan`].
+//! - [`waves`]: topological levels over the "must rebuild after" graph, cycles as groups.
+//! - [`export`]: the plan in the release team's formats (wanna-build `nmu`/`dw` lines,
+//!   no-change sourceful uploads with changelog entries).
+//! - [`track`]: re-evaluates saved items when buildinfos or archive indices arrive and
+//!   records each state change with its evidence.
+//!
+//! # Invariants
+//! - No SQL here: facts come from [`crate::storage::CampaignStore`].
+//! - Debian versions are compared with `debversion`, never as text.
+//! - An item's state changes only through [`ItemState::next`], and every change is recorded
+//!   as an event with the evidence that caused it.
+
+use std::fmt;
+use std::str::FromStr;
+
+use debversion::Version;
+use serde::{Deserialize, Serialize};
+
+pub mod analysis;
+pub mod export;
+pub mod track;
+pub mod waves;
+
+/// How the rebuilds of a campaign reach the archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Binary-only NMUs scheduled through wanna-build (unstable-like suites).
+    Binnmu,
+    /// No-change sourceful uploads (security suites, which cannot binNMU against the main
+    /// archive's tarballs).
+    Sourceful,
+}
+
+impl Mode {
+    /// `binnmu` or `sourceful`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Binnmu => "binnmu",
+            Mode::Sourceful => "sourceful",
+        }
+    }
+}
+
+impl FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "binnmu" => Ok(Mode::Binnmu),
+            "sourceful" => Ok(Mode::Sourceful),
+            other => Err(format!("unknown campaign mode {other:?}: expected binnmu or sourceful")),
+        }
+    }
+}
+
+/// What a campaign is about, as the security team states it.
+#[derive(Debug, Clone)]
+pub struct CampaignSpec {
+    /// Source package of the library; every binary it builds counts.
+    pub library: String,
+    /// First fixed version of the library (source version).
+    pub fixed: Version,
+    /// Suites in scope (each must have a Packages index ingested).
+    pub suites: Vec<String>,
+    /// Architectures in scope; empty: every architecture indexed for the suite.
+    pub arches: Vec<String>,
+    /// binNMUs or sourceful uploads.
+    pub mode: Mode,
+    /// Human title.
+    pub title: String,
+    /// Advisory references (CVE ids, DSA/DLA numbers).
+    pub advisories: Vec<String>,
+    /// How many waves of transitive dependents to follow (1: direct items only).
+    pub max_depth: u32,
+}
+
+/// Default for [`CampaignSpec::max_depth`].
+pub const DEFAULT_MAX_DEPTH: u32 = 8;
+
+/// Which field of which record an [`Evidence`] comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvidenceKind {
+    /// The build's Installed-Build-Depends (from its .buildinfo).
+    InstalledBuildDepends,
+    /// The shipped binary's `Built-Using`.
+    BuiltUsing,
+    /// The shipped binary's `Static-Built-Using`.
+    StaticBuiltUsing,
+    /// The shipped binary's `X-Cargo-Built-Using`.
+    XCargoBuiltUsing,
+}
+
+impl EvidenceKind {
+    /// The field name as written in Debian files.
+    pub fn field(self) -> &'static str {
+        match self {
+            EvidenceKind::InstalledBuildDepends => "Installed-Build-Depends",
+            EvidenceKind::BuiltUsing => "Built-Using",
+            EvidenceKind::StaticBuiltUsing => "Static-Built-Using",
+            EvidenceKind::XCargoBuiltUsing => "X-Cargo-Built-Using",
+        }
+    }
+
+    /// The declaration kind for a stored `binary_embeds.field` value.
+    pub fn from_field(field: &str) -> Option<Self> {
+        match field {
+            "Built-Using" => Some(EvidenceKind::BuiltUsing),
+            "Static-Built-Using" => Some(EvidenceKind::StaticBuiltUsing),
+            "X-Cargo-Built-Using" => Some(EvidenceKind::XCargoBuiltUsing),
+            _ => None,
+        }
+    }
+
+    /// Is this a declaration in the binary's own control fields (as opposed to the buildinfo)?
+    pub fn is_declaration(self) -> bool {
+        self != EvidenceKind::InstalledBuildDepends
+    }
+}
+
+/// One fact that ties a shipped binary to a version of the library (or of an affected
+/// intermediate package), with the exact version seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    /// Where the fact comes from.
+    pub kind: EvidenceKind,
+    /// The shipped binary package the fact is about.
+    pub binary: String,
+    /// The package named: an installed binary (`libfoo-dev`) or a declared source (`libfoo`).
+    pub package: String,
+    /// The exact version seen.
+    pub version: String,
+    /// Whether that version is vulnerable (below the fix, or a not-yet-rebuilt intermediate).
+    pub vulnerable: bool,
+    /// For transitive evidence: the affected item (`SOURCE/ARCH`) this package belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<String>,
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} {} of {}", self.kind.field(), self.package, self.version, self.binary)?;
+        if let Some(t) = &self.through {
+            write!(f, " (through {t})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Which kinds of evidence found an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FoundBy {
+    /// Both the buildinfo and the binary's declarations.
+    Both,
+    /// Only the buildinfo (a missing declaration in the binary).
+    BuildinfoOnly,
+    /// Only the binary's declarations (no buildinfo known for the shipped build).
+    DeclarationOnly,
+}
+
+/// A version of a package that counts as vulnerable for an item: installed at or below
+/// `max_version` means built against the affected intermediate `through`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpstreamThreshold {
+    /// Binary package of the intermediate item.
+    pub package: String,
+    /// Highest vulnerable version (the intermediate's version when the campaign was planned).
+    pub max_version: String,
+    /// The intermediate item, `SOURCE/ARCH`.
+    pub through: String,
+}
+
+/// One thing to rebuild: a source package on one architecture in one suite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedItem {
+    /// Suite.
+    pub suite: String,
+    /// Source package.
+    pub source: String,
+    /// Architecture of the shipped binaries (`all` only for declared embedding in arch:all).
+    pub arch: String,
+    /// Source version of the shipped binaries.
+    pub source_version: String,
+    /// Binary version shipped (may carry `+bN`).
+    pub version: String,
+    /// The build those binaries came from, when its buildinfo is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_sha256: Option<String>,
+    /// Shipped binary packages of this source on this architecture.
+    pub binaries: Vec<String>,
+    /// Rebuild wave, from 1.
+    pub wave: u32,
+    /// Cycle group id when the item is part of a dependency cycle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycle: Option<u32>,
+    /// Which evidence found it.
+    pub found_by: FoundBy,
+    /// The facts.
+    pub evidence: Vec<Evidence>,
+    /// Disagreements between buildinfo and declarations, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Items (`SOURCE/ARCH`) that must be rebuilt before this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// For items affected through intermediates: what still counts as vulnerable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upstream: Vec<UpstreamThreshold>,
+    /// Sourceful mode: the version the no-change upload should get.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_version: Option<String>,
+}
+
+impl PlannedItem {
+    /// `SOURCE/ARCH`, the name other items use for it.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.source, self.arch)
+    }
+
+    /// Whether any evidence comes from the buildinfo.
+    pub fn has_buildinfo_evidence(&self) -> bool {
+        self.evidence.iter().any(|e| e.kind == EvidenceKind::InstalledBuildDepends)
+    }
+}
+
+/// A dependency cycle among items: rebuilt together, in one wave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleGroup {
+    /// Group id (unique within the plan).
+    pub id: u32,
+    /// Members, `SOURCE/ARCH`.
+    pub members: Vec<String>,
+    /// The wave the whole group is scheduled in.
+    pub wave: u32,
+}
+
+/// The result of impact analysis.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Plan {
+    /// Every affected item, ordered by wave, source, architecture.
+    pub items: Vec<PlannedItem>,
+    /// Dependency cycles, each scheduled as one group.
+    pub cycles: Vec<CycleGroup>,
+    /// Binary names of the library that were searched for.
+    pub library_binaries: Vec<String>,
+    /// Observations that are not items: unaffected binaries whose declarations disagree with
+    /// their buildinfo, arch:all packages skipped, the depth cap.
+    pub notes: Vec<String>,
+    /// Items found beyond the depth cap and left out.
+    pub beyond_depth: usize,
+}
+
+impl Plan {
+    /// Number of waves.
+    pub fn waves(&self) -> u32 {
+        self.items.iter().map(|i| i.wave).max().unwrap_or(0)
+    }
+}
+
+/// Where an item stands. Changes only through [`ItemState::next`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ItemState {
+    /// The shipped binaries are the vulnerable ones found at planning.
+    Affected,
+    /// A newer build (binNMU or the planned upload) is shipped; its evidence is not complete
+    /// yet (no buildinfo, or the shipped bytes differ from the buildinfo's).
+    Rebuilt,
+    /// A maintainer upload replaced the vulnerable version; its evidence is not complete yet.
+    Superseded,
+    /// The newer build was still made against a vulnerable version.
+    StillVulnerable,
+    /// The newer build's buildinfo shows the fixed version and the shipped bytes match it;
+    /// independent rebuilds have not confirmed it yet.
+    FixedUnverified,
+    /// No binary of this source and architecture is shipped in the suite any more.
+    Removed,
+}
+
+impl ItemState {
+    /// Every state, in display order.
+    pub const ALL: [ItemState; 6] = [
+        ItemState::Affected,
+        ItemState::Rebuilt,
+        ItemState::Superseded,
+        ItemState::StillVulnerable,
+        ItemState::FixedUnverified,
+        ItemState::Removed,
+    ];
+
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Affected => "affected",
+            ItemState::Rebuilt => "rebuilt",
+            ItemState::Superseded => "superseded",
+            ItemState::StillVulnerable => "still-vulnerable",
+            ItemState::FixedUnverified => "fixed-unverified",
+            ItemState::Removed => "removed",
+        }
+    }
+
+    /// The one transition function: the state an item moves to on `obs`, or `None` when the
+    /// observation does not change it.
+    pub fn next(self, obs: &Observation) -> Option<ItemState> {
+        let to = match obs {
+            Observation::Original => ItemState::Affected,
+            Observation::Gone => ItemState::Removed,
+            Observation::Newer { how, verdict, .. } => match verdict {
+                Verdict::Pending(_) => match how {
+                    How::Rebuild => ItemState::Rebuilt,
+                    How::MaintainerUpload => ItemState::Superseded,
+                },
+                Verdict::Vulnerable(_) => ItemState::StillVulnerable,
+                Verdict::Fixed(_) => ItemState::FixedUnverified,
+            },
+        };
+        (to != self).then_some(to)
+    }
+}
+
+impl fmt::Display for ItemState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ItemState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ItemState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown item state {s:?}"))
+    }
+}
+
+/// How a newer version of an item's binaries came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// A binNMU of the same source version, or the campaign's planned sourceful upload.
+    Rebuild,
+    /// Any other new source version.
+    MaintainerUpload,
+}
+
+/// What the evidence says about a newer build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not decidable yet, and why.
+    Pending(String),
+    /// Built against a vulnerable version: the evidence.
+    Vulnerable(Vec<Evidence>),
+    /// Built against the fixed version (or without the library), shipped bytes match: why.
+    Fixed(Vec<Evidence>),
+}
+
+/// What the archive and the buildinfos say about an item now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// The suite still ships the version found at planning.
+    Original,
+    /// Nothing of this source and architecture is shipped in the suite.
+    Gone,
+    /// A newer version is shipped.
+    Newer {
+        /// Binary version now shipped.
+        version: String,
+        /// Binary NMU / planned upload, or a maintainer upload.
+        how: How,
+        /// What its evidence says.
+        verdict: Verdict,
+    },
+}
+
+/// A saved campaign.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CampaignRecord {
+    /// Id.
+    pub id: i64,
+    /// Title.
+    pub title: String,
+    /// Library source package.
+    pub library: String,
+    /// First fixed version.
+    pub fixed_version: String,
+    /// Suites.
+    pub suites: Vec<String>,
+    /// Architectures (empty: all).
+    pub arches: Vec<String>,
+    /// binnmu or sourceful.
+    pub mode: Mode,
+    /// CVE ids etc.
+    pub advisories: Vec<String>,
+    /// Depth cap used.
+    pub max_depth: u32,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Plan-level notes.
+    pub notes: Vec<String>,
+}
+
+/// A saved item with its current state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemRecord {
+    /// Id.
+    pub id: i64,
+    /// Campaign id.
+    pub campaign_id: i64,
+    /// The plan's view of the item (vulnerable version, evidence, wave).
+    pub planned: PlannedItem,
+    /// Current state.
+    pub state: ItemState,
+    /// Why it is in that state.
+    pub reason: String,
+    /// Binary version last evaluated (the vulnerable one until something newer ships).
+    pub current_version: String,
+    /// Unix seconds of the last state change.
+    pub updated_at: i64,
+}
+
+/// One recorded state change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemEvent {
+    /// Item id.
+    pub item_id: i64,
+    /// `SOURCE/ARCH` of the item, in its suite.
+    pub item: String,
+    /// Suite of the item.
+    pub suite: String,
+    /// Unix seconds.
+    pub at: i64,
+    /// Previous state (`None` for the creation event).
+    pub from: Option<ItemState>,
+    /// New state.
+    pub to: ItemState,
+    /// Binary version the change was judged on.
+    pub version: String,
+    /// Why.
+    pub reason: String,
+    /// The evidence.
+    pub evidence: Vec<Evidence>,
+}
+
+/// A state change to record, applied only if the item is still in `from` (another
+/// coordinator may have recorded the same change first).
+#[derive(Debug, Clone)]
+pub struct Transition {
+    /// Item id.
+    pub item_id: i64,
+    /// The state the evaluation started from.
+    pub from: ItemState,
+    /// The new state.
+    pub to: ItemState,
+    /// Binary version judged.
+    pub version: String,
+    /// Why.
+    pub reason: String,
+    /// The evidence.
+    pub evidence: Vec<Evidence>,
+}
+
+/// Why a campaign cannot be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    /// No buildinfo, Packages or Sources entry names the library.
+    #[error(
+        "library {0:?} is unknown: no ingested buildinfo, Packages or Sources index names a binary \
+         of source {0:?} (give the source package name, e.g. golang-golang-x-net, not a binary name)"
+    )]
+    UnknownLibrary(String),
+    /// No Packages index was ingested for the suite.
+    #[error(
+        "suite {suite:?} has no Packages index ingested (known suites: {known}); run `debcover ingest archive --suite {suite} PACKAGES` first"
+    )]
+    UnknownSuite {
+        /// The suite asked for.
+        suite: String,
+        /// Suites that are known, comma-separated.
+        known: String,
+    },
+    /// An architecture not indexed for the suite.
+    #[error("architecture {arch:?} has no Packages index in suite {suite:?} (indexed: {known})")]
+    UnknownArch {
+        /// Suite.
+        suite: String,
+        /// The architecture asked for.
+        arch: String,
+        /// Architectures indexed.
+        known: String,
+    },
+    /// A campaign id that does not exist.
+    #[error("no campaign with id {0}")]
+    NoSuchCampaign(i64),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] crate::storage::StoreError),
+}
+
+/// Parse a stored version, treating text that no longer parses as corruption.
+pub(crate) fn version(s: &str) -> Option<Version> {
+    Version::from_str(s).ok()
+}

@@ -1,0 +1,260 @@
+//! Tracking: saved items follow the evidence.
+//!
+//! After every ingested batch of buildinfos and every archive import, the items whose source
+//! was touched are re-evaluated: what does the suite ship now for (source, arch), which build
+//! did those bytes come from, and what was installed when it was built? The answer is an
+//! [`Observation`]; [`ItemState::next`] turns it into a state, and every change is stored as an
+//! event with its evidence.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+
+use debversion::Version;
+
+use super::{
+    CampaignRecord, Evidence, EvidenceKind, How, ItemRecord, Observation, PlannedItem, Transition, Verdict, version,
+};
+use crate::model::{PkgVer, ShippedBinary, ShippedBy};
+use crate::storage::{CampaignStore, StoreError};
+
+/// The reason recorded when an item is planned: its vulnerable evidence, in words.
+pub fn planning_reason(item: &PlannedItem) -> String {
+    let vulnerable: Vec<String> =
+        item.evidence.iter().filter(|e| e.vulnerable).take(3).map(|e| e.to_string()).collect();
+    let more = item.evidence.iter().filter(|e| e.vulnerable).count().saturating_sub(3);
+    let mut r = format!("ships {} {}; ", item.source, item.version);
+    r.push_str(&vulnerable.join("; "));
+    if more > 0 {
+        r.push_str(&format!("; and {more} more"));
+    }
+    r
+}
+
+/// Re-evaluate saved items: those of these source packages, or all when `None`. Returns how
+/// many state changes were recorded.
+pub async fn refresh<S: CampaignStore>(store: &S, sources: Option<&[String]>) -> Result<usize, StoreError> {
+    let items = store.campaign_items(None, sources).await?;
+    if items.is_empty() {
+        return Ok(0);
+    }
+    let mut by_campaign: BTreeMap<i64, Vec<ItemRecord>> = BTreeMap::new();
+    for it in items {
+        by_campaign.entry(it.campaign_id).or_default().push(it);
+    }
+    let mut changes = Vec::new();
+    for (id, items) in by_campaign {
+        let Some(campaign) = store.campaign(id).await? else {
+            continue;
+        };
+        changes.extend(evaluate(store, &campaign, &items).await?);
+    }
+    let applied = store.record_transitions(&changes).await?;
+    if applied > 0 {
+        tracing::info!(changes = applied, "campaign items changed state");
+    }
+    Ok(applied)
+}
+
+/// The state changes the current facts call for, for `items` of `campaign`.
+pub async fn evaluate<S: CampaignStore>(
+    store: &S,
+    campaign: &CampaignRecord,
+    items: &[ItemRecord],
+) -> Result<Vec<Transition>, StoreError> {
+    let Ok(fixed) = Version::from_str(&campaign.fixed_version) else {
+        return Err(StoreError::Corrupt(format!(
+            "campaign {}: stored fixed version {:?} does not parse",
+            campaign.id, campaign.fixed_version
+        )));
+    };
+    // Installed packages that matter: the library's binaries and the upstream thresholds.
+    let mut names = store.binaries_of_source(&campaign.library).await?;
+    let library_binaries = names.clone();
+    for it in items {
+        names.extend(it.planned.upstream.iter().map(|u| u.package.clone()));
+    }
+    names.sort();
+    names.dedup();
+    let pvs: HashMap<i64, PkgVer> = store.pkgvers_named(&names).await?.into_iter().map(|p| (p.id, p)).collect();
+
+    let mut by_suite: BTreeMap<&str, Vec<&ItemRecord>> = BTreeMap::new();
+    for it in items {
+        by_suite.entry(&it.planned.suite).or_default().push(it);
+    }
+    let mut out = Vec::new();
+    for (suite, items) in by_suite {
+        let mut sources: Vec<String> = items.iter().map(|i| i.planned.source.clone()).collect();
+        sources.sort();
+        sources.dedup();
+        let shipped = store.shipped_binaries(suite, ShippedBy::Sources(&sources)).await?;
+        let mut builds: Vec<i64> = shipped.iter().filter_map(|b| b.build.as_ref().map(|(id, _, _)| *id)).collect();
+        builds.sort_unstable();
+        builds.dedup();
+        let mut installed: HashMap<i64, Vec<&PkgVer>> = HashMap::new();
+        if !builds.is_empty() && !pvs.is_empty() {
+            let ids: Vec<i64> = pvs.keys().copied().collect();
+            for (build, pv) in store.builds_with(&ids, None, None).await? {
+                if builds.binary_search(&build).is_ok()
+                    && let Some(p) = pvs.get(&pv)
+                {
+                    installed.entry(build).or_default().push(p);
+                }
+            }
+        }
+        for it in items {
+            let obs = observe(&it.planned, &shipped, &installed, &library_binaries, &fixed);
+            if let Some(t) = transition(it, &obs) {
+                out.push(t);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The change `obs` calls for on item `it`, if any. A new version in an unchanged state is
+/// recorded too (e.g. a second binNMU that is still vulnerable).
+fn transition(it: &ItemRecord, obs: &Observation) -> Option<Transition> {
+    let (version, reason, evidence) = match obs {
+        Observation::Original => (
+            it.planned.version.clone(),
+            format!("still ships the vulnerable {} {}", it.planned.source, it.planned.version),
+            Vec::new(),
+        ),
+        Observation::Gone => (
+            it.current_version.clone(),
+            format!(
+                "no binary of {} on {} is shipped in {} any more",
+                it.planned.source, it.planned.arch, it.planned.suite
+            ),
+            Vec::new(),
+        ),
+        Observation::Newer { version, how, verdict } => {
+            let how_text = match how {
+                How::Rebuild => format!("rebuilt as {version}"),
+                How::MaintainerUpload => format!("superseded by the upload of {version}"),
+            };
+            match verdict {
+                Verdict::Pending(why) => (version.clone(), format!("{how_text}; {why}"), Vec::new()),
+                Verdict::Vulnerable(ev) => {
+                    let words: Vec<String> = ev.iter().map(|e| e.to_string()).collect();
+                    (version.clone(), format!("{how_text}, but built against {}", words.join("; ")), ev.clone())
+                }
+                Verdict::Fixed(ev) => {
+                    let words: Vec<String> = ev.iter().map(|e| e.to_string()).collect();
+                    let basis = if words.is_empty() {
+                        "its buildinfo shows no vulnerable package installed".to_owned()
+                    } else {
+                        format!("its buildinfo shows {}", words.join("; "))
+                    };
+                    (version.clone(), format!("{how_text}; {basis}; shipped bytes match the buildinfo"), ev.clone())
+                }
+            }
+        }
+    };
+    let to = it.state.next(obs).unwrap_or(it.state);
+    if to == it.state && version == it.current_version {
+        return None;
+    }
+    Some(Transition { item_id: it.id, from: it.state, to, version, reason, evidence })
+}
+
+/// What the suite and the buildinfos say about one item now.
+fn observe(
+    item: &PlannedItem,
+    shipped: &[ShippedBinary],
+    installed: &HashMap<i64, Vec<&PkgVer>>,
+    library_binaries: &[String],
+    fixed: &Version,
+) -> Observation {
+    let mine: Vec<&ShippedBinary> = shipped
+        .iter()
+        .filter(|b| {
+            b.source == item.source
+                && if item.arch == "all" { b.architecture == "all" } else { b.architecture == item.arch }
+        })
+        .collect();
+    let Some(newest) = mine.iter().filter_map(|b| version(&b.version).map(|v| (v, *b))).max_by(|a, b| a.0.cmp(&b.0))
+    else {
+        return Observation::Gone;
+    };
+    let (current, newest) = newest;
+    match version(&item.version) {
+        Some(original) if current <= original => return Observation::Original,
+        _ => {}
+    }
+    let how = if newest.source_version == item.source_version
+        || item.planned_version.as_deref() == Some(newest.source_version.as_str())
+    {
+        How::Rebuild
+    } else {
+        How::MaintainerUpload
+    };
+    let verdict = verdict(item, &mine, &current, installed, library_binaries, fixed);
+    Observation::Newer { version: newest.version.clone(), how, verdict }
+}
+
+fn verdict(
+    item: &PlannedItem,
+    mine: &[&ShippedBinary],
+    current: &Version,
+    installed: &HashMap<i64, Vec<&PkgVer>>,
+    library_binaries: &[String],
+    fixed: &Version,
+) -> Verdict {
+    let newest: Vec<&&ShippedBinary> = mine.iter().filter(|b| version(&b.version).as_ref() == Some(current)).collect();
+    let mut builds = Vec::new();
+    for b in &newest {
+        match &b.build {
+            None => {
+                return Verdict::Pending(format!(
+                    "no buildinfo ingested yet for {} {} ({})",
+                    b.package, b.version, b.architecture
+                ));
+            }
+            Some((_, sha, false)) => {
+                return Verdict::Pending(format!(
+                    "the shipped {} {} differs from the bytes its buildinfo {} lists (linked by name only)",
+                    b.package,
+                    b.version,
+                    &sha[..sha.len().min(12)]
+                ));
+            }
+            Some((id, _, true)) => builds.push((*id, b.package.clone())),
+        }
+    }
+    builds.sort();
+    builds.dedup_by_key(|(id, _)| *id);
+    let mut vulnerable = Vec::new();
+    let mut fine = Vec::new();
+    for (build, binary) in builds {
+        for pv in installed.get(&build).into_iter().flatten() {
+            let Some(v) = version(&pv.version) else {
+                continue;
+            };
+            let mut ev = Evidence {
+                kind: EvidenceKind::InstalledBuildDepends,
+                binary: binary.clone(),
+                package: pv.name.clone(),
+                version: pv.version.clone(),
+                vulnerable: false,
+                through: None,
+            };
+            if library_binaries.contains(&pv.name) {
+                ev.vulnerable = debcover_formats::relation::strip_binnmu(&v) < *fixed;
+            }
+            for up in item.upstream.iter().filter(|u| u.package == pv.name) {
+                if version(&up.max_version).is_some_and(|max| v <= max) {
+                    ev.vulnerable = true;
+                    ev.through = Some(up.through.clone());
+                }
+            }
+            let relevant = library_binaries.contains(&pv.name) || item.upstream.iter().any(|u| u.package == pv.name);
+            if ev.vulnerable {
+                vulnerable.push(ev);
+            } else if relevant {
+                fine.push(ev);
+            }
+        }
+    }
+    if vulnerable.is_empty() { Verdict::Fixed(fine) } else { Verdict::Vulnerable(vulnerable) }
+}
