@@ -166,6 +166,22 @@ fn full_bookworm_packages_index_ingests_completely() {
         assert_eq!(r[0]["added"].as_u64(), Some(distinct_sha), "{r}");
         let status = s.json(&["status", "--json"], 0);
         assert_eq!(status["binaries"].as_u64(), Some(distinct_sha));
+        // A campaign over the whole suite finds exactly the binaries whose Built-Using family
+        // names the library below the fix, by an independent scan of the file.
+        let want = debcover_tests::embedding_scan(&text, "golang-golang-x-net", "1:0.17.0-1");
+        assert!(want.len() > 50, "{}", want.len());
+        let plan = s.json(
+            &["campaign", "plan", "--library", "golang-golang-x-net", "--fixed", "1:0.17.0-1", "--suite", "bookworm", "--json"],
+            0,
+        );
+        let got: std::collections::BTreeSet<(String, String)> = plan["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["evidence"].as_array().unwrap().iter().any(|e| e["through"].is_null()))
+            .map(|i| (i["source"].as_str().unwrap().to_owned(), i["arch"].as_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(got, want);
         assert_eq!(s.terminate(), Some(0));
     }
 }

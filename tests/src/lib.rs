@@ -200,3 +200,61 @@ mod tidy {
         }
     }
 }
+
+/// Split a Packages file into paragraphs of `(field, value)` with continuation lines joined.
+pub fn paragraphs(text: &str) -> Vec<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for para in text.split("\n\n") {
+        let mut fields: Vec<(String, String)> = Vec::new();
+        for line in para.lines() {
+            if line.starts_with(' ') || line.starts_with('\t') {
+                if let Some(last) = fields.last_mut() {
+                    last.1.push(' ');
+                    last.1.push_str(line.trim());
+                }
+            } else if let Some((k, v)) = line.split_once(':') {
+                fields.push((k.to_owned(), v.trim().to_owned()));
+            }
+        }
+        if !fields.is_empty() {
+            out.push(fields);
+        }
+    }
+    out
+}
+
+/// Is `a` lower than `b`, by `dpkg --compare-versions` (an implementation independent of ours).
+pub fn dpkg_lt(a: &str, b: &str) -> bool {
+    Command::new("dpkg").args(["--compare-versions", a, "lt", b]).status().expect("dpkg").success()
+}
+
+/// `(source, arch)` of arch-any binaries whose Built-Using family names `library` below
+/// `fixed`, by a plain scan of the file.
+pub fn embedding_scan(text: &str, library: &str, fixed: &str) -> std::collections::BTreeSet<(String, String)> {
+    let mut want = std::collections::BTreeSet::new();
+    for p in paragraphs(text) {
+        let get = |k: &str| p.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone());
+        let arch = get("Architecture").unwrap_or_default();
+        if arch == "all" {
+            continue;
+        }
+        let source = get("Source")
+            .map(|s| s.split_whitespace().next().unwrap_or_default().to_owned())
+            .unwrap_or_else(|| get("Package").unwrap_or_default());
+        for field in ["Built-Using", "Static-Built-Using", "X-Cargo-Built-Using"] {
+            let Some(v) = get(field) else { continue };
+            for rel in v.split(',') {
+                let rel = rel.trim();
+                let Some(rest) = rel.strip_prefix(library).and_then(|r| r.trim_start().strip_prefix("(=")) else {
+                    continue;
+                };
+                let version = rest.trim_end_matches(')').trim();
+                if dpkg_lt(version, fixed) {
+                    want.insert((source.clone(), arch.clone()));
+                }
+            }
+        }
+    }
+    want
+}
+

@@ -1,0 +1,277 @@
+//! Campaigns end to end, on real data, against real `debcover serve` processes (SQLite and
+//! PostgreSQL):
+//! - real packages built here (tests/fixtures/campaign): impact analysis, waves, the
+//!   wanna-build export, then the archive after real binNMUs: the states must follow;
+//! - the real bookworm Packages excerpts in ../shared/testdata: a golang-golang-x-net campaign
+//!   finds exactly the binaries whose Built-Using names it below the fix, checked against a
+//!   scan of the file compared with `dpkg --compare-versions`, not against our own parser;
+//! - bad input: unknown library, unparsable fixed version, unknown suite, empty result.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+use debcover_tests::{Server, describe, embedding_scan, in_ci, pg::TestDatabase, testdata, workspace};
+use serde_json::Value;
+
+fn skip_or_fail(why: &str) {
+    if in_ci() {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPING: {why} (run tests/fixtures/setup-debian-build.sh hello as root)");
+}
+
+fn servers() -> Vec<(Server, Option<TestDatabase>)> {
+    let mut v = vec![(Server::start(None), None)];
+    if let Some(db) = TestDatabase::create_blocking() {
+        v.push((Server::start(Some(&db.url)), Some(db)));
+    }
+    v
+}
+
+/// Build the campaign fixture once (cached under target/).
+fn fixture() -> Option<PathBuf> {
+    let out = workspace().join("target/debcover-fixtures/campaign");
+    let status = Command::new("sh").arg(workspace().join("tests/fixtures/campaign/build.sh")).arg(&out).status();
+    match status {
+        Ok(s) if s.success() => Some(out),
+        other => {
+            skip_or_fail(&format!("building the campaign fixture failed: {other:?}"));
+            None
+        }
+    }
+}
+
+/// `(source, arch) → item` of a plan or status answer.
+fn items(v: &Value) -> Vec<(String, String, &Value)> {
+    v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| (i["source"].as_str().unwrap().to_owned(), i["arch"].as_str().unwrap().to_owned(), i))
+        .collect()
+}
+
+fn state_of<'a>(v: &'a Value, source: &str) -> &'a str {
+    items(v).into_iter().find(|(s, _, _)| s == source).map(|(_, _, i)| i["state"].as_str().unwrap()).unwrap_or("")
+}
+
+#[test]
+fn fixture_campaigns_plan_waves_and_follow_real_binnmus() {
+    let Some(dir) = fixture() else { return };
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let arch = manifest["architecture"].as_str().unwrap().to_owned();
+    // What the fixture built each stage-1 package against, from its manifest (the intent the
+    // fixture's own check verified in the buildinfos).
+    let built_against = |source: &str, stage: u64| -> Value {
+        manifest["builds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["source"] == source && b["stage"].as_u64() == Some(stage))
+            .map(|b| b["built_against"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(built_against("app-a", 1)["libvuln-dev"], "1.0-1");
+    assert_eq!(built_against("app-c", 1)["libmid-dev"], "1.0-1");
+    assert_eq!(built_against("app-a", 2)["libvuln-dev"], "1.0-1", "app-a's binNMU is meant to stay vulnerable");
+
+    let stage = |n: u32| dir.join(format!("stage{n}"));
+    let packages = |n: u32| dir.join(format!("stage{n}/Packages"));
+    for (s, _db) in servers() {
+        s.json(&["ingest", "archive", "--suite", "sid", "--json", packages(1).to_str().unwrap()], 0);
+        let r = s.json(&["ingest", "buildinfo", "--json", stage(1).to_str().unwrap()], 0);
+        assert_eq!(r["ingested"], 6, "{r}");
+
+        // libvuln: app-a and libmid in wave 1, app-c after libmid in wave 2.
+        let plan = s.json(
+            &["campaign", "plan", "--library", "libvuln", "--fixed", "1.1-1", "--suite", "sid", "--advisory",
+              "CVE-2026-0001", "--json"],
+            0,
+        );
+        let got: BTreeSet<(String, String, u64)> =
+            items(&plan).iter().map(|(s, a, i)| (s.clone(), a.clone(), i["wave"].as_u64().unwrap())).collect();
+        let want: BTreeSet<(String, String, u64)> = [("app-a", 1), ("libmid", 1), ("app-c", 2)]
+            .into_iter()
+            .map(|(s, w)| (s.to_owned(), arch.clone(), w))
+            .collect();
+        assert_eq!(got, want, "{plan:#}");
+        assert_eq!(plan["waves"], 2);
+        let app_c = items(&plan).into_iter().find(|(s, _, _)| s == "app-c").unwrap().2.clone();
+        assert_eq!(app_c["after"][0], format!("libmid/{arch}"));
+        assert!(app_c["evidence"].as_array().unwrap().iter().any(|e| e["kind"] == "installed-build-depends"
+            && e["package"] == "libmid-dev"
+            && e["version"] == "1.0-1"
+            && e["through"] == format!("libmid/{arch}")));
+        let app_a = items(&plan).into_iter().find(|(s, _, _)| s == "app-a").unwrap().2.clone();
+        assert_eq!(app_a["found_by"], "both");
+        assert!(app_a["evidence"].as_array().unwrap().iter().any(|e| e["kind"] == "static-built-using"
+            && e["package"] == "libvuln"
+            && e["version"] == "1.0-1"));
+
+        // The release team's format: nmu lines for wave 1, nmu + dw for wave 2.
+        let wb = s.cli(&["campaign", "plan", "--library", "libvuln", "--fixed", "1.1-1", "--suite", "sid",
+                         "--advisory", "CVE-2026-0001", "--format", "wb"]);
+        assert_eq!(wb.status.code(), Some(0), "{}", describe(&wb));
+        let wb = String::from_utf8(wb.stdout).unwrap();
+        for line in [
+            format!("nmu app-a_1.0-1 . {arch} . sid . -m \"Rebuild against libvuln 1.1-1 (CVE-2026-0001)\" --extra-depends \"libvuln-dev (>= 1.1-1)\""),
+            format!("nmu libmid_1.0-1 . {arch} . sid . -m \"Rebuild against libvuln 1.1-1 (CVE-2026-0001)\" --extra-depends \"libvuln-dev (>= 1.1-1)\""),
+            format!("nmu app-c_1.0-1 . {arch} . sid . -m \"Rebuild against libvuln 1.1-1 (CVE-2026-0001)\" --extra-depends \"libmid-dev (>= 1.0-1+b1)\""),
+            format!("dw app-c_1.0-1 . {arch} . sid . -m \"libmid-dev (>= 1.0-1+b1)\""),
+        ] {
+            assert!(wb.lines().any(|l| l == line), "missing {line:?} in:\n{wb}");
+        }
+        let wave2 = wb.find("# wave 2").expect("a wave 2 section");
+        assert!(wb.find("nmu app-a").unwrap() < wave2 && wb.find("nmu app-c").unwrap() > wave2, "{wb}");
+
+        // libstat: app-b found by its buildinfo only (it declares nothing): reported.
+        let plan = s.json(&["campaign", "plan", "--library", "libstat", "--fixed", "2.1-1", "--suite", "sid", "--json"], 0);
+        let got: Vec<_> = items(&plan).into_iter().map(|(s, _, i)| (s, i["found_by"].clone())).collect();
+        assert_eq!(got, vec![("app-b".to_owned(), Value::from("buildinfo-only"))], "{plan:#}");
+        let notes = plan["items"][0]["notes"].to_string();
+        assert!(notes.contains("missing declaration"), "{notes}");
+
+        // Sourceful mode for a security suite: versions and a changelog entry.
+        let up = s.json(
+            &["campaign", "plan", "--library", "libstat", "--fixed", "2.1-1", "--suite", "sid", "--mode", "sourceful",
+              "--changed-by", "Jane Doe <jane@example.org>", "--json"],
+            0,
+        );
+        assert_eq!(up["uploads"][0]["version"], "1.0-1.1", "{up:#}");
+        let changelog = up["uploads"][0]["changelog"].as_str().unwrap();
+        assert!(changelog.starts_with("app-b (1.0-1.1) sid; urgency=medium\n"), "{changelog}");
+        assert!(changelog.contains("No-change rebuild against libstat 2.1-1"), "{changelog}");
+        assert!(changelog.contains(" -- Jane Doe <jane@example.org>  "), "{changelog}");
+
+        // Save both; nothing is saved by `plan`.
+        let list = s.json(&["campaign", "list", "--json"], 0);
+        assert_eq!(list.as_array().unwrap().len(), 0);
+        let c1 = s.json(&["campaign", "create", "--library", "libvuln", "--fixed", "1.1-1", "--suite", "sid", "--json"], 0);
+        let c2 = s.json(&["campaign", "create", "--library", "libstat", "--fixed", "2.1-1", "--suite", "sid", "--json"], 0);
+        let (id1, id2) = (c1["campaign"]["id"].to_string(), c2["campaign"]["id"].to_string());
+        let st = s.json(&["campaign", "status", &id1, "--json"], 0);
+        assert_eq!(st["campaign"]["counts"]["affected"], 3, "{st:#}");
+
+        // The archive moves first (binNMUs built and uploaded; buildinfos not ingested yet):
+        // rebuilt, but not judged.
+        s.json(&["ingest", "archive", "--suite", "sid", "--json", packages(2).to_str().unwrap()], 0);
+        let st = s.json(&["campaign", "status", &id1, "--json"], 0);
+        for src in ["app-a", "libmid", "app-c"] {
+            assert_eq!(state_of(&st, src), "rebuilt", "{st:#}");
+        }
+        assert!(st["items"][0]["reason"].as_str().unwrap().contains("no buildinfo ingested yet"), "{st:#}");
+
+        // Then the buildinfos: the evidence decides.
+        let r = s.json(&["ingest", "buildinfo", "--json", stage(2).to_str().unwrap()], 0);
+        assert_eq!(r["ingested"], 6, "{r}");
+        let st = s.json(&["campaign", "status", &id1, "--json"], 0);
+        assert_eq!(state_of(&st, "app-a"), "still-vulnerable", "{st:#}");
+        assert_eq!(state_of(&st, "libmid"), "fixed-unverified", "{st:#}");
+        assert_eq!(state_of(&st, "app-c"), "fixed-unverified", "{st:#}");
+        let st2 = s.json(&["campaign", "status", &id2, "--json"], 0);
+        assert_eq!(state_of(&st2, "app-b"), "fixed-unverified", "{st2:#}");
+        let a = items(&st).into_iter().find(|(s, _, _)| s == "app-a").unwrap().2.clone();
+        assert_eq!(a["current_version"], "1.0-1+b1");
+        assert!(a["reason"].as_str().unwrap().contains("libvuln-dev 1.0-1"), "{a:#}");
+        let waves = st["waves"].as_array().unwrap();
+        assert!(waves.iter().any(|w| w["wave"] == 2 && w["state"] == "fixed-unverified" && w["count"] == 1), "{st:#}");
+
+        // The audit trail: app-a went affected → rebuilt → still-vulnerable, with evidence.
+        let ev = s.json(&["campaign", "events", &id1, "--json"], 0);
+        let path: Vec<String> = ev
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["item"] == format!("app-a/{arch}"))
+            .map(|e| e["to"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(path, ["affected", "rebuilt", "still-vulnerable"], "{ev:#}");
+        let last = ev.as_array().unwrap().iter().rev().find(|e| e["item"] == format!("app-a/{arch}")).unwrap();
+        assert!(last["evidence"].to_string().contains("libvuln-dev"), "{last:#}");
+
+        // Re-ingesting the same evidence changes nothing.
+        s.json(&["ingest", "archive", "--suite", "sid", "--json", packages(2).to_str().unwrap()], 0);
+        let again = s.json(&["campaign", "events", &id1, "--json"], 0);
+        assert_eq!(again.as_array().unwrap().len(), ev.as_array().unwrap().len());
+
+        // app-b leaves the suite: removed.
+        let text = std::fs::read_to_string(packages(2)).unwrap();
+        let without: Vec<&str> = text.split("\n\n").filter(|p| !p.starts_with("Package: app-b\n")).collect();
+        assert_eq!(without.len() + 1, text.split("\n\n").count());
+        let smaller = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(smaller.path(), without.join("\n\n")).unwrap();
+        s.json(&["ingest", "archive", "--suite", "sid", "--arch", &arch, "--kind", "packages", "--json",
+                 smaller.path().to_str().unwrap()], 0);
+        let st = s.json(&["campaign", "status", &id2, "--json"], 0);
+        assert_eq!(state_of(&st, "app-b"), "removed", "{st:#}");
+        assert_eq!(s.terminate(), Some(0));
+    }
+}
+
+#[test]
+fn real_bookworm_built_using_finds_exactly_the_declared_binaries() {
+    let cases = [
+        ("bookworm_amd64_Packages.Built-Using-golang", "golang-golang-x-net", "1:0.17.0-1"),
+        ("bookworm_amd64_Packages.Built-Using-golang", "golang-go.crypto", "1:0.14.0-1"),
+        // Fixes between the versions shipped: only the older ones are affected.
+        ("bookworm_amd64_Packages.Built-Using-golang", "golang-golang-x-sys", "0.8.0-1"),
+        ("bookworm_amd64_Packages.Static-Built-Using", "golang-golang-x-net", "1:0.7.0+dfsg-1"),
+        ("bookworm_amd64_Packages.X-Cargo-Built-Using", "rust-regex", "1.7.1-1"),
+    ];
+    for (s, _db) in servers() {
+        for (file, library, fixed) in cases {
+            let path = testdata().join("packages").join(file);
+            let suite = file.replace(['.', '_'], "-").to_lowercase();
+            s.json(&["ingest", "archive", "--suite", &suite, "--json", path.to_str().unwrap()], 0);
+            let text = std::fs::read_to_string(&path).unwrap();
+            let want = embedding_scan(&text, library, fixed);
+            assert!(!want.is_empty(), "{file}: the scan found nothing for {library}: pick another case");
+            let plan = s.json(&["campaign", "plan", "--library", library, "--fixed", fixed, "--suite", &suite, "--json"], 0);
+            let direct: BTreeSet<(String, String)> = items(&plan)
+                .into_iter()
+                .filter(|(_, _, i)| i["evidence"].as_array().unwrap().iter().any(|e| e["through"].is_null()))
+                .map(|(s, a, _)| (s, a))
+                .collect();
+            assert_eq!(direct, want, "{file} {library} < {fixed}");
+            // Without buildinfos, every item is found by its declarations alone.
+            assert!(items(&plan).iter().all(|(_, _, i)| i["found_by"] == "declaration-only"), "{plan:#}");
+        }
+        assert_eq!(s.terminate(), Some(0));
+    }
+}
+
+#[test]
+fn bad_campaign_requests_get_clear_errors_and_empty_results_say_so() {
+    let packages = testdata().join("packages/bookworm_amd64_Packages.Built-Using-golang");
+    for (s, _db) in servers() {
+        s.json(&["ingest", "archive", "--suite", "bookworm", "--json", packages.to_str().unwrap()], 0);
+        let run = |args: &[&str]| {
+            let mut all = vec!["campaign", "plan"];
+            all.extend_from_slice(args);
+            let out = s.cli(&all);
+            (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned(), String::from_utf8_lossy(&out.stdout).into_owned())
+        };
+        let (code, err, _) = run(&["--library", "no-such-library", "--fixed", "1.0-1", "--suite", "bookworm"]);
+        assert_eq!(code, Some(2));
+        assert!(err.contains("library \"no-such-library\" is unknown"), "{err}");
+        let (code, err, _) = run(&["--library", "golang-golang-x-net", "--fixed", "1.0-1 beta", "--suite", "bookworm"]);
+        assert_eq!(code, Some(2));
+        assert!(err.contains("fixed_version \"1.0-1 beta\""), "{err}");
+        let (code, err, _) = run(&["--library", "golang-golang-x-net", "--fixed", "1:0.17.0-1", "--suite", "trixie"]);
+        assert_eq!(code, Some(2));
+        assert!(err.contains("suite \"trixie\" has no Packages index ingested") && err.contains("bookworm"), "{err}");
+        let (code, err, _) =
+            run(&["--library", "golang-golang-x-net", "--fixed", "1:0.17.0-1", "--suite", "bookworm", "--arch", "s390x"]);
+        assert_eq!(code, Some(2));
+        assert!(err.contains("architecture \"s390x\""), "{err}");
+        // Nothing is below a version older than every one shipped.
+        let (code, err, out) = run(&["--library", "golang-golang-x-net", "--fixed", "1:0.0.1-1", "--suite", "bookworm"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.contains("No shipped binary in bookworm embeds golang-golang-x-net below 1:0.0.1-1: nothing to rebuild."), "{out}");
+        let st = s.cli(&["campaign", "status", "42"]);
+        assert_eq!(st.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&st.stderr).contains("no campaign with id 42"), "{}", describe(&st));
+        assert_eq!(s.terminate(), Some(0));
+    }
+}
