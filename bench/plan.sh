@@ -1,0 +1,41 @@
+#!/bin/sh
+# Campaign plan latency at suite scale (issue 3): the standard corpus (35,000 buildinfos) and its
+# Packages index in a fresh SQLite coordinator, then `debcover campaign plan` for libraries from
+# rare to universal. Reports the client-measured median of 7 runs (after one warm-up; the whole
+# gRPC round trip, JSON rendering included) and the server-side analysis time from its log.
+# Usage: bench/plan.sh [PORT]
+set -eu
+port=${1:-7520}
+bin=target/release/debcover
+data=$(mktemp -d)
+DEBCOVER_LOG=debcover_coordinator::campaign=debug,info "$bin" serve --listen "127.0.0.1:$port" \
+    --data-dir "$data" 2>"$data/server.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; rm -rf "$data"' EXIT
+export DEBCOVER_SERVER="http://127.0.0.1:$port"
+for _ in $(seq 1 100); do "$bin" status >/dev/null 2>&1 && break; sleep 0.1; done
+"$bin" ingest buildinfo bench-data/corpus/Buildinfo.xz >/dev/null
+"$bin" ingest archive --suite bookworm --arch amd64 bench-data/corpus/Packages >/dev/null
+python3 - "$bin" "$data/server.log" <<'PY'
+import json, re, statistics, subprocess, sys, time
+bin, log = sys.argv[1], sys.argv[2]
+cases = [
+    ("golang-golang-x-sys", "0.3.0-1"),   # most used Go library, a fix above some of its versions
+    ("golang-golang-x-sys", "99"),        # ... above all of them
+    ("gmp", "99"),                        # libgmp-dev: in ~16,600 builds
+    ("glibc", "99"),                      # libc6-dev: in every build
+]
+print(f"{'library':<22} {'fixed':<8} {'items':>6} {'waves':>5} {'median ms':>10} {'max ms':>7} {'server ms':>10}")
+for lib, fixed in cases:
+    args = [bin, "campaign", "plan", "--library", lib, "--fixed", fixed, "--suite", "bookworm", "--json"]
+    out = subprocess.run(args, capture_output=True, check=True).stdout  # warm-up
+    plan = json.loads(out)
+    times = []
+    for _ in range(7):
+        t = time.perf_counter()
+        subprocess.run(args, capture_output=True, check=True)
+        times.append((time.perf_counter() - t) * 1000)
+    server = [int(m) for m in re.findall(r"impact analysis.*?ms=(\d+)", open(log).read())][-7:]
+    print(f"{lib:<22} {fixed:<8} {len(plan['items']):>6} {plan['waves']:>5} {statistics.median(times):>10.1f} "
+          f"{max(times):>7.1f} {statistics.median(server) if server else float('nan'):>10}")
+PY
