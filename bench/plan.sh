@@ -37,5 +37,5 @@ for lib, fixed in cases:
         times.append((time.perf_counter() - t) * 1000)
     server = [int(m) for m in re.findall(r"impact analysis.*?ms=(\d+)", open(log).read())][-7:]
     print(f"{lib:<22} {fixed:<8} {len(plan['items']):>6} {plan['waves']:>5} {statistics.median(times):>10.1f} "
-          f"{max(times):>7.1f} {statistics.median(server) if server else float('nan'):>10}")
+          f"{max(times):>7.1f} {statistics.median(server) if server else float('nan'):>10}", flush=True)
 PY

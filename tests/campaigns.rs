@@ -125,6 +125,14 @@ fn fixture_campaigns_plan_waves_and_follow_real_binnmus() {
         let wave2 = wb.find("# wave 2").expect("a wave 2 section");
         assert!(wb.find("nmu app-a").unwrap() < wave2 && wb.find("nmu app-c").unwrap() > wave2, "{wb}");
 
+        // The depth cap: direct items only; app-c is counted, not planned.
+        let capped = s.json(
+            &["campaign", "plan", "--library", "libvuln", "--fixed", "1.1-1", "--suite", "sid", "--max-depth", "1", "--json"],
+            0,
+        );
+        assert_eq!(items(&capped).len(), 2, "{capped:#}");
+        assert_eq!(capped["beyond_depth"], 1, "{capped:#}");
+
         // libstat: app-b found by its buildinfo only (it declares nothing): reported.
         let plan = s.json(&["campaign", "plan", "--library", "libstat", "--fixed", "2.1-1", "--suite", "sid", "--json"], 0);
         let got: Vec<_> = items(&plan).into_iter().map(|(s, _, i)| (s, i["found_by"].clone())).collect();

@@ -120,13 +120,16 @@ fn library_packages(item: &PlannedItem, plan: &Plan) -> Vec<String> {
     names
 }
 
+/// Items by `(suite, SOURCE/ARCH)`.
+type ItemIndex<'a> = std::collections::HashMap<(&'a str, String), &'a PlannedItem>;
+
 /// The dependencies a rebuild of `item` must wait for: the fixed library, and the rebuilt
 /// versions of the upstream items it was built against.
-fn wait_for(item: &PlannedItem, plan: &Plan, ctx: &ExportContext<'_>) -> Vec<String> {
+fn wait_for(item: &PlannedItem, plan: &Plan, index: &ItemIndex<'_>, ctx: &ExportContext<'_>) -> Vec<String> {
     let mut deps: Vec<String> =
         library_packages(item, plan).into_iter().map(|p| format!("{p} (>= {})", ctx.fixed)).collect();
     for up in &item.upstream {
-        if let Some(u) = plan.items.iter().find(|i| i.key() == up.through && i.suite == item.suite) {
+        if let Some(u) = index.get(&(item.suite.as_str(), up.through.clone())) {
             let pkg = if u.binaries.contains(&up.package) {
                 up.package.clone()
             } else {
@@ -154,12 +157,13 @@ pub fn wanna_build(plan: &Plan, ctx: &ExportContext<'_>) -> String {
     // (wave, suite, source, source_version, dependencies) → arches
     let mut lines: BTreeMap<(u32, String, String, String, Vec<String>), Vec<String>> = BTreeMap::new();
     let mut cannot: Vec<&PlannedItem> = Vec::new();
+    let index: ItemIndex<'_> = plan.items.iter().map(|i| ((i.suite.as_str(), i.key()), i)).collect();
     for item in &plan.items {
         if item.arch == "all" {
             cannot.push(item);
             continue;
         }
-        let deps = wait_for(item, plan, ctx);
+        let deps = wait_for(item, plan, &index, ctx);
         lines
             .entry((item.wave, item.suite.clone(), item.source.clone(), item.source_version.clone(), deps))
             .or_default()

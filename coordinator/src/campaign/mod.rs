@@ -503,3 +503,30 @@ pub enum CampaignError {
 pub(crate) fn version(s: &str) -> Option<Version> {
     Version::from_str(s).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn newer(how: How, verdict: Verdict) -> Observation {
+        Observation::Newer { version: "1.0-1+b1".into(), how, verdict }
+    }
+
+    #[test]
+    fn transitions_follow_the_observation() {
+        use ItemState::*;
+        let pending = || Verdict::Pending("no buildinfo yet".into());
+        assert_eq!(Affected.next(&Observation::Original), None);
+        assert_eq!(Affected.next(&newer(How::Rebuild, pending())), Some(Rebuilt));
+        assert_eq!(Affected.next(&newer(How::MaintainerUpload, pending())), Some(Superseded));
+        assert_eq!(Rebuilt.next(&newer(How::Rebuild, Verdict::Vulnerable(vec![]))), Some(StillVulnerable));
+        assert_eq!(Superseded.next(&newer(How::MaintainerUpload, Verdict::Fixed(vec![]))), Some(FixedUnverified));
+        assert_eq!(StillVulnerable.next(&newer(How::Rebuild, Verdict::Fixed(vec![]))), Some(FixedUnverified));
+        assert_eq!(FixedUnverified.next(&Observation::Gone), Some(Removed));
+        assert_eq!(Removed.next(&Observation::Original), Some(Affected));
+        assert_eq!(Removed.next(&Observation::Gone), None);
+        for s in ItemState::ALL {
+            assert_eq!(s.as_str().parse::<ItemState>(), Ok(s));
+        }
+    }
+}
