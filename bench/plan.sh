@@ -35,7 +35,7 @@ for lib, fixed in cases:
         t = time.perf_counter()
         subprocess.run(args, capture_output=True, check=True)
         times.append((time.perf_counter() - t) * 1000)
-    server = [int(m) for m in re.findall(r"impact analysis.*?ms=(\d+)", open(log).read())][-7:]
+    server = [int(m) for m in re.findall(r"impact analysis.*?\bms=(\d+)", open(log).read())][-7:]
     print(f"{lib:<22} {fixed:<8} {len(plan['items']):>6} {plan['waves']:>5} {statistics.median(times):>10.1f} "
           f"{max(times):>7.1f} {statistics.median(server) if server else float('nan'):>10}", flush=True)
 PY
