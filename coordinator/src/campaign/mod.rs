@@ -222,6 +222,19 @@ impl PlannedItem {
         format!("{}/{}", self.source, self.arch)
     }
 
+    /// The reason recorded when the item is planned: its vulnerable evidence, in words.
+    pub fn planning_reason(&self) -> String {
+        let vulnerable: Vec<String> =
+            self.evidence.iter().filter(|e| e.vulnerable).take(3).map(|e| e.to_string()).collect();
+        let more = self.evidence.iter().filter(|e| e.vulnerable).count().saturating_sub(3);
+        let mut r = format!("ships {} {}; ", self.source, self.version);
+        r.push_str(&vulnerable.join("; "));
+        if more > 0 {
+            r.push_str(&format!("; and {more} more"));
+        }
+        r
+    }
+
     /// Whether any evidence comes from the buildinfo.
     pub fn has_buildinfo_evidence(&self) -> bool {
         self.evidence.iter().any(|e| e.kind == EvidenceKind::InstalledBuildDepends)

@@ -17,19 +17,6 @@ use super::{
 use crate::model::{PkgVer, ShippedBinary, ShippedBy};
 use crate::storage::{CampaignStore, StoreError};
 
-/// The reason recorded when an item is planned: its vulnerable evidence, in words.
-pub fn planning_reason(item: &PlannedItem) -> String {
-    let vulnerable: Vec<String> =
-        item.evidence.iter().filter(|e| e.vulnerable).take(3).map(|e| e.to_string()).collect();
-    let more = item.evidence.iter().filter(|e| e.vulnerable).count().saturating_sub(3);
-    let mut r = format!("ships {} {}; ", item.source, item.version);
-    r.push_str(&vulnerable.join("; "));
-    if more > 0 {
-        r.push_str(&format!("; and {more} more"));
-    }
-    r
-}
-
 /// Re-evaluate saved items: those of these source packages, or all when `None`. Returns how
 /// many state changes were recorded.
 pub async fn refresh<S: CampaignStore>(store: &S, sources: Option<&[String]>) -> Result<usize, StoreError> {

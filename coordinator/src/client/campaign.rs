@@ -3,13 +3,11 @@
 //! Server answers are converted once into views (domain [`PlannedItem`]s from the item's JSON
 //! detail, plus state); the text and `--json` renderings work on those views.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result, bail};
 use debcover_proto::v1 as pb;
 use debcover_proto::v1::campaigns_client::CampaignsClient;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::campaign::PlannedItem;
 
@@ -28,13 +26,7 @@ pub enum PlanFormat {
 
 /// Open a channel to the coordinator's campaign service.
 pub async fn connect(server: &str) -> Result<CampaignsClient<Channel>> {
-    let endpoint = Endpoint::from_shared(server.to_owned())
-        .with_context(|| format!("{server:?} is not a valid server URL (expected http://HOST:PORT)"))?
-        .connect_timeout(Duration::from_secs(10));
-    let channel = endpoint.connect().await.with_context(|| {
-        format!("cannot reach the coordinator at {server}; is `debcover serve` running there? (set --server or DEBCOVER_SERVER)")
-    })?;
-    Ok(CampaignsClient::new(channel)
+    Ok(CampaignsClient::new(super::channel(server).await?)
         .max_decoding_message_size(crate::service::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(crate::service::MAX_MESSAGE_BYTES))
 }

@@ -20,15 +20,19 @@ pub mod buildinfo;
 pub mod campaign;
 pub mod output;
 
-/// Open a channel to the coordinator at `server`.
-pub async fn connect(server: &str) -> Result<CoordinatorClient<Channel>> {
+/// Open a gRPC channel to the coordinator at `server` (shared by every service's client).
+pub async fn channel(server: &str) -> Result<Channel> {
     let endpoint = Endpoint::from_shared(server.to_owned())
         .with_context(|| format!("{server:?} is not a valid server URL (expected http://HOST:PORT)"))?
         .connect_timeout(Duration::from_secs(10));
-    let channel = endpoint.connect().await.with_context(|| {
+    endpoint.connect().await.with_context(|| {
         format!("cannot reach the coordinator at {server}; is `debcover serve` running there? (set --server or DEBCOVER_SERVER)")
-    })?;
-    Ok(CoordinatorClient::new(channel)
+    })
+}
+
+/// Open a channel to the coordinator at `server`.
+pub async fn connect(server: &str) -> Result<CoordinatorClient<Channel>> {
+    Ok(CoordinatorClient::new(channel(server).await?)
         .max_decoding_message_size(crate::service::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(crate::service::MAX_MESSAGE_BYTES))
 }

@@ -263,8 +263,11 @@ impl<S: CampaignStore> Campaigns for CampaignService<S> {
         // Evidence may already show rebuilds (e.g. a campaign opened after the fix shipped).
         let items = self.store.campaign_items(Some(record.id), None).await.map_err(store_status)?;
         let changes = track::evaluate(&*self.store, &record, &items).await.map_err(store_status)?;
-        self.store.record_transitions(&changes).await.map_err(store_status)?;
-        let items = self.store.campaign_items(Some(record.id), None).await.map_err(store_status)?;
+        let items = if self.store.record_transitions(&changes).await.map_err(store_status)? > 0 {
+            self.store.campaign_items(Some(record.id), None).await.map_err(store_status)?
+        } else {
+            items
+        };
         Ok(Response::new(plan_message(&record, &plan, &items, &changed_by)))
     }
 

@@ -77,7 +77,7 @@ impl CampaignStore for PgStore {
         .fetch_one(&mut *tx)
         .await?;
         for item in items {
-            let reason = planning_reason(item);
+            let reason = item.planning_reason();
             let item_id: i64 = sqlx::query_scalar(
                 "INSERT INTO campaign_items (campaign_id, suite, source, arch, wave, state, reason,
                      current_version, planned, updated_at)
@@ -233,11 +233,6 @@ impl CampaignStore for PgStore {
             })
             .collect()
     }
-}
-
-/// The reason recorded when an item is planned.
-fn planning_reason(item: &PlannedItem) -> String {
-    crate::campaign::track::planning_reason(item)
 }
 
 fn campaign(r: &sqlx::postgres::PgRow) -> Result<CampaignRecord, StoreError> {

@@ -95,7 +95,7 @@ impl CampaignStore for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         for item in items {
-            let reason = planning_reason(item);
+            let reason = item.planning_reason();
             let item_id: i64 = sqlx::query_scalar(
                 "INSERT INTO campaign_items (campaign_id, suite, source, arch, wave, state, reason,
                      current_version, planned, updated_at)
@@ -267,11 +267,6 @@ impl CampaignStore for SqliteStore {
             })
             .collect()
     }
-}
-
-/// The reason recorded when an item is planned.
-fn planning_reason(item: &PlannedItem) -> String {
-    crate::campaign::track::planning_reason(item)
 }
 
 fn campaign(r: &sqlx::sqlite::SqliteRow) -> Result<CampaignRecord, StoreError> {
