@@ -70,10 +70,13 @@ impl Server {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("addr=").nth(1) {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
-                }
+                let addr = line.split("addr=").nth(1).map(|rest| rest.split_whitespace().next().unwrap_or_default().to_owned());
+                // Logged before the address is announced: a test that reads the log right after
+                // start must find the line that announced it.
                 sink.lock().unwrap().push(line);
+                if let Some(addr) = addr {
+                    let _ = tx.send(addr);
+                }
             }
         });
         let addr = rx
