@@ -203,8 +203,31 @@ fn fixture_campaigns_plan_waves_and_follow_real_binnmus() {
         let again = s.json(&["campaign", "events", &id1, "--json"], 0);
         assert_eq!(again.as_array().unwrap().len(), ev.as_array().unwrap().len());
 
+        // The maintainer uploads app-a 1.1-1: superseded while only the archive shows it, then
+        // judged on its own buildinfo (built against the fixed libvuln-dev).
+        s.json(&["ingest", "archive", "--suite", "sid", "--json", packages(3).to_str().unwrap()], 0);
+        let st = s.json(&["campaign", "status", &id1, "--json"], 0);
+        assert_eq!(state_of(&st, "app-a"), "superseded", "{st:#}");
+        assert_eq!(state_of(&st, "libmid"), "fixed-unverified", "{st:#}");
+        let r = s.json(&["ingest", "buildinfo", "--json", stage(3).to_str().unwrap()], 0);
+        assert_eq!(r["ingested"], 1, "{r}");
+        let st = s.json(&["campaign", "status", &id1, "--json"], 0);
+        assert_eq!(state_of(&st, "app-a"), "fixed-unverified", "{st:#}");
+        let a = items(&st).into_iter().find(|(s, _, _)| s == "app-a").unwrap().2.clone();
+        assert_eq!(a["current_version"], "1.1-1", "{a:#}");
+        assert!(a["reason"].as_str().unwrap().contains("libvuln-dev 1.1-1"), "{a:#}");
+        let ev = s.json(&["campaign", "events", &id1, "--json"], 0);
+        let path: Vec<&str> = ev
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["item"] == format!("app-a/{arch}"))
+            .map(|e| e["to"].as_str().unwrap())
+            .collect();
+        assert_eq!(path, ["affected", "rebuilt", "still-vulnerable", "superseded", "fixed-unverified"], "{ev:#}");
+
         // app-b leaves the suite: removed.
-        let text = std::fs::read_to_string(packages(2)).unwrap();
+        let text = std::fs::read_to_string(packages(3)).unwrap();
         let without: Vec<&str> = text.split("\n\n").filter(|p| !p.starts_with("Package: app-b\n")).collect();
         assert_eq!(without.len() + 1, text.split("\n\n").count());
         let smaller = tempfile::NamedTempFile::new().unwrap();
@@ -213,6 +236,54 @@ fn fixture_campaigns_plan_waves_and_follow_real_binnmus() {
                  smaller.path().to_str().unwrap()], 0);
         let st = s.json(&["campaign", "status", &id2, "--json"], 0);
         assert_eq!(state_of(&st, "app-b"), "removed", "{st:#}");
+        assert_eq!(s.terminate(), Some(0));
+    }
+}
+
+/// Two static libraries built against each other (bootstrapped with a build profile, as Debian
+/// does): both affected directly, and each through the other; one cycle group in one wave.
+#[test]
+fn fixture_build_dependency_cycle_is_planned_as_one_group() {
+    let Some(dir) = fixture() else { return };
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let arch = manifest["architecture"].as_str().unwrap().to_owned();
+    let (ping, pong) = (format!("libping/{arch}"), format!("libpong/{arch}"));
+    for (s, _db) in servers() {
+        s.json(&["ingest", "archive", "--suite", "sid", "--json", dir.join("cycle/Packages").to_str().unwrap()], 0);
+        let r = s.json(&["ingest", "buildinfo", "--json", dir.join("cycle").to_str().unwrap()], 0);
+        assert_eq!(r["ingested"], 2, "{r}");
+        let plan = s.json(&["campaign", "plan", "--library", "libvuln", "--fixed", "1.1-1", "--suite", "sid", "--json"], 0);
+        let got: BTreeSet<(String, u64, u64)> = items(&plan)
+            .iter()
+            .map(|(s, _, i)| (s.clone(), i["wave"].as_u64().unwrap(), i["cycle"].as_u64().unwrap_or(0)))
+            .collect();
+        assert_eq!(got, BTreeSet::from([("libping".into(), 1, 1), ("libpong".into(), 1, 1)]), "{plan:#}");
+        assert_eq!(plan["waves"], 1, "{plan:#}");
+        let cycles = plan["cycles"].as_array().unwrap();
+        assert_eq!(cycles.len(), 1, "{plan:#}");
+        let members: BTreeSet<&str> = cycles[0]["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
+        assert_eq!(members, BTreeSet::from([ping.as_str(), pong.as_str()]));
+        assert!(plan["notes"].to_string().contains("dependency cycle 1"), "{plan:#}");
+        // Each was built against the other's vulnerable build, as its buildinfo records.
+        for (item, other, dev) in [("libping", &pong, "libpong-dev"), ("libpong", &ping, "libping-dev")] {
+            let it = items(&plan).into_iter().find(|(s, _, _)| s == item).unwrap().2.clone();
+            assert!(
+                it["evidence"].as_array().unwrap().iter().any(|e| e["kind"] == "installed-build-depends"
+                    && e["package"] == dev
+                    && e["version"] == "1.0-1"
+                    && e["through"] == other.as_str()),
+                "{it:#}"
+            );
+            assert_eq!(it["found_by"], "both", "{it:#}");
+        }
+        // The release team's lines: both binNMUs in one wave, neither waiting on the other.
+        let wb = s.cli(&["campaign", "plan", "--library", "libvuln", "--fixed", "1.1-1", "--suite", "sid", "--format", "wb"]);
+        assert_eq!(wb.status.code(), Some(0), "{}", describe(&wb));
+        let wb = String::from_utf8(wb.stdout).unwrap();
+        for src in ["libping", "libpong"] {
+            assert!(wb.lines().any(|l| l.starts_with(&format!("nmu {src}_1.0-1 . {arch} . sid . "))), "{wb}");
+        }
+        assert!(!wb.lines().any(|l| l.starts_with("dw ")), "{wb}");
         assert_eq!(s.terminate(), Some(0));
     }
 }

@@ -13,7 +13,11 @@ use std::str::FromStr;
 use debcover_coordinator::ingest::{self, Limits};
 use debcover_coordinator::model::{NewBuild, PackagesImport, SourcesImport, Stored};
 use debcover_coordinator::query::{self, BuiltWithQuery, PackageSpec};
-use debcover_coordinator::storage::Store;
+use debcover_coordinator::campaign::{
+    CampaignRecord, Evidence, EvidenceKind, FoundBy, ItemState, Mode, PlannedItem, Transition,
+};
+use debcover_coordinator::model::ShippedBy;
+use debcover_coordinator::storage::{CampaignStore, Store};
 use debcover_coordinator::storage::postgres::PgStore;
 use debcover_coordinator::storage::sqlite::SqliteStore;
 use debcover_tests::scan_ibd;
@@ -86,6 +90,8 @@ conformance!(
     builds_of_source_filters_by_version_and_arch,
     two_coordinators_ingest_concurrently,
     builds_ingested_after_packages_get_linked,
+    shipped_binaries_by_each_selector,
+    campaign_round_trip_and_compare_and_set,
 );
 
 // ---------------------------------------------------------------- scenarios
@@ -367,4 +373,194 @@ async fn builds_ingested_after_packages_get_linked<S: Store, F: std::future::Fut
     assert_eq!(found, vec![("0xffff", "0.8-1+b1")]);
     // Re-importing reports the link.
     assert_eq!(store.import_packages(&import).await.unwrap().linked, 1);
+}
+
+// ---------------------------------------------------------------- campaign storage
+
+/// `suite_arches` and each `ShippedBy` selector, on a real bookworm Packages excerpt; the
+/// expectations come from a line scan of the same file, not from the Packages parser.
+async fn shipped_binaries_by_each_selector<S: CampaignStore, F: std::future::Future<Output = S>>(
+    open: impl Fn() -> F,
+) {
+    let store = open().await;
+    let path = testdata().join("packages/bookworm_amd64_Packages.Static-Built-Using");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let import = PackagesImport {
+        suite: "bookworm".into(),
+        arch: "amd64".into(),
+        origin: "t".into(),
+        sha256: "s".into(),
+        entries: parse_packages(&text),
+    };
+    store.import_packages(&import).await.unwrap();
+    assert_eq!(store.suite_arches("bookworm").await.unwrap(), vec!["amd64".to_owned()]);
+    assert!(store.suite_arches("trixie").await.unwrap().is_empty());
+
+    // Independent scan: which packages name which source in any Built-Using-family field.
+    let paras = debcover_tests::paragraphs(&text);
+    let field = |p: &[(String, String)], f: &str| p.iter().find(|(k, _)| k == f).map(|(_, v)| v.clone());
+    let mut named: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for p in &paras {
+        let pkg = field(p, "Package").unwrap();
+        for f in ["Built-Using", "Static-Built-Using", "X-Cargo-Built-Using"] {
+            for rel in field(p, f).unwrap_or_default().split(',') {
+                if let Some(src) = rel.split_whitespace().next() {
+                    named.entry(src.to_owned()).or_default().insert(pkg.clone());
+                }
+            }
+        }
+    }
+    let (lib, expected) = named.iter().max_by_key(|(_, v)| v.len()).unwrap();
+    assert!(expected.len() >= 2, "the excerpt should have a library embedded by several packages");
+    let got: BTreeSet<String> = store
+        .shipped_binaries("bookworm", ShippedBy::Embedding(std::slice::from_ref(lib)))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.package)
+        .collect();
+    assert_eq!(&got, expected, "binaries declaring {lib}");
+    assert!(store.shipped_binaries("trixie", ShippedBy::Embedding(std::slice::from_ref(lib))).await.unwrap().is_empty());
+
+    // By source: the Source field's first word, or the package name when there is none.
+    let src_of = |p: &[(String, String)]| {
+        field(p, "Source").and_then(|s| s.split_whitespace().next().map(str::to_owned)).unwrap_or_else(|| field(p, "Package").unwrap())
+    };
+    let some_source = src_of(&paras[0]);
+    let expected: BTreeSet<String> =
+        paras.iter().filter(|p| src_of(p) == some_source).map(|p| field(p, "Package").unwrap()).collect();
+    let shipped = store.shipped_binaries("bookworm", ShippedBy::Sources(std::slice::from_ref(&some_source))).await.unwrap();
+    assert_eq!(shipped.iter().map(|b| b.package.clone()).collect::<BTreeSet<_>>(), expected);
+    assert!(shipped.iter().all(|b| b.build.is_none() && b.suite == "bookworm" && b.index_arch == "amd64"));
+
+    // By build: the real 0xffff buildinfo links to its .deb by SHA-256.
+    store.ingest_builds(&prepared()).await.unwrap();
+    let sid = PackagesImport {
+        suite: "sid".into(),
+        arch: "amd64".into(),
+        origin: "t".into(),
+        sha256: "s2".into(),
+        entries: parse_packages(&packages_for_0xffff()),
+    };
+    store.import_packages(&sid).await.unwrap();
+    let by_source = store.shipped_binaries("sid", ShippedBy::Sources(&["0xffff".to_owned()])).await.unwrap();
+    assert_eq!(by_source.len(), 1);
+    let (build, _, by_bytes) = by_source[0].build.clone().expect("0xffff links to its build");
+    assert!(by_bytes, "linked by SHA-256");
+    let by_build = store.shipped_binaries("sid", ShippedBy::Builds(&[build])).await.unwrap();
+    assert_eq!(by_build.iter().map(|b| b.package.as_str()).collect::<Vec<_>>(), vec!["0xffff"]);
+    assert!(store.shipped_binaries("bookworm", ShippedBy::Builds(&[build])).await.unwrap().is_empty());
+}
+
+fn planned(source: &str, wave: u32) -> PlannedItem {
+    PlannedItem {
+        suite: "sid".into(),
+        source: source.into(),
+        arch: "amd64".into(),
+        source_version: "1.0-1".into(),
+        version: "1.0-1".into(),
+        build_sha256: Some("ab".repeat(32)),
+        binaries: vec![source.into()],
+        wave,
+        cycle: None,
+        found_by: FoundBy::Both,
+        evidence: vec![Evidence {
+            kind: EvidenceKind::StaticBuiltUsing,
+            binary: source.into(),
+            package: "libvuln".into(),
+            version: "1.0-1".into(),
+            vulnerable: true,
+            through: None,
+        }],
+        notes: vec!["a note".into()],
+        after: vec![],
+        upstream: vec![],
+        planned_version: None,
+    }
+}
+
+/// A campaign and its items survive the round trip unchanged; a state change is applied by
+/// exactly one of two coordinators racing on it, and a change from a stale state is skipped.
+async fn campaign_round_trip_and_compare_and_set<S: CampaignStore, F: std::future::Future<Output = S>>(
+    open: impl Fn() -> F,
+) {
+    let a = std::sync::Arc::new(open().await);
+    let b = std::sync::Arc::new(open().await);
+    let record = CampaignRecord {
+        id: 0,
+        title: "libvuln CVE-2026-0001".into(),
+        library: "libvuln".into(),
+        fixed_version: "1.1-1".into(),
+        suites: vec!["sid".into()],
+        arches: vec!["amd64".into()],
+        mode: Mode::Binnmu,
+        advisories: vec!["CVE-2026-0001".into(), "DSA-0000-1".into()],
+        max_depth: 8,
+        created_at: 1_795_000_000,
+        notes: vec!["plan note".into()],
+    };
+    let mut second = planned("app-c", 2);
+    second.after = vec!["sid/libmid/amd64".into()];
+    let items = vec![planned("app-a", 1), second];
+    let id = a.create_campaign(&record, &items).await.unwrap();
+    assert!(a.campaign(id + 1000).await.unwrap().is_none());
+
+    let back = b.campaign(id).await.unwrap().expect("the campaign is stored");
+    assert_eq!(
+        (&back.title, &back.library, &back.fixed_version, &back.suites, &back.arches, back.mode, &back.advisories, back.max_depth, &back.notes),
+        (&record.title, &record.library, &record.fixed_version, &record.suites, &record.arches, record.mode, &record.advisories, record.max_depth, &record.notes)
+    );
+    assert_eq!(back.created_at, record.created_at);
+    let list = b.campaigns().await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].1, vec![("affected".to_owned(), 2)]);
+
+    let stored = b.campaign_items(Some(id), None).await.unwrap();
+    let mut planned_back: Vec<PlannedItem> = stored.iter().map(|i| i.planned.clone()).collect();
+    planned_back.sort_by(|x, y| x.source.cmp(&y.source));
+    assert_eq!(planned_back, items, "planned items round-trip unchanged");
+    assert!(stored.iter().all(|i| i.state == ItemState::Affected && i.current_version == "1.0-1"));
+    let only_c = b.campaign_items(None, Some(&["app-c".to_owned()])).await.unwrap();
+    assert_eq!(only_c.len(), 1);
+    assert_eq!(only_c[0].planned.source, "app-c");
+    assert!(b.campaign_items(Some(id + 1000), None).await.unwrap().is_empty());
+
+    // Two coordinators race to record the same change: exactly one applies it.
+    let item = stored.iter().find(|i| i.planned.source == "app-a").unwrap().id;
+    let change = Transition {
+        item_id: item,
+        from: ItemState::Affected,
+        to: ItemState::Rebuilt,
+        version: "1.0-1+b1".into(),
+        reason: "1.0-1+b1 ships".into(),
+        evidence: vec![Evidence {
+            kind: EvidenceKind::InstalledBuildDepends,
+            binary: "app-a".into(),
+            package: "libvuln-dev".into(),
+            version: "1.1-1".into(),
+            vulnerable: false,
+            through: None,
+        }],
+    };
+    let (ca, cb) = (vec![change.clone()], vec![change.clone()]);
+    let ta = tokio::spawn({ let a = a.clone(); async move { a.record_transitions(&ca).await } });
+    let tb = tokio::spawn({ let b = b.clone(); async move { b.record_transitions(&cb).await } });
+    let applied = ta.await.unwrap().unwrap() + tb.await.unwrap().unwrap();
+    assert_eq!(applied, 1, "compare-and-set: one of the two coordinators wins");
+    // A change judged from a state the item has left is skipped.
+    let stale = Transition { to: ItemState::Superseded, ..change.clone() };
+    assert_eq!(a.record_transitions(&[stale]).await.unwrap(), 0);
+
+    let now = a.campaign_items(Some(id), Some(&["app-a".to_owned()])).await.unwrap();
+    assert_eq!((now[0].state, now[0].current_version.as_str(), now[0].reason.as_str()), (ItemState::Rebuilt, "1.0-1+b1", "1.0-1+b1 ships"));
+    let counts = a.campaigns().await.unwrap().remove(0).1;
+    assert_eq!(counts.iter().map(|(s, n)| (s.as_str(), *n)).collect::<BTreeSet<_>>(), BTreeSet::from([("affected", 1), ("rebuilt", 1)]));
+
+    let events = b.campaign_events(id).await.unwrap();
+    assert_eq!(events.len(), 3, "two creation events and one change: {events:?}");
+    assert!(events[..2].iter().all(|e| e.from.is_none() && e.to == ItemState::Affected));
+    let last = &events[2];
+    assert_eq!((last.from, last.to, last.version.as_str(), last.item.as_str()), (Some(ItemState::Affected), ItemState::Rebuilt, "1.0-1+b1", "app-a/amd64"));
+    assert_eq!(last.evidence, change.evidence);
+    assert!(events.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
 }

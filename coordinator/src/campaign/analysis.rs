@@ -13,6 +13,9 @@
 //! Transitive evidence: an affected arch-any item whose binaries other packages were built
 //! against (a static library, vendored code) makes those packages affected through it. They must
 //! be rebuilt after it; waves are the topological levels of that graph (see [`super::waves`]).
+//! Only binaries that carry code into their consumers propagate (see [`carries_code`]): a
+//! package merely installed in a build chroot (a compiler, a shared library's runtime package, a
+//! documentation tool) does not put the vulnerable code into what was built with it.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -367,6 +370,16 @@ fn found_by(item: &PlannedItem) -> FoundBy {
     }
 }
 
+/// Whether other packages built with binary `name` installed take its code into their own
+/// binaries: development packages (headers, static archives, `.a`-shipping `-dev`, Go and Rust
+/// source packages) and explicit static variants. Runtime libraries (`libfoo1`), programs and
+/// data are dynamically linked or not linked at all, and a rebuild of the library's own
+/// package fixes them. Declared embedding (`Static-Built-Using` naming the item's source) always
+/// propagates, whatever the binary's name.
+pub fn carries_code(name: &str) -> bool {
+    name.ends_with("-dev") || name.ends_with("-static") || name.contains("-dev-") || name.ends_with("-source")
+}
+
 /// Shipped arch-any binaries of `suite` built against (or declaring) a vulnerable binary of one
 /// of the `upstream` items: `(binary, upstream item index, evidence)`.
 async fn dependents<S: CampaignStore>(
@@ -384,7 +397,7 @@ async fn dependents<S: CampaignStore>(
         let Some(v) = version(&it.version) else {
             continue;
         };
-        for bin in &it.binaries {
+        for bin in it.binaries.iter().filter(|b| carries_code(b)) {
             by_package.entry(bin.clone()).or_default().push((u, it.arch.clone(), v.clone()));
         }
         by_source.entry(it.source.clone()).or_default().push(u);

@@ -130,6 +130,10 @@ fn wait_for(item: &PlannedItem, plan: &Plan, index: &ItemIndex<'_>, ctx: &Export
         library_packages(item, plan).into_iter().map(|p| format!("{p} (>= {})", ctx.fixed)).collect();
     for up in &item.upstream {
         if let Some(u) = index.get(&(item.suite.as_str(), up.through.clone())) {
+            // Members of one cycle are rebuilt together: waiting for each other would deadlock.
+            if item.cycle.is_some() && u.cycle == item.cycle {
+                continue;
+            }
             let pkg = if u.binaries.contains(&up.package) {
                 up.package.clone()
             } else {
