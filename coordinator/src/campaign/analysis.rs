@@ -377,7 +377,7 @@ fn found_by(item: &PlannedItem) -> FoundBy {
 /// package fixes them. Declared embedding (`Static-Built-Using` naming the item's source) always
 /// propagates, whatever the binary's name.
 pub fn carries_code(name: &str) -> bool {
-    name.ends_with("-dev") || name.ends_with("-static") || name.contains("-dev-") || name.ends_with("-source")
+    name.ends_with("-dev") || name.ends_with("-static") || name.ends_with("-source")
 }
 
 /// Shipped arch-any binaries of `suite` built against (or declaring) a vulnerable binary of one
@@ -490,4 +490,20 @@ async fn dependents<S: CampaignStore>(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::carries_code;
+
+    #[test]
+    fn only_packages_that_carry_code_propagate() {
+        for yes in ["libgmp-dev", "golang-golang-x-sys-dev", "librust-regex-dev", "libc6-dev", "busybox-static",
+                    "libssl-dev-static", "rust-src-source"] {
+            assert!(carries_code(yes), "{yes}");
+        }
+        for no in ["libgmp10", "libc6", "gcc-12", "dpkg-dev-el", "debhelper", "libdevil1c2", "python3-dev-tools"] {
+            assert!(!carries_code(no), "{no}");
+        }
+    }
 }
