@@ -20,12 +20,20 @@ python3 - "$bin" "$data/server.log" <<'PY'
 import json, re, statistics, subprocess, sys, time
 bin, log = sys.argv[1], sys.argv[2]
 cases = [
+    # (source, fixed): "every version affected" needs the right epoch (2:6.2.1 > 99).
     ("golang-golang-x-sys", "0.3.0-1"),   # most used Go library, a fix above some of its versions
     ("golang-golang-x-sys", "99"),        # ... above all of them
-    ("gmp", "99"),                        # libgmp-dev: in ~16,600 builds
+    ("golang-golang-x-net", "1:99"),
+    ("libyaml", "99"),                    # libyaml-dev: in ~180 builds
+    ("sqlite3", "99"),                    # ~960
+    ("libxml2", "99"),                    # ~2,000
+    ("openssl", "99"),                    # ~3,900
+    ("pcre2", "99"),                      # ~8,000
+    ("zlib", "1:99"),                     # ~15,000
+    ("gmp", "2:99"),                      # libgmp-dev: in ~16,300 builds
     ("glibc", "99"),                      # libc6-dev: in every build
 ]
-print(f"{'library':<22} {'fixed':<8} {'items':>6} {'waves':>5} {'median ms':>10} {'max ms':>7} {'server ms':>10}")
+print(f"{'library':<22} {'fixed':<8} {'items':>6} {'direct':>6} {'waves':>5} {'median ms':>10} {'max ms':>7} {'server ms':>10}")
 for lib, fixed in cases:
     args = [bin, "campaign", "plan", "--library", lib, "--fixed", fixed, "--suite", "bookworm", "--json"]
     out = subprocess.run(args, capture_output=True, check=True).stdout  # warm-up
@@ -36,6 +44,7 @@ for lib, fixed in cases:
         subprocess.run(args, capture_output=True, check=True)
         times.append((time.perf_counter() - t) * 1000)
     server = [int(m) for m in re.findall(r"impact analysis.*?\bms=(\d+)", open(log).read())][-7:]
-    print(f"{lib:<22} {fixed:<8} {len(plan['items']):>6} {plan['waves']:>5} {statistics.median(times):>10.1f} "
+    direct = sum(1 for i in plan['items'] if any(e.get('through') is None for e in i['evidence']))
+    print(f"{lib:<22} {fixed:<8} {len(plan['items']):>6} {direct:>6} {plan['waves']:>5} {statistics.median(times):>10.1f} "
           f"{max(times):>7.1f} {statistics.median(server) if server else float('nan'):>10}", flush=True)
 PY

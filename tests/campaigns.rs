@@ -132,6 +132,14 @@ fn fixture_campaigns_plan_waves_and_follow_real_binnmus() {
         );
         assert_eq!(items(&capped).len(), 2, "{capped:#}");
         assert_eq!(capped["beyond_depth"], 1, "{capped:#}");
+        // libmid-dev declares what it embeds, so the broader propagation finds the same items.
+        let dev = s.json(
+            &["campaign", "plan", "--library", "libvuln", "--fixed", "1.1-1", "--suite", "sid", "--propagate", "dev", "--json"],
+            0,
+        );
+        let dev_items: BTreeSet<(String, String, u64)> =
+            items(&dev).iter().map(|(s, a, i)| (s.clone(), a.clone(), i["wave"].as_u64().unwrap())).collect();
+        assert_eq!(dev_items, want, "{dev:#}");
 
         // libstat: app-b found by its buildinfo only (it declares nothing): reported.
         let plan = s.json(&["campaign", "plan", "--library", "libstat", "--fixed", "2.1-1", "--suite", "sid", "--json"], 0);

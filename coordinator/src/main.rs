@@ -94,6 +94,12 @@ struct CampaignSpecArgs {
     /// Waves of transitive dependents to follow (1: direct items only).
     #[arg(long, default_value_t = debcover_coordinator::campaign::DEFAULT_MAX_DEPTH)]
     max_depth: u32,
+    /// Which affected items make their dependents affected: `declared` follows static
+    /// libraries that declare what they embed (Static-Built-Using and kin); `dev` follows every
+    /// -dev/-static/-source binary of an affected item (for undeclared static libraries;
+    /// over-approximates with shared libraries).
+    #[arg(long, default_value = "declared", value_parser = ["declared", "dev"])]
+    propagate: String,
     /// "Name <email>" for the changelog entries of sourceful uploads
     /// [default: $DEBFULLNAME <$DEBEMAIL>, else the Debian Security Team].
     #[arg(long, value_name = "NAME <EMAIL>")]
@@ -387,6 +393,7 @@ async fn campaign_spec(a: CampaignSpecArgs, file: &FileConfig, save: bool) -> Re
         advisories: a.advisories,
         max_depth: a.max_depth,
         changed_by: changed_by(a.changed_by),
+        propagate: a.propagate,
     };
     let (what, r) = if save {
         ("campaign create", c.create_campaign(spec).await)

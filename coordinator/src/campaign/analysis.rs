@@ -15,7 +15,10 @@
 //! be rebuilt after it; waves are the topological levels of that graph (see [`super::waves`]).
 //! Only binaries that carry code into their consumers propagate (see [`carries_code`]): a
 //! package merely installed in a build chroot (a compiler, a shared library's runtime package, a
-//! documentation tool) does not put the vulnerable code into what was built with it.
+//! documentation tool) does not put the vulnerable code into what was built with it. By default
+//! ([`Propagation::Declared`]) such a binary must also declare what it embeds: most `-dev`
+//! packages of C libraries ship a shared library, and following all of them would make half the
+//! archive "affected" by any library in a build chroot.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -23,7 +26,7 @@ use debversion::Version;
 
 use super::waves;
 use super::{
-    CampaignError, CampaignSpec, CycleGroup, Evidence, EvidenceKind, FoundBy, Mode, Plan, PlannedItem,
+    CampaignError, CampaignSpec, CycleGroup, Evidence, EvidenceKind, FoundBy, Mode, Plan, PlannedItem, Propagation,
     UpstreamThreshold, export, version,
 };
 use crate::model::{PkgVer, ShippedBinary, ShippedBy};
@@ -380,6 +383,17 @@ pub fn carries_code(name: &str) -> bool {
     name.ends_with("-dev") || name.ends_with("-static") || name.ends_with("-source")
 }
 
+/// Whether dependents built with `binary` of affected `item` are affected through it.
+fn propagates_through(item: &PlannedItem, binary: &str, mode: Propagation) -> bool {
+    carries_code(binary)
+        && match mode {
+            Propagation::Dev => true,
+            Propagation::Declared => {
+                item.evidence.iter().any(|e| e.binary == binary && e.kind.is_declaration() && e.vulnerable)
+            }
+        }
+}
+
 /// Shipped arch-any binaries of `suite` built against (or declaring) a vulnerable binary of one
 /// of the `upstream` items: `(binary, upstream item index, evidence)`.
 async fn dependents<S: CampaignStore>(
@@ -397,7 +411,7 @@ async fn dependents<S: CampaignStore>(
         let Some(v) = version(&it.version) else {
             continue;
         };
-        for bin in it.binaries.iter().filter(|b| carries_code(b)) {
+        for bin in it.binaries.iter().filter(|b| propagates_through(it, b, spec.propagate)) {
             by_package.entry(bin.clone()).or_default().push((u, it.arch.clone(), v.clone()));
         }
         by_source.entry(it.source.clone()).or_default().push(u);
@@ -494,7 +508,46 @@ async fn dependents<S: CampaignStore>(
 
 #[cfg(test)]
 mod tests {
-    use super::carries_code;
+    use super::{carries_code, propagates_through};
+    use crate::campaign::{Evidence, EvidenceKind, FoundBy, PlannedItem, Propagation};
+
+    #[test]
+    fn declared_propagation_needs_a_declaration_on_that_binary() {
+        let ev = |kind, binary: &str| Evidence {
+            kind,
+            binary: binary.into(),
+            package: "libvuln".into(),
+            version: "1.0-1".into(),
+            vulnerable: true,
+            through: None,
+        };
+        let item = PlannedItem {
+            suite: "sid".into(),
+            source: "libmid".into(),
+            arch: "amd64".into(),
+            source_version: "1.0-1".into(),
+            version: "1.0-1".into(),
+            build_sha256: None,
+            binaries: vec!["libmid-dev".into(), "libmid1".into(), "libother-dev".into()],
+            wave: 1,
+            cycle: None,
+            found_by: FoundBy::Both,
+            evidence: vec![
+                ev(EvidenceKind::StaticBuiltUsing, "libmid-dev"),
+                ev(EvidenceKind::StaticBuiltUsing, "libmid1"),
+                ev(EvidenceKind::InstalledBuildDepends, "libother-dev"),
+            ],
+            notes: vec![],
+            after: vec![],
+            upstream: vec![],
+            planned_version: None,
+        };
+        assert!(propagates_through(&item, "libmid-dev", Propagation::Declared));
+        assert!(!propagates_through(&item, "libmid1", Propagation::Declared), "a runtime package carries no code");
+        assert!(!propagates_through(&item, "libother-dev", Propagation::Declared), "built with it, declares nothing");
+        assert!(propagates_through(&item, "libother-dev", Propagation::Dev));
+        assert!(!propagates_through(&item, "libmid1", Propagation::Dev));
+    }
 
     #[test]
     fn only_packages_that_carry_code_propagate() {

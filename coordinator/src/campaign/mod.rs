@@ -57,6 +57,42 @@ impl FromStr for Mode {
     }
 }
 
+/// Which affected items make their own dependents affected (transitive evidence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Propagation {
+    /// Through binaries that carry code into their consumers (`-dev`, `-static`, `-source`)
+    /// *and* declare what they embed (`Static-Built-Using` and kin): a static library known to
+    /// contain the vulnerable code. Dependents that themselves declare embedding an affected
+    /// item's source are followed in every mode.
+    Declared,
+    /// Through every binary that carries code (`-dev`, `-static`, `-source`), declared or not:
+    /// for a library whose static consumers do not declare it. Over-approximates: a `-dev`
+    /// package of a shared library does not embed the code of what it was built with.
+    Dev,
+}
+
+impl Propagation {
+    /// `declared` or `dev`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Propagation::Declared => "declared",
+            Propagation::Dev => "dev",
+        }
+    }
+}
+
+impl FromStr for Propagation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "declared" => Ok(Propagation::Declared),
+            "dev" => Ok(Propagation::Dev),
+            other => Err(format!("unknown propagation {other:?}: expected declared or dev")),
+        }
+    }
+}
+
 /// What a campaign is about, as the security team states it.
 #[derive(Debug, Clone)]
 pub struct CampaignSpec {
@@ -76,6 +112,8 @@ pub struct CampaignSpec {
     pub advisories: Vec<String>,
     /// How many waves of transitive dependents to follow (1: direct items only).
     pub max_depth: u32,
+    /// Which affected items' dependents are followed.
+    pub propagate: Propagation,
 }
 
 /// Default for [`CampaignSpec::max_depth`].

@@ -63,6 +63,11 @@ fn spec_from_wire(r: pb::CampaignSpec) -> Result<CampaignSpec, Status> {
         }
     }
     let mode = if r.mode.is_empty() { Mode::Binnmu } else { r.mode.parse().map_err(Status::invalid_argument)? };
+    let propagate = if r.propagate.is_empty() {
+        campaign::Propagation::Declared
+    } else {
+        r.propagate.parse().map_err(|e: String| Status::invalid_argument(format!("propagate: {e}")))?
+    };
     let mut suites = r.suites;
     suites.sort();
     suites.dedup();
@@ -78,6 +83,7 @@ fn spec_from_wire(r: pb::CampaignSpec) -> Result<CampaignSpec, Status> {
         title: r.title,
         advisories: r.advisories,
         max_depth: if r.max_depth == 0 { campaign::DEFAULT_MAX_DEPTH } else { r.max_depth },
+        propagate,
     })
 }
 
@@ -93,7 +99,18 @@ fn record_of(spec: &CampaignSpec, plan: &Plan) -> CampaignRecord {
         advisories: spec.advisories.clone(),
         max_depth: spec.max_depth,
         created_at: now_unix(),
-        notes: plan.notes.clone(),
+        notes: {
+            let mut notes = plan.notes.clone();
+            notes.push(format!(
+                "transitive dependents followed through {} binaries, at most {} waves deep",
+                match spec.propagate {
+                    campaign::Propagation::Declared => "static libraries that declare what they embed",
+                    campaign::Propagation::Dev => "every -dev/-static/-source",
+                },
+                spec.max_depth
+            ));
+            notes
+        },
     }
 }
 
