@@ -38,6 +38,15 @@ fn below(installed: &Version, fixed: &Version) -> bool {
     debcover_formats::relation::strip_binnmu(installed) < *fixed
 }
 
+/// An interned version of one of the library's binaries, judged once.
+struct Installed {
+    pv: PkgVer,
+    /// The version without a binNMU suffix, as text (what declarations are compared with).
+    stripped: String,
+    /// Below the fixed version.
+    vulnerable: bool,
+}
+
 /// An item being assembled.
 struct Draft {
     item: PlannedItem,
@@ -67,7 +76,15 @@ pub async fn analyze<S: CampaignStore>(store: &S, spec: &CampaignSpec) -> Result
 
     // Every interned version of every binary of the library, and the builds that had one.
     let pkgvers = store.pkgvers_named(&library_binaries).await?;
-    let pv_by_id: HashMap<i64, PkgVer> = pkgvers.into_iter().map(|p| (p.id, p)).collect();
+    // Each interned version is parsed and judged once, not once per binary built with it.
+    let pv_by_id: HashMap<i64, Installed> = pkgvers
+        .into_iter()
+        .filter_map(|p| {
+            let v = version(&p.version)?;
+            let stripped = debcover_formats::relation::strip_binnmu(&v);
+            Some((p.id, Installed { vulnerable: stripped < spec.fixed, stripped: stripped.to_string(), pv: p }))
+        })
+        .collect();
     let ids: Vec<i64> = pv_by_id.keys().copied().collect();
     let mut installed: HashMap<i64, Vec<i64>> = HashMap::new();
     if !ids.is_empty() {
@@ -77,6 +94,7 @@ pub async fn analyze<S: CampaignStore>(store: &S, spec: &CampaignSpec) -> Result
     }
     let mut builds: Vec<i64> = installed.keys().copied().collect();
     builds.sort_unstable();
+    tracing::debug!(builds = builds.len(), ms = started.elapsed().as_millis() as u64, "analysis: builds with the library");
 
     let mut plan = Plan { library_binaries: library_binaries.clone(), ..Plan::default() };
     let mut drafts: Vec<Draft> = Vec::new();
@@ -92,27 +110,35 @@ pub async fn analyze<S: CampaignStore>(store: &S, spec: &CampaignSpec) -> Result
         known_library |= !declaring.is_empty();
         shipped.extend(declaring);
         let shipped = dedup(shipped.into_iter().filter(in_scope).collect());
+        tracing::debug!(%suite, binaries = shipped.len(), ms = started.elapsed().as_millis() as u64, "analysis: shipped binaries");
 
         for b in &shipped {
             if b.source == spec.library {
                 continue;
             }
-            let mut ev = Vec::new();
-            if let Some(pvs) = b.build.as_ref().and_then(|(id, _, _)| installed.get(id)) {
-                for pv in pvs.iter().filter_map(|id| pv_by_id.get(id)) {
-                    let Some(v) = version(&pv.version) else {
-                        continue;
-                    };
-                    ev.push(Evidence {
-                        kind: EvidenceKind::InstalledBuildDepends,
-                        binary: b.package.clone(),
-                        package: pv.name.clone(),
-                        version: pv.version.clone(),
-                        vulnerable: below(&v, &spec.fixed),
-                        through: None,
-                    });
-                }
+            let seen: Vec<&Installed> = b
+                .build
+                .as_ref()
+                .and_then(|(id, _, _)| installed.get(id))
+                .map(|pvs| pvs.iter().filter_map(|id| pv_by_id.get(id)).collect())
+                .unwrap_or_default();
+            let declares = b.embeds.iter().any(|(_, src, _)| decl_names.contains(src));
+            if b.architecture == "all" && !declares {
+                // Source code or data built with the library installed: nothing embedded.
+                skipped_all += usize::from(seen.iter().any(|i| i.vulnerable));
+                continue;
             }
+            let mut ev: Vec<Evidence> = seen
+                .iter()
+                .map(|i| Evidence {
+                    kind: EvidenceKind::InstalledBuildDepends,
+                    binary: b.package.clone(),
+                    package: i.pv.name.clone(),
+                    version: i.pv.version.clone(),
+                    vulnerable: i.vulnerable,
+                    through: None,
+                })
+                .collect();
             for (field, src, ver) in &b.embeds {
                 let (Some(kind), Some(v)) = (EvidenceKind::from_field(field), version(ver)) else {
                     continue;
@@ -135,23 +161,15 @@ pub async fn analyze<S: CampaignStore>(store: &S, spec: &CampaignSpec) -> Result
             let ibd_vulnerable = ibd.iter().any(|e| e.vulnerable);
             let decl_vulnerable = decl.iter().any(|e| e.vulnerable);
             let vulnerable = if ibd.is_empty() { decl_vulnerable } else { ibd_vulnerable };
-            let disagreement = disagreement(b, &ibd, &decl, spec);
+            let stripped: BTreeSet<&str> = seen.iter().map(|i| i.stripped.as_str()).collect();
+            let disagreement = disagreement(b, &ibd, &decl, &stripped, spec);
             if !vulnerable {
                 if let Some(d) = disagreement {
                     plan.notes.push(format!("{suite}: {d} (not affected: the buildinfo is authoritative)"));
                 }
                 continue;
             }
-            let arch = if b.architecture == "all" {
-                if decl.is_empty() {
-                    // Source code or data built with the library installed: nothing embedded.
-                    skipped_all += 1;
-                    continue;
-                }
-                "all".to_owned()
-            } else {
-                b.architecture.clone()
-            };
+            let arch = b.architecture.clone();
             let i = draft_for(&mut drafts, &mut index, suite, b, &arch);
             let d = &mut drafts[i];
             d.item.evidence.extend(ev);
@@ -171,6 +189,7 @@ pub async fn analyze<S: CampaignStore>(store: &S, spec: &CampaignSpec) -> Result
         ));
     }
 
+    tracing::debug!(items = drafts.len(), ms = started.elapsed().as_millis() as u64, "analysis: direct items");
     // Transitive dependents, one depth at a time.
     let mut frontier: Vec<usize> = (0..drafts.len()).filter(|&i| drafts[i].item.arch != "all").collect();
     let mut depth = 1;
@@ -214,6 +233,7 @@ pub async fn analyze<S: CampaignStore>(store: &S, spec: &CampaignSpec) -> Result
                 edges.push((upstream, i));
             }
         }
+        tracing::debug!(depth, new = next.len(), ms = started.elapsed().as_millis() as u64, "analysis: transitive depth");
         if capped {
             break;
         }
@@ -230,6 +250,7 @@ pub async fn analyze<S: CampaignStore>(store: &S, spec: &CampaignSpec) -> Result
     }
 
     let levels = waves::levels(drafts.len(), &edges);
+    tracing::debug!(edges = edges.len(), ms = started.elapsed().as_millis() as u64, "analysis: waves");
     let keys: Vec<String> = drafts.iter().map(|d| d.item.key()).collect();
     let mut after: Vec<BTreeSet<String>> = vec![BTreeSet::new(); drafts.len()];
     for &(a, b) in &edges {
@@ -317,7 +338,8 @@ fn draft_for(
     item.binaries.push(b.package.clone());
     // Several binaries of one source can differ in version (binNMU of arch-any only): keep the
     // highest, which is what a rebuild must exceed.
-    if let (Some(new), Some(old)) = (version(&b.version), version(&item.version))
+    if b.version != item.version
+        && let (Some(new), Some(old)) = (version(&b.version), version(&item.version))
         && new > old
     {
         item.version = b.version.clone();
@@ -327,15 +349,16 @@ fn draft_for(
 }
 
 /// Words for a disagreement between a binary's buildinfo and its declarations, if any.
-fn disagreement(b: &ShippedBinary, ibd: &[&Evidence], decl: &[&Evidence], spec: &CampaignSpec) -> Option<String> {
+fn disagreement(
+    b: &ShippedBinary,
+    ibd: &[&Evidence],
+    decl: &[&Evidence],
+    installed: &BTreeSet<&str>,
+    spec: &CampaignSpec,
+) -> Option<String> {
     if ibd.is_empty() {
         return None;
     }
-    let installed: BTreeSet<String> = ibd
-        .iter()
-        .filter_map(|e| version(&e.version))
-        .map(|v| debcover_formats::relation::strip_binnmu(&v).to_string())
-        .collect();
     let seen = || ibd.iter().map(|e| format!("{} {}", e.package, e.version)).collect::<Vec<_>>().join(", ");
     if decl.is_empty() {
         let vulnerable = ibd.iter().any(|e| e.vulnerable);
@@ -350,7 +373,7 @@ fn disagreement(b: &ShippedBinary, ibd: &[&Evidence], decl: &[&Evidence], spec: 
         });
     }
     let declared: BTreeSet<String> = decl.iter().map(|e| e.version.clone()).collect();
-    if declared.iter().all(|d| installed.contains(d)) {
+    if declared.iter().all(|d| installed.contains(d.as_str())) {
         return None;
     }
     let decls = decl.iter().map(|e| format!("{}: {} (= {})", e.kind.field(), e.package, e.version)).collect::<Vec<_>>();
@@ -418,15 +441,12 @@ async fn dependents<S: CampaignStore>(
     }
     let names: Vec<String> = by_package.keys().cloned().collect();
     let pvs = store.pkgvers_named(&names).await?;
-    let candidates: HashMap<i64, PkgVer> = pvs
+    let candidates: HashMap<i64, (PkgVer, Version)> = pvs
         .into_iter()
-        .filter(|p| {
-            let Some(v) = version(&p.version) else {
-                return false;
-            };
-            by_package.get(&p.name).is_some_and(|ups| ups.iter().any(|(_, _, max)| v <= *max))
+        .filter_map(|p| {
+            let v = version(&p.version)?;
+            by_package.get(&p.name).is_some_and(|ups| ups.iter().any(|(_, _, max)| v <= *max)).then_some((p.id, (p, v)))
         })
-        .map(|p| (p.id, p))
         .collect();
     let mut installed: HashMap<i64, Vec<i64>> = HashMap::new();
     if !candidates.is_empty() {
@@ -452,12 +472,9 @@ async fn dependents<S: CampaignStore>(
         }
         let mut found: Vec<(usize, Evidence)> = Vec::new();
         if let Some(pvs) = b.build.as_ref().and_then(|(id, _, _)| installed.get(id)) {
-            for pv in pvs.iter().filter_map(|id| candidates.get(id)) {
-                let Some(v) = version(&pv.version) else {
-                    continue;
-                };
+            for (pv, v) in pvs.iter().filter_map(|id| candidates.get(id)) {
                 for (u, arch, max) in by_package.get(&pv.name).into_iter().flatten() {
-                    if *arch == b.architecture && v <= *max {
+                    if *arch == b.architecture && v <= max {
                         found.push((
                             *u,
                             Evidence {
