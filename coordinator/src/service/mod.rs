@@ -17,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::index::BuiltWithIndex;
 use crate::ingest::{self, Limits};
 use crate::model::Stored;
 use crate::query;
@@ -36,13 +37,29 @@ pub struct CoordinatorService<S> {
     store: Arc<S>,
     limits: Limits,
     ingest_slots: Arc<Semaphore>,
+    index: Arc<BuiltWithIndex>,
 }
 
 impl<S: Store> CoordinatorService<S> {
     /// A service over `store` with the given input limits.
     pub fn new(store: Arc<S>, limits: Limits) -> Self {
-        CoordinatorService { store, limits, ingest_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INGESTS)) }
+        CoordinatorService {
+            store,
+            limits,
+            ingest_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INGESTS)),
+            index: Arc::new(BuiltWithIndex::new()),
+        }
     }
+}
+
+/// A `BuiltWithRequest` as a query.
+fn built_with_query(r: &pb::BuiltWithRequest) -> Result<query::BuiltWithQuery, Status> {
+    Ok(query::BuiltWithQuery {
+        package: r.package.parse().map_err(Status::invalid_argument)?,
+        before: parse_version_field("before", &r.before)?,
+        suite: nonempty(&r.suite),
+        arch: nonempty(&r.architecture),
+    })
 }
 
 /// Serve `service` on `listener` until `shutdown` is cancelled.
@@ -239,25 +256,31 @@ impl<S: CampaignStore> Coordinator for CoordinatorService<S> {
         &self,
         request: Request<pb::BuiltWithRequest>,
     ) -> Result<Response<pb::BuiltWithResponse>, Status> {
-        let r = request.into_inner();
-        let q = query::BuiltWithQuery {
-            package: r.package.parse().map_err(Status::invalid_argument)?,
-            before: parse_version_field("before", &r.before)?,
-            suite: nonempty(&r.suite),
-            arch: nonempty(&r.architecture),
-        };
-        let answer = query::built_with(&*self.store, &q).await.map_err(convert::store_status)?;
-        Ok(Response::new(pb::BuiltWithResponse {
-            resolved_packages: answer.resolved,
-            builds: answer
-                .builds
-                .iter()
-                .map(|m| pb::BuildMatch {
-                    build: Some(convert::build_summary(&m.build)),
-                    matched: m.matched.iter().map(convert::dependency).collect(),
-                    binaries: m.files.iter().map(convert::binary).collect(),
-                })
-                .collect(),
+        let q = built_with_query(request.get_ref())?;
+        let answer = self.index.built_with(&*self.store, &q).await.map_err(convert::store_status)?;
+        let started = std::time::Instant::now();
+        let response = convert::built_with_response(&answer);
+        tracing::debug!(builds = answer.builds.len(), convert_us = started.elapsed().as_micros() as u64, "built-with converted");
+        Ok(Response::new(response))
+    }
+
+    async fn built_with_encoded(
+        &self,
+        request: Request<pb::BuiltWithRequest>,
+    ) -> Result<Response<pb::EncodedBuiltWithResponse>, Status> {
+        let q = built_with_query(request.get_ref())?;
+        let answer = self.index.built_with(&*self.store, &q).await.map_err(convert::store_status)?;
+        let started = std::time::Instant::now();
+        let response = convert::encode_built_with(&answer);
+        tracing::debug!(
+            builds = answer.builds.len(),
+            bytes = response.len(),
+            encode_us = started.elapsed().as_micros() as u64,
+            "built-with encoded"
+        );
+        Ok(Response::new(pb::EncodedBuiltWithResponse {
+            response: response.into(),
+            builds: answer.builds.len().try_into().unwrap_or(u32::MAX),
         }))
     }
 
