@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use debcover_proto::v1 as pb;
-use debcover_proto::v1::coordinator_server::{Coordinator, CoordinatorServer};
+use debcover_proto::v1::coordinator_server::Coordinator;
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
@@ -25,6 +25,7 @@ use crate::storage::{CampaignStore, Store};
 
 pub mod campaigns;
 pub mod convert;
+mod encoded;
 mod stream_reader;
 
 /// Largest gRPC message accepted: a batch of buildinfos or an index chunk.
@@ -73,9 +74,8 @@ pub async fn run<S: CampaignStore>(
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let svc = CoordinatorServer::new(service)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    // BuiltWith answers go out as bytes assembled from the index's per-build encodings.
+    let svc = encoded::WithEncodedBuiltWith::new(service);
     tonic::transport::Server::builder()
         .add_service(svc)
         .add_service(campaigns)
