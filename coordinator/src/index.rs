@@ -124,7 +124,9 @@ struct Timings {
     generation_us: u128,
     postings_us: u128,
     builds_us: u128,
+    /// End of ordering (ranks, filters, sort).
     resolve_us: u128,
+    /// End of building the matches.
     sort_us: u128,
 }
 
@@ -204,26 +206,37 @@ impl BuiltWithIndex {
         let resolved_builds = self.resolved(store, &g, groups.iter().map(|(b, _)| *b)).await?;
         t.builds_us = started.elapsed().as_micros();
         let ranks = self.ranks(&g, &resolved_builds);
-        let prefix = q.suite.as_ref().map(|s| format!("{s}/"));
-        let mut out: Vec<(u32, IndexedMatch)> = Vec::with_capacity(resolved_builds.len());
-        for ((_, range), r) in groups.into_iter().zip(resolved_builds) {
+        // The answer order first, on small keys (rank, id, position); then the matches, built
+        // once each in that order.
+        let mut order: Vec<(u32, i64, usize)> = Vec::with_capacity(resolved_builds.len());
+        for (i, r) in resolved_builds.iter().enumerate() {
             let Some(r) = r else { continue };
             if q.arch.as_ref().is_some_and(|a| r.build.record.host_arch != *a) {
                 continue;
             }
-            let mut m: Vec<Arc<PkgVer>> = pairs[range].iter().map(|(_, k)| candidates[*k as usize].clone()).collect();
-            if m.len() > 1 {
-                m.sort_by(|a, b| (&a.name, &a.arch, &a.version).cmp(&(&b.name, &b.arch, &b.version)));
-            }
-            let suite_files = prefix.as_ref().map(|p| {
-                r.files.iter().filter(|f| f.shipped_in.iter().any(|s| s.starts_with(p.as_str()))).cloned().collect()
-            });
-            let rank = ranks.get(&r.build.record.id).copied().unwrap_or(u32::MAX);
-            out.push((rank, IndexedMatch { resolved: r, matched: m, suite_files }));
+            let id = r.build.record.id;
+            order.push((ranks.get(&id).copied().unwrap_or(u32::MAX), id, i));
         }
+        order.sort_unstable();
         t.resolve_us = started.elapsed().as_micros();
-        out.sort_unstable_by_key(|(rank, m)| (*rank, m.resolved.build.record.id));
-        let out: Vec<IndexedMatch> = out.into_iter().map(|(_, m)| m).collect();
+        let mut resolved_builds = resolved_builds;
+        let prefix = q.suite.as_ref().map(|s| format!("{s}/"));
+        let out: Vec<IndexedMatch> = order
+            .into_iter()
+            .filter_map(|(_, _, i)| {
+                let r = resolved_builds[i].take()?;
+                let range = groups[i].1.clone();
+                let mut m: Vec<Arc<PkgVer>> =
+                    pairs[range].iter().map(|(_, k)| candidates[*k as usize].clone()).collect();
+                if m.len() > 1 {
+                    m.sort_by(|a, b| (&a.name, &a.arch, &a.version).cmp(&(&b.name, &b.arch, &b.version)));
+                }
+                let suite_files = prefix.as_ref().map(|p| {
+                    r.files.iter().filter(|f| f.shipped_in.iter().any(|s| s.starts_with(p.as_str()))).cloned().collect()
+                });
+                Some(IndexedMatch { resolved: r, matched: m, suite_files })
+            })
+            .collect();
         t.sort_us = started.elapsed().as_micros();
         tracing::debug!(
             builds = out.len(),
@@ -231,8 +244,8 @@ impl BuiltWithIndex {
             generation_us = t.generation_us as u64,
             postings_us = (t.postings_us - t.generation_us) as u64,
             records_us = (t.builds_us - t.postings_us) as u64,
-            resolve_us = (t.resolve_us - t.builds_us) as u64,
-            sort_us = (t.sort_us - t.resolve_us) as u64,
+            order_us = (t.resolve_us - t.builds_us) as u64,
+            matches_us = (t.sort_us - t.resolve_us) as u64,
             "built-with answered from the index"
         );
         Ok(IndexedAnswer { resolved, builds: out })

@@ -108,21 +108,14 @@ pub fn encode_built_with(answer: &IndexedAnswer) -> Vec<u8> {
             + m.matched.iter().map(|p| dep(p.id).len()).sum::<usize>()
             + f.as_ref().map_or(binaries.len(), Vec::len)
     };
-    let total: usize = answer
-        .builds
-        .iter()
-        .zip(&filtered)
-        .map(|(m, f)| {
-            let len = body_len(m, f);
-            1 + encoded_len_varint(len as u64) + len
-        })
-        .sum::<usize>()
+    let lens: Vec<usize> = answer.builds.iter().zip(&filtered).map(|(m, f)| body_len(m, f)).collect();
+    let total: usize = lens.iter().map(|len| 1 + encoded_len_varint(*len as u64) + len).sum::<usize>()
         + answer.resolved.iter().map(|r| 2 + encoded_len_varint(r.len() as u64) + r.len()).sum::<usize>();
     let mut buf = Vec::with_capacity(total);
-    for (m, f) in answer.builds.iter().zip(&filtered) {
+    for ((m, f), len) in answer.builds.iter().zip(&filtered).zip(&lens) {
         let (summary, binaries) = build_parts(&m.resolved);
         encode_key(1, WireType::LengthDelimited, &mut buf);
-        encode_varint(body_len(m, f) as u64, &mut buf);
+        encode_varint(*len as u64, &mut buf);
         buf.extend_from_slice(summary);
         for p in &m.matched {
             buf.extend_from_slice(dep(p.id));
