@@ -6,6 +6,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Large pre-encoded answers: received without a copy (a slice of the receive buffer).
+        .bytes(".debcover.v1.EncodedBuiltWithResponse.response")
         .compile_fds(fds)?;
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -5,6 +5,7 @@
 //! - [`storage`]: the [`storage::Store`] trait and its SQLite and PostgreSQL backends (all SQL).
 //! - [`ingest`]: bytes in, validated domain values out (parsing, hashing, compression).
 //! - [`query`]: questions answered over the store ("built with X below V").
+//! - [`index`]: the in-memory, generation-checked `built-with` index the server answers from.
 //! - [`campaign`]: one library fix: impact analysis, rebuild waves, exports, tracking.
 //! - [`service`]: the gRPC server (`debcover serve`) and its wire conversions.
 //! - [`client`]: the client side of the `debcover` commands.
@@ -15,6 +16,7 @@ pub mod model;
 pub mod storage;
 pub mod ingest;
 pub mod query;
+pub mod index;
 pub mod campaign;
 pub mod service;
 pub mod client;

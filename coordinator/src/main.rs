@@ -486,16 +486,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::BuiltWith(a) => {
             let url = config::resolve_server(a.server.server, &file);
             let mut c = client::connect(&url).await?;
-            let r = c
-                .built_with(pb::BuiltWithRequest {
+            let r = client::built_with(
+                &mut c,
+                pb::BuiltWithRequest {
                     package: a.package.clone(),
                     before: a.before.unwrap_or_default(),
                     suite: a.suite.unwrap_or_default(),
                     architecture: a.arch.unwrap_or_default(),
-                })
-                .await
-                .map_err(|s| client::status_error("built-with", s))?
-                .into_inner();
+                },
+            )
+            .await?;
             if a.server.json {
                 println!("{}", serde_json::to_string_pretty(&output::BuiltWithView::from(&r))?);
             } else {

@@ -150,6 +150,22 @@ pub struct ProducedFile {
     pub shipped_in: Vec<String>,
 }
 
+/// One binary shipped in one `suite/arch`, with what links it to a build: a row of the
+/// shipping snapshot the query index keeps (see `crate::index`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippingRow {
+    /// SHA-256 of the .deb.
+    pub sha256: String,
+    /// Binary package name.
+    pub package: String,
+    /// The build it is linked to, if any.
+    pub build_id: Option<i64>,
+    /// Whether that link is by name (source/version/arch) rather than identical bytes.
+    pub by_name: bool,
+    /// `suite/arch` shipping it.
+    pub place: String,
+}
+
 /// Counts of what the store holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreStats {

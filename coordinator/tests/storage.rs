@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use debcover_coordinator::index::BuiltWithIndex;
 use debcover_coordinator::ingest::{self, Limits};
 use debcover_coordinator::model::{NewBuild, PackagesImport, SourcesImport, Stored};
 use debcover_coordinator::query::{self, BuiltWithQuery, PackageSpec};
@@ -92,6 +93,8 @@ conformance!(
     builds_ingested_after_packages_get_linked,
     shipped_binaries_by_each_selector,
     campaign_round_trip_and_compare_and_set,
+    index_agrees_with_the_store_and_sees_ingest_by_another_coordinator,
+    index_follows_archive_reimport,
 );
 
 // ---------------------------------------------------------------- scenarios
@@ -563,4 +566,132 @@ async fn campaign_round_trip_and_compare_and_set<S: CampaignStore, F: std::futur
     assert_eq!((last.from, last.to, last.version.as_str(), last.item.as_str()), (Some(ItemState::Affected), ItemState::Rebuilt, "1.0-1+b1", "app-a/amd64"));
     assert_eq!(last.evidence, change.evidence);
     assert!(events.windows(2).all(|w| w[0].at <= w[1].at), "oldest first");
+}
+
+// ---------------------------------------------------------------- the built-with index
+
+/// An answer reduced to comparable values: per build, its id, matched entries and files.
+type Flat = (Vec<String>, Vec<(String, Vec<(String, String, String)>, Vec<(String, Option<String>, Vec<String>)>)>);
+
+fn flat(a: query::BuiltWithAnswer) -> Flat {
+    (
+        a.resolved,
+        a.builds
+            .into_iter()
+            .map(|m| {
+                (
+                    m.build.sha256,
+                    m.matched.into_iter().map(|p| (p.name, p.arch, p.version)).collect(),
+                    m.files.into_iter().map(|f| (f.name, f.sha256, f.shipped_in)).collect(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The index's answer equals the store's (uncached) answer.
+async fn same_answer<S: Store>(index: &BuiltWithIndex, store: &S, q: &BuiltWithQuery) -> Flat {
+    let indexed = index.built_with(store, q).await.unwrap();
+    // BuiltWithEncoded's bytes are exactly prost's encoding of BuiltWith's message.
+    let encoded = debcover_coordinator::service::convert::encode_built_with(&indexed);
+    let message = debcover_coordinator::service::convert::built_with_response(&indexed);
+    assert!(encoded == prost::Message::encode_to_vec(&message), "encodings differ for {q:?}");
+    let cached = flat(indexed.into_answer());
+    let direct = flat(query::built_with(store, q).await.unwrap());
+    assert_eq!(cached, direct, "{q:?}");
+    cached
+}
+
+async fn index_agrees_with_the_store_and_sees_ingest_by_another_coordinator<
+    S: Store,
+    F: std::future::Future<Output = S>,
+>(
+    open: impl Fn() -> F,
+) {
+    let a = open().await;
+    let b = open().await;
+    let builds = prepared();
+    let (first, second) = builds.split_at(builds.len() / 2);
+    a.ingest_builds(first).await.unwrap();
+    let index = BuiltWithIndex::new();
+    let questions: Vec<BuiltWithQuery> = [("libc6", None), ("libc6", Some("2.31-13")), ("dpkg", Some("1.19.7")), ("bash", None)]
+        .into_iter()
+        .map(|(p, v)| BuiltWithQuery {
+            package: PackageSpec::Binary(p.into()),
+            before: v.map(|v| Version::from_str(v).unwrap()),
+            suite: None,
+            arch: None,
+        })
+        .chain([
+            BuiltWithQuery { package: PackageSpec::Source("bash".into()), before: None, suite: None, arch: None },
+            BuiltWithQuery {
+                package: PackageSpec::Binary("libc6".into()),
+                before: None,
+                suite: None,
+                arch: Some("amd64".into()),
+            },
+        ])
+        .collect();
+    let mut before = Vec::new();
+    for q in &questions {
+        before.push(same_answer(&index, &a, q).await);
+        // Asked twice: answered from the index, still the same.
+        assert_eq!(same_answer(&index, &a, q).await, *before.last().unwrap());
+    }
+    // Another coordinator on the same database stores the rest: the index (held by `a`'s
+    // process, which wrote nothing) must see it.
+    b.ingest_builds(second).await.unwrap();
+    let mut grew = false;
+    for (q, old) in questions.iter().zip(&before) {
+        let new = same_answer(&index, &a, q).await;
+        grew |= new.1.len() > old.1.len();
+    }
+    assert!(grew, "no answer changed after the second half was ingested");
+    let all = flat(index.built_with(&a, &questions[0]).await.unwrap().into_answer());
+    let expected = real_buildinfos()
+        .iter()
+        .filter(|(_, t)| scan_ibd(&String::from_utf8_lossy(t)).iter().any(|(n, _)| n == "libc6"))
+        .count();
+    assert_eq!(all.1.len(), expected);
+}
+
+async fn index_follows_archive_reimport<S: Store, F: std::future::Future<Output = S>>(open: impl Fn() -> F) {
+    let a = open().await;
+    let b = open().await;
+    a.ingest_builds(&prepared()).await.unwrap();
+    let index = BuiltWithIndex::new();
+    let q = BuiltWithQuery { package: PackageSpec::Binary("libusb-dev".into()), before: None, suite: None, arch: None };
+    let in_sid = BuiltWithQuery { suite: Some("sid".into()), ..q.clone() };
+    let shipped = |f: &Flat| f.1.iter().flat_map(|b| b.2.iter().flat_map(|f| f.2.clone())).collect::<Vec<_>>();
+    // Nothing shipped yet.
+    assert!(shipped(&same_answer(&index, &a, &q).await).is_empty());
+    assert!(same_answer(&index, &a, &in_sid).await.1.is_empty());
+    // Another coordinator imports sid shipping the 0xffff .deb: both questions change.
+    let import = |entries| PackagesImport {
+        suite: "sid".into(),
+        arch: "amd64".into(),
+        origin: "t".into(),
+        sha256: "s".into(),
+        entries,
+    };
+    b.import_packages(&import(parse_packages(&packages_for_0xffff()))).await.unwrap();
+    assert_eq!(shipped(&same_answer(&index, &a, &q).await), vec!["sid/amd64".to_owned()]);
+    let found = same_answer(&index, &a, &in_sid).await;
+    assert_eq!(found.1.len(), 1);
+    // Re-imported without it: it leaves sid, and the index follows.
+    b.import_packages(&import(Vec::new())).await.unwrap();
+    assert!(shipped(&same_answer(&index, &a, &q).await).is_empty());
+    assert!(same_answer(&index, &a, &in_sid).await.1.is_empty());
+    // A Sources import changes what src:NAME resolves to.
+    let src = BuiltWithQuery { package: PackageSpec::Source("newsrc".into()), before: None, suite: None, arch: None };
+    assert!(same_answer(&index, &a, &src).await.0.is_empty());
+    let sources = "Package: newsrc\nBinary: libusb-dev\nVersion: 1.0-1\nArchitecture: any\n\
+                   Directory: pool/main/n/newsrc\nFiles:\n 00000000000000000000000000000000 1 newsrc_1.0-1.dsc\n";
+    let (entries, _) = ingest::read_sources("Sources", sources.as_bytes(), &Limits::default()).unwrap();
+    b.import_sources(&SourcesImport { suite: "sid".into(), origin: "t".into(), sha256: "s".into(), entries })
+        .await
+        .unwrap();
+    let got = same_answer(&index, &a, &src).await;
+    assert_eq!(got.0, vec!["libusb-dev".to_owned()]);
+    assert!(!got.1.is_empty());
 }

@@ -2,8 +2,12 @@
 //!
 //! - `parse DIR`: raw parse rate of every `*.buildinfo` under DIR (single thread, files read
 //!   into memory first so disk speed is not measured).
-//! - `query --server URL PACKAGE [--before V] [--suite S] [-n N]`: latency of the BuiltWith RPC
-//!   as a client sees it (min, median, p95 over N calls after one warm-up).
+//! - `query --server URL PACKAGE [--before V] [--suite S] [-n N] [--grep DIR]`: latency of
+//!   the BuiltWith RPC as a client sees it, the whole answer received and decoded into
+//!   messages (min, median, p95 over N calls after one warm-up); then the same for
+//!   BuiltWithEncoded, (a) received, (b) received and every field read (each string checked as
+//!   UTF-8, no copies), (c) received and decoded into the same messages as BuiltWith. With
+//!   `--grep DIR`, the grep baseline in the same run and the ratios.
 //! - `grep DIR PACKAGE`: the baseline, scanning the files for ` PACKAGE (= ` with grep
 //!   (median of 3 runs after a warm-up; a lower bound, since grep does no version comparison).
 
@@ -35,6 +39,15 @@ enum Cmd {
         suite: Option<String>,
         #[arg(short, default_value_t = 20)]
         n: usize,
+        /// Also run the grep baseline over this directory and print ratios.
+        #[arg(long)]
+        grep: Option<PathBuf>,
+        /// HTTP/2 stream and connection windows of the client, MiB (0: the library's defaults).
+        #[arg(long, default_value_t = 0)]
+        window_mib: u32,
+        /// Largest HTTP/2 frame the client accepts, KiB (0: the protocol's default, 16).
+        #[arg(long, default_value_t = 0)]
+        frame_kib: u32,
     },
     /// grep baseline for the same question.
     Grep { dir: PathBuf, package: String },
@@ -78,11 +91,18 @@ fn main() -> Result<()> {
                 bytes as f64 / 1e6 / t
             );
         }
-        Cmd::Query { server, package, before, suite, n } => {
+        Cmd::Query { server, package, before, suite, n, grep, window_mib, frame_kib } => {
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(async {
-                let mut c = debcover_proto::v1::coordinator_client::CoordinatorClient::connect(server)
-                    .await?
+            let medians = rt.block_on(async {
+                let mut endpoint = tonic::transport::Endpoint::from_shared(server)?;
+                if window_mib > 0 {
+                    let w = window_mib * 1024 * 1024;
+                    endpoint = endpoint.initial_stream_window_size(w).initial_connection_window_size(w);
+                }
+                if frame_kib > 0 {
+                    endpoint = endpoint.max_frame_size(frame_kib * 1024);
+                }
+                let mut c = debcover_proto::v1::coordinator_client::CoordinatorClient::new(endpoint.connect().await?)
                     .max_decoding_message_size(256 * 1024 * 1024);
                 let req = debcover_proto::v1::BuiltWithRequest {
                     package: package.clone(),
@@ -90,7 +110,27 @@ fn main() -> Result<()> {
                     suite: suite.clone().unwrap_or_default(),
                     architecture: String::new(),
                 };
+                let label = format!(
+                    "built-with {package} before={} suite={}",
+                    before.as_deref().unwrap_or("-"),
+                    suite.as_deref().unwrap_or("-")
+                );
+                let ms = |d: Duration| d.as_secs_f64() * 1e3;
+                let report = |what: &str, builds: usize, times: Vec<Duration>| {
+                    let (min, med, p95) = stats(times);
+                    println!(
+                        "{label} [{what}]: {builds} builds; min {:.1} ms, median {:.1} ms, p95 {:.1} ms over {n} calls",
+                        ms(min),
+                        ms(med),
+                        ms(p95)
+                    );
+                    med
+                };
+
+                // BuiltWith: the answer decoded into messages by tonic/prost.
+                let start = Instant::now();
                 let warm = c.built_with(req.clone()).await?.into_inner();
+                println!("{label} [BuiltWith, first call (warm-up)]: {:.1} ms", ms(start.elapsed()));
                 let mut times = Vec::with_capacity(n);
                 for _ in 0..n {
                     let start = Instant::now();
@@ -98,40 +138,167 @@ fn main() -> Result<()> {
                     times.push(start.elapsed());
                     assert_eq!(r.builds.len(), warm.builds.len());
                 }
-                let (min, med, p95) = stats(times);
+                let standard = report("BuiltWith, decoded", warm.builds.len(), times);
+
+                // BuiltWithEncoded: the same answer as bytes (servers before it: skipped).
+                let warm_enc = match c.built_with_encoded(req.clone()).await {
+                    Ok(r) => r.into_inner(),
+                    Err(s) if s.code() == tonic::Code::Unimplemented => {
+                        println!("  (this server has no BuiltWithEncoded)");
+                        return Ok(vec![("BuiltWith, decoded", standard)]);
+                    }
+                    Err(s) => return Err(s.into()),
+                };
+                let decoded = <debcover_proto::v1::BuiltWithResponse as prost::Message>::decode(warm_enc.response.as_ref())?;
+                anyhow::ensure!(decoded == warm, "BuiltWithEncoded differs from BuiltWith");
+                let walked = walk_response(&warm_enc.response)?;
+                anyhow::ensure!(walked.builds == warm.builds.len(), "walk found {} builds", walked.builds);
                 println!(
-                    "built-with {package} before={} suite={}: {} builds; min {:.1} ms, median {:.1} ms, p95 {:.1} ms over {n} calls",
-                    before.as_deref().unwrap_or("-"),
-                    suite.as_deref().unwrap_or("-"),
-                    warm.builds.len(),
-                    min.as_secs_f64() * 1e3,
-                    med.as_secs_f64() * 1e3,
-                    p95.as_secs_f64() * 1e3
+                    "  answer: {} builds, {} binaries, {} shipping places, {} strings; {:.1} MB encoded",
+                    walked.builds,
+                    walked.binaries,
+                    walked.places,
+                    walked.strings,
+                    warm_enc.response.len() as f64 / 1e6
                 );
-                Ok::<(), anyhow::Error>(())
+                let (mut recv, mut read, mut dec) = (Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..n {
+                    let start = Instant::now();
+                    let r = c.built_with_encoded(req.clone()).await?.into_inner();
+                    recv.push(start.elapsed());
+                    let w = walk_response(&r.response)?;
+                    read.push(start.elapsed());
+                    assert_eq!(w.builds, warm.builds.len());
+                    let start2 = Instant::now();
+                    let d = <debcover_proto::v1::BuiltWithResponse as prost::Message>::decode(r.response.as_ref())?;
+                    dec.push(recv.last().copied().unwrap_or_default() + start2.elapsed());
+                    assert_eq!(d.builds.len(), warm.builds.len());
+                }
+                let builds = warm.builds.len();
+                let r = report("BuiltWithEncoded, received", builds, recv);
+                let w = report("BuiltWithEncoded, received + every field read", builds, read);
+                let d = report("BuiltWithEncoded, received + decoded into messages", builds, dec);
+                Ok::<_, anyhow::Error>(vec![
+                    ("BuiltWith, decoded", standard),
+                    ("Encoded, received", r),
+                    ("Encoded, read", w),
+                    ("Encoded, decoded", d),
+                ])
             })?;
+            if let Some(dir) = grep {
+                let (g, found) = grep_baseline(&dir, &package)?;
+                println!("grep baseline (same run): {found} files, median {:.0} ms", g.as_secs_f64() * 1e3);
+                for (what, m) in medians {
+                    println!("  {what}: {:.1}x faster than grep", g.as_secs_f64() / m.as_secs_f64());
+                }
+            }
         }
         Cmd::Grep { dir, package } => {
-            let pattern = format!(" {package} (= ");
-            let run = || -> Result<(Duration, usize)> {
-                let start = Instant::now();
-                let out = std::process::Command::new("grep").args(["-rlF", &pattern]).arg(&dir).output()?;
-                Ok((start.elapsed(), out.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count()))
-            };
-            run()?;
-            let mut times = Vec::new();
-            let mut found = 0;
-            for _ in 0..3 {
-                let (t, n) = run()?;
-                times.push(t);
-                found = n;
+            let (med, found) = grep_baseline(&dir, &package)?;
+            println!("grep -rlF \" {package} (= \": {found} files; median {:.0} ms (warm cache)", med.as_secs_f64() * 1e3);
+        }
+    }
+    Ok(())
+}
+
+/// The grep baseline: `grep -rlF " PACKAGE (= " DIR`, median of 3 after a warm-up.
+fn grep_baseline(dir: &PathBuf, package: &str) -> Result<(Duration, usize)> {
+    let pattern = format!(" {package} (= ");
+    let run = || -> Result<(Duration, usize)> {
+        let start = Instant::now();
+        let out = std::process::Command::new("grep").args(["-rlF", &pattern]).arg(dir).output()?;
+        Ok((start.elapsed(), out.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()).count()))
+    };
+    run()?;
+    let mut times = Vec::new();
+    let mut found = 0;
+    for _ in 0..3 {
+        let (t, n) = run()?;
+        times.push(t);
+        found = n;
+    }
+    let (_, med, _) = stats(times);
+    Ok((med, found))
+}
+
+/// What reading every field of an encoded answer saw.
+#[derive(Default)]
+struct Walked {
+    builds: usize,
+    binaries: usize,
+    places: usize,
+    strings: usize,
+}
+
+/// Read every field of a serialized `BuiltWithResponse` without copying: each string is
+/// checked as UTF-8, each number decoded, each nested message descended into.
+fn walk_response(buf: &[u8]) -> Result<Walked> {
+    let mut w = Walked::default();
+    walk(buf, Msg::Response, &mut w)?;
+    Ok(w)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Msg {
+    Response,
+    Match,
+    Summary,
+    Dependency,
+    Binary,
+}
+
+fn varint(buf: &[u8], pos: &mut usize) -> Result<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos).context("truncated varint")?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(v);
+        }
+    }
+    anyhow::bail!("varint too long")
+}
+
+fn walk(buf: &[u8], msg: Msg, w: &mut Walked) -> Result<()> {
+    let mut pos = 0;
+    while pos < buf.len() {
+        let key = varint(buf, &mut pos)?;
+        let (field, wire) = (key >> 3, key & 7);
+        match wire {
+            0 => {
+                std::hint::black_box(varint(buf, &mut pos)?);
             }
-            let (min, med, _) = stats(times);
-            println!(
-                "grep -rlF {pattern:?}: {found} files; min {:.0} ms, median {:.0} ms (warm cache)",
-                min.as_secs_f64() * 1e3,
-                med.as_secs_f64() * 1e3
-            );
+            2 => {
+                let len = usize::try_from(varint(buf, &mut pos)?)?;
+                let body = buf.get(pos..pos + len).context("truncated field")?;
+                pos += len;
+                let nested = match (msg, field) {
+                    (Msg::Response, 1) => Some(Msg::Match),
+                    (Msg::Match, 1) => Some(Msg::Summary),
+                    (Msg::Match, 2) => Some(Msg::Dependency),
+                    (Msg::Match, 3) => Some(Msg::Binary),
+                    _ => None,
+                };
+                match nested {
+                    Some(m) => {
+                        match m {
+                            Msg::Match => w.builds += 1,
+                            Msg::Binary => w.binaries += 1,
+                            _ => {}
+                        }
+                        walk(body, m, w)?;
+                    }
+                    None => {
+                        std::hint::black_box(std::str::from_utf8(body)?);
+                        w.strings += 1;
+                        if msg == Msg::Binary && field == 7 {
+                            w.places += 1;
+                        }
+                    }
+                }
+            }
+            other => anyhow::bail!("unexpected wire type {other}"),
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use debcover_proto::v1 as pb;
-use debcover_proto::v1::coordinator_server::{Coordinator, CoordinatorServer};
+use debcover_proto::v1::coordinator_server::Coordinator;
 use futures::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
@@ -17,6 +17,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::index::BuiltWithIndex;
 use crate::ingest::{self, Limits};
 use crate::model::Stored;
 use crate::query;
@@ -24,6 +25,7 @@ use crate::storage::{CampaignStore, Store};
 
 pub mod campaigns;
 pub mod convert;
+mod encoded;
 mod stream_reader;
 
 /// Largest gRPC message accepted: a batch of buildinfos or an index chunk.
@@ -36,13 +38,29 @@ pub struct CoordinatorService<S> {
     store: Arc<S>,
     limits: Limits,
     ingest_slots: Arc<Semaphore>,
+    index: Arc<BuiltWithIndex>,
 }
 
 impl<S: Store> CoordinatorService<S> {
     /// A service over `store` with the given input limits.
     pub fn new(store: Arc<S>, limits: Limits) -> Self {
-        CoordinatorService { store, limits, ingest_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INGESTS)) }
+        CoordinatorService {
+            store,
+            limits,
+            ingest_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INGESTS)),
+            index: Arc::new(BuiltWithIndex::new()),
+        }
     }
+}
+
+/// A `BuiltWithRequest` as a query.
+fn built_with_query(r: &pb::BuiltWithRequest) -> Result<query::BuiltWithQuery, Status> {
+    Ok(query::BuiltWithQuery {
+        package: r.package.parse().map_err(Status::invalid_argument)?,
+        before: parse_version_field("before", &r.before)?,
+        suite: nonempty(&r.suite),
+        arch: nonempty(&r.architecture),
+    })
 }
 
 /// Serve `service` on `listener` until `shutdown` is cancelled.
@@ -56,9 +74,8 @@ pub async fn run<S: CampaignStore>(
     ))
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let svc = CoordinatorServer::new(service)
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    // BuiltWith answers go out as bytes assembled from the index's per-build encodings.
+    let svc = encoded::WithEncodedBuiltWith::new(service);
     tonic::transport::Server::builder()
         .add_service(svc)
         .add_service(campaigns)
@@ -239,25 +256,31 @@ impl<S: CampaignStore> Coordinator for CoordinatorService<S> {
         &self,
         request: Request<pb::BuiltWithRequest>,
     ) -> Result<Response<pb::BuiltWithResponse>, Status> {
-        let r = request.into_inner();
-        let q = query::BuiltWithQuery {
-            package: r.package.parse().map_err(Status::invalid_argument)?,
-            before: parse_version_field("before", &r.before)?,
-            suite: nonempty(&r.suite),
-            arch: nonempty(&r.architecture),
-        };
-        let answer = query::built_with(&*self.store, &q).await.map_err(convert::store_status)?;
-        Ok(Response::new(pb::BuiltWithResponse {
-            resolved_packages: answer.resolved,
-            builds: answer
-                .builds
-                .iter()
-                .map(|m| pb::BuildMatch {
-                    build: Some(convert::build_summary(&m.build)),
-                    matched: m.matched.iter().map(convert::dependency).collect(),
-                    binaries: m.files.iter().map(convert::binary).collect(),
-                })
-                .collect(),
+        let q = built_with_query(request.get_ref())?;
+        let answer = self.index.built_with(&*self.store, &q).await.map_err(convert::store_status)?;
+        let started = std::time::Instant::now();
+        let response = convert::built_with_response(&answer);
+        tracing::debug!(builds = answer.builds.len(), convert_us = started.elapsed().as_micros() as u64, "built-with converted");
+        Ok(Response::new(response))
+    }
+
+    async fn built_with_encoded(
+        &self,
+        request: Request<pb::BuiltWithRequest>,
+    ) -> Result<Response<pb::EncodedBuiltWithResponse>, Status> {
+        let q = built_with_query(request.get_ref())?;
+        let answer = self.index.built_with(&*self.store, &q).await.map_err(convert::store_status)?;
+        let started = std::time::Instant::now();
+        let response = convert::encode_built_with(&answer);
+        tracing::debug!(
+            builds = answer.builds.len(),
+            bytes = response.len(),
+            encode_us = started.elapsed().as_micros() as u64,
+            "built-with encoded"
+        );
+        Ok(Response::new(pb::EncodedBuiltWithResponse {
+            response: response.into(),
+            builds: answer.builds.len().try_into().unwrap_or(u32::MAX),
         }))
     }
 

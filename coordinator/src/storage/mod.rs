@@ -18,7 +18,7 @@ use std::future::Future;
 use crate::campaign::{CampaignRecord, ItemEvent, ItemRecord, PlannedItem, Transition};
 use crate::model::{
     BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, ShippedBinary,
-    ShippedBy, SourcesImport, StoreStats, Stored,
+    ShippedBy, ShippingRow, SourcesImport, StoreStats, Stored,
 };
 
 pub mod postgres;
@@ -119,6 +119,23 @@ pub trait Store: Send + Sync + 'static {
         build_ids: &[i64],
     ) -> impl Future<Output = Result<Vec<ProducedFile>, StoreError>> + Send;
 
+    /// The files these builds produced, without shipping places (`shipped_in` empty). A
+    /// build's files never change once stored.
+    fn build_files(
+        &self,
+        build_ids: &[i64],
+    ) -> impl Future<Output = Result<Vec<ProducedFile>, StoreError>> + Send;
+
+    /// The query generation: a counter that every write which can change a `built-with`
+    /// answer (new builds, archive indices) bumps in its own transaction, on every
+    /// coordinator sharing the database. Equal generations mean equal answers.
+    fn query_generation(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Every binary shipped in any suite, with its place and build link, and the query
+    /// generation read before them (in the same read snapshot where the backend has one): the
+    /// rows reflect at least every write of that generation.
+    fn shipping(&self) -> impl Future<Output = Result<(i64, Vec<ShippingRow>), StoreError>> + Send;
+
     /// The exact buildinfo bytes of a build (decompressed), if stored.
     fn raw_buildinfo(
         &self,
@@ -182,6 +199,11 @@ pub(crate) fn now_unix() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// The statement that ends every write transaction which can change a `built-with` answer
+/// (see [`Store::query_generation`]). Last, so that PostgreSQL holds the row lock only until
+/// the commit right after it.
+const BUMP_QUERY_GENERATION: &str = "UPDATE query_generation SET gen = gen + 1 WHERE id = 1";
 
 /// Decompress a stored `raw_zstd` column.
 fn unzstd(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {

@@ -12,11 +12,11 @@ use sqlx::postgres::{PgConnection, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
 use super::intern::{InternCache, Key};
-use super::{Store, StoreError, batch, now_unix, postings, tokens, unzstd};
+use super::{BUMP_QUERY_GENERATION, Store, StoreError, batch, now_unix, postings, tokens, unzstd};
 use crate::model::{
     dep_key, split_dep_key,
-    BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, SourcesImport,
-    StoreStats, Stored,
+    BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, ShippingRow,
+    SourcesImport, StoreStats, Stored,
 };
 
 #[path = "postgres_campaigns.rs"]
@@ -51,6 +51,7 @@ fn migrator() -> sqlx::migrate::Migrator {
     super::embedded_migrator(&[
         (1, "builds and archive", include_str!("../../../migrations/postgres/0001_builds_and_archive.sql")),
         (2, "campaigns", include_str!("../../../migrations/postgres/0002_campaigns.sql")),
+        (3, "query generation", include_str!("../../../migrations/postgres/0003_query_generation.sql")),
     ])
 }
 
@@ -322,6 +323,7 @@ impl Store for PgStore {
         insert_binary_sources(&mut tx, &names).await?;
         let candidates = binaries_for_builds(&mut tx, &plan.new).await?;
         link_binaries(&mut tx, &candidates).await?;
+        sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await?;
         tx.commit().await?;
         self.cache.publish(fresh);
         Ok(plan.outcomes)
@@ -410,6 +412,7 @@ impl Store for PgStore {
             ImportSummary { entries: e.len() as u64, added, removed, linked: linked as u64 };
         record_import(&mut tx, &import.suite, "packages", &import.arch, &import.origin, &import.sha256, &summary)
             .await?;
+        sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -470,6 +473,7 @@ impl Store for PgStore {
         .rows_affected();
         let summary = ImportSummary { entries: e.len() as u64, added, removed, linked: 0 };
         record_import(&mut tx, &import.suite, "sources", "", &import.origin, &import.sha256, &summary).await?;
+        sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -601,6 +605,52 @@ impl Store for PgStore {
         .collect();
         batch::attach_shipping(&mut files, by_sha, by_name);
         Ok(files)
+    }
+
+    async fn build_files(&self, build_ids: &[i64]) -> Result<Vec<ProducedFile>, StoreError> {
+        Ok(sqlx::query("SELECT build_id, name, size, sha256 FROM build_files WHERE build_id = ANY($1)")
+            .bind(build_ids)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| ProducedFile {
+                build_id: r.get(0),
+                name: r.get(1),
+                size: r.get::<i64, _>(2).try_into().unwrap_or(0),
+                sha256: r.get(3),
+                shipped_in: Vec::new(),
+            })
+            .collect())
+    }
+
+    async fn query_generation(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT gen FROM query_generation WHERE id = 1").fetch_one(&self.pool).await?)
+    }
+
+    async fn shipping(&self) -> Result<(i64, Vec<ShippingRow>), StoreError> {
+        // REPEATABLE READ: the generation and the rows come from one snapshot.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+        let generation: i64 =
+            sqlx::query_scalar("SELECT gen FROM query_generation WHERE id = 1").fetch_one(&mut *tx).await?;
+        let rows = sqlx::query(
+            "SELECT x.sha256, x.package, x.build_id, x.link = 'name', s.suite || '/' || s.arch
+             FROM suite_binaries s JOIN binaries x ON x.id = s.binary_id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let rows = rows
+            .iter()
+            .map(|r| ShippingRow {
+                sha256: r.get(0),
+                package: r.get(1),
+                build_id: r.get(2),
+                by_name: r.get::<Option<bool>, _>(3).unwrap_or(false),
+                place: r.get(4),
+            })
+            .collect();
+        Ok((generation, rows))
     }
 
     async fn raw_buildinfo(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {

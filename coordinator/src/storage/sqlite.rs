@@ -14,11 +14,11 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::intern::{InternCache, Key};
-use super::{Store, StoreError, batch, now_unix, postings, tokens, unzstd};
+use super::{BUMP_QUERY_GENERATION, Store, StoreError, batch, now_unix, postings, tokens, unzstd};
 use crate::model::{
     dep_key, split_dep_key,
-    BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, SourcesImport,
-    StoreStats, Stored,
+    BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, ShippingRow,
+    SourcesImport, StoreStats, Stored,
 };
 
 #[path = "sqlite_campaigns.rs"]
@@ -91,6 +91,7 @@ fn migrator() -> sqlx::migrate::Migrator {
     super::embedded_migrator(&[
         (1, "builds and archive", include_str!("../../../migrations/sqlite/0001_builds_and_archive.sql")),
         (2, "campaigns", include_str!("../../../migrations/sqlite/0002_campaigns.sql")),
+        (3, "query generation", include_str!("../../../migrations/sqlite/0003_query_generation.sql")),
     ])
 }
 
@@ -388,6 +389,7 @@ impl Store for SqliteStore {
         insert_binary_sources(&mut tx, &names).await?;
         let candidates = binaries_for_builds(&mut tx, &plan.new).await?;
         link_binaries(&mut tx, &candidates).await?;
+        sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await?;
         tx.commit().await?;
         self.cache.publish(fresh);
         Ok(plan.outcomes)
@@ -481,6 +483,7 @@ impl Store for SqliteStore {
         };
         record_import(&mut tx, &import.suite, "packages", &import.arch, &import.origin, &import.sha256, &summary)
             .await?;
+        sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -549,6 +552,7 @@ impl Store for SqliteStore {
             linked: 0,
         };
         record_import(&mut tx, &import.suite, "sources", "", &import.origin, &import.sha256, &summary).await?;
+        sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -706,6 +710,57 @@ impl Store for SqliteStore {
         }
         batch::attach_shipping(&mut files, by_sha, by_name);
         Ok(files)
+    }
+
+    async fn build_files(&self, build_ids: &[i64]) -> Result<Vec<ProducedFile>, StoreError> {
+        let mut files = Vec::new();
+        for chunk in build_ids.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT build_id, name, size, sha256 FROM build_files WHERE build_id IN ",
+            );
+            qb.push_tuples(chunk, |mut b, id| {
+                b.push_bind(*id);
+            });
+            for r in qb.build().fetch_all(&self.reader).await? {
+                files.push(ProducedFile {
+                    build_id: r.get(0),
+                    name: r.get(1),
+                    size: r.get::<i64, _>(2).try_into().unwrap_or(0),
+                    sha256: r.get(3),
+                    shipped_in: Vec::new(),
+                });
+            }
+        }
+        Ok(files)
+    }
+
+    async fn query_generation(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT gen FROM query_generation WHERE id = 1").fetch_one(&self.reader).await?)
+    }
+
+    async fn shipping(&self) -> Result<(i64, Vec<ShippingRow>), StoreError> {
+        // One read transaction: in WAL mode, one snapshot for the generation and the rows.
+        let mut tx = self.reader.begin().await?;
+        let generation: i64 =
+            sqlx::query_scalar("SELECT gen FROM query_generation WHERE id = 1").fetch_one(&mut *tx).await?;
+        let rows = sqlx::query(
+            "SELECT x.sha256, x.package, x.build_id, x.link = 'name', s.suite || '/' || s.arch
+             FROM suite_binaries s JOIN binaries x ON x.id = s.binary_id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let rows = rows
+            .iter()
+            .map(|r| ShippingRow {
+                sha256: r.get(0),
+                package: r.get(1),
+                build_id: r.get(2),
+                by_name: r.get::<Option<bool>, _>(3).unwrap_or(false),
+                place: r.get(4),
+            })
+            .collect();
+        Ok((generation, rows))
     }
 
     async fn raw_buildinfo(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
