@@ -212,6 +212,8 @@ pub struct ShippedBinary {
 /// Which shipped binaries to fetch.
 #[derive(Debug, Clone, Copy)]
 pub enum ShippedBy<'a> {
+    /// Every binary of the suite.
+    All,
     /// Those linked to one of these builds.
     Builds(&'a [i64]),
     /// Those whose Built-Using family declarations name one of these (source or binary) names.

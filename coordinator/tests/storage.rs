@@ -17,6 +17,7 @@ use debcover_coordinator::query::{self, BuiltWithQuery, PackageSpec};
 use debcover_coordinator::campaign::{
     CampaignRecord, Evidence, EvidenceKind, FoundBy, ItemState, Mode, PlannedItem, Transition,
 };
+use debcover_coordinator::campaign::snapshot::ArchiveCache;
 use debcover_coordinator::model::ShippedBy;
 use debcover_coordinator::storage::{CampaignStore, Store};
 use debcover_coordinator::storage::postgres::PgStore;
@@ -424,6 +425,27 @@ async fn shipped_binaries_by_each_selector<S: CampaignStore, F: std::future::Fut
         .collect();
     assert_eq!(&got, expected, "binaries declaring {lib}");
     assert!(store.shipped_binaries("trixie", ShippedBy::Embedding(std::slice::from_ref(lib))).await.unwrap().is_empty());
+
+    // Everything the suite ships, declarations attached.
+    let all = store.shipped_binaries("bookworm", ShippedBy::All).await.unwrap();
+    assert_eq!(all.len(), paras.len());
+    let declaring: BTreeSet<String> =
+        all.iter().filter(|b| b.embeds.iter().any(|(_, s, _)| s == lib)).map(|b| b.package.clone()).collect();
+    assert_eq!(&declaring, expected, "ShippedBy::All carries the same declarations");
+
+    // The in-memory snapshot selects the same, and follows a re-import (another generation).
+    let cache = ArchiveCache::new();
+    let snap = cache.suite(&store, "bookworm").await.unwrap();
+    let via_snapshot: BTreeSet<String> =
+        snap.select(ShippedBy::Embedding(std::slice::from_ref(lib))).into_iter().map(|b| b.package.clone()).collect();
+    assert_eq!(&via_snapshot, expected);
+    assert!(std::sync::Arc::ptr_eq(&snap, &cache.suite(&store, "bookworm").await.unwrap()), "reused while nothing changed");
+    let fewer: String = text.split("\n\n").skip(1).collect::<Vec<_>>().join("\n\n");
+    let smaller = PackagesImport { sha256: "s-smaller".into(), entries: parse_packages(&fewer), ..import.clone() };
+    store.import_packages(&smaller).await.unwrap();
+    let snap = cache.suite(&store, "bookworm").await.unwrap();
+    assert_eq!(snap.binaries.len(), paras.len() - 1, "the snapshot follows the new index");
+    store.import_packages(&import).await.unwrap();
 
     // By source: the Source field's first word, or the package name when there is none.
     let src_of = |p: &[(String, String)]| {

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use debversion::Version;
 
+use super::snapshot::{ArchiveCache, SuiteSnapshot};
 use super::waves;
 use super::{
     CampaignError, CampaignSpec, CycleGroup, Evidence, EvidenceKind, FoundBy, Mode, Plan, PlannedItem, Propagation,
@@ -52,9 +53,15 @@ struct Draft {
     item: PlannedItem,
 }
 
-/// Run impact analysis for `spec`. Reads only; saves nothing.
-pub async fn analyze<S: CampaignStore>(store: &S, spec: &CampaignSpec) -> Result<Plan, CampaignError> {
+/// Run impact analysis for `spec`, on the suites' snapshots in `archive`. Reads only; saves
+/// nothing.
+pub async fn analyze<S: CampaignStore>(
+    store: &S,
+    archive: &ArchiveCache,
+    spec: &CampaignSpec,
+) -> Result<Plan, CampaignError> {
     let started = std::time::Instant::now();
+    let mut snapshots: HashMap<&str, std::sync::Arc<SuiteSnapshot>> = HashMap::new();
     for suite in &spec.suites {
         let arches = store.suite_arches(suite).await?;
         if arches.is_empty() {
@@ -67,6 +74,7 @@ pub async fn analyze<S: CampaignStore>(store: &S, spec: &CampaignSpec) -> Result
         if let Some(a) = spec.arches.iter().find(|a| !arches.contains(a)) {
             return Err(CampaignError::UnknownArch { suite: suite.clone(), arch: a.clone(), known: arches.join(", ") });
         }
+        snapshots.insert(suite, archive.suite(store, suite).await?);
     }
 
     let library_binaries = store.binaries_of_source(&spec.library).await?;
@@ -104,15 +112,16 @@ pub async fn analyze<S: CampaignStore>(store: &S, spec: &CampaignSpec) -> Result
     let mut skipped_all = 0usize;
 
     for suite in &spec.suites {
-        let in_scope = |b: &ShippedBinary| spec.arches.is_empty() || spec.arches.contains(&b.index_arch);
-        let mut shipped = store.shipped_binaries(suite, ShippedBy::Builds(&builds)).await?;
-        let declaring = store.shipped_binaries(suite, ShippedBy::Embedding(&decl_names)).await?;
+        let in_scope = |b: &&ShippedBinary| spec.arches.is_empty() || spec.arches.contains(&b.index_arch);
+        let snapshot = &snapshots[suite.as_str()];
+        let mut shipped = snapshot.select(ShippedBy::Builds(&builds));
+        let declaring = snapshot.select(ShippedBy::Embedding(&decl_names));
         known_library |= !declaring.is_empty();
         shipped.extend(declaring);
         let shipped = dedup(shipped.into_iter().filter(in_scope).collect());
         tracing::debug!(%suite, binaries = shipped.len(), ms = started.elapsed().as_millis() as u64, "analysis: shipped binaries");
 
-        for b in &shipped {
+        for &b in &shipped {
             if b.source == spec.library {
                 continue;
             }
@@ -201,7 +210,7 @@ pub async fn analyze<S: CampaignStore>(store: &S, spec: &CampaignSpec) -> Result
             if mine.is_empty() {
                 continue;
             }
-            let found = dependents(store, suite, spec, &drafts, &mine).await?;
+            let found = dependents(store, &snapshots[suite.as_str()], spec, &drafts, &mine).await?;
             for (b, upstream, ev) in found {
                 let key = (suite.clone(), b.source.clone(), b.architecture.clone());
                 let existing = index.get(&key).copied();
@@ -215,7 +224,7 @@ pub async fn analyze<S: CampaignStore>(store: &S, spec: &CampaignSpec) -> Result
                     continue;
                 }
                 let arch = b.architecture.clone();
-                let i = draft_for(&mut drafts, &mut index, suite, &b, &arch);
+                let i = draft_for(&mut drafts, &mut index, suite, b, &arch);
                 if existing.is_none() {
                     next.push(i);
                 }
@@ -294,7 +303,7 @@ pub async fn analyze<S: CampaignStore>(store: &S, spec: &CampaignSpec) -> Result
 }
 
 /// One row per (binary, index architecture); arch:all binaries appear once per index.
-fn dedup(mut shipped: Vec<ShippedBinary>) -> Vec<ShippedBinary> {
+fn dedup(mut shipped: Vec<&ShippedBinary>) -> Vec<&ShippedBinary> {
     let mut seen = HashSet::new();
     shipped.retain(|b| seen.insert((b.id, b.index_arch.clone())));
     // arch:all binaries are listed in every architecture's index: keep one.
@@ -419,13 +428,13 @@ fn propagates_through(item: &PlannedItem, binary: &str, mode: Propagation) -> bo
 
 /// Shipped arch-any binaries of `suite` built against (or declaring) a vulnerable binary of one
 /// of the `upstream` items: `(binary, upstream item index, evidence)`.
-async fn dependents<S: CampaignStore>(
+async fn dependents<'a, S: CampaignStore>(
     store: &S,
-    suite: &str,
+    snapshot: &'a SuiteSnapshot,
     spec: &CampaignSpec,
     drafts: &[Draft],
     upstream: &[usize],
-) -> Result<Vec<(ShippedBinary, usize, Evidence)>, CampaignError> {
+) -> Result<Vec<(&'a ShippedBinary, usize, Evidence)>, CampaignError> {
     // package name → [(upstream item, arch, vulnerable version)]
     let mut by_package: BTreeMap<String, Vec<(usize, String, Version)>> = BTreeMap::new();
     let mut by_source: HashMap<String, Vec<usize>> = HashMap::new();
@@ -458,8 +467,8 @@ async fn dependents<S: CampaignStore>(
     let mut builds: Vec<i64> = installed.keys().copied().collect();
     builds.sort_unstable();
     let sources: Vec<String> = by_source.keys().cloned().collect();
-    let mut shipped = store.shipped_binaries(suite, ShippedBy::Builds(&builds)).await?;
-    shipped.extend(store.shipped_binaries(suite, ShippedBy::Embedding(&sources)).await?);
+    let mut shipped = snapshot.select(ShippedBy::Builds(&builds));
+    shipped.extend(snapshot.select(ShippedBy::Embedding(&sources)));
     let shipped = dedup(shipped);
 
     let mut out = Vec::new();
@@ -517,7 +526,7 @@ async fn dependents<S: CampaignStore>(
             if up.source == b.source && up.arch == b.architecture {
                 continue; // built against its own earlier version
             }
-            out.push((b.clone(), u, ev));
+            out.push((b, u, ev));
         }
     }
     Ok(out)

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod analysis;
 pub mod export;
+pub mod snapshot;
 pub mod track;
 pub mod waves;
 

@@ -22,12 +22,14 @@ pub const DEFAULT_CHANGED_BY: &str = "Debian Security Team <team@security.debian
 /// The campaign service over a store.
 pub struct CampaignService<S> {
     store: Arc<S>,
+    /// Suite snapshots for impact analysis, valid for one query generation.
+    archive: crate::campaign::snapshot::ArchiveCache,
 }
 
 impl<S: CampaignStore> CampaignService<S> {
     /// A service over `store`.
     pub fn new(store: Arc<S>) -> Self {
-        CampaignService { store }
+        CampaignService { store, archive: crate::campaign::snapshot::ArchiveCache::new() }
     }
 }
 
@@ -263,7 +265,7 @@ impl<S: CampaignStore> Campaigns for CampaignService<S> {
         let r = request.into_inner();
         let changed_by = r.changed_by.clone();
         let spec = spec_from_wire(r)?;
-        let plan = analysis::analyze(&*self.store, &spec).await.map_err(campaign_status)?;
+        let plan = analysis::analyze(&*self.store, &self.archive, &spec).await.map_err(campaign_status)?;
         let record = CampaignRecord { created_at: 0, ..record_of(&spec, &plan) };
         Ok(Response::new(plan_message(&record, &plan, &[], &changed_by)))
     }
@@ -272,7 +274,7 @@ impl<S: CampaignStore> Campaigns for CampaignService<S> {
         let r = request.into_inner();
         let changed_by = r.changed_by.clone();
         let spec = spec_from_wire(r)?;
-        let plan = analysis::analyze(&*self.store, &spec).await.map_err(campaign_status)?;
+        let plan = analysis::analyze(&*self.store, &self.archive, &spec).await.map_err(campaign_status)?;
         let mut record = record_of(&spec, &plan);
         record.id = self.store.create_campaign(&record, &plan.items).await.map_err(store_status)?;
         tracing::info!(id = record.id, library = %record.library, fixed = %record.fixed_version,

@@ -20,11 +20,13 @@ impl CampaignStore for PgStore {
 
     async fn shipped_binaries(&self, suite: &str, by: ShippedBy<'_>) -> Result<Vec<ShippedBinary>, StoreError> {
         let filter = match by {
+            ShippedBy::All => "TRUE",
             ShippedBy::Builds(_) => "x.build_id = ANY($2)",
             ShippedBy::Embedding(_) => "x.id IN (SELECT binary_id FROM binary_embeds WHERE source = ANY($3))",
             ShippedBy::Sources(_) => "x.source = ANY($3)",
         };
         let (ids, names): (&[i64], &[String]) = match by {
+            ShippedBy::All => (&[], &[]),
             ShippedBy::Builds(ids) => (ids, &[]),
             ShippedBy::Embedding(n) | ShippedBy::Sources(n) => (&[], n),
         };

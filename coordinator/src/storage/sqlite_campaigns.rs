@@ -26,6 +26,23 @@ impl CampaignStore for SqliteStore {
              WHERE +s.suite = ";
         let mut out = Vec::new();
         match by {
+            ShippedBy::All => {
+                let mut qb = QueryBuilder::<Sqlite>::new(SELECT);
+                qb.push_bind(suite);
+                out.extend(qb.build().fetch_all(&self.reader).await?.iter().map(shipped));
+                let embeds = sqlx::query(
+                    "SELECT e.binary_id, e.field, e.source, e.version FROM binary_embeds e
+                     WHERE e.binary_id IN (SELECT binary_id FROM suite_binaries WHERE suite = ?)",
+                )
+                .bind(suite)
+                .fetch_all(&self.reader)
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect();
+                rows::attach_embeds(&mut out, embeds);
+                return Ok(out);
+            }
             ShippedBy::Builds(ids) => {
                 for chunk in ids.chunks(IN_CHUNK) {
                     let mut qb = QueryBuilder::<Sqlite>::new(SELECT);
