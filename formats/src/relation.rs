@@ -127,6 +127,17 @@ pub fn parse_version(text: &str) -> Result<Version, ParseError> {
 
 /// [`parse_version`] with a bare reason as error, for callers that phrase their own message.
 pub(crate) fn parse_version_str(text: &str) -> Result<Version, &'static str> {
+    let (epoch, upstream, revision) = split_version_str(text)?;
+    Ok(Version {
+        epoch,
+        upstream_version: upstream.to_owned(),
+        debian_revision: revision.map(str::to_owned),
+    })
+}
+
+/// Check a version strictly (see [`parse_version`]) and split it into epoch, upstream version
+/// and Debian revision, borrowed.
+fn split_version_str(text: &str) -> Result<(Option<u32>, &str, Option<&str>), &'static str> {
     if text.is_empty() {
         return Err("empty");
     }
@@ -173,11 +184,7 @@ pub(crate) fn parse_version_str(text: &str) -> Result<Version, &'static str> {
     if upstream.is_empty() {
         return Err("empty upstream version");
     }
-    Ok(Version {
-        epoch,
-        upstream_version: upstream.to_owned(),
-        debian_revision: revision.map(str::to_owned),
-    })
+    Ok((epoch, upstream, revision))
 }
 
 /// One `name[:arch] (= version)` relation, borrowed from the input.
@@ -193,10 +200,80 @@ pub(crate) struct ExactRelation<'a> {
 /// buildinfo); anything it does not take goes through [`parse_exact_relation_slow`], which
 /// accepts a little more whitespace and explains what is wrong.
 pub(crate) fn parse_exact_relation(item: &str) -> Result<ExactRelation<'_>, String> {
-    match parse_exact_relation_fast(item) {
-        Some(rel) => Ok(rel),
-        None => parse_exact_relation_slow(item),
+    if let Some((name, arch, version)) = scan_exact_relation(item)
+        && let Ok(version) = parse_version_str(version)
+    {
+        return Ok(ExactRelation { name, arch, version });
     }
+    parse_exact_relation_slow(item)
+}
+
+/// Versions already validated, by their text as written, each with its canonical text (what
+/// `Version::to_string` gives: the same but for leading zeros of an epoch).
+///
+/// Meant to live for a series of parses (one ingestion batch): the buildinfos of one suite name
+/// the same few thousand versions over and over, and each distinct text is then checked once.
+/// Only valid versions are remembered, so errors are found and explained every time.
+#[derive(Debug, Default)]
+pub struct VersionMemo {
+    canonical: foldhash::HashMap<Box<str>, Box<str>>,
+}
+
+impl VersionMemo {
+    /// An empty memo.
+    pub fn new() -> Self {
+        VersionMemo::default()
+    }
+
+    /// Number of distinct version texts remembered.
+    pub fn len(&self) -> usize {
+        self.canonical.len()
+    }
+
+    /// Whether nothing is remembered yet.
+    pub fn is_empty(&self) -> bool {
+        self.canonical.is_empty()
+    }
+
+    /// Remember `text` if it is a valid version (checked as [`parse_version`] does); whether
+    /// it is. Each distinct text is checked once.
+    fn check(&mut self, text: &str) -> bool {
+        if self.canonical.contains_key(text) {
+            return true;
+        }
+        match parse_version_str(text) {
+            Ok(v) => {
+                self.canonical.insert(text.into(), v.to_string().into_boxed_str());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The canonical text of a version [`Self::check`] accepted.
+    fn get(&self, text: &str) -> Result<&str, String> {
+        self.canonical.get(text).map(|c| &**c).ok_or_else(|| format!("internal error: version `{text}` not remembered"))
+    }
+}
+
+/// One exact relation `name[:arch] (= version)` as text: name and architecture checked, the
+/// version canonical (see [`VersionMemo`]).
+pub(crate) fn parse_exact_relation_memo<'i, 'm>(
+    item: &'i str,
+    memo: &'m mut VersionMemo,
+) -> Result<(&'i str, Option<&'i str>, &'m str), String> {
+    if let Some((name, arch, version)) = scan_exact_relation(item)
+        && memo.check(version)
+    {
+        return Ok((name, arch, memo.get(version)?));
+    }
+    // An odd spelling or an invalid version: the explaining parser decides.
+    let rel = parse_exact_relation_slow(item)?;
+    let text = rel.version.to_string();
+    if !memo.check(&text) {
+        return Err(format!("`{item}`: invalid version `{text}`"));
+    }
+    Ok((rel.name, rel.arch, memo.get(&text)?))
 }
 
 /// Byte cursor over ASCII input; never panics.
@@ -232,7 +309,9 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn parse_exact_relation_fast(item: &str) -> Option<ExactRelation<'_>> {
+/// The single-pass scanner for the canonical spelling `name[:arch] (= version)`: name and
+/// architecture checked, the version returned as written, unchecked. `None` for anything else.
+fn scan_exact_relation(item: &str) -> Option<(&str, Option<&str>, &str)> {
     let mut c = Cursor { s: item, i: 0 };
     let name = c.take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.'));
     if name.len() < 2 || !name.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric) {
@@ -261,8 +340,7 @@ fn parse_exact_relation_fast(item: &str) -> Option<ExactRelation<'_>> {
     if !c.eat(b')') || c.i != item.len() {
         return None;
     }
-    let version = parse_version_str(version).ok()?;
-    Some(ExactRelation { name, arch, version })
+    Some((name, arch, version))
 }
 
 /// The lenient, explaining relation parser (see [`parse_exact_relation`]).
