@@ -17,10 +17,7 @@ use debversion::Version;
 
 use crate::error::ParseError;
 use crate::fields::{Field, count_newlines, is_hex_of_len, parse_size, split_paragraph};
-use crate::relation::{
-    VersionMemo, is_valid_arch, is_valid_package_name, parse_exact_relation, parse_exact_relation_memo, parse_name_version,
-    parse_version,
-};
+use crate::relation::{DepMemo, is_valid_arch, is_valid_package_name, parse_exact_relation, parse_name_version, parse_version};
 
 /// Largest buildinfo accepted, in bytes (real ones are 1–40 KiB; the largest seen is ~100 KiB).
 pub const MAX_BUILDINFO_BYTES: usize = 4 * 1024 * 1024;
@@ -140,21 +137,19 @@ impl Buildinfo {
         from_fields(&fields, signature, &mut Collect(Vec::new()))
     }
 
-    /// [`Buildinfo::parse`] for bulk ingestion: the same checks and the same errors, but the
-    /// Installed-Build-Depends (or Build-Environment) entries are handed to `each_dep` as
-    /// `(name, arch qualifier, version)` text instead of being collected: the result's
-    /// [`Buildinfo::installed_build_depends`] is empty. The version is the canonical text of the
-    /// parsed version (what `Version::to_string` gives), and `versions` remembers the texts
-    /// already checked, so a series of parses sharing one memo checks each distinct version
-    /// once.
+    /// [`Buildinfo::parse`] for bulk ingestion: the same checks and the same errors, but each
+    /// Installed-Build-Depends (or Build-Environment) entry becomes a value of the caller's,
+    /// made by `make(name, arch qualifier, version)` and returned in file order beside the
+    /// buildinfo, whose [`Buildinfo::installed_build_depends`] is left empty. The version is the
+    /// canonical text of the parsed version (what `Version::to_string` gives).
     ///
-    /// `each_dep` sees the entries in file order, and may see entries of a file that is rejected
-    /// afterwards (by a later field): callers must drop what they gathered when this fails.
-    pub fn parse_with_deps(
+    /// `memo` remembers the values of entries already seen, by their text: a series of parses
+    /// sharing one memo parses each distinct entry once and calls `make` once for it.
+    pub fn parse_with_deps<T: Clone>(
         input: &[u8],
-        versions: &mut VersionMemo,
-        mut each_dep: impl FnMut(&str, Option<&str>, &str),
-    ) -> Result<Buildinfo, ParseError> {
+        memo: &mut DepMemo<T>,
+        make: impl FnMut(&str, Option<&str>, &str) -> T,
+    ) -> Result<(Buildinfo, Vec<T>), ParseError> {
         if input.len() > MAX_BUILDINFO_BYTES {
             return Err(ParseError::new(format!(
                 "input is {} bytes, more than the {MAX_BUILDINFO_BYTES} accepted for a buildinfo",
@@ -170,7 +165,9 @@ impl Buildinfo {
         };
         let (payload, line_offset, signature) = dearmor(text)?;
         let fields = split_paragraph(&payload, line_offset)?;
-        from_fields(&fields, signature, &mut Visit { versions, each_dep: &mut each_dep })
+        let mut visit = Visit { memo, make, out: Vec::with_capacity(input.len() / 40) };
+        let info = from_fields(&fields, signature, &mut visit)?;
+        Ok((info, visit.out))
     }
 
     /// Render as deb822 text (one paragraph, unsigned), fields in the deb-buildinfo(5) order:
@@ -668,15 +665,16 @@ impl DepSink for Collect {
 }
 
 /// [`DepSink`] of [`Buildinfo::parse_with_deps`].
-struct Visit<'v, F> {
-    versions: &'v mut VersionMemo,
-    each_dep: F,
+struct Visit<'m, T, F> {
+    memo: &'m mut DepMemo<T>,
+    make: F,
+    out: Vec<T>,
 }
 
-impl<F: FnMut(&str, Option<&str>, &str)> DepSink for Visit<'_, F> {
+impl<T: Clone, F: FnMut(&str, Option<&str>, &str) -> T> DepSink for Visit<'_, T, F> {
     fn entry(&mut self, item: &str) -> Result<(), String> {
-        let (name, arch, version) = parse_exact_relation_memo(item, self.versions)?;
-        (self.each_dep)(name, arch, version);
+        let v = self.memo.entry(item, &mut self.make)?;
+        self.out.push(v);
         Ok(())
     }
     fn take(&mut self) -> Vec<InstalledDep> {

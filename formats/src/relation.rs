@@ -208,72 +208,55 @@ pub(crate) fn parse_exact_relation(item: &str) -> Result<ExactRelation<'_>, Stri
     parse_exact_relation_slow(item)
 }
 
-/// Versions already validated, by their text as written, each with its canonical text (what
-/// `Version::to_string` gives: the same but for leading zeros of an epoch).
+/// Installed-Build-Depends entries already parsed, by their text as written, each with the
+/// value the caller made of it (see [`crate::Buildinfo::parse_with_deps`]).
 ///
-/// Meant to live for a series of parses (one ingestion batch): the buildinfos of one suite name
-/// the same few thousand versions over and over, and each distinct text is then checked once.
-/// Only valid versions are remembered, so errors are found and explained every time.
-#[derive(Debug, Default)]
-pub struct VersionMemo {
-    canonical: foldhash::HashMap<Box<str>, Box<str>>,
+/// Meant to live for a series of parses (one ingestion batch): the buildinfos of one suite list
+/// the same few thousand `name (= version)` entries over and over, and each distinct text is
+/// then parsed and checked once; every further occurrence costs one hash lookup. Only valid
+/// entries are remembered, so errors are found and explained every time.
+#[derive(Debug)]
+pub struct DepMemo<T> {
+    items: foldhash::HashMap<Box<str>, T>,
 }
 
-impl VersionMemo {
+impl<T> Default for DepMemo<T> {
+    fn default() -> Self {
+        DepMemo { items: foldhash::HashMap::default() }
+    }
+}
+
+impl<T: Clone> DepMemo<T> {
     /// An empty memo.
     pub fn new() -> Self {
-        VersionMemo::default()
+        DepMemo::default()
     }
 
-    /// Number of distinct version texts remembered.
+    /// Number of distinct entry texts remembered.
     pub fn len(&self) -> usize {
-        self.canonical.len()
+        self.items.len()
     }
 
     /// Whether nothing is remembered yet.
     pub fn is_empty(&self) -> bool {
-        self.canonical.is_empty()
+        self.items.is_empty()
     }
 
-    /// Remember `text` if it is a valid version (checked as [`parse_version`] does); whether
-    /// it is. Each distinct text is checked once.
-    fn check(&mut self, text: &str) -> bool {
-        if self.canonical.contains_key(text) {
-            return true;
+    /// The value of one exact relation `name[:arch] (= version)`: remembered, or parsed and
+    /// made by `make(name, arch, canonical version text)`. The error is a user-facing message.
+    pub(crate) fn entry(
+        &mut self,
+        item: &str,
+        make: &mut impl FnMut(&str, Option<&str>, &str) -> T,
+    ) -> Result<T, String> {
+        if let Some(v) = self.items.get(item) {
+            return Ok(v.clone());
         }
-        match parse_version_str(text) {
-            Ok(v) => {
-                self.canonical.insert(text.into(), v.to_string().into_boxed_str());
-                true
-            }
-            Err(_) => false,
-        }
+        let rel = parse_exact_relation(item)?;
+        let v = make(rel.name, rel.arch, &rel.version.to_string());
+        self.items.insert(item.into(), v.clone());
+        Ok(v)
     }
-
-    /// The canonical text of a version [`Self::check`] accepted.
-    fn get(&self, text: &str) -> Result<&str, String> {
-        self.canonical.get(text).map(|c| &**c).ok_or_else(|| format!("internal error: version `{text}` not remembered"))
-    }
-}
-
-/// One exact relation `name[:arch] (= version)` as text: name and architecture checked, the
-/// version canonical (see [`VersionMemo`]).
-pub(crate) fn parse_exact_relation_memo<'i, 'm>(
-    item: &'i str,
-    memo: &'m mut VersionMemo,
-) -> Result<(&'i str, Option<&'i str>, &'m str), String> {
-    if let Some((name, arch, version)) = scan_exact_relation(item)
-        && memo.check(version)
-    {
-        return Ok((name, arch, memo.get(version)?));
-    }
-    // An odd spelling or an invalid version: the explaining parser decides.
-    let rel = parse_exact_relation_slow(item)?;
-    let text = rel.version.to_string();
-    if !memo.check(&text) {
-        return Err(format!("`{item}`: invalid version `{text}`"));
-    }
-    Ok((rel.name, rel.arch, memo.get(&text)?))
 }
 
 /// Byte cursor over ASCII input; never panics.

@@ -8,7 +8,7 @@ use debcover_formats::aggregate;
 use debcover_formats::compress;
 use debcover_formats::paragraph::{Paragraphs, RawParagraph};
 use debcover_formats::relation::parse_version;
-use debcover_formats::{Buildinfo, FileChecksum, InstalledDep, Layout, PackagesEntry, SourcesEntry, VersionMemo};
+use debcover_formats::{Buildinfo, FileChecksum, InstalledDep, Layout, PackagesEntry, SourcesEntry, DepMemo};
 use proptest::prelude::*;
 
 fn exercise_all(bytes: &[u8]) {
@@ -231,11 +231,10 @@ fn clearsign_dash_escape_of_field_lines() {
 
 /// [`Buildinfo::parse_with_deps`] must agree with [`Buildinfo::parse`]: the same value (less the
 /// entries, which it hands over as canonical text) or the same error.
-fn check_parse_with_deps(bytes: &[u8], memo: &mut VersionMemo) -> Result<(), TestCaseError> {
-    let mut visited = Vec::new();
-    let fast = Buildinfo::parse_with_deps(bytes, memo, |n, a, v| visited.push((n.to_owned(), a.map(str::to_owned), v.to_owned())));
+fn check_parse_with_deps(bytes: &[u8], memo: &mut Memo) -> Result<(), TestCaseError> {
+    let fast = Buildinfo::parse_with_deps(bytes, memo, |n, a, v| (n.to_owned(), a.map(str::to_owned), v.to_owned()));
     match (Buildinfo::parse(bytes), fast) {
-        (Ok(full), Ok(lean)) => {
+        (Ok(full), Ok((lean, visited))) => {
             let expected: Vec<_> = full
                 .installed_build_depends
                 .iter()
@@ -251,6 +250,8 @@ fn check_parse_with_deps(bytes: &[u8], memo: &mut VersionMemo) -> Result<(), Tes
     Ok(())
 }
 
+type Memo = DepMemo<(String, Option<String>, String)>;
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -262,7 +263,7 @@ proptest! {
         file in 0usize..15,
         edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..6),
     ) {
-        let mut memo = VersionMemo::new();
+        let mut memo = Memo::new();
         for b in &bs {
             let text = b.render();
             check_parse_with_deps(text.as_bytes(), &mut memo)?;
@@ -285,7 +286,7 @@ proptest! {
 
 #[test]
 fn parse_with_deps_on_real_files_and_odd_spellings() {
-    let mut memo = VersionMemo::new();
+    let mut memo = Memo::new();
     for (name, bytes) in common::files_in("buildinfo") {
         check_parse_with_deps(&bytes, &mut memo).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
