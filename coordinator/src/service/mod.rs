@@ -115,10 +115,14 @@ impl<S: CampaignStore> Coordinator for CoordinatorService<S> {
             tokio::task::spawn_blocking(move || {
                 let start = std::time::Instant::now();
                 let n = batch.files.len();
+                let mut preparer = ingest::Preparer::new(limits);
                 let parsed = batch
                     .files
                     .into_iter()
-                    .map(|f| (f.name.clone(), ingest::prepare_build(&f.name, &f.content, &limits)))
+                    .map(|f| {
+                        let prepared = preparer.prepare(&f.name, &f.content);
+                        (f.name, prepared)
+                    })
                     .collect::<Vec<_>>();
                 tracing::debug!(files = n, elapsed_ms = start.elapsed().as_millis() as u64, "batch parsed");
                 parsed

@@ -79,7 +79,7 @@ impl SqliteStore {
             .fetch_all(&self.reader)
             .await?;
         self.cache.publish(rows.iter().map(|r| {
-            (dep_key(r.get(1), r.get(2), r.get(3)), r.get::<i64, _>(0))
+            (Key::from(dep_key(r.get(1), r.get(2), r.get(3))), r.get::<i64, _>(0))
         }));
         tracing::debug!(entries = self.cache.len(), "interning cache loaded");
         Ok(())
@@ -94,44 +94,55 @@ fn migrator() -> sqlx::migrate::Migrator {
     ])
 }
 
-/// Intern every key in `keys` inside `tx`: returns ids for all of them; `fresh` receives the
-/// rows this transaction created (to publish to the cache after commit).
+/// Intern every key in `keys` inside `tx`: returns the id of each, in order; `fresh` receives
+/// the rows this transaction created (to publish to the cache after commit).
 async fn intern(
     tx: &mut SqliteConnection,
     cache: &InternCache,
     keys: &[Key],
     fresh: &mut Vec<(Key, i64)>,
-) -> Result<HashMap<Key, i64>, StoreError> {
-    let (mut ids, missing) = cache.lookup(keys.iter().map(String::as_str));
-    for chunk in missing.chunks(ROWS_PER_INSERT) {
-        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO pkgvers (name, arch, version) ");
-        qb.push_values(chunk, |mut b, key| {
-            let (n, a, v) = split_dep_key(key);
-            b.push_bind(n).push_bind(a).push_bind(v);
-        });
-        qb.push(" ON CONFLICT DO NOTHING RETURNING id, name, arch, version");
-        for r in qb.build().fetch_all(&mut *tx).await? {
-            let key = dep_key(r.get(1), r.get(2), r.get(3));
-            let id = r.get::<i64, _>(0);
-            fresh.push((key.clone(), id));
-            ids.insert(key, id);
+) -> Result<Vec<i64>, StoreError> {
+    let mut ids = cache.lookup(keys);
+    let missing: Vec<usize> = (0..keys.len()).filter(|i| ids[*i].is_none()).collect();
+    if !missing.is_empty() {
+        let position: HashMap<&str, usize> = missing.iter().map(|i| (&*keys[*i], *i)).collect();
+        for chunk in missing.chunks(ROWS_PER_INSERT) {
+            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO pkgvers (name, arch, version) ");
+            qb.push_values(chunk, |mut b, i| {
+                let (n, a, v) = split_dep_key(&keys[*i]);
+                b.push_bind(n).push_bind(a).push_bind(v);
+            });
+            qb.push(" ON CONFLICT DO NOTHING RETURNING id, name, arch, version");
+            for r in qb.build().fetch_all(&mut *tx).await? {
+                let key = dep_key(r.get(1), r.get(2), r.get(3));
+                if let Some(i) = position.get(key.as_str()) {
+                    let id = r.get::<i64, _>(0);
+                    ids[*i] = Some(id);
+                    fresh.push((keys[*i].clone(), id));
+                }
+            }
+        }
+        // Rows that existed already but were not cached (written by another process).
+        for i in missing {
+            if ids[i].is_some() {
+                continue;
+            }
+            let (name, arch, version) = split_dep_key(&keys[i]);
+            let id: i64 =
+                sqlx::query_scalar("SELECT id FROM pkgvers WHERE name = ? AND arch = ? AND version = ?")
+                    .bind(name)
+                    .bind(arch)
+                    .bind(version)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            ids[i] = Some(id);
+            fresh.push((keys[i].clone(), id));
         }
     }
-    // Rows that existed already but were not cached (written by another process).
-    let unresolved: Vec<Key> = missing.into_iter().filter(|k| !ids.contains_key(k)).collect();
-    for key in unresolved {
-        let (name, arch, version) = split_dep_key(&key);
-        let id: i64 =
-            sqlx::query_scalar("SELECT id FROM pkgvers WHERE name = ? AND arch = ? AND version = ?")
-                .bind(name)
-                .bind(arch)
-                .bind(version)
-                .fetch_one(&mut *tx)
-                .await?;
-        fresh.push((key.clone(), id));
-        ids.insert(key, id);
-    }
-    Ok(ids)
+    ids.into_iter()
+        .zip(keys)
+        .map(|(id, k)| id.ok_or_else(|| StoreError::Corrupt(format!("uninterned {k:?}"))))
+        .collect()
 }
 
 /// Insert `(binary, source)` name pairs, ignoring duplicates.
@@ -293,7 +304,7 @@ impl Store for SqliteStore {
             return Ok(plan.outcomes);
         }
         let mut fresh = Vec::new();
-        let ids = intern(&mut tx, &self.cache, &plan.keys, &mut fresh).await?;
+        let pkgver = intern(&mut tx, &self.cache, &plan.keys, &mut fresh).await?;
 
         let now = now_unix();
         let mut id_of: HashMap<&str, i64> = HashMap::with_capacity(plan.new.len());
@@ -316,7 +327,7 @@ impl Store for SqliteStore {
                     .push_bind(&i.build_origin)
                     .push_bind(batch::layout_name(i.layout))
                     .push_bind(i.signature.is_some())
-                    .push_bind(i.installed_build_depends.len() as i64)
+                    .push_bind(nb.dep_keys.len() as i64)
                     .push_bind(&nb.origin)
                     .push_bind(now)
                     .push_bind(nb.raw_size as i64);
@@ -330,7 +341,7 @@ impl Store for SqliteStore {
                 }
             }
         }
-        let mut deps = Vec::new();
+        let mut postings = postings::Lists::new(plan.keys.len());
         let mut names = Vec::new();
         let mut build_ids = Vec::with_capacity(plan.new.len());
         for nb in &plan.new {
@@ -340,10 +351,7 @@ impl Store for SqliteStore {
                 .ok_or_else(|| StoreError::Corrupt(format!("no id returned for build {}", nb.sha256)))?;
             build_ids.push(id);
             for key in &nb.dep_keys {
-                let pv = ids
-                    .get(key.as_str())
-                    .ok_or_else(|| StoreError::Corrupt(format!("uninterned {key:?}")))?;
-                deps.push((*pv, id));
+                postings.add(plan.slot(key)?, id)?;
             }
             for b in &i.binaries {
                 names.push((b.as_str(), i.source.as_str()));
@@ -356,7 +364,7 @@ impl Store for SqliteStore {
             });
             qb.build().execute(&mut *tx).await?;
         }
-        for chunk in postings::rows(&deps).chunks(ROWS_PER_INSERT) {
+        for chunk in postings.rows(&pkgver)?.chunks(ROWS_PER_INSERT) {
             let mut qb =
                 QueryBuilder::<Sqlite>::new("INSERT INTO build_deps (pkgver_id, first_build_id, build_ids) ");
             qb.push_values(chunk, |mut b, (pv, first, blob)| {
