@@ -29,11 +29,34 @@ const ROWS_PER_INSERT: usize = 2000;
 /// Values per `IN (...)` list.
 const IN_CHUNK: usize = 5000;
 
+/// WAL size (pages) at which the writer checkpoints by itself. Only a backstop: the background
+/// checkpointer ([`checkpointer`]) normally keeps the WAL far smaller.
+const WRITER_AUTOCHECKPOINT_PAGES: &str = "65536";
+/// Least time between two background checkpoints.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
 /// SQLite implementation of [`Store`].
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     cache: InternCache,
+    /// Wakes the background checkpointer after a write (dropped with the store: it then stops).
+    checkpoint: tokio::sync::mpsc::Sender<()>,
+}
+
+/// Copies committed WAL pages into the database file on its own connection (so on its own
+/// thread), off the single writer's path: a checkpoint of tens of MiB takes hundreds of
+/// milliseconds, which the writer used to pay inside every few commits. PASSIVE checkpoints
+/// never block the writer or readers; SQLite restarts the WAL from its beginning once it has
+/// been copied whole, so the file stays small.
+async fn checkpointer(mut conn: SqliteConnection, mut wake: tokio::sync::mpsc::Receiver<()>) {
+    while wake.recv().await.is_some() {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
+            tracing::warn!(error = %e, "background WAL checkpoint failed (the writer's own checkpoints remain)");
+        }
+        tokio::time::sleep(CHECKPOINT_INTERVAL).await;
+    }
+    let _ = sqlx::Connection::close(conn).await;
 }
 
 impl SqliteStore {
@@ -49,10 +72,9 @@ impl SqliteStore {
             // 32 MiB page cache per connection (negative = KiB).
             .pragma("cache_size", "-32768")
             .pragma("temp_store", "memory")
-            // Checkpoint every 16,384 pages (64 MiB of WAL) rather than every 1,000: each
-            // checkpoint syncs the database file, and bulk ingestion would otherwise pay for
-            // dozens of them per minute.
-            .pragma("wal_autocheckpoint", "16384");
+            // Checkpoints run in the background (`checkpointer`); the writer checkpoints by
+            // itself only if the WAL grows past 256 MiB anyway.
+            .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone())
@@ -60,9 +82,12 @@ impl SqliteStore {
         migrator().run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(opts.read_only(true))
+            .connect_with(opts.clone().read_only(true))
             .await?;
-        let store = SqliteStore { writer, reader, cache: InternCache::default() };
+        let conn = <SqliteConnection as sqlx::Connection>::connect_with(&opts).await?;
+        let (checkpoint, wake) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(checkpointer(conn, wake));
+        let store = SqliteStore { writer, reader, cache: InternCache::default(), checkpoint };
         store.load_cache().await?;
         Ok(store)
     }
@@ -220,13 +245,17 @@ async fn binaries_for_builds(tx: &mut SqliteConnection, builds: &[&NewBuild]) ->
     names.sort_unstable();
     names.dedup();
     for chunk in names.chunks(ROWS_PER_INSERT) {
-        let mut qb =
-            QueryBuilder::<Sqlite>::new("SELECT id FROM binaries WHERE link IS NULL AND (source, version) IN (VALUES ");
+        // The pairs drive the join (CROSS JOIN fixes the loop order): each is one search of the
+        // binaries_source index. As `(source, version) IN (VALUES ...)` SQLite scanned every
+        // binary of the archive once per batch.
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT b.id FROM (VALUES ");
         let mut sep = qb.separated(", ");
         for (source, version) in chunk {
             sep.push("(").push_bind_unseparated(*source).push_unseparated(", ").push_bind_unseparated(version.as_str()).push_unseparated(")");
         }
-        qb.push(")");
+        qb.push(
+            ") AS v CROSS JOIN binaries b ON b.source = v.column1 AND b.version = v.column2 WHERE b.link IS NULL",
+        );
         ids.extend(qb.build().fetch_all(&mut *tx).await?.iter().map(|r| r.get::<i64, _>(0)));
     }
     ids.sort_unstable();
@@ -394,9 +423,22 @@ impl Store for SqliteStore {
             qb.build().execute(&mut *tx).await?;
         }
         insert_binary_sources(&mut tx, &names).await?;
+        let linking = std::time::Instant::now();
         let candidates = binaries_for_builds(&mut tx, &plan.new).await?;
         link_binaries(&mut tx, &candidates).await?;
+        let link_ms = linking.elapsed().as_millis() as u64;
+        let committing = std::time::Instant::now();
         tx.commit().await?;
+        // Full already means a wake-up is pending.
+        let _ = self.checkpoint.try_send(());
+        tracing::debug!(
+            builds = plan.new.len(),
+            keys = plan.keys.len(),
+            candidates = candidates.len(),
+            link_ms,
+            commit_ms = committing.elapsed().as_millis() as u64,
+            "builds written"
+        );
         self.cache.publish(fresh);
         Ok(plan.outcomes)
     }
