@@ -11,10 +11,10 @@ use std::io::{BufReader, Read};
 
 use debcover_formats::buildinfo::MAX_BUILDINFO_BYTES;
 use debcover_formats::paragraph::Paragraphs;
-use debcover_formats::{Buildinfo, PackagesEntry, ParseError, SourcesEntry, compress, sha256_hex};
+use debcover_formats::{Buildinfo, PackagesEntry, ParseError, SourcesEntry, DepMemo, compress, sha256_hex};
 use sha2::Digest;
 
-use crate::model::{NewBuild, dep_key};
+use crate::model::{DepKey, NewBuild, dep_key};
 
 /// zstd level for stored buildinfo text: level 1 compresses buildinfos about 3.5×
 /// at several hundred MB/s, far faster than the database can take them.
@@ -42,31 +42,74 @@ impl Default for Limits {
 }
 
 /// Parse, hash and compress one buildinfo. `name` is where the client found it.
+///
+/// For many files in a row, use one [`Preparer`]: this makes a fresh one per call.
 pub fn prepare_build(name: &str, content: &[u8], limits: &Limits) -> Result<NewBuild, ParseError> {
-    if content.len() > limits.max_buildinfo_bytes {
-        return Err(ParseError::new(format!(
-            "file is {} bytes; the limit for one buildinfo is {} bytes",
-            content.len(),
-            limits.max_buildinfo_bytes
-        ))
-        .in_file(name));
+    Preparer::new(*limits).prepare(name, content)
+}
+
+/// Prepares the buildinfos of one ingestion batch, sharing work between them:
+/// - each distinct Installed-Build-Depends entry text is parsed and checked once ([`DepMemo`]);
+/// - equal interning keys share one allocation, so the writer can group entries by key
+///   address and a batch's keys take little memory;
+/// - one zstd compression context serves every file.
+pub struct Preparer {
+    limits: Limits,
+    deps: DepMemo<DepKey>,
+    keys: foldhash::HashSet<DepKey>,
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl Preparer {
+    /// A preparer for one batch.
+    pub fn new(limits: Limits) -> Self {
+        Preparer { limits, deps: DepMemo::new(), keys: foldhash::HashSet::default(), compressor: None }
     }
-    let info = Buildinfo::parse(content).map_err(|e| e.in_file(name))?;
-    let raw_zstd = zstd::bulk::compress(content, ZSTD_LEVEL)
-        .map_err(|e| ParseError::new(format!("cannot compress: {e}")).in_file(name))?;
-    let dep_keys = info
-        .installed_build_depends
-        .iter()
-        .map(|d| dep_key(&d.name, d.arch.as_deref().unwrap_or_default(), &d.version.to_string()))
-        .collect();
-    Ok(NewBuild {
-        sha256: sha256_hex(content),
-        origin: name.to_owned(),
-        info,
-        raw_zstd,
-        raw_size: content.len() as u64,
-        dep_keys,
-    })
+
+    /// Parse, hash and compress one buildinfo. `name` is where the client found it.
+    pub fn prepare(&mut self, name: &str, content: &[u8]) -> Result<NewBuild, ParseError> {
+        if content.len() > self.limits.max_buildinfo_bytes {
+            return Err(ParseError::new(format!(
+                "file is {} bytes; the limit for one buildinfo is {} bytes",
+                content.len(),
+                self.limits.max_buildinfo_bytes
+            ))
+            .in_file(name));
+        }
+        let keys = &mut self.keys;
+        // Called once per distinct entry text; entries spelt differently but equal share a key.
+        let (info, dep_keys) = Buildinfo::parse_with_deps(content, &mut self.deps, |n, a, v| {
+            let key = dep_key(n, a.unwrap_or_default(), v);
+            match keys.get(key.as_str()) {
+                Some(k) => k.clone(),
+                None => {
+                    let k = DepKey::from(key);
+                    keys.insert(k.clone());
+                    k
+                }
+            }
+        })
+        .map_err(|e| e.in_file(name))?;
+        let raw_zstd = self.compress(content).map_err(|e| ParseError::new(format!("cannot compress: {e}")).in_file(name))?;
+        Ok(NewBuild {
+            sha256: sha256_hex(content),
+            origin: name.to_owned(),
+            info,
+            raw_zstd,
+            raw_size: content.len() as u64,
+            dep_keys,
+        })
+    }
+
+    fn compress(&mut self, content: &[u8]) -> std::io::Result<Vec<u8>> {
+        if self.compressor.is_none() {
+            self.compressor = Some(zstd::bulk::Compressor::new(ZSTD_LEVEL)?);
+        }
+        match &mut self.compressor {
+            Some(c) => c.compress(content),
+            None => zstd::bulk::compress(content, ZSTD_LEVEL),
+        }
+    }
 }
 
 /// A reader that hashes what passes through it and refuses to pass more than a limit.

@@ -13,16 +13,21 @@ pub struct NewBuild {
     pub sha256: String,
     /// File name or URL the client read it from.
     pub origin: String,
-    /// The parsed buildinfo.
+    /// The parsed buildinfo. Its `installed_build_depends` is left empty when prepared by
+    /// [`crate::ingest::Preparer`]: the entries are in `dep_keys`.
     pub info: Buildinfo,
     /// The ingested bytes, zstd-compressed.
     pub raw_zstd: Vec<u8>,
     /// Length of the uncompressed bytes.
     pub raw_size: u64,
-    /// One interning key per `info.installed_build_depends` entry, in order (see [`dep_key`]).
-    /// Computed on the parse threads so that the single database writer never formats versions.
-    pub dep_keys: Vec<String>,
+    /// One interning key per Installed-Build-Depends entry, in file order (see [`dep_key`]).
+    /// Computed on the parse threads so that the single database writer never formats versions;
+    /// equal keys of one batch share one allocation (see [`crate::ingest::Preparer`]).
+    pub dep_keys: Vec<DepKey>,
 }
+
+/// An interning key as held by [`NewBuild::dep_keys`]: shared, immutable text.
+pub type DepKey = std::sync::Arc<str>;
 
 /// The interning key of an installed package: name, architecture qualifier (empty when none)
 /// and version text, joined by U+001F (a character no package name or version contains).

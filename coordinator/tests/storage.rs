@@ -340,7 +340,7 @@ async fn two_coordinators_ingest_concurrently<S: Store, F: std::future::Future<O
     }
     let stats = a.stats().await.unwrap();
     assert_eq!(stats.builds, builds.len() as u64);
-    let expected_deps: u64 = builds.iter().map(|b| b.info.installed_build_depends.len() as u64).sum();
+    let expected_deps: u64 = builds.iter().map(|b| b.dep_keys.len() as u64).sum();
     assert_eq!(stats.dependency_entries, expected_deps);
     // Interning converged: both coordinators answer identically.
     let q = BuiltWithQuery { package: PackageSpec::Binary("libc6".into()), before: None, suite: None, arch: None };

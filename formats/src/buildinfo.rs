@@ -17,7 +17,7 @@ use debversion::Version;
 
 use crate::error::ParseError;
 use crate::fields::{Field, count_newlines, is_hex_of_len, parse_size, split_paragraph};
-use crate::relation::{is_valid_arch, is_valid_package_name, parse_exact_relation, parse_name_version, parse_version};
+use crate::relation::{DepMemo, is_valid_arch, is_valid_package_name, parse_exact_relation, parse_name_version, parse_version};
 
 /// Largest buildinfo accepted, in bytes (real ones are 1–40 KiB; the largest seen is ~100 KiB).
 pub const MAX_BUILDINFO_BYTES: usize = 4 * 1024 * 1024;
@@ -134,7 +134,40 @@ impl Buildinfo {
         };
         let (payload, line_offset, signature) = dearmor(text)?;
         let fields = split_paragraph(&payload, line_offset)?;
-        from_fields(&fields, signature)
+        from_fields(&fields, signature, &mut Collect(Vec::new()))
+    }
+
+    /// [`Buildinfo::parse`] for bulk ingestion: the same checks and the same errors, but each
+    /// Installed-Build-Depends (or Build-Environment) entry becomes a value of the caller's,
+    /// made by `make(name, arch qualifier, version)` and returned in file order beside the
+    /// buildinfo, whose [`Buildinfo::installed_build_depends`] is left empty. The version is the
+    /// canonical text of the parsed version (what `Version::to_string` gives).
+    ///
+    /// `memo` remembers the values of entries already seen, by their text: a series of parses
+    /// sharing one memo parses each distinct entry once and calls `make` once for it.
+    pub fn parse_with_deps<T: Clone>(
+        input: &[u8],
+        memo: &mut DepMemo<T>,
+        make: impl FnMut(&str, Option<&str>, &str) -> T,
+    ) -> Result<(Buildinfo, Vec<T>), ParseError> {
+        if input.len() > MAX_BUILDINFO_BYTES {
+            return Err(ParseError::new(format!(
+                "input is {} bytes, more than the {MAX_BUILDINFO_BYTES} accepted for a buildinfo",
+                input.len()
+            )));
+        }
+        let text = match std::str::from_utf8(input) {
+            Ok(t) => t,
+            Err(e) => {
+                let line = 1 + count_newlines(input.get(..e.valid_up_to()).unwrap_or_default());
+                return Err(ParseError::new("invalid UTF-8").line(line));
+            }
+        };
+        let (payload, line_offset, signature) = dearmor(text)?;
+        let fields = split_paragraph(&payload, line_offset)?;
+        let mut visit = Visit { memo, make, out: Vec::with_capacity(input.len() / 40) };
+        let info = from_fields(&fields, signature, &mut visit)?;
+        Ok((info, visit.out))
     }
 
     /// Render as deb822 text (one paragraph, unsigned), fields in the deb-buildinfo(5) order:
@@ -609,8 +642,52 @@ fn missing_fields(fields: &[Field<'_>]) -> ParseError {
     ParseError::new(message).field(*first)
 }
 
+/// Where the Installed-Build-Depends entries go: collected as [`InstalledDep`]s, or visited.
+trait DepSink {
+    /// One entry, as written (`name[:arch] (= version)`); the error is a user-facing message.
+    fn entry(&mut self, item: &str) -> Result<(), String>;
+    /// The collected entries (none when visited).
+    fn take(&mut self) -> Vec<InstalledDep>;
+}
+
+/// [`DepSink`] of [`Buildinfo::parse`].
+struct Collect(Vec<InstalledDep>);
+
+impl DepSink for Collect {
+    fn entry(&mut self, item: &str) -> Result<(), String> {
+        let rel = parse_exact_relation(item)?;
+        self.0.push(InstalledDep { name: rel.name.to_owned(), arch: rel.arch.map(str::to_owned), version: rel.version });
+        Ok(())
+    }
+    fn take(&mut self) -> Vec<InstalledDep> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+/// [`DepSink`] of [`Buildinfo::parse_with_deps`].
+struct Visit<'m, T, F> {
+    memo: &'m mut DepMemo<T>,
+    make: F,
+    out: Vec<T>,
+}
+
+impl<T: Clone, F: FnMut(&str, Option<&str>, &str) -> T> DepSink for Visit<'_, T, F> {
+    fn entry(&mut self, item: &str) -> Result<(), String> {
+        let v = self.memo.entry(item, &mut self.make)?;
+        self.out.push(v);
+        Ok(())
+    }
+    fn take(&mut self) -> Vec<InstalledDep> {
+        Vec::new()
+    }
+}
+
 /// Build the value from the payload's fields.
-fn from_fields(fields: &[Field<'_>], signature: Option<Signature>) -> Result<Buildinfo, ParseError> {
+fn from_fields(
+    fields: &[Field<'_>],
+    signature: Option<Signature>,
+    dep_sink: &mut impl DepSink,
+) -> Result<Buildinfo, ParseError> {
     let mut seen = [false; KNOWN.len()];
     let mut format = None;
     let mut source = None;
@@ -697,18 +774,10 @@ fn from_fields(fields: &[Field<'_>], signature: Option<Signature>) -> Result<Bui
                         "both Installed-Build-Depends and Build-Environment are present; only one is allowed",
                     ));
                 }
-                let mut deps = Vec::with_capacity(f.raw.len() / 24);
                 f.for_each_item(|line, item| {
-                    let rel = parse_exact_relation(item)
-                        .map_err(|m| ParseError::new(m).field(f.name).line(line))?;
-                    deps.push(InstalledDep {
-                        name: rel.name.to_owned(),
-                        arch: rel.arch.map(str::to_owned),
-                        version: rel.version,
-                    });
-                    Ok(())
+                    dep_sink.entry(item).map_err(|m| ParseError::new(m).field(f.name).line(line))
                 })?;
-                ibd = Some((layout, deps));
+                ibd = Some((layout, dep_sink.take()));
             }
             Known::Environment => {
                 for (line, content) in f.lines() {
@@ -803,6 +872,23 @@ mod tests {
         let text = format!("{MINIMAL}Build-Environment:\n bar (= 2)\n");
         let err = Buildinfo::parse(text.as_bytes()).unwrap_err();
         assert_eq!((err.field.as_deref(), err.line), (Some("Build-Environment"), Some(7)));
+    }
+
+    /// The real buildinfos of the shared test data take the fast field splitter (a regression
+    /// here would not break anything but would cost most of the parse speed).
+    #[test]
+    fn real_files_take_the_fast_splitter() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/buildinfo");
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let mut n = 0;
+        for e in entries.flatten() {
+            let bytes = std::fs::read(e.path()).unwrap();
+            let text = std::str::from_utf8(&bytes).unwrap();
+            let (payload, offset, _) = dearmor(text).unwrap();
+            assert!(crate::fields::split_paragraph_fast(&payload, offset).is_some(), "{}", e.path().display());
+            n += 1;
+        }
+        assert!(n >= 10, "{n} files");
     }
 
     #[test]

@@ -27,16 +27,104 @@ pub(crate) fn count_newlines(s: &[u8]) -> usize {
     s.iter().filter(|b| **b == b'\n').count()
 }
 
-/// Split one deb822 paragraph into fields with deb822-lossless.
+/// Split one deb822 paragraph into fields.
 ///
 /// `text` must hold exactly one paragraph; `line_offset` is added to line numbers (the number of
 /// lines that precede `text` in the original file). Comment-only paragraphs are ignored.
+///
+/// The common layout (field lines and indented continuation lines, nothing else) is split by
+/// [`split_paragraph_fast`]; anything else goes through deb822-lossless
+/// ([`split_paragraph_lossless`]), which also explains what is wrong. Both give the same fields
+/// wherever the fast path answers (property-tested).
 pub(crate) fn split_paragraph(text: &str, line_offset: usize) -> Result<Vec<Field<'_>>, ParseError> {
+    // deb822-lossless takes a lone `\r` as a line break, which would put our line numbers off;
+    // callers normalise `\r\n` to `\n`, so any `\r` left is stray.
+    if let Some(cr) = memchr::memchr(b'\r', text.as_bytes()) {
+        let line = line_offset.saturating_add(1).saturating_add(count_newlines(text.as_bytes().get(..cr).unwrap_or_default()));
+        return Err(ParseError::new("stray carriage return (only \\n or \\r\\n line endings are allowed)").line(line));
+    }
+    match split_paragraph_fast(text, line_offset) {
+        Some(fields) => Ok(fields),
+        None => split_paragraph_lossless(text, line_offset),
+    }
+}
+
+/// May `b` start a field name? deb822-lossless takes printable ASCII except space, `:`, and `-`
+/// (and `#` starts a comment).
+fn is_initial_key_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !matches!(b, b':' | b'-' | b'#')
+}
+
+/// The fast path of [`split_paragraph`]: one pass over the lines, accepting only
+/// - optional blank lines (`\n` alone) before the paragraph,
+/// - field lines `Name:value`, the name made of printable ASCII with no space (not starting with
+///   `-` or `#`) and followed directly by the colon,
+/// - continuation lines starting with a space or tab and holding something besides blanks,
+/// - optional blank lines after the paragraph.
+///
+/// Returns `None` for anything else (comments, stray indentation, a second paragraph, a name
+/// followed by blanks before its colon, blank continuation lines, no field at all, `\r`): the
+/// caller then asks deb822-lossless, which either accepts the odd but valid spelling or explains
+/// the error. Where this returns fields, they are exactly deb822-lossless's.
+pub(crate) fn split_paragraph_fast(text: &str, line_offset: usize) -> Option<Vec<Field<'_>>> {
+    let bytes = text.as_bytes();
+    let mut fields: Vec<Field<'_>> = Vec::with_capacity(32);
+    let mut pos = 0usize;
+    let mut line = line_offset.saturating_add(1);
+    // The field being read: its name and where its raw value starts.
+    let mut open: Option<(&str, usize, usize)> = None;
+    let mut end_of_paragraph = bytes.len();
+    while pos < bytes.len() {
+        let line_end = match memchr::memchr(b'\n', bytes.get(pos..)?) {
+            Some(i) => pos + i + 1,
+            None => bytes.len(),
+        };
+        let content = bytes.get(pos..line_end)?;
+        match content.first().copied()? {
+            b'\n' => {
+                if open.is_some() {
+                    // End of the paragraph: only blank lines may follow.
+                    if !bytes.get(pos..)?.iter().all(|b| *b == b'\n') {
+                        return None;
+                    }
+                    end_of_paragraph = pos;
+                    break;
+                }
+                // A blank line before the paragraph.
+            }
+            b' ' | b'\t' => {
+                open?;
+                if content.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+                    return None;
+                }
+            }
+            first if is_initial_key_byte(first) => {
+                let name_len = content.iter().position(|b| !b.is_ascii_graphic() || *b == b':')?;
+                if content.get(name_len) != Some(&b':') {
+                    return None;
+                }
+                if let Some((name, raw_start, field_line)) = open.take() {
+                    fields.push(Field { name, raw: text.get(raw_start..pos)?, line: field_line });
+                }
+                let name = text.get(pos..pos + name_len)?;
+                open = Some((name, pos + name_len + 1, line));
+            }
+            _ => return None,
+        }
+        pos = line_end;
+        line = line.saturating_add(1);
+    }
+    let (name, raw_start, field_line) = open?;
+    fields.push(Field { name, raw: text.get(raw_start..end_of_paragraph)?, line: field_line });
+    Some(fields)
+}
+
+/// [`split_paragraph`] with deb822-lossless: accepts every spelling deb822 allows and explains
+/// every error. `text` holds no `\r` (checked by the caller).
+pub(crate) fn split_paragraph_lossless(text: &str, line_offset: usize) -> Result<Vec<Field<'_>>, ParseError> {
     let line_at = |offset: usize| {
         line_offset.saturating_add(1).saturating_add(count_newlines(text.as_bytes().get(..offset).unwrap_or(text.as_bytes())))
     };
-    // deb822-lossless takes a lone `\r` as a line break, which would put our line numbers off;
-    // callers normalise `\r\n` to `\n`, so any `\r` left is stray.
     if let Some(cr) = text.find('\r') {
         return Err(ParseError::new("stray carriage return (only \\n or \\r\\n line endings are allowed)")
             .line(line_at(cr)));
@@ -256,6 +344,7 @@ pub(crate) fn parse_size(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn fields_and_lines() {
@@ -275,6 +364,76 @@ mod tests {
         .unwrap();
         assert_eq!(items, vec![(13, "x".to_owned()), (15, "y (z)".to_owned()), (16, "w".to_owned())]);
         assert_eq!(fields[1].normalized(), "x, y (z), w");
+    }
+
+    /// `(name, raw, line)` of each field, for comparing the two splitters.
+    fn triples<'a>(fields: &[Field<'a>]) -> Vec<(&'a str, &'a str, usize)> {
+        fields.iter().map(|f| (f.name, f.raw, f.line)).collect()
+    }
+
+    /// One line of deb822-like text: mostly well-formed field and continuation lines, plus the
+    /// odd spellings the fast path must hand over to deb822-lossless.
+    fn deb822_line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => ("[A-Za-z0-9][A-Za-z0-9-]{0,6}", "[ \t]{0,2}[ -~]{0,10}").prop_map(|(k, v)| format!("{k}:{v}")),
+            4 => "[ \t]{1,2}[ -~]{0,10}",
+            1 => "",
+            1 => "[ \t]{1,3}",
+            1 => "#[ -~]{0,6}",
+            1 => "[-#:\t ][ -~]{0,6}",
+            1 => "[!-~]{0,4}[ \t]?:[ -~]{0,4}",
+            1 => "[A-Za-z]{1,3}[é\u{1}][A-Za-z]{0,2}:[ -~]{0,4}",
+            1 => "[ -~]{0,3}[é\u{0}\u{7f}][ -~]{0,3}",
+        ]
+    }
+
+    fn deb822_text() -> impl Strategy<Value = String> {
+        ("\n{0,2}", proptest::collection::vec(deb822_line(), 0..14), "\n{0,3}")
+            .prop_map(|(lead, lines, trail)| format!("{lead}{}{trail}", lines.join("\n")))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        /// Wherever the fast splitter answers, deb822-lossless accepts the text and finds the
+        /// same fields, values and lines.
+        #[test]
+        fn fast_path_agrees_with_lossless(text in deb822_text(), offset in 0usize..5) {
+            if let Some(fast) = split_paragraph_fast(&text, offset) {
+                let slow = split_paragraph_lossless(&text, offset);
+                prop_assert!(slow.is_ok(), "fast path accepted {text:?}, lossless says {:?}", slow.err());
+                let slow = slow.unwrap_or_default();
+                prop_assert_eq!(triples(&fast), triples(&slow), "{:?}", text);
+            }
+        }
+
+        /// Well-formed paragraphs take the fast path.
+        #[test]
+        fn plain_paragraphs_take_the_fast_path(
+            fields in proptest::collection::vec(("[A-Z][A-Za-z-]{0,8}", "[ ]?[!-~][ -~]{0,8}", proptest::collection::vec("[ \t][!-~]{1,8}", 0..3)), 1..8),
+        ) {
+            let mut text = String::new();
+            for (k, v, cont) in &fields {
+                text.push_str(&format!("{k}:{v}\n"));
+                for c in cont {
+                    text.push_str(c);
+                    text.push('\n');
+                }
+            }
+            let fast = split_paragraph_fast(&text, 0);
+            prop_assert!(fast.is_some(), "{:?}", text);
+            let slow = split_paragraph_lossless(&text, 0).unwrap_or_default();
+            prop_assert_eq!(triples(&fast.unwrap_or_default()), triples(&slow));
+        }
+    }
+
+    #[test]
+    fn fast_path_declines_what_it_does_not_model() {
+        for text in ["", "\n\n", " x\nA: 1\n", "A: 1\n#c\n", "A : 1\n", "A: 1\n \n", "A: 1\n\nB: 2\n", "-A: 1\n", "A\n"] {
+            assert!(split_paragraph_fast(text, 0).is_none(), "{text:?}");
+        }
+        let fields = split_paragraph_fast("\nA:1\nB:\n x\n y\n\n\n", 3).unwrap();
+        assert_eq!(triples(&fields), vec![("A", "1\n", 5), ("B", "\n x\n y\n", 6)]);
     }
 
     #[test]

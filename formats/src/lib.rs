@@ -29,7 +29,7 @@ pub mod relation;
 pub use buildinfo::{Buildinfo, FileChecksum, InstalledDep, Layout};
 pub use error::ParseError;
 pub use index::{PackagesEntry, SourcesEntry};
-pub use relation::SourceRef;
+pub use relation::{DepMemo, SourceRef};
 
 /// Lower-case hex SHA-256 of `bytes`: the identity of a build is this digest of its buildinfo text.
 pub fn sha256_hex(bytes: &[u8]) -> String {

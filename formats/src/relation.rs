@@ -127,6 +127,17 @@ pub fn parse_version(text: &str) -> Result<Version, ParseError> {
 
 /// [`parse_version`] with a bare reason as error, for callers that phrase their own message.
 pub(crate) fn parse_version_str(text: &str) -> Result<Version, &'static str> {
+    let (epoch, upstream, revision) = split_version_str(text)?;
+    Ok(Version {
+        epoch,
+        upstream_version: upstream.to_owned(),
+        debian_revision: revision.map(str::to_owned),
+    })
+}
+
+/// Check a version strictly (see [`parse_version`]) and split it into epoch, upstream version
+/// and Debian revision, borrowed.
+fn split_version_str(text: &str) -> Result<(Option<u32>, &str, Option<&str>), &'static str> {
     if text.is_empty() {
         return Err("empty");
     }
@@ -173,11 +184,7 @@ pub(crate) fn parse_version_str(text: &str) -> Result<Version, &'static str> {
     if upstream.is_empty() {
         return Err("empty upstream version");
     }
-    Ok(Version {
-        epoch,
-        upstream_version: upstream.to_owned(),
-        debian_revision: revision.map(str::to_owned),
-    })
+    Ok((epoch, upstream, revision))
 }
 
 /// One `name[:arch] (= version)` relation, borrowed from the input.
@@ -193,9 +200,62 @@ pub(crate) struct ExactRelation<'a> {
 /// buildinfo); anything it does not take goes through [`parse_exact_relation_slow`], which
 /// accepts a little more whitespace and explains what is wrong.
 pub(crate) fn parse_exact_relation(item: &str) -> Result<ExactRelation<'_>, String> {
-    match parse_exact_relation_fast(item) {
-        Some(rel) => Ok(rel),
-        None => parse_exact_relation_slow(item),
+    if let Some((name, arch, version)) = scan_exact_relation(item)
+        && let Ok(version) = parse_version_str(version)
+    {
+        return Ok(ExactRelation { name, arch, version });
+    }
+    parse_exact_relation_slow(item)
+}
+
+/// Installed-Build-Depends entries already parsed, by their text as written, each with the
+/// value the caller made of it (see [`crate::Buildinfo::parse_with_deps`]).
+///
+/// Meant to live for a series of parses (one ingestion batch): the buildinfos of one suite list
+/// the same few thousand `name (= version)` entries over and over, and each distinct text is
+/// then parsed and checked once; every further occurrence costs one hash lookup. Only valid
+/// entries are remembered, so errors are found and explained every time.
+#[derive(Debug)]
+pub struct DepMemo<T> {
+    items: foldhash::HashMap<Box<str>, T>,
+}
+
+impl<T> Default for DepMemo<T> {
+    fn default() -> Self {
+        DepMemo { items: foldhash::HashMap::default() }
+    }
+}
+
+impl<T: Clone> DepMemo<T> {
+    /// An empty memo.
+    pub fn new() -> Self {
+        DepMemo::default()
+    }
+
+    /// Number of distinct entry texts remembered.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing is remembered yet.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The value of one exact relation `name[:arch] (= version)`: remembered, or parsed and
+    /// made by `make(name, arch, canonical version text)`. The error is a user-facing message.
+    pub(crate) fn entry(
+        &mut self,
+        item: &str,
+        make: &mut impl FnMut(&str, Option<&str>, &str) -> T,
+    ) -> Result<T, String> {
+        if let Some(v) = self.items.get(item) {
+            return Ok(v.clone());
+        }
+        let rel = parse_exact_relation(item)?;
+        let v = make(rel.name, rel.arch, &rel.version.to_string());
+        self.items.insert(item.into(), v.clone());
+        Ok(v)
     }
 }
 
@@ -232,7 +292,9 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn parse_exact_relation_fast(item: &str) -> Option<ExactRelation<'_>> {
+/// The single-pass scanner for the canonical spelling `name[:arch] (= version)`: name and
+/// architecture checked, the version returned as written, unchecked. `None` for anything else.
+fn scan_exact_relation(item: &str) -> Option<(&str, Option<&str>, &str)> {
     let mut c = Cursor { s: item, i: 0 };
     let name = c.take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.'));
     if name.len() < 2 || !name.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric) {
@@ -261,8 +323,7 @@ fn parse_exact_relation_fast(item: &str) -> Option<ExactRelation<'_>> {
     if !c.eat(b')') || c.i != item.len() {
         return None;
     }
-    let version = parse_version_str(version).ok()?;
-    Some(ExactRelation { name, arch, version })
+    Some((name, arch, version))
 }
 
 /// The lenient, explaining relation parser (see [`parse_exact_relation`]).

@@ -8,7 +8,7 @@ use debcover_formats::aggregate;
 use debcover_formats::compress;
 use debcover_formats::paragraph::{Paragraphs, RawParagraph};
 use debcover_formats::relation::parse_version;
-use debcover_formats::{Buildinfo, FileChecksum, InstalledDep, Layout, PackagesEntry, SourcesEntry};
+use debcover_formats::{Buildinfo, FileChecksum, InstalledDep, Layout, PackagesEntry, SourcesEntry, DepMemo};
 use proptest::prelude::*;
 
 fn exercise_all(bytes: &[u8]) {
@@ -227,4 +227,78 @@ fn clearsign_dash_escape_of_field_lines() {
     let (signed, _) = clearsign(&with_dash);
     let parsed = Buildinfo::parse(signed.as_bytes()).unwrap();
     assert_eq!(parsed.other_fields, vec![("X-Notes".to_owned(), "-- a signature-like line".to_owned())]);
+}
+
+/// [`Buildinfo::parse_with_deps`] must agree with [`Buildinfo::parse`]: the same value (less the
+/// entries, which it hands over as canonical text) or the same error.
+fn check_parse_with_deps(bytes: &[u8], memo: &mut Memo) -> Result<(), TestCaseError> {
+    let fast = Buildinfo::parse_with_deps(bytes, memo, |n, a, v| (n.to_owned(), a.map(str::to_owned), v.to_owned()));
+    match (Buildinfo::parse(bytes), fast) {
+        (Ok(full), Ok((lean, visited))) => {
+            let expected: Vec<_> = full
+                .installed_build_depends
+                .iter()
+                .map(|d| (d.name.clone(), d.arch.clone(), d.version.to_string()))
+                .collect();
+            prop_assert_eq!(visited, expected);
+            prop_assert!(lean.installed_build_depends.is_empty());
+            prop_assert_eq!(lean, Buildinfo { installed_build_depends: Vec::new(), ..full });
+        }
+        (Err(a), Err(b)) => prop_assert_eq!(a, b),
+        (a, b) => prop_assert!(false, "parse: {:?}\nparse_with_deps: {:?}", a.map(|_| ()), b.map(|_| ())),
+    }
+    Ok(())
+}
+
+type Memo = DepMemo<(String, Option<String>, String)>;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// One memo across many files, as in an ingestion batch: valid files (plain and signed)
+    /// and damaged real ones.
+    #[test]
+    fn parse_with_deps_agrees_with_parse(
+        bs in proptest::collection::vec(buildinfo(), 1..4),
+        file in 0usize..15,
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 0..6),
+    ) {
+        let mut memo = Memo::new();
+        for b in &bs {
+            let text = b.render();
+            check_parse_with_deps(text.as_bytes(), &mut memo)?;
+            check_parse_with_deps(clearsign(&text).0.as_bytes(), &mut memo)?;
+        }
+        let files = common::files_in("buildinfo");
+        let mut bytes = files[file % files.len()].1.clone();
+        for (at, byte, kind) in edits {
+            if bytes.is_empty() { break; }
+            let i = at.index(bytes.len());
+            match kind {
+                0 => bytes[i] = byte,
+                1 => bytes.insert(i, byte),
+                _ => { bytes.remove(i); }
+            }
+        }
+        check_parse_with_deps(&bytes, &mut memo)?;
+    }
+}
+
+#[test]
+fn parse_with_deps_on_real_files_and_odd_spellings() {
+    let mut memo = Memo::new();
+    for (name, bytes) in common::files_in("buildinfo") {
+        check_parse_with_deps(&bytes, &mut memo).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // Spellings the scanner leaves to the explaining parser, an epoch with a leading zero
+    // (canonical text differs), and errors after a valid entry was already seen.
+    for ibd in [
+        " a1 ( = 1.0 ),\n b2:amd64 (=2)",
+        " a1 (= 01:1.0-1),\n a1 (= 1:1.0-1)",
+        " a1 (= 1.0),\n b2 (= 1.0-)",
+        " a1 (= 1.0),\n b2 (>= 1.0)",
+    ] {
+        let text = format!("Format: 1.0\nSource: x1\nArchitecture: all\nVersion: 1\nInstalled-Build-Depends:\n{ibd}\n");
+        check_parse_with_deps(text.as_bytes(), &mut memo).unwrap_or_else(|e| panic!("{ibd:?}: {e}"));
+    }
 }

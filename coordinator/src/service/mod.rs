@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use debcover_proto::v1 as pb;
 use debcover_proto::v1::coordinator_server::Coordinator;
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -32,6 +32,10 @@ mod stream_reader;
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 /// Concurrent ingestion streams (buildinfo or archive); further ones wait.
 pub const MAX_CONCURRENT_INGESTS: usize = 4;
+/// Batches of one ingestion stream parsed ahead of the writer.
+const PARSED_IN_FLIGHT: usize = 2;
+/// Most files written in one transaction when parsed batches are waiting for the writer.
+const MAX_MERGED_FILES: usize = 2048;
 
 /// The service state shared by all connections.
 pub struct CoordinatorService<S> {
@@ -132,10 +136,14 @@ impl<S: CampaignStore> Coordinator for CoordinatorService<S> {
             tokio::task::spawn_blocking(move || {
                 let start = std::time::Instant::now();
                 let n = batch.files.len();
+                let mut preparer = ingest::Preparer::new(limits);
                 let parsed = batch
                     .files
                     .into_iter()
-                    .map(|f| (f.name.clone(), ingest::prepare_build(&f.name, &f.content, &limits)))
+                    .map(|f| {
+                        let prepared = preparer.prepare(&f.name, &f.content);
+                        (f.name, prepared)
+                    })
                     .collect::<Vec<_>>();
                 tracing::debug!(files = n, elapsed_ms = start.elapsed().as_millis() as u64, "batch parsed");
                 parsed
@@ -145,14 +153,63 @@ impl<S: CampaignStore> Coordinator for CoordinatorService<S> {
         });
         tokio::spawn(async move {
             let _permit = permit;
-            let mut parsed = parsed.buffered(2);
-            while let Some(batch) = parsed.next().await {
-                let reply = match batch {
-                    Ok(files) => write_batch(&*store, files).await,
-                    Err(status) => Err(status),
-                };
-                let failed = reply.is_err();
-                if tx.send(reply).await.is_err() || failed {
+            let mut parsed = parsed.buffered(PARSED_IN_FLIGHT);
+            let mut ended = false;
+            while !ended {
+                let Some(first) = parsed.next().await else { break };
+                // Batches parsed while the previous transaction ran are written together, in
+                // one transaction: fewer, larger transactions (and posting rows) when the
+                // writer is the bottleneck, no waiting when it is not.
+                let mut group = vec![first];
+                let mut files = group_files(&group);
+                while files < MAX_MERGED_FILES {
+                    match parsed.next().now_or_never() {
+                        Some(Some(batch)) => {
+                            group.push(batch);
+                            files = group_files(&group);
+                        }
+                        Some(None) => {
+                            ended = true;
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                let mut ok = Vec::with_capacity(group.len());
+                let mut error = None;
+                for batch in group {
+                    match batch {
+                        Ok(files) if error.is_none() => ok.push(files),
+                        Ok(_) => {}
+                        Err(status) => {
+                            error.get_or_insert(status);
+                        }
+                    }
+                }
+                let mut failed = false;
+                if !ok.is_empty() {
+                    match write_batches(&*store, ok).await {
+                        Ok(replies) => {
+                            for reply in replies {
+                                if tx.send(Ok(reply)).await.is_err() {
+                                    failed = true;
+                                    break;
+                                }
+                            }
+                        }
+                        Err(status) => {
+                            let _ = tx.send(Err(status)).await;
+                            failed = true;
+                        }
+                    }
+                }
+                if let Some(status) = error {
+                    if !failed {
+                        let _ = tx.send(Err(status)).await;
+                    }
+                    failed = true;
+                }
+                if failed {
                     break;
                 }
             }
@@ -369,6 +426,22 @@ async fn refresh_campaigns<S: CampaignStore>(store: &S, sources: Option<&[String
     if let Err(e) = crate::campaign::track::refresh(store, sources).await {
         tracing::error!(error = %e, "re-evaluating campaign items failed");
     }
+}
+
+/// Files in the parsed batches of a group (failed batches count for nothing).
+fn group_files(group: &[Result<ParsedBatch, Status>]) -> usize {
+    group.iter().map(|b| b.as_ref().map_or(0, Vec::len)).sum()
+}
+
+/// The parsed files of one batch as the client sent it, each with its name.
+type ParsedBatch = Vec<(String, Result<crate::model::NewBuild, debcover_formats::ParseError>)>;
+
+/// Store several parsed batches in one transaction; one outcome per batch, in order.
+async fn write_batches<S: CampaignStore>(store: &S, batches: Vec<ParsedBatch>) -> Result<Vec<pb::BatchOutcome>, Status> {
+    let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+    let all: ParsedBatch = batches.into_iter().flatten().collect();
+    let mut outcomes = write_batch(store, all).await?.outcomes.into_iter();
+    Ok(sizes.into_iter().map(|n| pb::BatchOutcome { outcomes: outcomes.by_ref().take(n).collect() }).collect())
 }
 
 /// Store the parsed files of one batch and describe what happened to each.

@@ -18,8 +18,28 @@ pub(crate) struct Plan<'a> {
     pub new: Vec<&'a NewBuild>,
     /// For each of `new`, its index in `outcomes`.
     pub positions: Vec<usize>,
-    /// Every distinct interning key the new builds need.
+    /// Every distinct interning key the new builds need, sorted.
     pub keys: Vec<Key>,
+    /// Position in `keys` of every key allocation the new builds hold, by address. Equal keys
+    /// prepared together share one allocation ([`crate::ingest::Preparer`]), so this map is as
+    /// small as `keys` and hashing an address is cheaper than hashing the text; keys prepared
+    /// apart still land on the same position, found by text.
+    slots: foldhash::HashMap<usize, u32>,
+}
+
+/// The address of a key's text: its identity within one batch.
+fn address(key: &Key) -> usize {
+    std::sync::Arc::as_ptr(key).cast::<u8>() as usize
+}
+
+impl Plan<'_> {
+    /// Position in [`Plan::keys`] of a key held by one of the new builds.
+    pub(crate) fn slot(&self, key: &Key) -> Result<usize, StoreError> {
+        self.slots
+            .get(&address(key))
+            .map(|s| *s as usize)
+            .ok_or_else(|| StoreError::Corrupt(format!("key {key:?} was not planned")))
+    }
 }
 
 /// Split a batch into new builds and already-known ones (stored before, or repeated in the batch).
@@ -28,13 +48,20 @@ pub(crate) fn plan<'a>(builds: &'a [NewBuild], known: &HashSet<String>) -> Plan<
     let mut outcomes = Vec::with_capacity(builds.len());
     let mut new = Vec::new();
     let mut positions = Vec::new();
-    let mut keys = HashSet::new();
+    // Distinct key allocations, in first-seen order, and each one's position among them.
+    let mut slots: foldhash::HashMap<usize, u32> = foldhash::HashMap::default();
+    let mut distinct: Vec<&Key> = Vec::new();
     for (pos, b) in builds.iter().enumerate() {
         if known.contains(&b.sha256) || !seen.insert(b.sha256.as_str()) {
             outcomes.push(Stored::AlreadyKnown);
         } else {
             outcomes.push(Stored::Inserted);
-            keys.extend(b.dep_keys.iter().map(String::as_str));
+            for k in &b.dep_keys {
+                slots.entry(address(k)).or_insert_with(|| {
+                    distinct.push(k);
+                    (distinct.len() - 1) as u32
+                });
+            }
             new.push(b);
             positions.push(pos);
         }
@@ -45,9 +72,22 @@ pub(crate) fn plan<'a>(builds: &'a [NewBuild], known: &HashSet<String>) -> Plan<
     order.sort_by(|a, b| new[*a].sha256.cmp(&new[*b].sha256));
     let new = order.iter().map(|i| new[*i]).collect();
     let positions = order.iter().map(|i| positions[*i]).collect();
-    let mut keys: Vec<Key> = keys.into_iter().map(str::to_owned).collect();
-    keys.sort_unstable();
-    Plan { outcomes, new, positions, keys }
+    // Sort the distinct allocations by text; equal texts (prepared apart) share a position.
+    let mut by_text: Vec<u32> = (0..distinct.len() as u32).collect();
+    by_text.sort_unstable_by(|a, b| distinct[*a as usize].cmp(distinct[*b as usize]));
+    let mut keys: Vec<Key> = Vec::with_capacity(distinct.len());
+    let mut position = vec![0u32; distinct.len()];
+    for i in by_text {
+        let k = distinct[i as usize];
+        if keys.last() != Some(k) {
+            keys.push(k.clone());
+        }
+        position[i as usize] = (keys.len() - 1) as u32;
+    }
+    for s in slots.values_mut() {
+        *s = position[*s as usize];
+    }
+    Plan { outcomes, new, positions, keys, slots }
 }
 
 /// The stored name of a layout.

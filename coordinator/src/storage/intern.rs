@@ -4,40 +4,22 @@
 //! coordinators sharing one database. New ids are staged per transaction and published only
 //! after commit ([`InternCache::publish`]), so a rolled-back batch never leaves dangling ids.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 /// A key made by [`crate::model::dep_key`]: name, arch qualifier and version in one string.
-pub(crate) type Key = String;
+pub(crate) type Key = crate::model::DepKey;
 
 /// Thread-safe map from interned key to row id.
 #[derive(Default)]
 pub(crate) struct InternCache {
-    map: Mutex<HashMap<Key, i64>>,
+    map: Mutex<foldhash::HashMap<Key, i64>>,
 }
 
 impl InternCache {
-    /// Look up many keys at once; returns the ids found and the distinct misses.
-    pub(crate) fn lookup<'k>(&self, keys: impl Iterator<Item = &'k str>) -> (HashMap<Key, i64>, Vec<Key>) {
+    /// Look up many keys at once: the id of each, where cached.
+    pub(crate) fn lookup(&self, keys: &[Key]) -> Vec<Option<i64>> {
         let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        let mut found = HashMap::new();
-        let mut missing = HashSet::new();
-        for k in keys {
-            if found.contains_key(k) || missing.contains(k) {
-                continue;
-            }
-            match map.get(k) {
-                Some(id) => {
-                    found.insert(k.to_owned(), *id);
-                }
-                None => {
-                    missing.insert(k.to_owned());
-                }
-            }
-        }
-        let mut missing: Vec<Key> = missing.into_iter().collect();
-        missing.sort_unstable();
-        (found, missing)
+        keys.iter().map(|k| map.get(k).copied()).collect()
     }
 
     /// Publish ids of rows whose transaction has committed.

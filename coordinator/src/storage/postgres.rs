@@ -40,7 +40,7 @@ impl PgStore {
         let store = PgStore { pool, cache: InternCache::default() };
         let rows = sqlx::query("SELECT id, name, arch, version FROM pkgvers").fetch_all(&store.pool).await?;
         store.cache.publish(rows.iter().map(|r| {
-            (dep_key(r.get(1), r.get(2), r.get(3)), r.get::<i64, _>(0))
+            (Key::from(dep_key(r.get(1), r.get(2), r.get(3))), r.get::<i64, _>(0))
         }));
         Ok(store)
     }
@@ -55,46 +55,54 @@ fn migrator() -> sqlx::migrate::Migrator {
     ])
 }
 
+/// Intern every key in `keys` inside `tx`: returns the id of each, in order; `fresh` receives
+/// the rows not cached before (to publish to the cache after commit).
 async fn intern(
     tx: &mut PgConnection,
     cache: &InternCache,
     keys: &[Key],
     fresh: &mut Vec<(Key, i64)>,
-) -> Result<HashMap<Key, i64>, StoreError> {
-    let (mut ids, missing) = cache.lookup(keys.iter().map(String::as_str));
-    if missing.is_empty() {
-        return Ok(ids);
+) -> Result<Vec<i64>, StoreError> {
+    let mut ids = cache.lookup(keys);
+    let missing: Vec<usize> = (0..keys.len()).filter(|i| ids[*i].is_none()).collect();
+    if !missing.is_empty() {
+        let (names, rest): (Vec<&str>, Vec<(&str, &str)>) =
+            missing.iter().map(|i| split_dep_key(&keys[*i])).map(|(n, a, v)| (n, (a, v))).unzip();
+        let (arches, versions): (Vec<&str>, Vec<&str>) = rest.into_iter().unzip();
+        sqlx::query(
+            "INSERT INTO pkgvers (name, arch, version)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(&names)
+        .bind(&arches)
+        .bind(&versions)
+        .execute(&mut *tx)
+        .await?;
+        // Read back every missing key: rows we inserted and rows another coordinator inserted.
+        let rows = sqlx::query(
+            "SELECT p.id, p.name, p.arch, p.version FROM pkgvers p
+             JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(name, arch, version)
+               ON p.name = k.name AND p.arch = k.arch AND p.version = k.version",
+        )
+        .bind(&names)
+        .bind(&arches)
+        .bind(&versions)
+        .fetch_all(&mut *tx)
+        .await?;
+        let position: HashMap<&str, usize> = missing.iter().map(|i| (&*keys[*i], *i)).collect();
+        for r in rows {
+            let key = dep_key(r.get(1), r.get(2), r.get(3));
+            if let Some(i) = position.get(key.as_str()) {
+                let id = r.get::<i64, _>(0);
+                ids[*i] = Some(id);
+                fresh.push((keys[*i].clone(), id));
+            }
+        }
     }
-    let (names, rest): (Vec<&str>, Vec<(&str, &str)>) =
-        missing.iter().map(|k| split_dep_key(k)).map(|(n, a, v)| (n, (a, v))).unzip();
-    let (arches, versions): (Vec<&str>, Vec<&str>) = rest.into_iter().unzip();
-    sqlx::query(
-        "INSERT INTO pkgvers (name, arch, version)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
-    )
-    .bind(&names)
-    .bind(&arches)
-    .bind(&versions)
-    .execute(&mut *tx)
-    .await?;
-    // Read back every missing key: rows we inserted and rows another coordinator inserted.
-    let rows = sqlx::query(
-        "SELECT p.id, p.name, p.arch, p.version FROM pkgvers p
-         JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(name, arch, version)
-           ON p.name = k.name AND p.arch = k.arch AND p.version = k.version",
-    )
-    .bind(&names)
-    .bind(&arches)
-    .bind(&versions)
-    .fetch_all(&mut *tx)
-    .await?;
-    for r in rows {
-        let key = dep_key(r.get(1), r.get(2), r.get(3));
-        let id = r.get::<i64, _>(0);
-        fresh.push((key.clone(), id));
-        ids.insert(key, id);
-    }
-    Ok(ids)
+    ids.into_iter()
+        .zip(keys)
+        .map(|(id, k)| id.ok_or_else(|| StoreError::Corrupt(format!("uninterned {k:?}"))))
+        .collect()
 }
 
 async fn insert_binary_sources(tx: &mut PgConnection, pairs: &[(&str, &str)]) -> Result<(), StoreError> {
@@ -240,10 +248,10 @@ impl Store for PgStore {
             return Ok(plan.outcomes);
         }
         let mut fresh = Vec::new();
-        let ids = intern(&mut tx, &self.cache, &plan.keys, &mut fresh).await?;
+        let pkgver = intern(&mut tx, &self.cache, &plan.keys, &mut fresh).await?;
 
         let now = now_unix();
-        let mut deps: Vec<(i64, i64)> = Vec::new();
+        let mut postings = postings::Lists::new(plan.keys.len());
         let mut names = Vec::new();
         let mut files = FileColumns::default();
         let mut texts: (Vec<i64>, Vec<&[u8]>) = (Vec::new(), Vec::new());
@@ -267,7 +275,7 @@ impl Store for PgStore {
             .bind(&i.build_origin)
             .bind(batch::layout_name(i.layout))
             .bind(i.signature.is_some())
-            .bind(i.installed_build_depends.len() as i64)
+            .bind(nb.dep_keys.len() as i64)
             .bind(&nb.origin)
             .bind(now)
             .bind(nb.raw_size as i64)
@@ -278,10 +286,7 @@ impl Store for PgStore {
                 continue;
             };
             for key in &nb.dep_keys {
-                let pv = *ids
-                    .get(key.as_str())
-                    .ok_or_else(|| StoreError::Corrupt(format!("uninterned {key:?}")))?;
-                deps.push((pv, id));
+                postings.add(plan.slot(key)?, id)?;
             }
             texts.0.push(id);
             texts.1.push(nb.raw_zstd.as_slice());
@@ -297,7 +302,7 @@ impl Store for PgStore {
             .bind(&texts.1)
             .execute(&mut *tx)
             .await?;
-        let rows = postings::rows(&deps);
+        let rows = postings.rows(&pkgver)?;
         sqlx::query(
             "INSERT INTO build_deps (pkgver_id, first_build_id, build_ids)
              SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bytea[])",

@@ -9,27 +9,75 @@
 //!
 //! The codec is backend-independent; both backends store the blob as-is.
 
-use std::collections::BTreeMap;
-
 use super::StoreError;
 
 /// One posting row: `(pkgver id, smallest build id, encoded build ids)`.
 pub(crate) type Row = (i64, i64, Vec<u8>);
 
-/// Group `(pkgver id, build id)` pairs into one row per pkgver.
-pub(crate) fn rows(pairs: &[(i64, i64)]) -> Vec<Row> {
-    let mut by_pkg: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-    for (pv, build) in pairs {
-        by_pkg.entry(*pv).or_default().push(*build);
+/// The build ids of one batch, gathered per interning key (keys by their position in the
+/// batch's key list, see [`super::batch::Plan`]). Builds are usually added in ascending id
+/// order, so the lists come out sorted without sorting.
+pub(crate) struct Lists {
+    lists: Vec<Vec<i64>>,
+}
+
+impl Lists {
+    /// Empty lists for `keys` keys.
+    pub(crate) fn new(keys: usize) -> Self {
+        Lists { lists: vec![Vec::new(); keys] }
     }
-    by_pkg
-        .into_iter()
-        .map(|(pv, mut builds)| {
-            builds.sort_unstable();
-            builds.dedup();
-            (pv, builds[0], encode(&builds))
-        })
-        .collect()
+
+    /// Record that build `build` had key number `key` installed.
+    pub(crate) fn add(&mut self, key: usize, build: i64) -> Result<(), StoreError> {
+        self.lists
+            .get_mut(key)
+            .ok_or_else(|| StoreError::Corrupt(format!("posting key {key} out of range")))?
+            .push(build);
+        Ok(())
+    }
+
+    /// One row per pkgver, ordered by pkgver id; `pkgver[k]` is the interned id of key `k`.
+    pub(crate) fn rows(self, pkgver: &[i64]) -> Result<Vec<Row>, StoreError> {
+        if pkgver.len() != self.lists.len() {
+            return Err(StoreError::Corrupt(format!("{} ids for {} posting keys", pkgver.len(), self.lists.len())));
+        }
+        let mut by_pkg: Vec<(i64, Vec<i64>)> =
+            pkgver.iter().copied().zip(self.lists).filter(|(_, builds)| !builds.is_empty()).collect();
+        by_pkg.sort_unstable_by_key(|(pv, _)| *pv);
+        // Two keys with one id cannot happen (ids are unique per key), but merge them if they do.
+        let mut merged: Vec<(i64, Vec<i64>)> = Vec::with_capacity(by_pkg.len());
+        for (pv, builds) in by_pkg {
+            match merged.last_mut() {
+                Some((last, list)) if *last == pv => list.extend(builds),
+                _ => merged.push((pv, builds)),
+            }
+        }
+        Ok(merged
+            .into_iter()
+            .map(|(pv, mut builds)| {
+                if !builds.is_sorted() {
+                    builds.sort_unstable();
+                }
+                builds.dedup();
+                (pv, builds[0], encode(&builds))
+            })
+            .collect())
+    }
+}
+
+/// Group `(pkgver id, build id)` pairs into one row per pkgver.
+#[cfg(test)]
+pub(crate) fn rows(pairs: &[(i64, i64)]) -> Vec<Row> {
+    let mut pvs: Vec<i64> = pairs.iter().map(|p| p.0).collect();
+    pvs.sort_unstable();
+    pvs.dedup();
+    let mut lists = Lists::new(pvs.len());
+    for (pv, build) in pairs {
+        if let Ok(k) = pvs.binary_search(pv) {
+            let _ = lists.add(k, *build);
+        }
+    }
+    lists.rows(&pvs).unwrap_or_default()
 }
 
 /// Encode ascending, distinct, positive ids.

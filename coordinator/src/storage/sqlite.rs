@@ -29,11 +29,34 @@ const ROWS_PER_INSERT: usize = 2000;
 /// Values per `IN (...)` list.
 const IN_CHUNK: usize = 5000;
 
+/// WAL size (pages) at which the writer checkpoints by itself. Only a backstop: the background
+/// checkpointer ([`checkpointer`]) normally keeps the WAL far smaller.
+const WRITER_AUTOCHECKPOINT_PAGES: &str = "65536";
+/// Least time between two background checkpoints.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
 /// SQLite implementation of [`Store`].
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     cache: InternCache,
+    /// Wakes the background checkpointer after a write (dropped with the store: it then stops).
+    checkpoint: tokio::sync::mpsc::Sender<()>,
+}
+
+/// Copies committed WAL pages into the database file on its own connection (so on its own
+/// thread), off the single writer's path: a checkpoint of tens of MiB takes hundreds of
+/// milliseconds, which the writer used to pay inside every few commits. PASSIVE checkpoints
+/// never block the writer or readers; SQLite restarts the WAL from its beginning once it has
+/// been copied whole, so the file stays small.
+async fn checkpointer(mut conn: SqliteConnection, mut wake: tokio::sync::mpsc::Receiver<()>) {
+    while wake.recv().await.is_some() {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
+            tracing::warn!(error = %e, "background WAL checkpoint failed (the writer's own checkpoints remain)");
+        }
+        tokio::time::sleep(CHECKPOINT_INTERVAL).await;
+    }
+    let _ = sqlx::Connection::close(conn).await;
 }
 
 impl SqliteStore {
@@ -49,10 +72,9 @@ impl SqliteStore {
             // 32 MiB page cache per connection (negative = KiB).
             .pragma("cache_size", "-32768")
             .pragma("temp_store", "memory")
-            // Checkpoint every 16,384 pages (64 MiB of WAL) rather than every 1,000: each
-            // checkpoint syncs the database file, and bulk ingestion would otherwise pay for
-            // dozens of them per minute.
-            .pragma("wal_autocheckpoint", "16384");
+            // Checkpoints run in the background (`checkpointer`); the writer checkpoints by
+            // itself only if the WAL grows past 256 MiB anyway.
+            .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone())
@@ -60,9 +82,12 @@ impl SqliteStore {
         migrator().run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(opts.read_only(true))
+            .connect_with(opts.clone().read_only(true))
             .await?;
-        let store = SqliteStore { writer, reader, cache: InternCache::default() };
+        let conn = <SqliteConnection as sqlx::Connection>::connect_with(&opts).await?;
+        let (checkpoint, wake) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(checkpointer(conn, wake));
+        let store = SqliteStore { writer, reader, cache: InternCache::default(), checkpoint };
         store.load_cache().await?;
         Ok(store)
     }
@@ -79,7 +104,7 @@ impl SqliteStore {
             .fetch_all(&self.reader)
             .await?;
         self.cache.publish(rows.iter().map(|r| {
-            (dep_key(r.get(1), r.get(2), r.get(3)), r.get::<i64, _>(0))
+            (Key::from(dep_key(r.get(1), r.get(2), r.get(3))), r.get::<i64, _>(0))
         }));
         tracing::debug!(entries = self.cache.len(), "interning cache loaded");
         Ok(())
@@ -95,44 +120,55 @@ fn migrator() -> sqlx::migrate::Migrator {
     ])
 }
 
-/// Intern every key in `keys` inside `tx`: returns ids for all of them; `fresh` receives the
-/// rows this transaction created (to publish to the cache after commit).
+/// Intern every key in `keys` inside `tx`: returns the id of each, in order; `fresh` receives
+/// the rows this transaction created (to publish to the cache after commit).
 async fn intern(
     tx: &mut SqliteConnection,
     cache: &InternCache,
     keys: &[Key],
     fresh: &mut Vec<(Key, i64)>,
-) -> Result<HashMap<Key, i64>, StoreError> {
-    let (mut ids, missing) = cache.lookup(keys.iter().map(String::as_str));
-    for chunk in missing.chunks(ROWS_PER_INSERT) {
-        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO pkgvers (name, arch, version) ");
-        qb.push_values(chunk, |mut b, key| {
-            let (n, a, v) = split_dep_key(key);
-            b.push_bind(n).push_bind(a).push_bind(v);
-        });
-        qb.push(" ON CONFLICT DO NOTHING RETURNING id, name, arch, version");
-        for r in qb.build().fetch_all(&mut *tx).await? {
-            let key = dep_key(r.get(1), r.get(2), r.get(3));
-            let id = r.get::<i64, _>(0);
-            fresh.push((key.clone(), id));
-            ids.insert(key, id);
+) -> Result<Vec<i64>, StoreError> {
+    let mut ids = cache.lookup(keys);
+    let missing: Vec<usize> = (0..keys.len()).filter(|i| ids[*i].is_none()).collect();
+    if !missing.is_empty() {
+        let position: HashMap<&str, usize> = missing.iter().map(|i| (&*keys[*i], *i)).collect();
+        for chunk in missing.chunks(ROWS_PER_INSERT) {
+            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO pkgvers (name, arch, version) ");
+            qb.push_values(chunk, |mut b, i| {
+                let (n, a, v) = split_dep_key(&keys[*i]);
+                b.push_bind(n).push_bind(a).push_bind(v);
+            });
+            qb.push(" ON CONFLICT DO NOTHING RETURNING id, name, arch, version");
+            for r in qb.build().fetch_all(&mut *tx).await? {
+                let key = dep_key(r.get(1), r.get(2), r.get(3));
+                if let Some(i) = position.get(key.as_str()) {
+                    let id = r.get::<i64, _>(0);
+                    ids[*i] = Some(id);
+                    fresh.push((keys[*i].clone(), id));
+                }
+            }
+        }
+        // Rows that existed already but were not cached (written by another process).
+        for i in missing {
+            if ids[i].is_some() {
+                continue;
+            }
+            let (name, arch, version) = split_dep_key(&keys[i]);
+            let id: i64 =
+                sqlx::query_scalar("SELECT id FROM pkgvers WHERE name = ? AND arch = ? AND version = ?")
+                    .bind(name)
+                    .bind(arch)
+                    .bind(version)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            ids[i] = Some(id);
+            fresh.push((keys[i].clone(), id));
         }
     }
-    // Rows that existed already but were not cached (written by another process).
-    let unresolved: Vec<Key> = missing.into_iter().filter(|k| !ids.contains_key(k)).collect();
-    for key in unresolved {
-        let (name, arch, version) = split_dep_key(&key);
-        let id: i64 =
-            sqlx::query_scalar("SELECT id FROM pkgvers WHERE name = ? AND arch = ? AND version = ?")
-                .bind(name)
-                .bind(arch)
-                .bind(version)
-                .fetch_one(&mut *tx)
-                .await?;
-        fresh.push((key.clone(), id));
-        ids.insert(key, id);
-    }
-    Ok(ids)
+    ids.into_iter()
+        .zip(keys)
+        .map(|(id, k)| id.ok_or_else(|| StoreError::Corrupt(format!("uninterned {k:?}"))))
+        .collect()
 }
 
 /// Insert `(binary, source)` name pairs, ignoring duplicates.
@@ -210,13 +246,17 @@ async fn binaries_for_builds(tx: &mut SqliteConnection, builds: &[&NewBuild]) ->
     names.sort_unstable();
     names.dedup();
     for chunk in names.chunks(ROWS_PER_INSERT) {
-        let mut qb =
-            QueryBuilder::<Sqlite>::new("SELECT id FROM binaries WHERE link IS NULL AND (source, version) IN (VALUES ");
+        // The pairs drive the join (CROSS JOIN fixes the loop order): each is one search of the
+        // binaries_source index. As `(source, version) IN (VALUES ...)` SQLite scanned every
+        // binary of the archive once per batch.
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT b.id FROM (VALUES ");
         let mut sep = qb.separated(", ");
         for (source, version) in chunk {
             sep.push("(").push_bind_unseparated(*source).push_unseparated(", ").push_bind_unseparated(version.as_str()).push_unseparated(")");
         }
-        qb.push(")");
+        qb.push(
+            ") AS v CROSS JOIN binaries b ON b.source = v.column1 AND b.version = v.column2 WHERE b.link IS NULL",
+        );
         ids.extend(qb.build().fetch_all(&mut *tx).await?.iter().map(|r| r.get::<i64, _>(0)));
     }
     ids.sort_unstable();
@@ -294,7 +334,7 @@ impl Store for SqliteStore {
             return Ok(plan.outcomes);
         }
         let mut fresh = Vec::new();
-        let ids = intern(&mut tx, &self.cache, &plan.keys, &mut fresh).await?;
+        let pkgver = intern(&mut tx, &self.cache, &plan.keys, &mut fresh).await?;
 
         let now = now_unix();
         let mut id_of: HashMap<&str, i64> = HashMap::with_capacity(plan.new.len());
@@ -317,7 +357,7 @@ impl Store for SqliteStore {
                     .push_bind(&i.build_origin)
                     .push_bind(batch::layout_name(i.layout))
                     .push_bind(i.signature.is_some())
-                    .push_bind(i.installed_build_depends.len() as i64)
+                    .push_bind(nb.dep_keys.len() as i64)
                     .push_bind(&nb.origin)
                     .push_bind(now)
                     .push_bind(nb.raw_size as i64);
@@ -331,7 +371,7 @@ impl Store for SqliteStore {
                 }
             }
         }
-        let mut deps = Vec::new();
+        let mut postings = postings::Lists::new(plan.keys.len());
         let mut names = Vec::new();
         let mut build_ids = Vec::with_capacity(plan.new.len());
         for nb in &plan.new {
@@ -341,10 +381,7 @@ impl Store for SqliteStore {
                 .ok_or_else(|| StoreError::Corrupt(format!("no id returned for build {}", nb.sha256)))?;
             build_ids.push(id);
             for key in &nb.dep_keys {
-                let pv = ids
-                    .get(key.as_str())
-                    .ok_or_else(|| StoreError::Corrupt(format!("uninterned {key:?}")))?;
-                deps.push((*pv, id));
+                postings.add(plan.slot(key)?, id)?;
             }
             for b in &i.binaries {
                 names.push((b.as_str(), i.source.as_str()));
@@ -357,7 +394,7 @@ impl Store for SqliteStore {
             });
             qb.build().execute(&mut *tx).await?;
         }
-        for chunk in postings::rows(&deps).chunks(ROWS_PER_INSERT) {
+        for chunk in postings.rows(&pkgver)?.chunks(ROWS_PER_INSERT) {
             let mut qb =
                 QueryBuilder::<Sqlite>::new("INSERT INTO build_deps (pkgver_id, first_build_id, build_ids) ");
             qb.push_values(chunk, |mut b, (pv, first, blob)| {
@@ -387,10 +424,23 @@ impl Store for SqliteStore {
             qb.build().execute(&mut *tx).await?;
         }
         insert_binary_sources(&mut tx, &names).await?;
+        let linking = std::time::Instant::now();
         let candidates = binaries_for_builds(&mut tx, &plan.new).await?;
         link_binaries(&mut tx, &candidates).await?;
+        let link_ms = linking.elapsed().as_millis() as u64;
         sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await?;
+        let committing = std::time::Instant::now();
         tx.commit().await?;
+        // Full already means a wake-up is pending.
+        let _ = self.checkpoint.try_send(());
+        tracing::debug!(
+            builds = plan.new.len(),
+            keys = plan.keys.len(),
+            candidates = candidates.len(),
+            link_ms,
+            commit_ms = committing.elapsed().as_millis() as u64,
+            "builds written"
+        );
         self.cache.publish(fresh);
         Ok(plan.outcomes)
     }
