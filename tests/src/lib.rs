@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 pub mod pg;
 
+/// How long one client call may take in a test before it is killed and the test fails.
+pub const CLI_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// The workspace root.
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -85,15 +88,41 @@ impl Server {
         Server { child: Some(child), url: format!("http://{addr}"), data_dir, log }
     }
 
-    /// Run the `debcover` client against this server.
+    /// Run the `debcover` client against this server. A call that has not finished after
+    /// [`CLI_TIMEOUT`] is killed and fails the test (a hung server must not hang the suite).
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(binary("debcover"))
+        let mut child = Command::new(binary("debcover"))
             .args(args)
             .env("DEBCOVER_SERVER", &self.url)
             .env("DEBCOVER_LOG", "warn")
             .env("HOME", self.data_dir.path())
-            .output()
-            .expect("run debcover")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run debcover");
+        let drain = |mut r: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let _ = r.read_to_end(&mut buf);
+                buf
+            })
+        };
+        let out = drain(Box::new(child.stdout.take().expect("piped stdout")));
+        let err = drain(Box::new(child.stderr.take().expect("piped stderr")));
+        let deadline = std::time::Instant::now() + CLI_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for debcover") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("debcover {args:?} did not finish within {CLI_TIMEOUT:?}; server log:\n{}", self.log().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Output { status, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
     }
 
     /// Run the client, require exit code `code`, and parse stdout as JSON.
