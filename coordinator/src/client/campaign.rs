@@ -9,7 +9,7 @@ use debcover_proto::v1::campaigns_client::CampaignsClient;
 use serde::Serialize;
 use tonic::transport::Channel;
 
-use crate::campaign::PlannedItem;
+use crate::campaign::{Evidence, PlannedItem, UpstreamThreshold};
 
 /// How to print a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,9 +48,53 @@ pub struct ItemView {
     pub current_version: String,
 }
 
+/// A kebab-case enum value as the wire carries it.
+fn wire_enum<T: serde::de::DeserializeOwned>(value: &str, what: &str, i: &pb::CampaignItem) -> Result<T> {
+    serde_json::from_value(serde_json::Value::String(value.to_owned())).with_context(|| {
+        format!("the server sent item {}/{} with an unknown {what} {value:?}", i.source, i.architecture)
+    })
+}
+
 fn item_view(i: &pb::CampaignItem) -> Result<ItemView> {
-    let planned: PlannedItem = serde_json::from_str(&i.detail_json)
-        .with_context(|| format!("the server sent an unreadable item {}/{}", i.source, i.architecture))?;
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    let planned = PlannedItem {
+        suite: i.suite.clone(),
+        source: i.source.clone(),
+        arch: i.architecture.clone(),
+        source_version: i.source_version.clone(),
+        version: i.version.clone(),
+        build_sha256: some(&i.build_id),
+        binaries: i.binaries.clone(),
+        wave: i.wave,
+        cycle: (i.cycle != 0).then_some(i.cycle),
+        found_by: wire_enum(&i.found_by, "found_by", i)?,
+        evidence: i
+            .evidence
+            .iter()
+            .map(|e| {
+                Ok(Evidence {
+                    kind: wire_enum(&e.kind, "evidence kind", i)?,
+                    binary: e.binary.clone(),
+                    package: e.package.clone(),
+                    version: e.version.clone(),
+                    vulnerable: e.vulnerable,
+                    through: some(&e.through),
+                })
+            })
+            .collect::<Result<_>>()?,
+        notes: i.notes.clone(),
+        after: i.after.clone(),
+        upstream: i
+            .upstream
+            .iter()
+            .map(|u| UpstreamThreshold {
+                package: u.package.clone(),
+                max_version: u.max_version.clone(),
+                through: u.through.clone(),
+            })
+            .collect(),
+        planned_version: some(&i.planned_version),
+    };
     Ok(ItemView {
         planned,
         state: i.state.clone(),

@@ -146,7 +146,16 @@ fn item(p: &PlannedItem, saved: Option<&ItemRecord>) -> pb::CampaignItem {
         state: saved.map(|s| s.state.to_string()).unwrap_or_default(),
         reason: saved.map(|s| s.reason.clone()).unwrap_or_default(),
         current_version: saved.map(|s| s.current_version.clone()).unwrap_or_default(),
-        detail_json: serde_json::to_string(p).unwrap_or_default(),
+        detail_json: String::new(),
+        upstream: p
+            .upstream
+            .iter()
+            .map(|u| pb::UpstreamThreshold {
+                package: u.package.clone(),
+                max_version: u.max_version.clone(),
+                through: u.through.clone(),
+            })
+            .collect(),
     }
 }
 
