@@ -16,6 +16,7 @@ pub mod storage;
 pub mod ingest;
 pub mod query;
 pub mod campaign;
+pub mod rebuild;
 pub mod service;
 pub mod client;
 pub mod config;

@@ -23,6 +23,8 @@ use crate::model::{
 
 #[path = "sqlite_campaigns.rs"]
 mod campaigns;
+#[path = "sqlite_rebuild.rs"]
+mod rebuild;
 
 /// Rows per multi-row INSERT: 4 columns × 2,000 rows stays far below SQLite's 32,766 variables.
 const ROWS_PER_INSERT: usize = 2000;
@@ -91,6 +93,7 @@ fn migrator() -> sqlx::migrate::Migrator {
     super::embedded_migrator(&[
         (1, "builds and archive", include_str!("../../../migrations/sqlite/0001_builds_and_archive.sql")),
         (2, "campaigns", include_str!("../../../migrations/sqlite/0002_campaigns.sql")),
+        (4, "rebuild jobs", include_str!("../../../migrations/sqlite/0004_rebuild_jobs.sql")),
     ])
 }
 
