@@ -138,7 +138,10 @@ impl RebuildStore for PgStore {
         .bind(now)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(id) = id else { return Ok(None) };
+        let Some(id) = id else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
         let node = sqlx::query(sqlx::AssertSqlSafe(format!("{NODE_SELECT} WHERE n.id = $1")))
             .bind(id)
             .fetch_one(&mut *tx)
@@ -170,7 +173,10 @@ impl RebuildStore for PgStore {
         .bind(operator)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(id) = id else { return Ok(false) };
+        let Some(id) = id else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
         let leases =
             sqlx::query("SELECT id, fence FROM rebuild_jobs WHERE state = 'leased' AND lease_node = $1 ORDER BY id FOR UPDATE")
                 .bind(id)
@@ -236,10 +242,10 @@ impl RebuildStore for PgStore {
     async fn enqueue(&self, jobs: &[NewJob], mode: Requeue, now: i64) -> Result<EnqueueSummary, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut s = EnqueueSummary::default();
-        // Sorted by build: a fixed lock order across concurrent coordinators.
-        let mut order: Vec<&NewJob> = jobs.iter().collect();
-        order.sort_by_key(|j| j.build_id);
-        for j in order {
+        // Queue order is the order asked for, so concurrent enqueues from several coordinators
+        // (rare: operator commands) take turns rather than risk a deadlock on the unique index.
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('debcover enqueue'))").execute(&mut *tx).await?;
+        for j in jobs {
             if mode == Requeue::OnlyNew {
                 let ended: bool = sqlx::query_scalar(
                     "SELECT EXISTS (SELECT 1 FROM rebuild_jobs WHERE build_id = $1 AND state IN ('verified', 'parked'))",
@@ -313,6 +319,7 @@ impl RebuildStore for PgStore {
             .fetch_one(&mut *tx)
             .await?;
         if held >= i64::from(node.caps.slots.max(1)) {
+            tx.rollback().await?;
             return Ok(None);
         }
         let expires = now + secs(policy.lease_ttl);
@@ -341,7 +348,10 @@ impl RebuildStore for PgStore {
         .bind(expires)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(r) = row else { return Ok(None) };
+        let Some(r) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
         let (job_id, fence, build_id): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
         let sha: String = sqlx::query_scalar("SELECT sha256 FROM builds WHERE id = $1")
             .bind(build_id)
@@ -375,6 +385,8 @@ impl RebuildStore for PgStore {
         let expires = now + secs(policy.lease_ttl);
         let mut tx = self.pool.begin().await?;
         if let Err(r) = check_lease(&mut tx, node_id, job_id, fence, now).await? {
+            // Release the row lock now, not whenever the pool gets round to it.
+            tx.rollback().await?;
             return Ok(Err(r));
         }
         sqlx::query("UPDATE rebuild_jobs SET lease_expires = $1 WHERE id = $2")
@@ -398,6 +410,8 @@ impl RebuildStore for PgStore {
     ) -> Result<Fenced<JobState>, StoreError> {
         let mut tx = self.pool.begin().await?;
         if let Err(r) = check_lease(&mut tx, node_id, job_id, fence, now).await? {
+            // Release the row lock now, not whenever the pool gets round to it.
+            tx.rollback().await?;
             return Ok(Err(r));
         }
         let state = end_attempt(&mut tx, job_id, fence, report, now, policy).await?;
@@ -415,6 +429,7 @@ impl RebuildStore for PgStore {
         .fetch_all(&mut *tx)
         .await?;
         if expired.is_empty() {
+            tx.rollback().await?;
             return Ok(0);
         }
         let lost = AttemptReport {

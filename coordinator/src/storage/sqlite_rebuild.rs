@@ -309,6 +309,7 @@ impl RebuildStore for SqliteStore {
             .fetch_one(&mut *tx)
             .await?;
         if held >= i64::from(node.caps.slots.max(1)) {
+            tx.rollback().await?;
             return Ok(None);
         }
         let mut qb = QueryBuilder::<Sqlite>::new(
@@ -338,6 +339,7 @@ impl RebuildStore for SqliteStore {
         qb.push_bind(node.id);
         qb.push(" OR a.outcome IN ('reproducible', 'unreproducible'))) ORDER BY j.priority, j.id LIMIT 1");
         let Some(r) = qb.build().fetch_optional(&mut *tx).await? else {
+            tx.rollback().await?;
             return Ok(None);
         };
         let job_id: i64 = r.get(0);
@@ -393,7 +395,9 @@ impl RebuildStore for SqliteStore {
         .await?
         .rows_affected();
         if n == 0 {
-            return Ok(Err(refusal(&mut tx, node_id, job_id, fence, now).await?));
+            let r = refusal(&mut tx, node_id, job_id, fence, now).await?;
+            tx.rollback().await?;
+            return Ok(Err(r));
         }
         sqlx::query("UPDATE rebuild_nodes SET last_seen = ? WHERE id = ?").bind(now).bind(node_id).execute(&mut *tx).await?;
         tx.commit().await?;
@@ -421,7 +425,9 @@ impl RebuildStore for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         if !current {
-            return Ok(Err(refusal(&mut tx, node_id, job_id, fence, now).await?));
+            let r = refusal(&mut tx, node_id, job_id, fence, now).await?;
+            tx.rollback().await?;
+            return Ok(Err(r));
         }
         let state = end_attempt(&mut tx, job_id, fence, report, now, policy).await?;
         tx.commit().await?;
