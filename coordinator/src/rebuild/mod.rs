@@ -336,6 +336,24 @@ pub struct Lease {
     pub arch: String,
     /// Required backend ('' = node's choice).
     pub backend: String,
+    /// The original buildinfo, exactly as ingested.
+    pub buildinfo: Vec<u8>,
+}
+
+/// A job's lease as a report needs it: who holds it with which token, and what the original
+/// build produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseView {
+    /// `builds.id`.
+    pub build_id: i64,
+    /// State.
+    pub state: JobState,
+    /// Current fencing token.
+    pub fence: i64,
+    /// Node holding the lease.
+    pub lease_node: Option<i64>,
+    /// `(file name, SHA-256)` of the original build's Checksums-Sha256.
+    pub checksums: Vec<(String, Option<String>)>,
 }
 
 /// Why a lease-carrying call was refused.

@@ -9,65 +9,82 @@ use sqlx::Row;
 use super::PgStore;
 use crate::rebuild::{
     AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, JobFilter, JobRecord, JobState,
-    Lease, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Refusal, Requeue,
+    Lease, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Refusal, Requeue,
 };
 use crate::storage::rebuild_rows::{self as rows, ATTEMPT_SELECT, NODE_SELECT};
-use crate::storage::{RebuildStore, StoreError};
+use crate::storage::{RebuildStore, StoreError, unzstd};
 
 fn secs(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
-/// Lock the job row and say whether `node_id` holds its current lease with `fence`.
-async fn check_lease(tx: &mut PgConnection, node_id: i64, job_id: i64, fence: i64, now: i64) -> Result<Fenced<()>, StoreError> {
-    let row = sqlx::query("SELECT state, fence, lease_node, lease_expires FROM rebuild_jobs WHERE id = $1 FOR UPDATE")
-        .bind(job_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(r) = row else { return Ok(Err(Refusal::NoSuchJob)) };
-    let (state, current, holder, expires): (String, i64, Option<i64>, Option<i64>) =
-        (r.get(0), r.get(1), r.get(2), r.get(3));
-    Ok(if state != "leased" || current != fence {
-        Err(Refusal::StaleFence { current })
-    } else if holder != Some(node_id) {
+/// Everything ending an attempt needs, read in one statement with the job row locked: the
+/// lease (state, token, holder, expiry), the budgets used, the attempt, and whether its
+/// operator reproduced the job before.
+const LEASE_FACTS: &str = "SELECT j.state, j.fence, j.lease_node, j.lease_expires, j.failures, j.unreproducible,
+        j.verified, a.id,
+        EXISTS (SELECT 1 FROM rebuild_attempts p
+                WHERE p.job_id = j.id AND p.operator_id = a.operator_id AND p.outcome = 'reproducible')
+     FROM rebuild_jobs j LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence
+     WHERE j.id = $1
+     FOR UPDATE OF j";
+
+/// The facts of [`LEASE_FACTS`].
+struct Facts {
+    state: String,
+    fence: i64,
+    holder: Option<i64>,
+    expires: Option<i64>,
+    failures: i64,
+    unreproducible: i64,
+    verified: i64,
+    attempt_id: Option<i64>,
+    already: bool,
+}
+
+async fn lease_facts(tx: &mut PgConnection, job_id: i64) -> Result<Option<Facts>, StoreError> {
+    Ok(sqlx::query(LEASE_FACTS).bind(job_id).fetch_optional(&mut *tx).await?.map(|r| Facts {
+        state: r.get(0),
+        fence: r.get(1),
+        holder: r.get(2),
+        expires: r.get(3),
+        failures: r.get(4),
+        unreproducible: r.get(5),
+        verified: r.get(6),
+        attempt_id: r.get(7),
+        already: r.get(8),
+    }))
+}
+
+/// Lock the job row and check that `node_id` holds its lease with `fence` at `now`.
+async fn checked_facts(tx: &mut PgConnection, node_id: i64, job_id: i64, fence: i64, now: i64) -> Result<Fenced<Facts>, StoreError> {
+    let Some(f) = lease_facts(tx, job_id).await? else { return Ok(Err(Refusal::NoSuchJob)) };
+    Ok(if f.state != "leased" || f.fence != fence {
+        Err(Refusal::StaleFence { current: f.fence })
+    } else if f.holder != Some(node_id) {
         Err(Refusal::NotYours)
-    } else if expires.is_some_and(|e| e < now) {
+    } else if f.expires.is_some_and(|e| e < now) {
         Err(Refusal::Expired)
     } else {
-        Ok(())
+        Ok(f)
     })
 }
 
-/// End one attempt and move its job, inside `tx` (job row already locked and checked).
+/// End one attempt and move its job, inside `tx` (job row locked and checked by the caller).
 async fn end_attempt(
     tx: &mut PgConnection,
     job_id: i64,
-    fence: i64,
+    facts: &Facts,
     report: &AttemptReport,
     now: i64,
     policy: &Policy,
 ) -> Result<JobState, StoreError> {
-    let j = sqlx::query("SELECT failures, unreproducible, verified FROM rebuild_jobs WHERE id = $1")
-        .bind(job_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    let (failures, unrepro, verified): (i64, i64, i64) = (j.get(0), j.get(1), j.get(2));
-    let a = sqlx::query("SELECT id, operator_id FROM rebuild_attempts WHERE job_id = $1 AND fence = $2")
-        .bind(job_id)
-        .bind(fence)
-        .fetch_one(&mut *tx)
-        .await?;
-    let (attempt_id, operator_id): (i64, i64) = (a.get(0), a.get(1));
-    let already: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM rebuild_attempts
-                        WHERE job_id = $1 AND operator_id = $2 AND outcome = 'reproducible')",
-    )
-    .bind(job_id)
-    .bind(operator_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let attempt_id = facts
+        .attempt_id
+        .ok_or_else(|| StoreError::Corrupt(format!("job {job_id} is leased with token {} but has no attempt", facts.fence)))?;
     let c = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
-    let next = policy.after(&report.outcome, now, c(failures), c(unrepro), c(verified), already);
+    let next =
+        policy.after(&report.outcome, now, c(facts.failures), c(facts.unreproducible), c(facts.verified), facts.already);
     sqlx::query(
         "UPDATE rebuild_jobs SET state = $1, not_before = $2, failures = $3, unreproducible = $4, verified = $5,
              parked_reason = $6, lease_node = NULL, lease_expires = NULL, updated_at = $7
@@ -189,7 +206,10 @@ impl RebuildStore for PgStore {
             log_sha256: None,
         };
         for l in leases {
-            end_attempt(&mut tx, l.get(0), l.get(1), &back, now, &Policy::default()).await?;
+            let job_id: i64 = l.get(0);
+            if let Some(facts) = lease_facts(&mut tx, job_id).await? {
+                end_attempt(&mut tx, job_id, &facts, &back, now, &Policy::default()).await?;
+            }
         }
         tx.commit().await?;
         Ok(true)
@@ -353,10 +373,12 @@ impl RebuildStore for PgStore {
             return Ok(None);
         };
         let (job_id, fence, build_id): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
-        let sha: String = sqlx::query_scalar("SELECT sha256 FROM builds WHERE id = $1")
+        let b = sqlx::query("SELECT b.sha256, t.raw_zstd FROM builds b JOIN build_texts t ON t.build_id = b.id WHERE b.id = $1")
             .bind(build_id)
             .fetch_one(&mut *tx)
             .await?;
+        let sha: String = b.get(0);
+        let buildinfo = unzstd(b.get::<&[u8], _>(1))?;
         sqlx::query(
             "INSERT INTO rebuild_attempts (job_id, fence, node_id, operator_id, started_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -378,13 +400,14 @@ impl RebuildStore for PgStore {
             version: r.get(4),
             arch: r.get(5),
             backend: r.get(6),
+            buildinfo,
         }))
     }
 
     async fn heartbeat(&self, node_id: i64, job_id: i64, fence: i64, now: i64, policy: &Policy) -> Result<Fenced<i64>, StoreError> {
         let expires = now + secs(policy.lease_ttl);
         let mut tx = self.pool.begin().await?;
-        if let Err(r) = check_lease(&mut tx, node_id, job_id, fence, now).await? {
+        if let Err(r) = checked_facts(&mut tx, node_id, job_id, fence, now).await? {
             // Release the row lock now, not whenever the pool gets round to it.
             tx.rollback().await?;
             return Ok(Err(r));
@@ -409,12 +432,14 @@ impl RebuildStore for PgStore {
         policy: &Policy,
     ) -> Result<Fenced<JobState>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        if let Err(r) = check_lease(&mut tx, node_id, job_id, fence, now).await? {
-            // Release the row lock now, not whenever the pool gets round to it.
-            tx.rollback().await?;
-            return Ok(Err(r));
-        }
-        let state = end_attempt(&mut tx, job_id, fence, report, now, policy).await?;
+        let facts = match checked_facts(&mut tx, node_id, job_id, fence, now).await? {
+            Ok(f) => f,
+            Err(r) => {
+                tx.rollback().await?;
+                return Ok(Err(r));
+            }
+        };
+        let state = end_attempt(&mut tx, job_id, &facts, report, now, policy).await?;
         tx.commit().await?;
         Ok(Ok(state))
     }
@@ -442,20 +467,25 @@ impl RebuildStore for PgStore {
             log_sha256: None,
         };
         for r in &expired {
-            end_attempt(&mut tx, r.get(0), r.get(1), &lost, now, policy).await?;
+            let job_id: i64 = r.get(0);
+            if let Some(facts) = lease_facts(&mut tx, job_id).await? {
+                end_attempt(&mut tx, job_id, &facts, &lost, now, policy).await?;
+            }
         }
         tx.commit().await?;
         Ok(expired.len() as u64)
     }
 
-    async fn build_checksums(&self, build_id: i64) -> Result<Vec<(String, Option<String>)>, StoreError> {
-        Ok(sqlx::query("SELECT name, sha256 FROM build_files WHERE build_id = $1 ORDER BY name")
-            .bind(build_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
+    async fn lease_view(&self, job_id: i64) -> Result<Option<LeaseView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT j.build_id, j.state, j.fence, j.lease_node, f.name, f.sha256
+             FROM rebuild_jobs j LEFT JOIN build_files f ON f.build_id = j.build_id
+             WHERE j.id = $1 ORDER BY f.name",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows::lease_view(&rows)
     }
 
     async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {

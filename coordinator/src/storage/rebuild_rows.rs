@@ -6,7 +6,7 @@ use std::str::FromStr;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{StoreError, tokens};
-use crate::rebuild::{AttemptRecord, JobRecord, JobState, NodeCaps, NodeRecord, Priority};
+use crate::rebuild::{AttemptRecord, JobRecord, JobState, LeaseView, NodeCaps, NodeRecord, Priority};
 
 /// `SELECT` of a job row as [`job`] reads it; `tags_agg` is the backend's aggregate of the
 /// job's tags into one space-separated text (`group_concat(tag, ' ')` / `string_agg(tag, ' ')`).
@@ -144,4 +144,30 @@ pub fn outcome_columns(o: &crate::rebuild::AttemptOutcome) -> (Option<&'static s
         AttemptOutcome::Unreproducible { differing } => (None, format!("differing: {}", differing.join(" "))),
         AttemptOutcome::Reproducible | AttemptOutcome::HandedBack => (None, String::new()),
     }
+}
+
+/// A [`LeaseView`] from rows `(build_id, state, fence, lease_node, file name, file sha256)`,
+/// one per produced file (or one with NULL file columns).
+pub fn lease_view<R>(rows: &[R]) -> Result<Option<LeaseView>, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let Some(first) = rows.first() else { return Ok(None) };
+    let state: String = first.try_get(1)?;
+    let mut checksums = Vec::new();
+    for r in rows {
+        if let Some(name) = r.try_get::<Option<String>, _>(4)? {
+            checksums.push((name, r.try_get(5)?));
+        }
+    }
+    Ok(Some(LeaseView {
+        build_id: first.try_get(0)?,
+        state: JobState::from_str(&state).map_err(StoreError::Corrupt)?,
+        fence: first.try_get(2)?,
+        lease_node: first.try_get(3)?,
+        checksums,
+    }))
 }

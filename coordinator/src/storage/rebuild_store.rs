@@ -6,7 +6,7 @@ use std::future::Future;
 use super::{CampaignStore, StoreError};
 use crate::rebuild::{
     AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, JobFilter, JobRecord, JobState, Lease,
-    NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Requeue,
+    LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Requeue,
 };
 
 /// Scheduler persistence. Every method that takes a lease (`job_id`, `fence`) refuses, with a
@@ -102,12 +102,9 @@ pub trait RebuildStore: CampaignStore {
     /// End every lease that expired before `now` as `node-lost`. Returns how many.
     fn reclaim_expired(&self, now: i64, policy: &Policy) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// `(file name, SHA-256)` of everything the original build produced (its buildinfo's
-    /// Checksums-Sha256).
-    fn build_checksums(
-        &self,
-        build_id: i64,
-    ) -> impl Future<Output = Result<Vec<(String, Option<String>)>, StoreError>> + Send;
+    /// A job's lease holder and token, with what the original build produced (its buildinfo's
+    /// Checksums-Sha256), in one read.
+    fn lease_view(&self, job_id: i64) -> impl Future<Output = Result<Option<LeaseView>, StoreError>> + Send;
 
     /// Job counts per state and priority.
     fn queue_counts(&self) -> impl Future<Output = Result<QueueCounts, StoreError>> + Send;

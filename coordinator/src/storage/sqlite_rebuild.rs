@@ -7,67 +7,81 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use super::{IN_CHUNK, SqliteStore};
 use crate::rebuild::{
     AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, JobFilter, JobRecord, JobState,
-    Lease, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Refusal, Requeue,
+    Lease, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Refusal, Requeue,
 };
 use crate::storage::rebuild_rows::{self as rows, ATTEMPT_SELECT, NODE_SELECT};
-use crate::storage::{RebuildStore, StoreError};
+use crate::storage::{RebuildStore, StoreError, unzstd};
 
 fn secs(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
-/// Why a lease-carrying call on `job_id` does not match: read inside the caller's transaction.
-async fn refusal(tx: &mut SqliteConnection, node_id: i64, job_id: i64, fence: i64, now: i64) -> Result<Refusal, StoreError> {
-    let row = sqlx::query("SELECT state, fence, lease_node, lease_expires FROM rebuild_jobs WHERE id = ?")
-        .bind(job_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(r) = row else { return Ok(Refusal::NoSuchJob) };
-    let (state, current, holder, expires): (String, i64, Option<i64>, Option<i64>) =
-        (r.get(0), r.get(1), r.get(2), r.get(3));
-    Ok(if state != "leased" || current != fence {
-        Refusal::StaleFence { current }
-    } else if holder != Some(node_id) {
-        Refusal::NotYours
-    } else if expires.is_some_and(|e| e < now) {
-        Refusal::Expired
-    } else {
-        // Matches now; the caller's condition failed for another reason: treat as stale.
-        Refusal::StaleFence { current }
-    })
+/// Everything ending an attempt needs, read in one statement: the lease (state, token, holder,
+/// expiry), the budgets used, the attempt, and whether its operator reproduced the job before.
+const LEASE_FACTS: &str = "SELECT j.state, j.fence, j.lease_node, j.lease_expires, j.failures, j.unreproducible,
+        j.verified, a.id,
+        EXISTS (SELECT 1 FROM rebuild_attempts p
+                WHERE p.job_id = j.id AND p.operator_id = a.operator_id AND p.outcome = 'reproducible')
+     FROM rebuild_jobs j LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence
+     WHERE j.id = ?";
+
+/// The facts of [`LEASE_FACTS`].
+struct Facts {
+    state: String,
+    fence: i64,
+    holder: Option<i64>,
+    expires: Option<i64>,
+    failures: i64,
+    unreproducible: i64,
+    verified: i64,
+    attempt_id: Option<i64>,
+    already: bool,
+}
+
+async fn lease_facts(tx: &mut SqliteConnection, job_id: i64) -> Result<Option<Facts>, StoreError> {
+    Ok(sqlx::query(LEASE_FACTS).bind(job_id).fetch_optional(&mut *tx).await?.map(|r| Facts {
+        state: r.get(0),
+        fence: r.get(1),
+        holder: r.get(2),
+        expires: r.get(3),
+        failures: r.get(4),
+        unreproducible: r.get(5),
+        verified: r.get(6),
+        attempt_id: r.get(7),
+        already: r.get(8),
+    }))
+}
+
+impl Facts {
+    /// Does `node_id` hold this lease with `fence` at `now`?
+    fn check(&self, node_id: i64, fence: i64, now: i64) -> Fenced<()> {
+        if self.state != "leased" || self.fence != fence {
+            Err(Refusal::StaleFence { current: self.fence })
+        } else if self.holder != Some(node_id) {
+            Err(Refusal::NotYours)
+        } else if self.expires.is_some_and(|e| e < now) {
+            Err(Refusal::Expired)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// End one attempt and move its job, inside `tx`. The lease was checked by the caller.
-#[allow(clippy::too_many_arguments)]
 async fn end_attempt(
     tx: &mut SqliteConnection,
     job_id: i64,
-    fence: i64,
+    facts: &Facts,
     report: &AttemptReport,
     now: i64,
     policy: &Policy,
 ) -> Result<JobState, StoreError> {
-    let j = sqlx::query("SELECT failures, unreproducible, verified FROM rebuild_jobs WHERE id = ?")
-        .bind(job_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    let (failures, unrepro, verified): (i64, i64, i64) = (j.get(0), j.get(1), j.get(2));
-    let a = sqlx::query("SELECT id, operator_id FROM rebuild_attempts WHERE job_id = ? AND fence = ?")
-        .bind(job_id)
-        .bind(fence)
-        .fetch_one(&mut *tx)
-        .await?;
-    let (attempt_id, operator_id): (i64, i64) = (a.get(0), a.get(1));
-    let already: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM rebuild_attempts
-                        WHERE job_id = ? AND operator_id = ? AND outcome = 'reproducible')",
-    )
-    .bind(job_id)
-    .bind(operator_id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let attempt_id = facts
+        .attempt_id
+        .ok_or_else(|| StoreError::Corrupt(format!("job {job_id} is leased with token {} but has no attempt", facts.fence)))?;
     let c = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
-    let next = policy.after(&report.outcome, now, c(failures), c(unrepro), c(verified), already);
+    let next =
+        policy.after(&report.outcome, now, c(facts.failures), c(facts.unreproducible), c(facts.verified), facts.already);
     sqlx::query(
         "UPDATE rebuild_jobs SET state = ?, not_before = ?, failures = ?, unreproducible = ?, verified = ?,
              parked_reason = ?, lease_node = NULL, lease_expires = NULL, updated_at = ?
@@ -178,7 +192,10 @@ impl RebuildStore for SqliteStore {
             log_sha256: None,
         };
         for l in leases {
-            end_attempt(&mut tx, l.get(0), l.get(1), &back, now, &Policy::default()).await?;
+            let job_id: i64 = l.get(0);
+            if let Some(facts) = lease_facts(&mut tx, job_id).await? {
+                end_attempt(&mut tx, job_id, &facts, &back, now, &Policy::default()).await?;
+            }
         }
         tx.commit().await?;
         Ok(true)
@@ -304,20 +321,17 @@ impl RebuildStore for SqliteStore {
     async fn claim(&self, node: &NodeRecord, now: i64, policy: &Policy) -> Result<Option<Lease>, StoreError> {
         let arches = node.caps.claimable_arches();
         let mut tx = self.write_tx().await?;
-        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM rebuild_jobs WHERE state = 'leased' AND lease_node = ?")
-            .bind(node.id)
-            .fetch_one(&mut *tx)
-            .await?;
-        if held >= i64::from(node.caps.slots.max(1)) {
-            tx.rollback().await?;
-            return Ok(None);
-        }
         let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT j.id, j.build_id, b.sha256, j.source, j.version, j.arch, j.backend
-             FROM rebuild_jobs j JOIN builds b ON b.id = j.build_id
+            "SELECT j.id, j.build_id, b.sha256, j.source, j.version, j.arch, j.backend, t.raw_zstd
+             FROM rebuild_jobs j JOIN builds b ON b.id = j.build_id JOIN build_texts t ON t.build_id = j.build_id
              WHERE j.state = 'queued' AND j.not_before <= ",
         );
         qb.push_bind(now);
+        // The node's free slots (an uncorrelated subquery: evaluated once).
+        qb.push(" AND (SELECT count(*) FROM rebuild_jobs h WHERE h.state = 'leased' AND h.lease_node = ");
+        qb.push_bind(node.id);
+        qb.push(") < ");
+        qb.push_bind(i64::from(node.caps.slots.max(1)));
         qb.push(" AND j.arch IN ").push_tuples(&arches, |mut b, a| {
             b.push_bind(a);
         });
@@ -376,6 +390,7 @@ impl RebuildStore for SqliteStore {
             version: r.get(4),
             arch: r.get(5),
             backend: r.get(6),
+            buildinfo: unzstd(r.get::<&[u8], _>(7))?,
         }))
     }
 
@@ -395,7 +410,10 @@ impl RebuildStore for SqliteStore {
         .await?
         .rows_affected();
         if n == 0 {
-            let r = refusal(&mut tx, node_id, job_id, fence, now).await?;
+            let r = match lease_facts(&mut tx, job_id).await? {
+                None => Refusal::NoSuchJob,
+                Some(f) => f.check(node_id, fence, now).err().unwrap_or(Refusal::StaleFence { current: f.fence }),
+            };
             tx.rollback().await?;
             return Ok(Err(r));
         }
@@ -414,22 +432,18 @@ impl RebuildStore for SqliteStore {
         policy: &Policy,
     ) -> Result<Fenced<JobState>, StoreError> {
         let mut tx = self.write_tx().await?;
-        let current: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM rebuild_jobs
-                            WHERE id = ? AND state = 'leased' AND fence = ? AND lease_node = ? AND lease_expires >= ?)",
-        )
-        .bind(job_id)
-        .bind(fence)
-        .bind(node_id)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await?;
-        if !current {
-            let r = refusal(&mut tx, node_id, job_id, fence, now).await?;
-            tx.rollback().await?;
-            return Ok(Err(r));
-        }
-        let state = end_attempt(&mut tx, job_id, fence, report, now, policy).await?;
+        let facts = match lease_facts(&mut tx, job_id).await? {
+            None => Err(Refusal::NoSuchJob),
+            Some(f) => f.check(node_id, fence, now).map(|()| f),
+        };
+        let facts = match facts {
+            Ok(f) => f,
+            Err(r) => {
+                tx.rollback().await?;
+                return Ok(Err(r));
+            }
+        };
+        let state = end_attempt(&mut tx, job_id, &facts, report, now, policy).await?;
         tx.commit().await?;
         Ok(Ok(state))
     }
@@ -460,20 +474,25 @@ impl RebuildStore for SqliteStore {
             log_sha256: None,
         };
         for r in &expired {
-            end_attempt(&mut tx, r.get(0), r.get(1), &lost, now, policy).await?;
+            let job_id: i64 = r.get(0);
+            if let Some(facts) = lease_facts(&mut tx, job_id).await? {
+                end_attempt(&mut tx, job_id, &facts, &lost, now, policy).await?;
+            }
         }
         tx.commit().await?;
         Ok(expired.len() as u64)
     }
 
-    async fn build_checksums(&self, build_id: i64) -> Result<Vec<(String, Option<String>)>, StoreError> {
-        Ok(sqlx::query("SELECT name, sha256 FROM build_files WHERE build_id = ? ORDER BY name")
-            .bind(build_id)
-            .fetch_all(&self.reader)
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect())
+    async fn lease_view(&self, job_id: i64) -> Result<Option<LeaseView>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT j.build_id, j.state, j.fence, j.lease_node, f.name, f.sha256
+             FROM rebuild_jobs j LEFT JOIN build_files f ON f.build_id = j.build_id
+             WHERE j.id = ? ORDER BY f.name",
+        )
+        .bind(job_id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows::lease_view(&rows)
     }
 
     async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
