@@ -36,6 +36,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     cache: InternCache,
+    /// Group commit of the rebuild scheduler's claims and results.
+    batch: rebuild::Batcher,
 }
 
 impl SqliteStore {
@@ -64,7 +66,7 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(opts.read_only(true))
             .await?;
-        let store = SqliteStore { writer, reader, cache: InternCache::default() };
+        let store = SqliteStore { writer, reader, cache: InternCache::default(), batch: rebuild::Batcher::default() };
         store.load_cache().await?;
         Ok(store)
     }

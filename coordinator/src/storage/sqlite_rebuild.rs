@@ -319,78 +319,27 @@ impl RebuildStore for SqliteStore {
     }
 
     async fn claim(&self, node: &NodeRecord, now: i64, policy: &Policy) -> Result<Option<Lease>, StoreError> {
-        let arches = node.caps.claimable_arches();
-        let mut tx = self.write_tx().await?;
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT j.id, j.build_id, b.sha256, j.source, j.version, j.arch, j.backend, t.raw_zstd
-             FROM rebuild_jobs j JOIN builds b ON b.id = j.build_id JOIN build_texts t ON t.build_id = j.build_id
-             WHERE j.state = 'queued' AND j.not_before <= ",
-        );
-        qb.push_bind(now);
-        // The node's free slots (an uncorrelated subquery: evaluated once).
-        qb.push(" AND (SELECT count(*) FROM rebuild_jobs h WHERE h.state = 'leased' AND h.lease_node = ");
-        qb.push_bind(node.id);
-        qb.push(") < ");
-        qb.push_bind(i64::from(node.caps.slots.max(1)));
-        qb.push(" AND j.arch IN ").push_tuples(&arches, |mut b, a| {
-            b.push_bind(a);
-        });
-        qb.push(" AND (j.backend = ''");
-        if !node.caps.backends.is_empty() {
-            qb.push(" OR j.backend IN ").push_tuples(&node.caps.backends, |mut b, a| {
-                b.push_bind(a);
-            });
-        }
-        qb.push(") AND NOT EXISTS (SELECT 1 FROM rebuild_job_tags t WHERE t.job_id = j.id");
-        if !node.caps.tags.is_empty() {
-            qb.push(" AND t.tag NOT IN ").push_tuples(&node.caps.tags, |mut b, a| {
-                b.push_bind(a);
-            });
-        }
-        qb.push(") AND NOT EXISTS (SELECT 1 FROM rebuild_attempts a WHERE a.job_id = j.id AND a.operator_id = ");
-        qb.push_bind(node.operator_id);
-        qb.push(" AND (a.node_id <> ");
-        qb.push_bind(node.id);
-        qb.push(" OR a.outcome IN ('reproducible', 'unreproducible'))) ORDER BY j.priority, j.id LIMIT 1");
-        let Some(r) = qb.build().fetch_optional(&mut *tx).await? else {
-            tx.rollback().await?;
-            return Ok(None);
+        let work = Work::Claim { node: node.clone(), now, expires: now + secs(policy.lease_ttl) };
+        let Done::Claim(claimed) = self.batch.run(&self.writer, work).await? else {
+            return Err(StoreError::Corrupt("claim answered with another operation's result".into()));
         };
-        let job_id: i64 = r.get(0);
-        let expires = now + secs(policy.lease_ttl);
-        let fence: i64 = sqlx::query_scalar(
-            "UPDATE rebuild_jobs SET state = 'leased', fence = fence + 1, lease_node = ?, lease_expires = ?,
-                 updated_at = ?
-             WHERE id = ? AND state = 'queued' RETURNING fence",
-        )
-        .bind(node.id)
-        .bind(expires)
-        .bind(now)
-        .bind(job_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO rebuild_attempts (job_id, fence, node_id, operator_id, started_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(job_id)
-        .bind(fence)
-        .bind(node.id)
-        .bind(node.operator_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let Some(c) = claimed else { return Ok(None) };
+        // The text is read outside the write transaction (the reader runs beside the writer).
+        let r = sqlx::query("SELECT b.sha256, t.raw_zstd FROM builds b JOIN build_texts t ON t.build_id = b.id WHERE b.id = ?")
+            .bind(c.build_id)
+            .fetch_one(&self.reader)
+            .await?;
         Ok(Some(Lease {
-            job_id,
-            fence,
-            expires_at: expires,
-            build_id: r.get(1),
-            build_sha256: r.get(2),
-            source: r.get(3),
-            version: r.get(4),
-            arch: r.get(5),
-            backend: r.get(6),
-            buildinfo: unzstd(r.get::<&[u8], _>(7))?,
+            job_id: c.job_id,
+            fence: c.fence,
+            expires_at: c.expires,
+            build_id: c.build_id,
+            build_sha256: r.get(0),
+            source: c.source,
+            version: c.version,
+            arch: c.arch,
+            backend: c.backend,
+            buildinfo: unzstd(r.get::<&[u8], _>(1))?,
         }))
     }
 
@@ -431,21 +380,11 @@ impl RebuildStore for SqliteStore {
         now: i64,
         policy: &Policy,
     ) -> Result<Fenced<JobState>, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let facts = match lease_facts(&mut tx, job_id).await? {
-            None => Err(Refusal::NoSuchJob),
-            Some(f) => f.check(node_id, fence, now).map(|()| f),
-        };
-        let facts = match facts {
-            Ok(f) => f,
-            Err(r) => {
-                tx.rollback().await?;
-                return Ok(Err(r));
-            }
-        };
-        let state = end_attempt(&mut tx, job_id, &facts, report, now, policy).await?;
-        tx.commit().await?;
-        Ok(Ok(state))
+        let work = Work::Finish { node_id, job_id, fence, report: report.clone(), now, policy: policy.clone() };
+        match self.batch.run(&self.writer, work).await? {
+            Done::Finish(f) => Ok(f),
+            Done::Claim(_) => Err(StoreError::Corrupt("finish answered with another operation's result".into())),
+        }
     }
 
     async fn reclaim_expired(&self, now: i64, policy: &Policy) -> Result<u64, StoreError> {
@@ -569,4 +508,186 @@ impl RebuildStore for SqliteStore {
             })
             .collect())
     }
+}
+
+// ---------------------------------------------------------------- group commit
+
+/// A claimed job as the write transaction returns it (the text is read afterwards).
+struct Claimed {
+    job_id: i64,
+    fence: i64,
+    expires: i64,
+    build_id: i64,
+    source: String,
+    version: String,
+    arch: String,
+    backend: String,
+}
+
+/// A scheduler write waiting for the writer.
+enum Work {
+    Claim { node: NodeRecord, now: i64, expires: i64 },
+    Finish { node_id: i64, job_id: i64, fence: i64, report: AttemptReport, now: i64, policy: Policy },
+}
+
+/// Its result.
+enum Done {
+    Claim(Option<Claimed>),
+    Finish(Fenced<JobState>),
+}
+
+type Reply = tokio::sync::oneshot::Sender<Result<Done, String>>;
+
+/// Group commit for the scheduler's hot writes (claims and results). SQLite has one writer, and
+/// every statement is a round trip to its thread, so under many nodes the writer's latency is
+/// the throughput. Concurrent claims and results are queued; whoever gets the writer runs
+/// everything queued so far in one `BEGIN IMMEDIATE` transaction, in arrival order (each
+/// operation sees the ones before it), and answers each after the commit. A failed
+/// transaction fails every operation in it; none is half-applied.
+#[derive(Default)]
+pub(super) struct Batcher {
+    pending: std::sync::Mutex<Vec<(Work, Reply)>>,
+    leader: tokio::sync::Mutex<()>,
+}
+
+/// Most operations per transaction.
+const MAX_BATCH: usize = 256;
+
+impl Batcher {
+    async fn run(&self, writer: &sqlx::SqlitePool, work: Work) -> Result<Done, StoreError> {
+        use tokio::sync::oneshot::error::TryRecvError;
+        let poisoned = || StoreError::Corrupt("scheduler queue poisoned".into());
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.pending.lock().map_err(|_| poisoned())?.push((work, tx));
+        loop {
+            {
+                // Batches run one at a time: once we hold this, every earlier batch (possibly
+                // holding our operation) has answered.
+                let _leader = self.leader.lock().await;
+                if let Ok(r) = rx.try_recv() {
+                    return r.map_err(|e| StoreError::Database(sqlx::Error::Protocol(e)));
+                }
+                let batch: Vec<(Work, Reply)> = {
+                    let mut p = self.pending.lock().map_err(|_| poisoned())?;
+                    let n = p.len().min(MAX_BATCH);
+                    p.drain(..n).collect()
+                };
+                if !batch.is_empty() {
+                    // Spawned: the batch completes (and answers everyone in it) even if this
+                    // caller goes away.
+                    let _ = tokio::spawn(run_batch(writer.clone(), batch)).await;
+                }
+            }
+            match rx.try_recv() {
+                Ok(r) => return r.map_err(|e| StoreError::Database(sqlx::Error::Protocol(e))),
+                // Not in this batch (more than MAX_BATCH were ahead of it): run the next one.
+                Err(TryRecvError::Empty) => continue,
+                Err(TryRecvError::Closed) => {
+                    return Err(StoreError::Database(sqlx::Error::Protocol(
+                        "scheduler write transaction failed (see the coordinator log)".into(),
+                    )));
+                }
+            }
+        }
+    }
+}
+
+async fn run_batch(writer: sqlx::SqlitePool, batch: Vec<(Work, Reply)>) {
+    let mut done = Vec::with_capacity(batch.len());
+    let result: Result<(), StoreError> = async {
+        let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        for (work, reply) in batch {
+            let d = match work {
+                Work::Claim { node, now, expires } => Done::Claim(claim_in(&mut tx, &node, now, expires).await?),
+                Work::Finish { node_id, job_id, fence, report, now, policy } => {
+                    let facts = match lease_facts(&mut tx, job_id).await? {
+                        None => Err(Refusal::NoSuchJob),
+                        Some(f) => f.check(node_id, fence, now).map(|()| f),
+                    };
+                    Done::Finish(match facts {
+                        Ok(f) => Ok(end_attempt(&mut tx, job_id, &f, &report, now, &policy).await?),
+                        Err(r) => Err(r),
+                    })
+                }
+            };
+            done.push((reply, Some(d)));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            for (reply, d) in done {
+                if let Some(d) = d {
+                    let _ = reply.send(Ok(d));
+                }
+            }
+        }
+        Err(e) => {
+            let msg = format!("scheduler write transaction failed: {e}");
+            tracing::error!(error = %msg);
+            for (reply, _) in done {
+                let _ = reply.send(Err(msg.clone()));
+            }
+        }
+    }
+}
+
+/// Lease the first job `node` may take, inside `tx`: one UPDATE choosing the row by subquery,
+/// then the attempt row.
+async fn claim_in(tx: &mut SqliteConnection, node: &NodeRecord, now: i64, expires: i64) -> Result<Option<Claimed>, StoreError> {
+    let arches = node.caps.claimable_arches();
+    let mut qb = QueryBuilder::<Sqlite>::new("UPDATE rebuild_jobs SET state = 'leased', fence = fence + 1, lease_node = ");
+    qb.push_bind(node.id);
+    qb.push(", lease_expires = ").push_bind(expires);
+    qb.push(", updated_at = ").push_bind(now);
+    qb.push(" WHERE id = (SELECT j.id FROM rebuild_jobs j WHERE j.state = 'queued' AND j.not_before <= ");
+    qb.push_bind(now);
+    // The node's free slots (an uncorrelated subquery: evaluated once).
+    qb.push(" AND (SELECT count(*) FROM rebuild_jobs h WHERE h.state = 'leased' AND h.lease_node = ");
+    qb.push_bind(node.id);
+    qb.push(") < ");
+    qb.push_bind(i64::from(node.caps.slots.max(1)));
+    qb.push(" AND j.arch IN ").push_tuples(&arches, |mut b, a| {
+        b.push_bind(a);
+    });
+    qb.push(" AND (j.backend = ''");
+    if !node.caps.backends.is_empty() {
+        qb.push(" OR j.backend IN ").push_tuples(&node.caps.backends, |mut b, a| {
+            b.push_bind(a);
+        });
+    }
+    qb.push(") AND NOT EXISTS (SELECT 1 FROM rebuild_job_tags t WHERE t.job_id = j.id");
+    if !node.caps.tags.is_empty() {
+        qb.push(" AND t.tag NOT IN ").push_tuples(&node.caps.tags, |mut b, a| {
+            b.push_bind(a);
+        });
+    }
+    qb.push(") AND NOT EXISTS (SELECT 1 FROM rebuild_attempts a WHERE a.job_id = j.id AND a.operator_id = ");
+    qb.push_bind(node.operator_id);
+    qb.push(" AND (a.node_id <> ");
+    qb.push_bind(node.id);
+    qb.push(" OR a.outcome IN ('reproducible', 'unreproducible'))) ORDER BY j.priority, j.id LIMIT 1)");
+    qb.push(" RETURNING id, fence, build_id, source, version, arch, backend");
+    let Some(r) = qb.build().fetch_optional(&mut *tx).await? else { return Ok(None) };
+    let c = Claimed {
+        job_id: r.get(0),
+        fence: r.get(1),
+        expires,
+        build_id: r.get(2),
+        source: r.get(3),
+        version: r.get(4),
+        arch: r.get(5),
+        backend: r.get(6),
+    };
+    sqlx::query("INSERT INTO rebuild_attempts (job_id, fence, node_id, operator_id, started_at) VALUES (?, ?, ?, ?, ?)")
+        .bind(c.job_id)
+        .bind(c.fence)
+        .bind(node.id)
+        .bind(node.operator_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    Ok(Some(c))
 }
