@@ -42,7 +42,7 @@ for n in $nodes; do
     "$bin/debcover" ingest archive --suite bench --arch amd64 "$corpus/Packages" >/dev/null
     "$bin/debcover" verify suite bench --admin-token-file "$data/admin.token"
     echo "backend=$backend load: $(cut -d' ' -f1-3 /proc/loadavg)"
-    "$bin/debcover-measure" sched --nodes "$n" --admin-token-file "$data/admin.token" --prefix "run$n"
+    "$bin/debcover-measure" sched --server "$DEBCOVER_SERVER" --nodes "$n" --admin-token-file "$data/admin.token" --prefix "run$n"
     kill -TERM "$pid"
     wait "$pid" || true
     pid=

@@ -342,6 +342,14 @@ impl RebuildStore for PgStore {
             tx.rollback().await?;
             return Ok(None);
         }
+        // The right plan walks the claim index in queue order and probes the tag and attempt
+        // indexes per row, stopping at the first match. The planner cannot know that from
+        // statistics of a queue that changes by the second (after a bulk enqueue it chose a
+        // bitmap scan, a sort and a sequential scan of the attempts per row: 1.4 s per claim
+        // instead of 0.3 ms), so this transaction rules the alternatives out.
+        sqlx::raw_sql("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
+            .execute(&mut *tx)
+            .await?;
         let expires = now + secs(policy.lease_ttl);
         let row = sqlx::query(
             "WITH c AS (
