@@ -1,7 +1,11 @@
 //! Compiles proto/**/*.proto with protox (pure Rust), so no system `protoc` is needed.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["proto/debcover/v1/coordinator.proto", "proto/debcover/v1/campaigns.proto"];
+    let files = [
+        "proto/debcover/v1/coordinator.proto",
+        "proto/debcover/v1/campaigns.proto",
+        "proto/debcover/v1/rebuild.proto",
+    ];
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure()
         .build_server(true)

@@ -11,9 +11,11 @@
 //!
 //! Code map: [`archive`] parses the input, [`version`] compares and derives Debian versions,
 //! `plan` plans builds and renders them, `render` holds text helpers (dates, clearsigning).
+//! [`sched`] drives simulated rebuilder nodes against a coordinator (scheduler throughput).
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod sched;
 mod base;
 mod plan;
 mod render;

@@ -10,6 +10,15 @@
 //! db = "sqlite:///var/lib/debcover/db.sqlite" # serve: database URL (or postgres://...)
 //! data_dir = "/var/lib/debcover"            # serve: where the default SQLite file lives
 //! server = "http://127.0.0.1:7430"          # clients: coordinator to talk to
+//! admin_token_file = "/etc/debcover/admin.token" # serve and admin commands (default DATA_DIR/admin.token)
+//!
+//! [rebuild]                                 # serve: the rebuild scheduler
+//! lease_ttl = "10m"                         # a lease ends this long after the last heartbeat
+//! retry_delays = ["10m", "1h", "6h"]        # back-off after failure 1, 2, 3, ...
+//! max_failures = 4                          # failures before a job is parked
+//! max_unreproducible = 2                    # unreproducible results before a job is parked
+//! verifiers = 2                             # distinct operators that must reproduce a build
+//! routes = [{ source = "llvm-toolchain-*", tags = ["big"] }]  # per-package routing
 //! ```
 
 use std::net::SocketAddr;
@@ -34,6 +43,101 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// Coordinator URL for clients.
     pub server: Option<String>,
+    /// File holding the admin token (serve and admin commands).
+    pub admin_token_file: Option<PathBuf>,
+    /// Rebuild scheduler settings (serve).
+    #[serde(default)]
+    pub rebuild: RebuildFileConfig,
+}
+
+/// The `[rebuild]` table of the configuration file.
+#[derive(Debug, Default, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RebuildFileConfig {
+    /// Lease TTL (`10m`).
+    pub lease_ttl: Option<String>,
+    /// Retry delays (`["10m", "1h", "6h"]`).
+    pub retry_delays: Option<Vec<String>>,
+    /// Failure budget.
+    pub max_failures: Option<u32>,
+    /// Unreproducible budget.
+    pub max_unreproducible: Option<u32>,
+    /// Distinct operators that must reproduce a build.
+    pub verifiers: Option<u32>,
+    /// Per-package routing rules.
+    #[serde(default)]
+    pub routes: Vec<crate::rebuild::RouteRule>,
+}
+
+/// Scheduler settings given as flags or `DEBCOVER_*` variables (clap merges the two).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RebuildFlags {
+    /// `--lease-ttl`.
+    pub lease_ttl: Option<String>,
+    /// `--retry-delays` (comma-separated).
+    pub retry_delays: Option<String>,
+    /// `--max-failures`.
+    pub max_failures: Option<u32>,
+    /// `--max-unreproducible`.
+    pub max_unreproducible: Option<u32>,
+    /// `--verifiers`.
+    pub verifiers: Option<u32>,
+}
+
+/// Resolved scheduler settings of `debcover serve`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildConfig {
+    /// Retry, budget, lease and independence rules.
+    pub policy: crate::rebuild::Policy,
+    /// Routing rules.
+    pub routes: Vec<crate::rebuild::RouteRule>,
+}
+
+impl RebuildConfig {
+    /// Merge flags over the file and the defaults.
+    pub fn resolve(flags: RebuildFlags, file: &FileConfig) -> Result<RebuildConfig, ConfigError> {
+        use crate::rebuild::{Policy, parse_duration};
+        let f = &file.rebuild;
+        let mut policy = Policy::default();
+        if let Some(t) = flags.lease_ttl.or_else(|| f.lease_ttl.clone()) {
+            policy.lease_ttl = parse_duration(&t)
+                .map_err(|reason| ConfigError::Invalid { setting: "lease_ttl", value: t.clone(), reason })?;
+            if policy.lease_ttl.as_secs() < 2 {
+                return Err(ConfigError::Invalid { setting: "lease_ttl", value: t, reason: "at least 2s".into() });
+            }
+        }
+        let delays = flags.retry_delays.map(|d| d.split(',').map(str::to_owned).collect()).or_else(|| f.retry_delays.clone());
+        if let Some(delays) = delays {
+            policy.retry_delays = delays
+                .iter()
+                .map(|d| {
+                    parse_duration(d).map_err(|reason| ConfigError::Invalid { setting: "retry_delays", value: d.clone(), reason })
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(n) = flags.max_failures.or(f.max_failures) {
+            policy.max_failures = n.max(1);
+        }
+        if let Some(n) = flags.max_unreproducible.or(f.max_unreproducible) {
+            policy.max_unreproducible = n.max(1);
+        }
+        if let Some(n) = flags.verifiers.or(f.verifiers) {
+            policy.verifiers = n.max(1);
+        }
+        Ok(RebuildConfig { policy, routes: f.routes.clone() })
+    }
+}
+
+/// The admin token file: the flag or `DEBCOVER_ADMIN_TOKEN_FILE`, else the file's
+/// `admin_token_file`, else `admin.token` in the data directory.
+pub fn admin_token_file(flag: Option<PathBuf>, data_dir: Option<&Path>, file: &FileConfig) -> PathBuf {
+    flag.or_else(|| file.admin_token_file.clone()).unwrap_or_else(|| {
+        data_dir
+            .map(Path::to_path_buf)
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(default_data_dir)
+            .join("admin.token")
+    })
 }
 
 /// A configuration problem, naming the file or setting at fault.
@@ -165,6 +269,24 @@ mod tests {
         assert!(e.to_string().starts_with("listen = \"nonsense\""), "{e}");
         let e = ServeConfig::resolve(None, Some("mysql://x".into()), None, &FileConfig::default()).unwrap_err();
         assert!(e.to_string().contains("db = \"mysql://x\""), "{e}");
+    }
+
+    #[test]
+    fn rebuild_settings() {
+        let file: FileConfig = toml::from_str(
+            "[rebuild]\nlease_ttl = \"1m\"\nretry_delays = [\"1s\", \"2h\"]\nverifiers = 3\n\
+             routes = [{ source = \"llvm-*\", tags = [\"big\"] }]\n",
+        )
+        .unwrap();
+        let c = RebuildConfig::resolve(RebuildFlags { verifiers: Some(1), ..Default::default() }, &file).unwrap();
+        assert_eq!(c.policy.lease_ttl.as_secs(), 60);
+        assert_eq!(c.policy.retry_delays.iter().map(|d| d.as_secs()).collect::<Vec<_>>(), [1, 7200]);
+        assert_eq!(c.policy.verifiers, 1, "flags beat the file");
+        assert_eq!(c.routes[0].tags, ["big"]);
+        let d = RebuildConfig::resolve(RebuildFlags::default(), &FileConfig::default()).unwrap();
+        assert_eq!(d.policy, crate::rebuild::Policy::default());
+        let e = RebuildConfig::resolve(RebuildFlags { lease_ttl: Some("soon".into()), ..Default::default() }, &file);
+        assert!(e.unwrap_err().to_string().starts_with("lease_ttl = \"soon\""));
     }
 
     #[test]

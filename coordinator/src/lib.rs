@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod query;
 pub mod index;
 pub mod campaign;
+pub mod rebuild;
 pub mod service;
 pub mod client;
 pub mod config;

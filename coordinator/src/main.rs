@@ -70,6 +70,118 @@ enum Command {
     /// rebuilds, and track each one until the evidence shows the fix.
     #[command(subcommand)]
     Campaign(CampaignCommand),
+    /// Rebuilder node credentials (admin).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Queue verification rebuilds (admin).
+    #[command(subcommand)]
+    Rebuild(RebuildCommand),
+    /// Queue background verification of everything a suite ships (admin).
+    #[command(subcommand)]
+    Verify(VerifyCommand),
+    /// The rebuild queue: counts per state and priority, and the first jobs.
+    Queue(QueueArgs),
+}
+
+#[derive(Args, Clone)]
+struct AdminArg {
+    /// File holding the admin token [default: DATA_DIR/admin.token, as written by `debcover
+    /// serve`]. DEBCOVER_ADMIN_TOKEN, when set, is the token itself.
+    #[arg(long, env = "DEBCOVER_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum NodeCommand {
+    /// Issue a credential for a node; the token is printed once and stored only hashed.
+    Add {
+        /// Operator (one organisation or person; independence is counted per operator).
+        #[arg(long)]
+        operator: String,
+        /// Node name, unique per operator.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        admin: AdminArg,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Every node, its credential state, capabilities and leases.
+    List {
+        #[command(flatten)]
+        admin: AdminArg,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Revoke a node's credential; its leases go back to the queue.
+    Revoke {
+        /// Operator.
+        #[arg(long)]
+        operator: String,
+        /// Node name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        admin: AdminArg,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum RebuildCommand {
+    /// Queue the ingested builds of SOURCE (optionally one VERSION and architecture).
+    Request {
+        /// Source package.
+        source: String,
+        /// Binary or source version [default: every ingested version].
+        version: Option<String>,
+        /// Host architecture (aliases such as x86_64 accepted) [default: every one].
+        #[arg(long)]
+        arch: Option<String>,
+        /// Backend the node must use (local, debrebuild, command) [default: any].
+        #[arg(long)]
+        backend: Option<String>,
+        /// Tag the node must carry, e.g. big (repeat for several).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        /// Priority: request, or campaign (ahead of everything).
+        #[arg(long, default_value = "request", value_parser = ["request", "campaign"])]
+        priority: String,
+        #[command(flatten)]
+        admin: AdminArg,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum VerifyCommand {
+    /// Queue every shipped build of SUITE at background priority (deduplicated; builds
+    /// verified or parked before are skipped).
+    Suite {
+        /// Suite with an ingested Packages index.
+        suite: String,
+        /// Only builds for this host architecture (repeat for several).
+        #[arg(long = "arch", value_name = "ARCH")]
+        arches: Vec<String>,
+        #[command(flatten)]
+        admin: AdminArg,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+}
+
+#[derive(Args)]
+struct QueueArgs {
+    /// Jobs in this state (queued, leased, verified, parked; repeat) [default: queued and leased].
+    #[arg(long = "state", value_name = "STATE")]
+    states: Vec<String>,
+    /// Jobs listed (counts always cover everything).
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    #[command(flatten)]
+    server: ServerArg,
 }
 
 #[derive(Args)]
@@ -167,6 +279,25 @@ struct ServeArgs {
     /// Data directory [default: $XDG_DATA_HOME/debcover].
     #[arg(long, env = "DEBCOVER_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// File holding the admin token; created with a new random token if missing
+    /// [default: DATA_DIR/admin.token]. DEBCOVER_ADMIN_TOKEN, when set, is the token itself.
+    #[arg(long, env = "DEBCOVER_ADMIN_TOKEN_FILE", value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// A rebuild lease ends this long after the claim or last heartbeat (e.g. 10m).
+    #[arg(long, env = "DEBCOVER_LEASE_TTL", value_name = "DURATION")]
+    lease_ttl: Option<String>,
+    /// Delays before retries after failures, comma-separated [default: 10m,1h,6h].
+    #[arg(long, env = "DEBCOVER_RETRY_DELAYS", value_name = "LIST")]
+    retry_delays: Option<String>,
+    /// Failures after which a rebuild job is parked [default: 4].
+    #[arg(long, env = "DEBCOVER_MAX_FAILURES", value_name = "N")]
+    max_failures: Option<u32>,
+    /// Unreproducible results after which a rebuild job is parked [default: 2].
+    #[arg(long, env = "DEBCOVER_MAX_UNREPRODUCIBLE", value_name = "N")]
+    max_unreproducible: Option<u32>,
+    /// Distinct operators that must reproduce a build [default: 2].
+    #[arg(long, env = "DEBCOVER_VERIFIERS", value_name = "K")]
+    verifiers: Option<u32>,
 }
 
 #[derive(Args, Clone)]
@@ -249,6 +380,15 @@ enum BuildCommand {
     Get {
         /// Build id (SHA-256 of the buildinfo).
         id: String,
+        #[command(flatten)]
+        server: ServerArg,
+    },
+    /// Every rebuild job of a source and each attempt: node, operator, outcome.
+    History {
+        /// Source package.
+        source: String,
+        /// Only this version (binary or source version).
+        version: Option<String>,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -422,7 +562,80 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Campaign(cmd) => campaign(cmd, &file).await,
         Command::Serve(a) => {
             let cfg = ServeConfig::resolve(a.listen, a.db, a.data_dir, &file)?;
-            serve(cfg).await?;
+            let flags = config::RebuildFlags {
+                lease_ttl: a.lease_ttl,
+                retry_delays: a.retry_delays,
+                max_failures: a.max_failures,
+                max_unreproducible: a.max_unreproducible,
+                verifiers: a.verifiers,
+            };
+            let rebuild = config::RebuildConfig::resolve(flags, &file)?;
+            let token_file = config::admin_token_file(a.admin_token_file, Some(&cfg.data_dir), &file);
+            serve(cfg, rebuild, token_file).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Node(cmd) => node(cmd, &file).await,
+        Command::Rebuild(RebuildCommand::Request { source, version, arch, backend, tags, priority, admin, server }) => {
+            let mut c = admin_client(&server, &admin, &file).await?;
+            let r = c
+                .request_rebuild(pb::RebuildRequest {
+                    source,
+                    version: version.unwrap_or_default(),
+                    architecture: arch.unwrap_or_default(),
+                    backend: backend.unwrap_or_default(),
+                    tags,
+                    priority,
+                })
+                .await
+                .map_err(|s| client::status_error("rebuild request", s))?
+                .into_inner();
+            if server.json {
+                println!("{}", serde_json::to_string_pretty(&client::rebuild::enqueue_json(&r))?);
+            } else {
+                client::rebuild::print_enqueue(&r);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify(VerifyCommand::Suite { suite, arches, admin, server }) => {
+            let mut c = admin_client(&server, &admin, &file).await?;
+            let r = c
+                .verify_suite(pb::VerifySuiteRequest { suite, architectures: arches })
+                .await
+                .map_err(|s| client::status_error("verify suite", s))?
+                .into_inner();
+            if server.json {
+                println!("{}", serde_json::to_string_pretty(&client::rebuild::enqueue_json(&r))?);
+            } else {
+                client::rebuild::print_enqueue(&r);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Queue(a) => {
+            let mut c = client::rebuild::connect(&config::resolve_server(a.server.server, &file), None).await?;
+            let r = c
+                .queue(pb::QueueRequest { states: a.states, limit: a.limit })
+                .await
+                .map_err(|s| client::status_error("queue", s))?
+                .into_inner();
+            if a.server.json {
+                println!("{}", serde_json::to_string_pretty(&client::rebuild::queue_json(&r))?);
+            } else {
+                client::rebuild::print_queue(&r);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build(BuildCommand::History { source, version, server }) => {
+            let mut c = client::rebuild::connect(&config::resolve_server(server.server, &file), None).await?;
+            let r = c
+                .job_history(pb::JobHistoryRequest { source, version: version.unwrap_or_default() })
+                .await
+                .map_err(|s| client::status_error("build history", s))?
+                .into_inner();
+            if server.json {
+                println!("{}", serde_json::to_string_pretty(&client::rebuild::history_json(&r))?);
+            } else {
+                client::rebuild::print_history(&r);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Ingest(IngestCommand::Buildinfo { inputs, batch_size, server }) => {
@@ -566,10 +779,108 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// An admin client for a command, with the admin token.
+async fn admin_client(server: &ServerArg, admin: &AdminArg, file: &FileConfig) -> Result<client::rebuild::AdminClient> {
+    let data_dir = std::env::var_os("DEBCOVER_DATA_DIR").map(PathBuf::from);
+    let token_file = config::admin_token_file(admin.admin_token_file.clone(), data_dir.as_deref(), file);
+    let token = client::rebuild::admin_token(std::env::var("DEBCOVER_ADMIN_TOKEN").ok(), &token_file)?;
+    client::rebuild::connect(&config::resolve_server(server.server.clone(), file), Some(&token)).await
+}
+
+async fn node(cmd: NodeCommand, file: &FileConfig) -> Result<ExitCode> {
+    use client::rebuild as cr;
+    match cmd {
+        NodeCommand::Add { operator, name, admin, server } => {
+            let mut c = admin_client(&server, &admin, file).await?;
+            let r = c
+                .add_node(pb::AddNodeRequest { operator, name })
+                .await
+                .map_err(|s| client::status_error("node add", s))?
+                .into_inner();
+            let n = r.node.unwrap_or_default();
+            if server.json {
+                let mut v = cr::node_json(&n);
+                v["token"] = serde_json::Value::String(r.token);
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("node {} of operator {} added. Its token (shown only now; keep it secret):", n.name, n.operator);
+                println!("{}", r.token);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::List { admin, server } => {
+            let mut c = admin_client(&server, &admin, file).await?;
+            let r = c
+                .list_nodes(pb::ListNodesRequest {})
+                .await
+                .map_err(|s| client::status_error("node list", s))?
+                .into_inner();
+            if server.json {
+                println!("{}", serde_json::to_string_pretty(&r.nodes.iter().map(cr::node_json).collect::<Vec<_>>())?);
+            } else {
+                cr::print_nodes(&r);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::Revoke { operator, name, admin, server } => {
+            let mut c = admin_client(&server, &admin, file).await?;
+            c.revoke_node(pb::RevokeNodeRequest { operator: operator.clone(), name: name.clone() })
+                .await
+                .map_err(|s| client::status_error("node revoke", s))?;
+            if server.json {
+                println!("{}", serde_json::json!({"operator": operator, "name": name, "revoked": true}));
+            } else {
+                println!("node {name} of operator {operator} revoked; its leases went back to the queue");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The admin token of `serve`: DEBCOVER_ADMIN_TOKEN, else the token file, created with a new
+/// random token (mode 0600) when missing.
+fn serve_admin_token(path: &std::path::Path) -> Result<String> {
+    if let Ok(t) = std::env::var("DEBCOVER_ADMIN_TOKEN")
+        && !t.trim().is_empty()
+    {
+        return Ok(t.trim().to_owned());
+    }
+    if !path.exists() {
+        use std::io::Write;
+        #[cfg(unix)]
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let token = format!("dca_{}", &debcover_coordinator::rebuild::new_token()[4..]);
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        opts.mode(0o600);
+        match opts.open(path) {
+            Ok(mut f) => {
+                writeln!(f, "{token}").with_context(|| format!("cannot write {}", path.display()))?;
+                tracing::info!(file = %path.display(), "new admin token written");
+            }
+            // Another coordinator sharing the directory wrote it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot create the admin token file {}", path.display())),
+        }
+    }
+    client::rebuild::admin_token(None, path)
+}
+
 /// Open the configured backend and serve until SIGINT or SIGTERM.
-async fn serve(cfg: ServeConfig) -> Result<()> {
+async fn serve(cfg: ServeConfig, rebuild: config::RebuildConfig, token_file: PathBuf) -> Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
+    let admin_token = serve_admin_token(&token_file)?;
+    let scheduler = Arc::new(service::rebuild::RebuildSettings::new(
+        rebuild.policy,
+        rebuild.routes,
+        &admin_token,
+        cfg.data_dir.clone(),
+    ));
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {} (is another coordinator running? set --listen)", cfg.listen))?;
@@ -579,25 +890,26 @@ async fn serve(cfg: ServeConfig) -> Result<()> {
     match storage::backend_of_url(&cfg.db)? {
         "postgres" => {
             let store = PgStore::open(&cfg.db).await.context("cannot open the PostgreSQL database")?;
-            run_with(store, listener, limits, shutdown, &cfg).await
+            run_with(store, listener, limits, scheduler, shutdown, &cfg).await
         }
         _ => {
             let store = SqliteStore::open(&cfg.db).await.with_context(|| format!("cannot open {}", cfg.db))?;
-            run_with(store, listener, limits, shutdown, &cfg).await
+            run_with(store, listener, limits, scheduler, shutdown, &cfg).await
         }
     }
 }
 
-async fn run_with<S: storage::CampaignStore>(
+async fn run_with<S: storage::RebuildStore>(
     store: S,
     listener: tokio::net::TcpListener,
     limits: Limits,
+    scheduler: Arc<service::rebuild::RebuildSettings>,
     shutdown: CancellationToken,
     cfg: &ServeConfig,
 ) -> Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend(), db = %redact(&cfg.db), "coordinator listening");
-    service::run(listener, CoordinatorService::new(Arc::new(store), limits), shutdown).await?;
+    service::run(listener, CoordinatorService::new(Arc::new(store), limits), scheduler, shutdown).await?;
     tracing::info!("coordinator stopped");
     Ok(())
 }

@@ -96,6 +96,13 @@ conformance!(
     campaign_round_trip_and_compare_and_set,
     index_agrees_with_the_store_and_sees_ingest_by_another_coordinator,
     index_follows_archive_reimport,
+    sched_dedup_and_priority_order,
+    sched_arch_aliases_backends_and_tags,
+    sched_lease_expiry_reclaim_and_stale_tokens,
+    sched_retries_backoff_and_parking,
+    sched_operator_independence,
+    sched_two_coordinators_claim_concurrently,
+    sched_nodes_credentials_and_history,
 );
 
 // ---------------------------------------------------------------- scenarios
@@ -716,4 +723,352 @@ async fn index_follows_archive_reimport<S: Store, F: std::future::Future<Output 
     let got = same_answer(&index, &a, &src).await;
     assert_eq!(got.0, vec!["libusb-dev".to_owned()]);
     assert!(!got.1.is_empty());
+}
+
+// ---------------------------------------------------------------- rebuild scheduler
+
+use debcover_coordinator::rebuild::{
+    self, AttemptOutcome, AttemptReport, FailureCode, JobFilter, JobState, NewJob, NodeCaps, NodeRecord, Policy,
+    Priority, Refusal, Requeue,
+};
+use debcover_coordinator::storage::RebuildStore;
+
+/// `n` distinct builds of sources `synthN` (the real hardlink buildinfo under other names).
+fn synthetic_builds(n: usize) -> Vec<NewBuild> {
+    let text = std::fs::read_to_string(testdata().join("buildinfo/aptly__hardlink_0.2.1_amd64.buildinfo")).unwrap();
+    (0..n)
+        .map(|i| {
+            let t = text.replacen("Source: hardlink\n", &format!("Source: synth{i}\n"), 1);
+            ingest::prepare_build(&format!("synth{i}"), t.as_bytes(), &Limits::default()).unwrap()
+        })
+        .collect()
+}
+
+/// Jobs for every build of these sources.
+async fn jobs_for<S: Store>(store: &S, sources: &[&str], priority: Priority) -> Vec<NewJob> {
+    let mut out = Vec::new();
+    for s in sources {
+        for b in store.builds_of_source(s, None, None).await.unwrap() {
+            out.push(NewJob {
+                build_id: b.id,
+                source: b.source,
+                version: b.version,
+                arch: b.host_arch,
+                backend: String::new(),
+                tags: Vec::new(),
+                priority,
+                origin: "test".into(),
+            });
+        }
+    }
+    out
+}
+
+async fn node<S: RebuildStore>(store: &S, operator: &str, name: &str, arches: &[&str], tags: &[&str], slots: u32) -> NodeRecord {
+    let token = rebuild::new_token();
+    let n = store.add_node(operator, name, &rebuild::token_digest(&token), 1).await.unwrap().expect("new node");
+    let caps = NodeCaps {
+        public_key: String::new(),
+        arches: rebuild::normalise(arches.iter().map(|a| rebuild::canonical_arch(a))),
+        backends: vec!["local".into()],
+        tags: rebuild::normalise(tags.iter().map(|t| t.to_string())),
+        slots,
+    };
+    store.register_node(n.id, &caps, 1).await.unwrap();
+    store.node_by_token(&rebuild::token_digest(&token)).await.unwrap().expect("node by token")
+}
+
+fn report(outcome: AttemptOutcome) -> AttemptReport {
+    AttemptReport { outcome, artifacts: Vec::new(), buildinfo_sha256: None, log_sha256: None }
+}
+
+fn policy(verifiers: u32) -> Policy {
+    Policy { verifiers, ..Policy::default() }
+}
+
+const T0: i64 = 1_000_000;
+
+async fn sched_dedup_and_priority_order<S: RebuildStore, F: std::future::Future<Output = S>>(open: impl Fn() -> F) {
+    let store = open().await;
+    store.ingest_builds(&synthetic_builds(6)).await.unwrap();
+    let all = jobs_for(&store, &["synth0", "synth1", "synth2", "synth3", "synth4", "synth5"], Priority::Background).await;
+    let s = store.enqueue(&all, Requeue::OnlyNew, T0).await.unwrap();
+    assert_eq!((s.queued, s.already_queued), (6, 0));
+    // The same builds again: nothing new.
+    let s = store.enqueue(&all, Requeue::UnlessActive, T0).await.unwrap();
+    assert_eq!((s.queued, s.already_queued), (0, 6));
+    // A request and a campaign raise the priority of queued builds instead of queuing twice.
+    let s = store.enqueue(&jobs_for(&store, &["synth4"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    assert_eq!((s.queued, s.already_queued), (0, 1));
+    store.enqueue(&jobs_for(&store, &["synth5"], Priority::Campaign).await, Requeue::UnlessActive, T0).await.unwrap();
+    // A lower priority never lowers it.
+    store.enqueue(&jobs_for(&store, &["synth5"], Priority::Background).await, Requeue::UnlessActive, T0).await.unwrap();
+    let jobs = store.jobs(&JobFilter::default()).await.unwrap();
+    assert_eq!(jobs.len(), 6);
+    let n = node(&store, "op", "n1", &["amd64"], &[], 10).await;
+    let p = policy(1);
+    let mut order = Vec::new();
+    while let Some(l) = store.claim(&n, T0, &p).await.unwrap() {
+        order.push(l.source);
+    }
+    assert_eq!(order, ["synth5", "synth4", "synth0", "synth1", "synth2", "synth3"]);
+    // Leased builds are not queued again either.
+    let s = store.enqueue(&all, Requeue::UnlessActive, T0).await.unwrap();
+    assert_eq!((s.queued, s.already_queued), (0, 6));
+    // Once verified, background verification skips them; an explicit request queues again.
+    for j in store.jobs(&JobFilter::default()).await.unwrap() {
+        let st = store.finish(n.id, j.id, j.fence, &report(AttemptOutcome::Reproducible), T0 + 1, &p).await.unwrap();
+        assert_eq!(st, Ok(JobState::Verified));
+    }
+    let s = store.enqueue(&all, Requeue::OnlyNew, T0 + 2).await.unwrap();
+    assert_eq!((s.queued, s.already_done), (0, 6));
+    let s = store.enqueue(&all[..1], Requeue::UnlessActive, T0 + 2).await.unwrap();
+    assert_eq!(s.queued, 1);
+}
+
+async fn sched_arch_aliases_backends_and_tags<S: RebuildStore, F: std::future::Future<Output = S>>(open: impl Fn() -> F) {
+    let store = open().await;
+    store.ingest_builds(&prepared()).await.unwrap();
+    store.ingest_builds(&synthetic_builds(2)).await.unwrap();
+    let p = policy(1);
+    // bar is an i386 build; checksecurity is arch:all; synth0 needs a big machine; synth1 the
+    // debrebuild backend.
+    let mut jobs = jobs_for(&store, &["bar", "checksecurity", "synth0", "synth1"], Priority::Request).await;
+    let rules = vec![
+        rebuild::RouteRule { source: "synth0*".into(), tags: vec!["big".into()], backend: None },
+        rebuild::RouteRule { source: "synth1".into(), tags: vec![], backend: Some("debrebuild".into()) },
+    ];
+    for j in &mut jobs {
+        rebuild::route(j, &rules);
+    }
+    store.enqueue(&jobs, Requeue::UnlessActive, T0).await.unwrap();
+    // An arm64 node (spelled aarch64) gets nothing.
+    let arm = node(&store, "op", "arm", &["aarch64"], &["big"], 4).await;
+    assert_eq!(arm.caps.arches, ["arm64"]);
+    assert_eq!(store.claim(&arm, T0, &p).await.unwrap(), None);
+    // x86_64 is amd64, and amd64 nodes build arch:all; without the tag or the backend it gets
+    // only checksecurity.
+    let small = node(&store, "op", "small", &["x86_64"], &[], 4).await;
+    let got = store.claim(&small, T0, &p).await.unwrap().expect("a job");
+    assert_eq!(got.source, "checksecurity");
+    assert_eq!(store.claim(&small, T0, &p).await.unwrap(), None);
+    // The big node takes the big one.
+    let big = node(&store, "op2", "big", &["amd64"], &["big"], 4).await;
+    assert_eq!(store.claim(&big, T0, &p).await.unwrap().expect("big job").source, "synth0");
+    assert_eq!(store.claim(&big, T0, &p).await.unwrap(), None, "needs debrebuild, which no node has");
+    // i386 (spelled i686) with the debrebuild backend: bar, then synth1 needs amd64.
+    let i386 = node(&store, "op3", "i386", &["i686"], &[], 4).await;
+    assert_eq!(store.claim(&i386, T0, &p).await.unwrap().expect("i386 job").source, "bar");
+    let mut caps = big.caps.clone();
+    caps.backends.push("debrebuild".into());
+    store.register_node(big.id, &caps, T0).await.unwrap();
+    let big = store.nodes().await.unwrap().into_iter().find(|n| n.name == "big").unwrap();
+    let l = store.claim(&big, T0, &p).await.unwrap().expect("debrebuild job");
+    assert_eq!((l.source.as_str(), l.backend.as_str()), ("synth1", "debrebuild"));
+    // Slots: a one-slot node holds one lease at a time.
+    store.ingest_builds(&synthetic_builds(4)).await.unwrap();
+    store.enqueue(&jobs_for(&store, &["synth2", "synth3"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    let one = node(&store, "op4", "one", &["amd64"], &[], 1).await;
+    assert!(store.claim(&one, T0, &p).await.unwrap().is_some());
+    assert_eq!(store.claim(&one, T0, &p).await.unwrap(), None);
+}
+
+async fn sched_lease_expiry_reclaim_and_stale_tokens<S: RebuildStore, F: std::future::Future<Output = S>>(
+    open: impl Fn() -> F,
+) {
+    let store = open().await;
+    store.ingest_builds(&synthetic_builds(1)).await.unwrap();
+    store.enqueue(&jobs_for(&store, &["synth0"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    let p = Policy { lease_ttl: std::time::Duration::from_secs(60), ..policy(1) };
+    let a = node(&store, "opa", "a", &["amd64"], &[], 1).await;
+    let b = node(&store, "opb", "b", &["amd64"], &[], 1).await;
+    let la = store.claim(&a, T0, &p).await.unwrap().unwrap();
+    assert_eq!((la.fence, la.expires_at), (1, T0 + 60));
+    assert_eq!(store.claim(&b, T0, &p).await.unwrap(), None, "leased jobs are not claimable");
+    // Heartbeats extend; another node's heartbeat on it is refused.
+    assert_eq!(store.heartbeat(a.id, la.job_id, 1, T0 + 30, &p).await.unwrap(), Ok(T0 + 90));
+    assert_eq!(store.heartbeat(b.id, la.job_id, 1, T0 + 30, &p).await.unwrap(), Err(Refusal::NotYours));
+    assert_eq!(store.reclaim_expired(T0 + 89, &p).await.unwrap(), 0);
+    // Silence: the lease expires, is refused, and the reclaimer gives the job back.
+    assert_eq!(store.heartbeat(a.id, la.job_id, 1, T0 + 91, &p).await.unwrap(), Err(Refusal::Expired));
+    assert_eq!(store.reclaim_expired(T0 + 91, &p).await.unwrap(), 1);
+    let j = &store.jobs(&JobFilter::default()).await.unwrap()[0];
+    assert_eq!((j.state, j.failures, j.not_before), (JobState::Queued, 1, T0 + 91), "node-lost retries at once");
+    let lb = store.claim(&b, T0 + 92, &p).await.unwrap().unwrap();
+    assert_eq!((lb.job_id, lb.fence), (la.job_id, 2), "the fencing token grows");
+    // The first node comes back late: its heartbeat and its result carry a stale token.
+    let late = report(AttemptOutcome::Reproducible);
+    assert_eq!(store.heartbeat(a.id, la.job_id, 1, T0 + 93, &p).await.unwrap(), Err(Refusal::StaleFence { current: 2 }));
+    assert_eq!(store.finish(a.id, la.job_id, 1, &late, T0 + 93, &p).await.unwrap(), Err(Refusal::StaleFence { current: 2 }));
+    // The current token from the wrong node is refused too; unknown jobs are named as such.
+    assert_eq!(store.finish(a.id, la.job_id, 2, &late, T0 + 93, &p).await.unwrap(), Err(Refusal::NotYours));
+    assert_eq!(store.finish(a.id, 999_999, 1, &late, T0 + 93, &p).await.unwrap(), Err(Refusal::NoSuchJob));
+    assert_eq!(store.finish(b.id, lb.job_id, 2, &late, T0 + 94, &p).await.unwrap(), Ok(JobState::Verified));
+    // Finishing twice is refused: the lease ended.
+    assert!(store.finish(b.id, lb.job_id, 2, &late, T0 + 95, &p).await.unwrap().is_err());
+    let history = store.attempts(&[la.job_id]).await.unwrap();
+    let outcomes: Vec<_> = history.iter().map(|a| (a.fence, a.outcome.clone(), a.failure_code.clone())).collect();
+    assert_eq!(
+        outcomes,
+        [(1, Some("failed".into()), Some("node-lost".into())), (2, Some("reproducible".into()), None)]
+    );
+}
+
+async fn sched_retries_backoff_and_parking<S: RebuildStore, F: std::future::Future<Output = S>>(open: impl Fn() -> F) {
+    let store = open().await;
+    store.ingest_builds(&synthetic_builds(2)).await.unwrap();
+    store.enqueue(&jobs_for(&store, &["synth0", "synth1"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    let p = Policy { max_failures: 3, max_unreproducible: 2, verifiers: 1, ..Policy::default() };
+    let n = node(&store, "op", "n", &["amd64"], &[], 1).await;
+    let fail = |code| report(AttemptOutcome::Failed { code, message: "see log".into() });
+    // synth0 fails: retried after 10 min, then 1 h, then parked with its reason.
+    let mut now = T0;
+    for (i, wait) in [(1, 600), (2, 3600)] {
+        let l = store.claim(&n, now, &p).await.unwrap().unwrap();
+        assert_eq!(l.source, "synth0");
+        assert_eq!(store.finish(n.id, l.job_id, l.fence, &fail(FailureCode::BuildFailed), now, &p).await.unwrap(), Ok(JobState::Queued));
+        // Not before its retry-after time: the other job comes first, then nothing.
+        if i == 1 {
+            let other = store.claim(&n, now + 1, &p).await.unwrap().unwrap();
+            assert_eq!(other.source, "synth1");
+            let differs = report(AttemptOutcome::Unreproducible { differing: vec!["x.deb".into()] });
+            assert_eq!(store.finish(n.id, other.job_id, other.fence, &differs, now + 1, &p).await.unwrap(), Ok(JobState::Queued));
+        }
+        assert_eq!(store.claim(&n, now + wait - 1, &p).await.unwrap(), None, "retry {i} too early");
+        now += wait;
+    }
+    let l = store.claim(&n, now, &p).await.unwrap().unwrap();
+    assert_eq!(l.source, "synth0");
+    let st = store.finish(n.id, l.job_id, l.fence, &fail(FailureCode::DependenciesUnavailable), now, &p).await.unwrap();
+    assert_eq!(st, Ok(JobState::Parked));
+    let parked = store.jobs(&JobFilter { states: vec![JobState::Parked], ..Default::default() }).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    let reason = parked[0].parked_reason.clone().unwrap();
+    assert!(reason.contains("failed 3 times") && reason.contains("dependencies-unavailable"), "{reason}");
+    // synth1: one unreproducible result so far, and its operator already judged it, so this
+    // node may not take it again (it waits for another operator).
+    assert_eq!(store.claim(&n, now + 100_000, &p).await.unwrap(), None);
+    let m = node(&store, "op2", "m", &["amd64"], &[], 1).await;
+    let l = store.claim(&m, now + 100_000, &p).await.unwrap().unwrap();
+    assert_eq!(l.source, "synth1");
+    let differs = report(AttemptOutcome::Unreproducible { differing: vec!["x.deb".into()] });
+    assert_eq!(store.finish(m.id, l.job_id, l.fence, &differs, now + 100_000, &p).await.unwrap(), Ok(JobState::Parked));
+    let j = store.jobs(&JobFilter { id: Some(l.job_id), ..Default::default() }).await.unwrap();
+    assert_eq!((j[0].failures, j[0].unreproducible), (0, 2), "separate budgets");
+    // Infrastructure failures retry at once.
+    store.ingest_builds(&synthetic_builds(3)).await.unwrap();
+    store.enqueue(&jobs_for(&store, &["synth2"], Priority::Request).await, Requeue::UnlessActive, now).await.unwrap();
+    let l = store.claim(&n, now, &p).await.unwrap().unwrap();
+    store.finish(n.id, l.job_id, l.fence, &fail(FailureCode::Infrastructure), now, &p).await.unwrap().unwrap();
+    assert_eq!(store.claim(&n, now, &p).await.unwrap().map(|l| l.source), Some("synth2".into()));
+}
+
+async fn sched_operator_independence<S: RebuildStore, F: std::future::Future<Output = S>>(open: impl Fn() -> F) {
+    let store = open().await;
+    store.ingest_builds(&synthetic_builds(1)).await.unwrap();
+    store.enqueue(&jobs_for(&store, &["synth0"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    let p = policy(2);
+    let a1 = node(&store, "alice", "a1", &["amd64"], &[], 1).await;
+    let a2 = node(&store, "alice", "a2", &["amd64"], &[], 1).await;
+    let b1 = node(&store, "bob", "b1", &["amd64"], &[], 1).await;
+    // a1 fails for infrastructure reasons: a1 may retry, but a2 (same operator) never gets it.
+    let l = store.claim(&a1, T0, &p).await.unwrap().unwrap();
+    let infra = report(AttemptOutcome::Failed { code: FailureCode::Infrastructure, message: String::new() });
+    store.finish(a1.id, l.job_id, l.fence, &infra, T0, &p).await.unwrap().unwrap();
+    assert_eq!(store.claim(&a2, T0, &p).await.unwrap(), None);
+    let l = store.claim(&a1, T0, &p).await.unwrap().unwrap();
+    assert_eq!(store.finish(a1.id, l.job_id, l.fence, &report(AttemptOutcome::Reproducible), T0, &p).await.unwrap(), Ok(JobState::Queued));
+    // One operator's verdict is not enough, and neither a1 nor a2 may add a second one.
+    assert_eq!(store.claim(&a1, T0, &p).await.unwrap(), None);
+    assert_eq!(store.claim(&a2, T0, &p).await.unwrap(), None);
+    let l = store.claim(&b1, T0, &p).await.unwrap().unwrap();
+    assert_eq!(store.finish(b1.id, l.job_id, l.fence, &report(AttemptOutcome::Reproducible), T0, &p).await.unwrap(), Ok(JobState::Verified));
+    let j = &store.jobs(&JobFilter::default()).await.unwrap()[0];
+    assert_eq!((j.state, j.verified), (JobState::Verified, 2));
+}
+
+async fn sched_two_coordinators_claim_concurrently<S: RebuildStore, F: std::future::Future<Output = S>>(
+    open: impl Fn() -> F,
+) {
+    const JOBS: usize = 120;
+    let first = std::sync::Arc::new(open().await);
+    let second = std::sync::Arc::new(open().await);
+    first.ingest_builds(&synthetic_builds(JOBS)).await.unwrap();
+    let sources: Vec<String> = (0..JOBS).map(|i| format!("synth{i}")).collect();
+    let refs: Vec<&str> = sources.iter().map(String::as_str).collect();
+    first.enqueue(&jobs_for(&*first, &refs, Priority::Background).await, Requeue::OnlyNew, T0).await.unwrap();
+    let p = std::sync::Arc::new(policy(1));
+    let mut nodes = Vec::new();
+    for i in 0..8 {
+        nodes.push(node(&*first, &format!("op{i}"), "n", &["amd64"], &[], 2).await);
+    }
+    let mut tasks = Vec::new();
+    for (i, n) in nodes.into_iter().enumerate() {
+        let store = if i % 2 == 0 { first.clone() } else { second.clone() };
+        let p = p.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            while let Some(l) = store.claim(&n, T0, &p).await.unwrap() {
+                let st = store.finish(n.id, l.job_id, l.fence, &report(AttemptOutcome::Reproducible), T0, &p).await.unwrap();
+                assert_eq!(st, Ok(JobState::Verified), "job {} finished twice", l.job_id);
+                done.push(l.job_id);
+            }
+            done
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!((n, all.len()), (JOBS, JOBS), "every job exactly once");
+    let attempts = first.attempts(&all).await.unwrap();
+    assert_eq!(attempts.len(), JOBS, "one attempt per job, no duplicate leases");
+    assert!(second.jobs(&JobFilter::default()).await.unwrap().iter().all(|j| j.state == JobState::Verified));
+}
+
+async fn sched_nodes_credentials_and_history<S: RebuildStore, F: std::future::Future<Output = S>>(open: impl Fn() -> F) {
+    let store = open().await;
+    store.ingest_builds(&synthetic_builds(1)).await.unwrap();
+    let token = rebuild::new_token();
+    let digest = rebuild::token_digest(&token);
+    let n = store.add_node("alice", "n1", &digest, T0).await.unwrap().unwrap();
+    assert_eq!((n.operator.as_str(), n.name.as_str()), ("alice", "n1"));
+    assert_eq!(store.add_node("alice", "n1", &rebuild::token_digest("other"), T0).await.unwrap(), None, "name taken");
+    assert!(store.add_node("bob", "n1", &rebuild::token_digest("other"), T0).await.unwrap().is_some());
+    assert_eq!(store.node_by_token(&digest).await.unwrap().map(|n| n.id), Some(n.id));
+    assert_eq!(store.node_by_token(&token).await.unwrap(), None, "the token itself is never stored");
+    // Revoking gives its leases back and ends the credential.
+    let n = node(&store, "carol", "c1", &["amd64"], &[], 1).await;
+    store.enqueue(&jobs_for(&store, &["synth0"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    let l = store.claim(&n, T0, &policy(1)).await.unwrap().unwrap();
+    assert!(store.revoke_node("carol", "c1", T0 + 1).await.unwrap());
+    assert!(!store.revoke_node("carol", "c1", T0 + 1).await.unwrap());
+    let listed = store.nodes().await.unwrap();
+    assert_eq!(listed.iter().map(|n| (n.operator.as_str(), n.name.as_str())).collect::<Vec<_>>(),
+        [("alice", "n1"), ("bob", "n1"), ("carol", "c1")]);
+    assert_eq!(listed[2].revoked_at, Some(T0 + 1));
+    let j = &store.jobs(&JobFilter::default()).await.unwrap()[0];
+    assert_eq!((j.state, j.failures), (JobState::Queued, 0));
+    let h = store.attempts(&[l.job_id]).await.unwrap();
+    assert_eq!(h[0].outcome.as_deref(), Some("handed-back"));
+    // Artifacts are stored as data.
+    let m = node(&store, "dave", "d1", &["amd64"], &[], 1).await;
+    let l = store.claim(&m, T0 + 2, &policy(1)).await.unwrap().unwrap();
+    let r = AttemptReport {
+        outcome: AttemptOutcome::Reproducible,
+        artifacts: vec![rebuild::Artifact { name: "a.deb".into(), size: 3, sha256: "ab".repeat(32) }],
+        buildinfo_sha256: Some("cd".repeat(32)),
+        log_sha256: Some("ef".repeat(32)),
+    };
+    store.finish(m.id, l.job_id, l.fence, &r, T0 + 3, &policy(1)).await.unwrap().unwrap();
+    let h = store.attempts(&[l.job_id]).await.unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!((h[1].node.as_str(), h[1].operator.as_str()), ("d1", "dave"));
+    assert_eq!(h[1].artifacts, r.artifacts);
+    assert_eq!(h[1].log_sha256, r.log_sha256);
+    let counts = store.queue_counts().await.unwrap();
+    assert_eq!(counts.by_state, [("verified".to_owned(), "request".to_owned(), 1)]);
 }

@@ -8,6 +8,9 @@
 //!   BuiltWithEncoded, (a) received, (b) received and every field read (each string checked as
 //!   UTF-8, no copies), (c) received and decoded into the same messages as BuiltWith. With
 //!   `--grep DIR`, the grep baseline in the same run and the ratios.
+//! - `sched --server URL --nodes N`: scheduler throughput with N simulated nodes doing
+//!   zero-time builds of the queued jobs over gRPC (cycles/s, claim and report latency,
+//!   duplicates, lost jobs); see `bench/sched.sh`.
 //! - `grep DIR PACKAGE`: the baseline, scanning the files for ` PACKAGE (= ` with grep
 //!   (median of 3 runs after a warm-up; a lower bound, since grep does no version comparison).
 
@@ -51,6 +54,26 @@ enum Cmd {
     },
     /// grep baseline for the same question.
     Grep { dir: PathBuf, package: String },
+    /// Scheduler throughput with simulated zero-time nodes.
+    Sched {
+        #[arg(long, default_value = "http://127.0.0.1:7430")]
+        server: String,
+        /// File holding the coordinator's admin token.
+        #[arg(long)]
+        admin_token_file: PathBuf,
+        /// Concurrent nodes.
+        #[arg(long)]
+        nodes: usize,
+        /// Operators the nodes are spread over.
+        #[arg(long, default_value_t = 4)]
+        operators: usize,
+        /// Node name prefix (unique per run on one database).
+        #[arg(long, default_value = "bench")]
+        prefix: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+    },
 }
 
 fn files(dir: &PathBuf) -> Vec<PathBuf> {
@@ -191,6 +214,46 @@ fn main() -> Result<()> {
                 for (what, m) in medians {
                     println!("  {what}: {:.1}x faster than grep", g.as_secs_f64() / m.as_secs_f64());
                 }
+            }
+        }
+        Cmd::Sched { server, admin_token_file, nodes, operators, prefix, timeout } => {
+            use debcover_bench::sched;
+            let token = std::fs::read_to_string(&admin_token_file)
+                .with_context(|| format!("cannot read {}", admin_token_file.display()))?;
+            let opts = sched::Options {
+                server,
+                admin_token: token.trim().to_owned(),
+                nodes,
+                operators,
+                prefix,
+                timeout: Duration::from_secs(timeout),
+            };
+            let o = tokio::runtime::Runtime::new()?.block_on(sched::run(&opts))?;
+            let ms = |d: Duration| d.as_secs_f64() * 1e3;
+            let q = |v: &[Duration], p| ms(sched::quantile(v, p));
+            println!(
+                "sched nodes={nodes}: {} jobs, {} cycles in {:.2} s = {:.0} cycles/s; duplicates {}, lost {}, empty claims {}",
+                o.jobs,
+                o.cycles,
+                o.elapsed.as_secs_f64(),
+                o.cycles as f64 / o.elapsed.as_secs_f64(),
+                o.duplicates,
+                o.lost,
+                o.empty_claims
+            );
+            println!(
+                "  claim ms: p50 {:.2} p95 {:.2} p99 {:.2} max {:.2}; report ms: p50 {:.2} p95 {:.2} p99 {:.2} max {:.2}",
+                q(&o.claim, 0.5),
+                q(&o.claim, 0.95),
+                q(&o.claim, 0.99),
+                q(&o.claim, 1.0),
+                q(&o.report, 0.5),
+                q(&o.report, 0.95),
+                q(&o.report, 0.99),
+                q(&o.report, 1.0)
+            );
+            if o.duplicates > 0 || o.lost > 0 {
+                anyhow::bail!("scheduler lost or duplicated jobs");
             }
         }
         Cmd::Grep { dir, package } => {

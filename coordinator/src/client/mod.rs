@@ -19,6 +19,7 @@ pub mod archive;
 pub mod buildinfo;
 pub mod campaign;
 pub mod output;
+pub mod rebuild;
 
 /// Open a gRPC channel to the coordinator at `server` (shared by every service's client).
 pub async fn channel(server: &str) -> Result<Channel> {

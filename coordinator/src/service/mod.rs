@@ -21,11 +21,12 @@ use crate::index::BuiltWithIndex;
 use crate::ingest::{self, Limits};
 use crate::model::Stored;
 use crate::query;
-use crate::storage::{CampaignStore, Store};
+use crate::storage::{CampaignStore, RebuildStore, Store};
 
 pub mod campaigns;
 pub mod convert;
 mod encoded;
+pub mod rebuild;
 mod stream_reader;
 
 /// Largest gRPC message accepted: a batch of buildinfos or an index chunk.
@@ -67,12 +68,32 @@ fn built_with_query(r: &pb::BuiltWithRequest) -> Result<query::BuiltWithQuery, S
     })
 }
 
-/// Serve `service` on `listener` until `shutdown` is cancelled.
-pub async fn run<S: CampaignStore>(
+/// Serve `service` and the rebuild scheduler (with its lease reclaimer) on `listener` until
+/// `shutdown` is cancelled.
+pub async fn run<S: RebuildStore>(
     listener: TcpListener,
     service: CoordinatorService<S>,
+    scheduler: Arc<rebuild::RebuildSettings>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
+    let reclaimer = tokio::spawn(rebuild::reclaimer(
+        service.store.clone(),
+        scheduler.clone(),
+        rebuild::reclaim_interval(scheduler.policy.lease_ttl),
+        shutdown.child_token(),
+    ));
+    let nodes = debcover_proto::v1::rebuild_nodes_server::RebuildNodesServer::new(rebuild::NodeService::new(
+        service.store.clone(),
+        scheduler.clone(),
+    ))
+    .max_decoding_message_size(rebuild::MAX_NODE_MESSAGE_BYTES)
+    .max_encoding_message_size(rebuild::MAX_NODE_MESSAGE_BYTES);
+    let admin = debcover_proto::v1::rebuild_admin_server::RebuildAdminServer::new(rebuild::AdminService::new(
+        service.store.clone(),
+        scheduler,
+    ))
+    .max_decoding_message_size(rebuild::MAX_ADMIN_MESSAGE_BYTES)
+    .max_encoding_message_size(rebuild::MAX_ADMIN_MESSAGE_BYTES);
     let campaigns = debcover_proto::v1::campaigns_server::CampaignsServer::new(campaigns::CampaignService::new(
         service.store.clone(),
     ))
@@ -80,18 +101,23 @@ pub async fn run<S: CampaignStore>(
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
     // BuiltWith answers go out as bytes assembled from the index's per-build encodings.
     let svc = encoded::WithEncodedBuiltWith::new(service);
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         .add_service(svc)
         .add_service(campaigns)
+        .add_service(nodes)
+        .add_service(admin)
         // TCP_NODELAY: small unary answers otherwise wait ~40 ms for Nagle's algorithm to meet
         // the client's delayed ACK. Keepalive notices clients that vanished.
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener)
                 .with_nodelay(Some(true))
                 .with_keepalive(Some(std::time::Duration::from_secs(60))),
-            shutdown.cancelled_owned(),
+            shutdown.clone().cancelled_owned(),
         )
-        .await
+        .await;
+    shutdown.cancel();
+    let _ = reclaimer.await;
+    served
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;

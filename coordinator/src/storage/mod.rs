@@ -28,6 +28,10 @@ mod batch;
 mod campaign_rows;
 mod intern;
 mod postings;
+mod rebuild_rows;
+mod rebuild_store;
+
+pub use rebuild_store::RebuildStore;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

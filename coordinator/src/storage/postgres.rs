@@ -21,6 +21,8 @@ use crate::model::{
 
 #[path = "postgres_campaigns.rs"]
 mod campaigns;
+#[path = "postgres_rebuild.rs"]
+mod rebuild;
 
 /// PostgreSQL implementation of [`Store`].
 pub struct PgStore {
@@ -52,6 +54,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (1, "builds and archive", include_str!("../../../migrations/postgres/0001_builds_and_archive.sql")),
         (2, "campaigns", include_str!("../../../migrations/postgres/0002_campaigns.sql")),
         (3, "query generation", include_str!("../../../migrations/postgres/0003_query_generation.sql")),
+        (4, "rebuild jobs", include_str!("../../../migrations/postgres/0004_rebuild_jobs.sql")),
     ])
 }
 

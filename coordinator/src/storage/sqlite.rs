@@ -23,6 +23,8 @@ use crate::model::{
 
 #[path = "sqlite_campaigns.rs"]
 mod campaigns;
+#[path = "sqlite_rebuild.rs"]
+mod rebuild;
 
 /// Rows per multi-row INSERT: 4 columns × 2,000 rows stays far below SQLite's 32,766 variables.
 const ROWS_PER_INSERT: usize = 2000;
@@ -42,6 +44,8 @@ pub struct SqliteStore {
     cache: InternCache,
     /// Wakes the background checkpointer after a write (dropped with the store: it then stops).
     checkpoint: tokio::sync::mpsc::Sender<()>,
+    /// Group commit of the rebuild scheduler's claims and results.
+    batch: rebuild::Batcher,
 }
 
 /// Copies committed WAL pages into the database file on its own connection (so on its own
@@ -87,7 +91,13 @@ impl SqliteStore {
         let conn = <SqliteConnection as sqlx::Connection>::connect_with(&opts).await?;
         let (checkpoint, wake) = tokio::sync::mpsc::channel(1);
         tokio::spawn(checkpointer(conn, wake));
-        let store = SqliteStore { writer, reader, cache: InternCache::default(), checkpoint };
+        let store = SqliteStore {
+            writer,
+            reader,
+            cache: InternCache::default(),
+            checkpoint,
+            batch: rebuild::Batcher::default(),
+        };
         store.load_cache().await?;
         Ok(store)
     }
@@ -117,6 +127,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (1, "builds and archive", include_str!("../../../migrations/sqlite/0001_builds_and_archive.sql")),
         (2, "campaigns", include_str!("../../../migrations/sqlite/0002_campaigns.sql")),
         (3, "query generation", include_str!("../../../migrations/sqlite/0003_query_generation.sql")),
+        (4, "rebuild jobs", include_str!("../../../migrations/sqlite/0004_rebuild_jobs.sql")),
     ])
 }
 

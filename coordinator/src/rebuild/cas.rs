@@ -1,0 +1,203 @@
+//! The content-addressed blob store under the data directory: build logs (zstd) and produced
+//! .buildinfo files, each named by the SHA-256 of its uncompressed bytes:
+//! `DATA_DIR/cas/KIND/ab/abcdef....` (`.zst` for compressed kinds).
+//!
+//! Blobs are written to a temporary file and renamed into place, so a reader never sees a
+//! partial blob and the same bytes stored twice end up as one file. Writing happens on a
+//! blocking thread fed by a bounded channel: memory stays bounded by a few chunks.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+/// A blob store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum CasError {
+    /// A filesystem operation failed.
+    #[error("content store: {what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// More bytes than the cap allows.
+    #[error("{kind} larger than {cap} bytes")]
+    TooLarge {
+        /// Blob kind.
+        kind: &'static str,
+        /// Cap in bytes.
+        cap: u64,
+    },
+    /// The writer thread went away.
+    #[error("content store writer stopped")]
+    Stopped,
+}
+
+/// What kind of blob, which decides its directory and compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobKind {
+    /// A build log, stored zstd-compressed.
+    Log,
+    /// A produced .buildinfo, stored as is.
+    Buildinfo,
+}
+
+impl BlobKind {
+    fn dir(self) -> &'static str {
+        match self {
+            BlobKind::Log => "logs",
+            BlobKind::Buildinfo => "buildinfo",
+        }
+    }
+
+    fn compressed(self) -> bool {
+        matches!(self, BlobKind::Log)
+    }
+}
+
+/// Path of a stored blob.
+pub fn blob_path(root: &Path, kind: BlobKind, sha256: &str) -> PathBuf {
+    let prefix = sha256.get(..2).unwrap_or("00");
+    let name = if kind.compressed() { format!("{sha256}.zst") } else { sha256.to_owned() };
+    root.join("cas").join(kind.dir()).join(prefix).join(name)
+}
+
+/// Read a stored blob back (decompressed), if present.
+pub fn read_blob(root: &Path, kind: BlobKind, sha256: &str) -> Result<Option<Vec<u8>>, CasError> {
+    let path = blob_path(root, kind, sha256);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(CasError::Io { what: "read", path, source }),
+    };
+    if kind.compressed() {
+        zstd::decode_all(&bytes[..]).map(Some).map_err(|source| CasError::Io { what: "decompress", path, source })
+    } else {
+        Ok(Some(bytes))
+    }
+}
+
+/// A blob being written: feed chunks with [`BlobWriter::write`], then [`BlobWriter::finish`].
+pub struct BlobWriter {
+    tx: Option<mpsc::Sender<Vec<u8>>>,
+    task: tokio::task::JoinHandle<Result<Option<String>, CasError>>,
+    written: u64,
+    cap: u64,
+    kind: BlobKind,
+}
+
+impl BlobWriter {
+    /// Start a blob of `kind` under `root`, refusing more than `cap` bytes.
+    pub fn start(root: &Path, kind: BlobKind, cap: u64) -> BlobWriter {
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4);
+        let root = root.to_path_buf();
+        let task = tokio::task::spawn_blocking(move || -> Result<Option<String>, CasError> {
+            let tmp_dir = root.join("cas").join("tmp");
+            std::fs::create_dir_all(&tmp_dir)
+                .map_err(|source| CasError::Io { what: "create", path: tmp_dir.clone(), source })?;
+            let tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+                .map_err(|source| CasError::Io { what: "create a file in", path: tmp_dir.clone(), source })?;
+            let io = |source| CasError::Io { what: "write", path: tmp.path().to_path_buf(), source };
+            let mut hasher = Sha256::new();
+            let mut any = false;
+            let file = tmp.reopen().map_err(io)?;
+            let mut sink: Box<dyn Write> = if kind.compressed() {
+                Box::new(zstd::Encoder::new(file, 3).map_err(io)?.auto_finish())
+            } else {
+                Box::new(std::io::BufWriter::new(file))
+            };
+            while let Some(chunk) = rx.blocking_recv() {
+                any = true;
+                hasher.update(&chunk);
+                sink.write_all(&chunk).map_err(io)?;
+            }
+            sink.flush().map_err(io)?;
+            drop(sink);
+            if !any {
+                return Ok(None);
+            }
+            let sha = hex::encode(hasher.finalize());
+            let dest = blob_path(&root, kind, &sha);
+            if let Some(dir) = dest.parent() {
+                std::fs::create_dir_all(dir).map_err(|source| CasError::Io { what: "create", path: dir.to_path_buf(), source })?;
+            }
+            if !dest.exists() {
+                tmp.persist(&dest).map_err(|e| CasError::Io { what: "rename into", path: dest.clone(), source: e.error })?;
+            }
+            Ok(Some(sha))
+        });
+        BlobWriter { tx: Some(tx), task, written: 0, cap, kind }
+    }
+
+    /// Append a chunk.
+    pub async fn write(&mut self, chunk: Vec<u8>) -> Result<(), CasError> {
+        self.written += chunk.len() as u64;
+        if self.written > self.cap {
+            return Err(CasError::TooLarge {
+                kind: match self.kind {
+                    BlobKind::Log => "build log",
+                    BlobKind::Buildinfo => "produced .buildinfo",
+                },
+                cap: self.cap,
+            });
+        }
+        let tx = self.tx.as_ref().ok_or(CasError::Stopped)?;
+        if tx.send(chunk).await.is_err() {
+            // The writer failed: its error is the one to report.
+            self.tx = None;
+            return match (&mut self.task).await {
+                Ok(Err(e)) => Err(e),
+                _ => Err(CasError::Stopped),
+            };
+        }
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.written
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.written == 0
+    }
+
+    /// Close the blob; returns its SHA-256, or None when nothing was written.
+    pub async fn finish(mut self) -> Result<Option<String>, CasError> {
+        self.tx = None;
+        match self.task.await {
+            Ok(r) => r,
+            Err(_) => Err(CasError::Stopped),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stores_by_content_and_compresses_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = BlobWriter::start(dir.path(), BlobKind::Log, 1 << 20);
+        w.write(b"hello ".to_vec()).await.unwrap();
+        w.write(b"world".to_vec()).await.unwrap();
+        let sha = w.finish().await.unwrap().unwrap();
+        assert_eq!(sha, hex::encode(Sha256::digest(b"hello world")));
+        assert!(blob_path(dir.path(), BlobKind::Log, &sha).to_string_lossy().ends_with(".zst"));
+        assert_eq!(read_blob(dir.path(), BlobKind::Log, &sha).unwrap().unwrap(), b"hello world");
+        // Twice: one file.
+        let mut w = BlobWriter::start(dir.path(), BlobKind::Log, 1 << 20);
+        w.write(b"hello world".to_vec()).await.unwrap();
+        assert_eq!(w.finish().await.unwrap().unwrap(), sha);
+        assert!(BlobWriter::start(dir.path(), BlobKind::Buildinfo, 10).finish().await.unwrap().is_none());
+        let mut w = BlobWriter::start(dir.path(), BlobKind::Buildinfo, 4);
+        assert!(matches!(w.write(b"12345".to_vec()).await, Err(CasError::TooLarge { .. })));
+    }
+}

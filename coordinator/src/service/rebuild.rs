@@ -1,0 +1,762 @@
+//! The `RebuildNodes` and `RebuildAdmin` gRPC services: authentication, request validation and
+//! wire ↔ domain conversion happen here, once; the scheduling rules are in [`crate::rebuild`]
+//! and their persistence in [`crate::storage::RebuildStore`].
+//!
+//! # Invariants
+//! - Every node call is authenticated by its bearer token (looked up by SHA-256 among
+//!   unrevoked credentials); a node acts only on its own leases, with the current fencing token.
+//! - Every admin call that changes anything needs the admin token; `Queue` and `JobHistory`
+//!   are open (read-only).
+//! - Results are judged here (artifact hashes against the original build's checksums) before
+//!   they are stored; the store re-checks the lease in the same transaction that records them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use debcover_proto::v1 as pb;
+use debcover_proto::v1::rebuild_admin_server::RebuildAdmin;
+use debcover_proto::v1::rebuild_nodes_server::RebuildNodes;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::store_status;
+use crate::rebuild::cas::{BlobKind, BlobWriter, CasError};
+use crate::rebuild::{
+    self, Artifact, AttemptOutcome, AttemptRecord, AttemptReport, FailureCode, JobFilter, JobRecord, JobState, NewJob,
+    NodeCaps, NodeRecord, Policy, Priority, Refusal, Requeue, RouteRule,
+};
+use crate::storage::{RebuildStore, now_unix};
+
+/// Longest Claim long-poll.
+pub const MAX_CLAIM_WAIT: Duration = Duration::from_secs(30);
+/// Largest message of the node-facing service (one report chunk, one job with its buildinfo).
+pub const MAX_NODE_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+/// Largest message of the admin service (a queue or history listing).
+pub const MAX_ADMIN_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Largest build log accepted (uncompressed).
+pub const MAX_LOG_BYTES: u64 = 256 * 1024 * 1024;
+/// Largest produced .buildinfo accepted.
+pub const MAX_BUILDINFO_BYTES: u64 = 4 * 1024 * 1024;
+/// Most artifacts in one report.
+pub const MAX_ARTIFACTS: usize = 10_000;
+/// Most concurrent leases a node may declare.
+pub const MAX_SLOTS: u32 = 256;
+
+/// The scheduler's settings and shared state, for both services and the reclaimer.
+pub struct RebuildSettings {
+    /// Retry, budget, lease and independence rules.
+    pub policy: Policy,
+    /// Routing rules applied to new jobs.
+    pub routes: Vec<RouteRule>,
+    /// SHA-256 (hex) of the admin token.
+    pub admin_token_sha256: String,
+    /// Data directory (the content-addressed store lives under it).
+    pub data_dir: PathBuf,
+    /// Woken whenever jobs become claimable (queued, requeued, reclaimed).
+    pub work: Notify,
+    /// Recently authenticated nodes.
+    nodes: NodeCache,
+}
+
+/// How long an authenticated node is remembered. Revocation through this coordinator takes
+/// effect at once (the cache is cleared); through another coordinator sharing the database,
+/// within this time.
+pub const NODE_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// Nodes by token digest, for [`NODE_CACHE_TTL`]: spares a database read on every call of a
+/// busy node.
+#[derive(Default)]
+struct NodeCache(std::sync::Mutex<std::collections::HashMap<String, (NodeRecord, std::time::Instant)>>);
+
+impl NodeCache {
+    fn get(&self, digest: &str) -> Option<NodeRecord> {
+        let map = self.0.lock().ok()?;
+        map.get(digest).filter(|(_, at)| at.elapsed() < NODE_CACHE_TTL).map(|(n, _)| n.clone())
+    }
+
+    fn put(&self, digest: String, node: NodeRecord) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= 10_000 {
+                map.clear();
+            }
+            map.insert(digest, (node, std::time::Instant::now()));
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut map) = self.0.lock() {
+            map.clear();
+        }
+    }
+}
+
+impl RebuildSettings {
+    /// Settings with this policy, routes, admin token (as given; it is hashed here) and data
+    /// directory.
+    pub fn new(policy: Policy, routes: Vec<RouteRule>, admin_token: &str, data_dir: PathBuf) -> Self {
+        RebuildSettings {
+            policy,
+            routes,
+            admin_token_sha256: rebuild::token_digest(admin_token),
+            data_dir,
+            work: Notify::new(),
+            nodes: NodeCache::default(),
+        }
+    }
+}
+
+/// The bearer token of a call.
+fn bearer(md: &MetadataMap) -> Result<&str, Status> {
+    let v = md
+        .get("authorization")
+        .ok_or_else(|| Status::unauthenticated("no credential: send `authorization: Bearer TOKEN`"))?;
+    let v = v.to_str().map_err(|_| Status::unauthenticated("authorization metadata is not text"))?;
+    v.strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer TOKEN`"))
+}
+
+/// Compare two digests without an early exit.
+fn same_digest(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn authenticate_node<S: RebuildStore>(
+    store: &S,
+    settings: &RebuildSettings,
+    md: &MetadataMap,
+) -> Result<NodeRecord, Status> {
+    let digest = rebuild::token_digest(bearer(md)?);
+    if let Some(n) = settings.nodes.get(&digest) {
+        return Ok(n);
+    }
+    let node = store
+        .node_by_token(&digest)
+        .await
+        .map_err(store_status)?
+        .ok_or_else(|| Status::unauthenticated("unknown or revoked node credential"))?;
+    settings.nodes.put(digest, node.clone());
+    Ok(node)
+}
+
+fn authenticate_admin(settings: &RebuildSettings, md: &MetadataMap) -> Result<(), Status> {
+    let token = bearer(md)?;
+    if same_digest(&rebuild::token_digest(token), &settings.admin_token_sha256) {
+        Ok(())
+    } else {
+        Err(Status::permission_denied("this call needs the coordinator's admin token"))
+    }
+}
+
+fn refused(r: Refusal) -> Status {
+    match r {
+        Refusal::NoSuchJob => Status::not_found(r.to_string()),
+        Refusal::NotYours => Status::permission_denied(r.to_string()),
+        Refusal::StaleFence { .. } | Refusal::Expired => Status::failed_precondition(r.to_string()),
+    }
+}
+
+/// A name for operators and nodes: 1-64 of `A-Z a-z 0-9 . _ -`.
+fn valid_name(what: &str, s: &str) -> Result<(), Status> {
+    if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!("{what}: {s:?} must be 1-64 letters, digits, '.', '_' or '-'")))
+    }
+}
+
+/// A backend or tag word: 1-64 of `a-z 0-9 . _ -`.
+fn valid_word(what: &str, s: &str) -> Result<(), Status> {
+    if !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b)) {
+        Ok(())
+    } else {
+        Err(Status::invalid_argument(format!("{what}: {s:?} must be 1-64 lower-case letters, digits, '.', '_' or '-'")))
+    }
+}
+
+fn valid_sha256(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn job_info(j: &JobRecord) -> pb::JobInfo {
+    pb::JobInfo {
+        id: j.id,
+        build_id: j.build_sha256.clone(),
+        source: j.source.clone(),
+        version: j.version.clone(),
+        architecture: j.arch.clone(),
+        backend: j.backend.clone(),
+        tags: j.tags.clone(),
+        priority: j.priority.as_str().to_owned(),
+        origin: j.origin.clone(),
+        state: j.state.as_str().to_owned(),
+        not_before: j.not_before,
+        fence: j.fence,
+        lease_node: j.lease_node.clone().unwrap_or_default(),
+        lease_expires_at: j.lease_expires.unwrap_or_default(),
+        failures: j.failures,
+        unreproducible: j.unreproducible,
+        verified: j.verified,
+        parked_reason: j.parked_reason.clone().unwrap_or_default(),
+        queued_at: j.queued_at,
+    }
+}
+
+fn artifact_wire(a: &Artifact) -> pb::Artifact {
+    pb::Artifact { name: a.name.clone(), size: a.size, sha256: a.sha256.clone() }
+}
+
+fn attempt_info(a: &AttemptRecord) -> pb::AttemptInfo {
+    pb::AttemptInfo {
+        fence: a.fence,
+        operator: a.operator.clone(),
+        node: a.node.clone(),
+        started_at: a.started_at,
+        finished_at: a.finished_at.unwrap_or_default(),
+        outcome: a.outcome.clone().unwrap_or_default(),
+        failure_code: a.failure_code.clone().unwrap_or_default(),
+        message: a.message.clone(),
+        buildinfo_sha256: a.buildinfo_sha256.clone().unwrap_or_default(),
+        log_sha256: a.log_sha256.clone().unwrap_or_default(),
+        artifacts: a.artifacts.iter().map(artifact_wire).collect(),
+    }
+}
+
+fn node_wire(n: &NodeRecord) -> pb::Node {
+    pb::Node {
+        operator: n.operator.clone(),
+        name: n.name.clone(),
+        created_at: n.created_at,
+        revoked_at: n.revoked_at.unwrap_or_default(),
+        architectures: n.caps.arches.clone(),
+        backends: n.caps.backends.clone(),
+        tags: n.caps.tags.clone(),
+        slots: n.caps.slots,
+        registered_at: n.registered_at.unwrap_or_default(),
+        last_seen: n.last_seen.unwrap_or_default(),
+        active_leases: n.active_leases,
+        public_key: n.caps.public_key.clone(),
+    }
+}
+
+/// The verdict on a built attempt: every binary package the original build produced must come
+/// back with the same SHA-256; other files (sources) are compared when both sides have them.
+pub fn judge(original: &[(String, Option<String>)], rebuilt: &[Artifact]) -> AttemptOutcome {
+    let mut differing = Vec::new();
+    for (name, sha) in original {
+        let Some(sha) = sha else { continue };
+        let is_binary = name.ends_with(".deb") || name.ends_with(".udeb") || name.ends_with(".ddeb");
+        match rebuilt.iter().find(|a| &a.name == name) {
+            Some(a) if &a.sha256 == sha => {}
+            Some(_) => differing.push(name.clone()),
+            None if is_binary => differing.push(name.clone()),
+            None => {}
+        }
+    }
+    if differing.is_empty() { AttemptOutcome::Reproducible } else { AttemptOutcome::Unreproducible { differing } }
+}
+
+/// Expire stale leases every `every` until `shutdown`; wakes claimers when jobs come back.
+pub async fn reclaimer<S: RebuildStore>(
+    store: Arc<S>,
+    settings: Arc<RebuildSettings>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match store.reclaim_expired(now_unix(), &settings.policy).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(jobs = n, "expired leases reclaimed (node-lost)");
+                settings.work.notify_waiters();
+            }
+            Err(e) => tracing::error!(error = %e, "reclaiming expired leases failed"),
+        }
+    }
+}
+
+/// How often the reclaimer runs for a lease TTL: a tenth of it, between 1 and 30 seconds.
+pub fn reclaim_interval(ttl: Duration) -> Duration {
+    (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(30))
+}
+
+/// The node-facing service.
+pub struct NodeService<S> {
+    store: Arc<S>,
+    settings: Arc<RebuildSettings>,
+}
+
+impl<S: RebuildStore> NodeService<S> {
+    /// A service over `store`.
+    pub fn new(store: Arc<S>, settings: Arc<RebuildSettings>) -> Self {
+        NodeService { store, settings }
+    }
+
+    fn lease_to_job(l: rebuild::Lease) -> pb::Job {
+        pb::Job {
+            job_id: l.job_id,
+            fence: l.fence,
+            lease_expires_at: l.expires_at,
+            build_id: l.build_sha256,
+            source: l.source,
+            version: l.version,
+            architecture: l.arch,
+            backend: l.backend,
+            buildinfo: l.buildinfo,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<S: RebuildStore> RebuildNodes for NodeService<S> {
+    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
+        let node = authenticate_node(&*self.store, &self.settings, request.metadata()).await?;
+        let r = request.into_inner();
+        let arches = rebuild::normalise(r.architectures.iter().map(|a| rebuild::canonical_arch(a)));
+        if arches.is_empty() {
+            return Err(Status::invalid_argument("architectures: at least one is required"));
+        }
+        for a in &arches {
+            if !debcover_formats::relation::is_valid_arch(a) {
+                return Err(Status::invalid_argument(format!("architectures: {a:?} is not an architecture name")));
+            }
+        }
+        for b in &r.backends {
+            valid_word("backends", b)?;
+        }
+        for t in &r.tags {
+            valid_word("tags", t)?;
+        }
+        if r.public_key.len() > 4096 {
+            return Err(Status::invalid_argument("public_key: longer than 4096 bytes"));
+        }
+        let caps = NodeCaps {
+            public_key: r.public_key.trim().to_owned(),
+            arches,
+            backends: rebuild::normalise(r.backends),
+            tags: rebuild::normalise(r.tags),
+            slots: r.slots.clamp(1, MAX_SLOTS),
+        };
+        self.store.register_node(node.id, &caps, now_unix()).await.map_err(store_status)?;
+        self.settings.nodes.clear();
+        tracing::info!(operator = %node.operator, node = %node.name, arches = ?caps.arches, backends = ?caps.backends,
+            tags = ?caps.tags, slots = caps.slots, "node registered");
+        let ttl = self.settings.policy.lease_ttl.as_secs();
+        Ok(Response::new(pb::RegisterResponse {
+            operator: node.operator,
+            node: node.name,
+            architectures: caps.arches,
+            lease_ttl_seconds: u32::try_from(ttl).unwrap_or(u32::MAX),
+            heartbeat_seconds: u32::try_from((ttl / 3).max(1)).unwrap_or(u32::MAX),
+        }))
+    }
+
+    async fn claim(&self, request: Request<pb::ClaimRequest>) -> Result<Response<pb::ClaimResponse>, Status> {
+        let node = authenticate_node(&*self.store, &self.settings, request.metadata()).await?;
+        if node.registered_at.is_none() {
+            return Err(Status::failed_precondition("register this node before claiming"));
+        }
+        let wait = Duration::from_secs(u64::from(request.into_inner().wait_seconds)).min(MAX_CLAIM_WAIT);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            // Subscribe before looking, so a job queued in between wakes us.
+            let notified = self.settings.work.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(l) = self.store.claim(&node, now_unix(), &self.settings.policy).await.map_err(store_status)? {
+                tracing::debug!(job = l.job_id, fence = l.fence, node = %node.name, "job leased");
+                return Ok(Response::new(pb::ClaimResponse { job: Some(Self::lease_to_job(l)) }));
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Ok(Response::new(pb::ClaimResponse { job: None }));
+            }
+            // Woken by this coordinator's queue changes; other coordinators sharing the database
+            // (and retry-after times passing) are seen by polling every second.
+            let _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), notified).await;
+        }
+    }
+
+    async fn heartbeat(&self, request: Request<pb::HeartbeatRequest>) -> Result<Response<pb::HeartbeatResponse>, Status> {
+        let node = authenticate_node(&*self.store, &self.settings, request.metadata()).await?;
+        let r = request.into_inner();
+        let expires = self
+            .store
+            .heartbeat(node.id, r.job_id, r.fence, now_unix(), &self.settings.policy)
+            .await
+            .map_err(store_status)?
+            .map_err(refused)?;
+        Ok(Response::new(pb::HeartbeatResponse { lease_expires_at: expires }))
+    }
+
+    async fn report_result(
+        &self,
+        request: Request<Streaming<pb::ReportChunk>>,
+    ) -> Result<Response<pb::ReportResponse>, Status> {
+        use pb::report_chunk::Chunk;
+        let node = authenticate_node(&*self.store, &self.settings, request.metadata()).await?;
+        let mut stream = request.into_inner();
+        let header = match stream.message().await? {
+            Some(pb::ReportChunk { chunk: Some(Chunk::Header(h)) }) => h,
+            _ => return Err(Status::invalid_argument("the first message of ReportResult must be a header")),
+        };
+        // Refuse early (before receiving logs) when the lease is not this node's current one;
+        // the store checks again when it records the result.
+        let job = self
+            .store
+            .lease_view(header.job_id)
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| refused(Refusal::NoSuchJob))?;
+        let holder = format!("{}/{}", node.operator, node.name);
+        if job.state != JobState::Leased || job.fence != header.fence {
+            return Err(refused(Refusal::StaleFence { current: job.fence }));
+        }
+        if job.lease_node != Some(node.id) {
+            return Err(refused(Refusal::NotYours));
+        }
+        let failure = match header.result.as_str() {
+            "built" => None,
+            "failed" => {
+                let code: FailureCode = header.failure_code.parse().map_err(Status::invalid_argument)?;
+                if code == FailureCode::NodeLost {
+                    return Err(Status::invalid_argument("failure_code: node-lost is decided by the coordinator"));
+                }
+                Some(code)
+            }
+            other => return Err(Status::invalid_argument(format!("result: {other:?} is not built or failed"))),
+        };
+        let cas = |e: CasError| match e {
+            CasError::TooLarge { .. } => Status::resource_exhausted(e.to_string()),
+            other => {
+                tracing::error!(error = %other, "content store failure");
+                Status::unavailable(other.to_string())
+            }
+        };
+        let mut artifacts: Vec<Artifact> = Vec::new();
+        // Started on the first chunk: a report without a log or buildinfo touches no file.
+        let mut log: Option<BlobWriter> = None;
+        let mut buildinfo: Option<BlobWriter> = None;
+        let dir = &self.settings.data_dir;
+        while let Some(msg) = stream.message().await? {
+            match msg.chunk {
+                Some(Chunk::Artifact(a)) => {
+                    if artifacts.len() >= MAX_ARTIFACTS {
+                        return Err(Status::resource_exhausted(format!("more than {MAX_ARTIFACTS} artifacts")));
+                    }
+                    if a.name.is_empty() || a.name.len() > 255 || a.name.contains('/') {
+                        return Err(Status::invalid_argument(format!("artifact name {:?} is not a file name", a.name)));
+                    }
+                    if !valid_sha256(&a.sha256) {
+                        return Err(Status::invalid_argument(format!(
+                            "artifact {}: sha256 must be 64 lower-case hex digits",
+                            a.name
+                        )));
+                    }
+                    artifacts.push(Artifact { name: a.name, size: a.size, sha256: a.sha256 });
+                }
+                Some(Chunk::Buildinfo(b)) => buildinfo
+                    .get_or_insert_with(|| BlobWriter::start(dir, BlobKind::Buildinfo, MAX_BUILDINFO_BYTES))
+                    .write(b)
+                    .await
+                    .map_err(cas)?,
+                Some(Chunk::Log(b)) => {
+                    log.get_or_insert_with(|| BlobWriter::start(dir, BlobKind::Log, MAX_LOG_BYTES)).write(b).await.map_err(cas)?
+                }
+                Some(Chunk::Header(_)) => return Err(Status::invalid_argument("a report has one header")),
+                None => {}
+            }
+        }
+        let log_sha256 = match log {
+            Some(w) => w.finish().await.map_err(cas)?,
+            None => None,
+        };
+        let buildinfo_sha256 = match buildinfo {
+            Some(w) => w.finish().await.map_err(cas)?,
+            None => None,
+        };
+        let outcome = match failure {
+            Some(code) => AttemptOutcome::Failed { code, message: header.message.chars().take(4096).collect() },
+            None => judge(&job.checksums, &artifacts),
+        };
+        let report = AttemptReport { outcome, artifacts, buildinfo_sha256, log_sha256 };
+        let state = self
+            .store
+            .finish(node.id, header.job_id, header.fence, &report, now_unix(), &self.settings.policy)
+            .await
+            .map_err(store_status)?
+            .map_err(refused)?;
+        if state == JobState::Queued {
+            self.settings.work.notify_waiters();
+        }
+        tracing::debug!(job = header.job_id, fence = header.fence, node = %holder, outcome = report.outcome.as_str(),
+            state = state.as_str(), "result recorded");
+        Ok(Response::new(pb::ReportResponse {
+            outcome: report.outcome.as_str().to_owned(),
+            differing: match &report.outcome {
+                AttemptOutcome::Unreproducible { differing } => differing.clone(),
+                _ => Vec::new(),
+            },
+            job_state: state.as_str().to_owned(),
+            log_sha256: report.log_sha256.unwrap_or_default(),
+            buildinfo_sha256: report.buildinfo_sha256.unwrap_or_default(),
+        }))
+    }
+
+    async fn hand_back(&self, request: Request<pb::HandBackRequest>) -> Result<Response<pb::HandBackResponse>, Status> {
+        let node = authenticate_node(&*self.store, &self.settings, request.metadata()).await?;
+        let r = request.into_inner();
+        let report = AttemptReport {
+            outcome: AttemptOutcome::HandedBack,
+            artifacts: Vec::new(),
+            buildinfo_sha256: None,
+            log_sha256: None,
+        };
+        self.store
+            .finish(node.id, r.job_id, r.fence, &report, now_unix(), &self.settings.policy)
+            .await
+            .map_err(store_status)?
+            .map_err(refused)?;
+        tracing::info!(job = r.job_id, node = %node.name, reason = %r.reason, "lease handed back");
+        self.settings.work.notify_waiters();
+        Ok(Response::new(pb::HandBackResponse {}))
+    }
+}
+
+/// The admin-facing service.
+pub struct AdminService<S> {
+    store: Arc<S>,
+    settings: Arc<RebuildSettings>,
+}
+
+impl<S: RebuildStore> AdminService<S> {
+    /// A service over `store`.
+    pub fn new(store: Arc<S>, settings: Arc<RebuildSettings>) -> Self {
+        AdminService { store, settings }
+    }
+
+    async fn enqueue(&self, mut jobs: Vec<NewJob>, mode: Requeue) -> Result<pb::EnqueueResponse, Status> {
+        for j in &mut jobs {
+            rebuild::route(j, &self.settings.routes);
+        }
+        let s = self.store.enqueue(&jobs, mode, now_unix()).await.map_err(store_status)?;
+        if s.queued > 0 {
+            self.settings.work.notify_waiters();
+        }
+        Ok(pb::EnqueueResponse {
+            queued: s.queued,
+            already_queued: s.already_queued,
+            already_done: s.already_done,
+            builds: jobs.len() as u64,
+        })
+    }
+}
+
+fn states_from_wire(states: &[String]) -> Result<Vec<JobState>, Status> {
+    states.iter().map(|s| s.parse().map_err(Status::invalid_argument)).collect()
+}
+
+#[tonic::async_trait]
+impl<S: RebuildStore> RebuildAdmin for AdminService<S> {
+    async fn add_node(&self, request: Request<pb::AddNodeRequest>) -> Result<Response<pb::AddNodeResponse>, Status> {
+        authenticate_admin(&self.settings, request.metadata())?;
+        let r = request.into_inner();
+        valid_name("operator", &r.operator)?;
+        valid_name("name", &r.name)?;
+        let token = rebuild::new_token();
+        let node = self
+            .store
+            .add_node(&r.operator, &r.name, &rebuild::token_digest(&token), now_unix())
+            .await
+            .map_err(store_status)?
+            .ok_or_else(|| Status::already_exists(format!("operator {} already has a node {}", r.operator, r.name)))?;
+        tracing::info!(operator = %r.operator, node = %r.name, "node credential issued");
+        Ok(Response::new(pb::AddNodeResponse { node: Some(node_wire(&node)), token }))
+    }
+
+    async fn list_nodes(&self, request: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
+        authenticate_admin(&self.settings, request.metadata())?;
+        let nodes = self.store.nodes().await.map_err(store_status)?;
+        Ok(Response::new(pb::ListNodesResponse { nodes: nodes.iter().map(node_wire).collect() }))
+    }
+
+    async fn revoke_node(&self, request: Request<pb::RevokeNodeRequest>) -> Result<Response<pb::RevokeNodeResponse>, Status> {
+        authenticate_admin(&self.settings, request.metadata())?;
+        let r = request.into_inner();
+        let revoked = self.store.revoke_node(&r.operator, &r.name, now_unix()).await.map_err(store_status)?;
+        self.settings.nodes.clear();
+        if !revoked {
+            return Err(Status::not_found(format!("no valid credential for node {} of operator {}", r.name, r.operator)));
+        }
+        tracing::info!(operator = %r.operator, node = %r.name, "node credential revoked");
+        self.settings.work.notify_waiters();
+        Ok(Response::new(pb::RevokeNodeResponse {}))
+    }
+
+    async fn request_rebuild(&self, request: Request<pb::RebuildRequest>) -> Result<Response<pb::EnqueueResponse>, Status> {
+        authenticate_admin(&self.settings, request.metadata())?;
+        let r = request.into_inner();
+        if !debcover_formats::relation::is_valid_package_name(&r.source) {
+            return Err(Status::invalid_argument(format!("source: {:?} is not a source package name", r.source)));
+        }
+        let priority = match r.priority.as_str() {
+            "" => Priority::Request,
+            p => p.parse::<Priority>().map_err(Status::invalid_argument)?,
+        };
+        if !r.backend.is_empty() {
+            valid_word("backend", &r.backend)?;
+        }
+        for t in &r.tags {
+            valid_word("tags", t)?;
+        }
+        let arch = (!r.architecture.is_empty()).then(|| rebuild::canonical_arch(&r.architecture));
+        let version = (!r.version.is_empty()).then_some(r.version.as_str());
+        let builds = self.store.builds_of_source(&r.source, version, arch.as_deref()).await.map_err(store_status)?;
+        if builds.is_empty() {
+            return Err(Status::not_found(format!(
+                "no ingested build of {}{}{}",
+                r.source,
+                version.map(|v| format!(" {v}")).unwrap_or_default(),
+                arch.map(|a| format!(" on {a}")).unwrap_or_default()
+            )));
+        }
+        let jobs = builds
+            .into_iter()
+            .map(|b| NewJob {
+                build_id: b.id,
+                source: b.source,
+                version: b.version,
+                arch: b.host_arch,
+                backend: r.backend.clone(),
+                tags: r.tags.clone(),
+                priority,
+                origin: "request".to_owned(),
+            })
+            .collect();
+        Ok(Response::new(self.enqueue(jobs, Requeue::UnlessActive).await?))
+    }
+
+    async fn verify_suite(&self, request: Request<pb::VerifySuiteRequest>) -> Result<Response<pb::EnqueueResponse>, Status> {
+        authenticate_admin(&self.settings, request.metadata())?;
+        let r = request.into_inner();
+        if r.suite.is_empty() {
+            return Err(Status::invalid_argument("suite: required"));
+        }
+        let arches = rebuild::normalise(r.architectures.iter().map(|a| rebuild::canonical_arch(a)));
+        let builds = self.store.shipped_builds(&r.suite, &arches).await.map_err(store_status)?;
+        if builds.is_empty() && self.store.suite_arches(&r.suite).await.map_err(store_status)?.is_empty() {
+            return Err(Status::not_found(format!("no Packages index of suite {} was ingested", r.suite)));
+        }
+        let origin = format!("verify suite {}", r.suite);
+        let jobs = builds
+            .into_iter()
+            .map(|b| NewJob {
+                build_id: b.build_id,
+                source: b.source,
+                version: b.version,
+                arch: b.arch,
+                backend: String::new(),
+                tags: Vec::new(),
+                priority: Priority::Background,
+                origin: origin.clone(),
+            })
+            .collect();
+        Ok(Response::new(self.enqueue(jobs, Requeue::OnlyNew).await?))
+    }
+
+    async fn queue(&self, request: Request<pb::QueueRequest>) -> Result<Response<pb::QueueResponse>, Status> {
+        let r = request.into_inner();
+        let mut states = states_from_wire(&r.states)?;
+        if states.is_empty() {
+            states = vec![JobState::Queued, JobState::Leased];
+        }
+        let counts = self.store.queue_counts().await.map_err(store_status)?;
+        let limit = if r.limit == 0 { 50 } else { r.limit.min(10_000) };
+        let jobs = self.store.jobs(&JobFilter { states, limit, ..Default::default() }).await.map_err(store_status)?;
+        Ok(Response::new(pb::QueueResponse {
+            counts: counts
+                .by_state
+                .into_iter()
+                .map(|(state, priority, jobs)| pb::QueueCount { state, priority, jobs })
+                .collect(),
+            jobs: jobs.iter().map(job_info).collect(),
+        }))
+    }
+
+    async fn job_history(&self, request: Request<pb::JobHistoryRequest>) -> Result<Response<pb::JobHistoryResponse>, Status> {
+        let r = request.into_inner();
+        if r.source.is_empty() {
+            return Err(Status::invalid_argument("source: required"));
+        }
+        let filter = JobFilter {
+            source: Some(r.source),
+            version: (!r.version.is_empty()).then_some(r.version),
+            limit: 1000,
+            ..Default::default()
+        };
+        let jobs = self.store.jobs(&filter).await.map_err(store_status)?;
+        let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        let attempts = self.store.attempts(&ids).await.map_err(store_status)?;
+        Ok(Response::new(pb::JobHistoryResponse {
+            jobs: jobs
+                .iter()
+                .map(|j| pb::JobHistory {
+                    job: Some(job_info(j)),
+                    attempts: attempts.iter().filter(|a| a.job_id == j.id).map(attempt_info).collect(),
+                })
+                .collect(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn art(name: &str, sha: &str) -> Artifact {
+        Artifact { name: name.into(), size: 1, sha256: sha.into() }
+    }
+
+    #[test]
+    fn verdicts() {
+        let original = vec![
+            ("a_1_amd64.deb".to_owned(), Some("aa".to_owned())),
+            ("a_1.dsc".to_owned(), Some("dd".to_owned())),
+            ("a-dbgsym_1_amd64.deb".to_owned(), Some("bb".to_owned())),
+        ];
+        assert_eq!(judge(&original, &[art("a_1_amd64.deb", "aa"), art("a-dbgsym_1_amd64.deb", "bb")]), AttemptOutcome::Reproducible);
+        assert_eq!(
+            judge(&original, &[art("a_1_amd64.deb", "aa"), art("a-dbgsym_1_amd64.deb", "cc"), art("a_1.dsc", "ee")]),
+            AttemptOutcome::Unreproducible { differing: vec!["a_1.dsc".into(), "a-dbgsym_1_amd64.deb".into()] }
+        );
+        assert_eq!(
+            judge(&original, &[art("a_1_amd64.deb", "aa")]),
+            AttemptOutcome::Unreproducible { differing: vec!["a-dbgsym_1_amd64.deb".into()] }
+        );
+    }
+
+    #[test]
+    fn credentials() {
+        let mut md = MetadataMap::new();
+        assert_eq!(bearer(&md).unwrap_err().code(), tonic::Code::Unauthenticated);
+        md.insert("authorization", "Basic x".parse().unwrap());
+        assert_eq!(bearer(&md).unwrap_err().code(), tonic::Code::Unauthenticated);
+        md.insert("authorization", "Bearer dcn_x".parse().unwrap());
+        assert_eq!(bearer(&md).unwrap(), "dcn_x");
+        let s = RebuildSettings::new(Policy::default(), vec![], "secret", PathBuf::new());
+        assert!(authenticate_admin(&s, &md).is_err());
+        md.insert("authorization", "Bearer secret".parse().unwrap());
+        assert!(authenticate_admin(&s, &md).is_ok());
+        assert!(same_digest("ab", "ab") && !same_digest("ab", "ac") && !same_digest("ab", "abc"));
+    }
+}

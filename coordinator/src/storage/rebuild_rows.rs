@@ -1,0 +1,173 @@
+//! Row → domain conversions for the rebuilder tables, shared by both backends so that lists,
+//! states and priorities are read one way.
+
+use std::str::FromStr;
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use super::{StoreError, tokens};
+use crate::rebuild::{AttemptRecord, JobRecord, JobState, LeaseView, NodeCaps, NodeRecord, Priority};
+
+/// `SELECT` of a job row as [`job`] reads it; `tags_agg` is the backend's aggregate of the
+/// job's tags into one space-separated text (`group_concat(tag, ' ')` / `string_agg(tag, ' ')`).
+pub fn job_select(tags_agg: &str) -> String {
+    format!(
+        "SELECT j.id, j.build_id, b.sha256, j.source, j.version, j.arch, j.backend, j.priority, j.origin, j.state,
+                j.not_before, j.fence, o.name, n.name, j.lease_expires, j.failures, j.unreproducible, j.verified,
+                j.parked_reason, j.queued_at,
+                (SELECT {tags_agg} FROM rebuild_job_tags t WHERE t.job_id = j.id)
+         FROM rebuild_jobs j JOIN builds b ON b.id = j.build_id
+         LEFT JOIN rebuild_nodes n ON n.id = j.lease_node
+         LEFT JOIN rebuild_operators o ON o.id = n.operator_id"
+    )
+}
+
+/// `SELECT` of a node row as [`node`] reads it.
+pub const NODE_SELECT: &str = "SELECT n.id, n.operator_id, o.name, n.name, n.created_at, n.revoked_at, n.public_key,
+        n.arches, n.backends, n.tags, n.slots, n.registered_at, n.last_seen,
+        (SELECT count(*) FROM rebuild_jobs j WHERE j.state = 'leased' AND j.lease_node = n.id)
+     FROM rebuild_nodes n JOIN rebuild_operators o ON o.id = n.operator_id";
+
+/// `SELECT` of an attempt row as [`attempt`] reads it (artifacts are attached afterwards).
+pub const ATTEMPT_SELECT: &str = "SELECT a.id, a.job_id, a.fence, o.name, n.name, a.started_at, a.finished_at,
+        a.outcome, a.failure_code, a.message, a.buildinfo_sha256, a.log_sha256
+     FROM rebuild_attempts a JOIN rebuild_nodes n ON n.id = a.node_id
+     JOIN rebuild_operators o ON o.id = a.operator_id";
+
+fn u32_of(v: i64) -> u32 {
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// A job row.
+pub fn job<'r, R>(r: &'r R) -> Result<JobRecord, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let priority: i64 = r.try_get(7)?;
+    let state: String = r.try_get(9)?;
+    let operator: Option<String> = r.try_get(12)?;
+    let node: Option<String> = r.try_get(13)?;
+    let tags: Option<String> = r.try_get(20)?;
+    Ok(JobRecord {
+        id: r.try_get(0)?,
+        build_id: r.try_get(1)?,
+        build_sha256: r.try_get(2)?,
+        source: r.try_get(3)?,
+        version: r.try_get(4)?,
+        arch: r.try_get(5)?,
+        backend: r.try_get(6)?,
+        priority: Priority::from_rank(priority)
+            .ok_or_else(|| StoreError::Corrupt(format!("rebuild_jobs.priority {priority}")))?,
+        origin: r.try_get(8)?,
+        state: JobState::from_str(&state).map_err(StoreError::Corrupt)?,
+        not_before: r.try_get(10)?,
+        fence: r.try_get(11)?,
+        lease_node: operator.zip(node).map(|(o, n)| format!("{o}/{n}")),
+        lease_expires: r.try_get(14)?,
+        failures: u32_of(r.try_get(15)?),
+        unreproducible: u32_of(r.try_get(16)?),
+        verified: u32_of(r.try_get(17)?),
+        parked_reason: r.try_get(18)?,
+        queued_at: r.try_get(19)?,
+        tags: tokens(tags.as_deref().unwrap_or_default()),
+    })
+}
+
+/// A node row.
+pub fn node<'r, R>(r: &'r R) -> Result<NodeRecord, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let arches: String = r.try_get(7)?;
+    let backends: String = r.try_get(8)?;
+    let tags: String = r.try_get(9)?;
+    let slots: i64 = r.try_get(10)?;
+    let active: i64 = r.try_get(13)?;
+    Ok(NodeRecord {
+        id: r.try_get(0)?,
+        operator_id: r.try_get(1)?,
+        operator: r.try_get(2)?,
+        name: r.try_get(3)?,
+        created_at: r.try_get(4)?,
+        revoked_at: r.try_get(5)?,
+        caps: NodeCaps {
+            public_key: r.try_get(6)?,
+            arches: tokens(&arches),
+            backends: tokens(&backends),
+            tags: tokens(&tags),
+            slots: u32_of(slots).max(1),
+        },
+        registered_at: r.try_get(11)?,
+        last_seen: r.try_get(12)?,
+        active_leases: u64::try_from(active).unwrap_or(0),
+    })
+}
+
+/// An attempt row and its id.
+pub fn attempt<'r, R>(r: &'r R) -> Result<(i64, AttemptRecord), StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok((
+        r.try_get(0)?,
+        AttemptRecord {
+            job_id: r.try_get(1)?,
+            fence: r.try_get(2)?,
+            operator: r.try_get(3)?,
+            node: r.try_get(4)?,
+            started_at: r.try_get(5)?,
+            finished_at: r.try_get(6)?,
+            outcome: r.try_get(7)?,
+            failure_code: r.try_get(8)?,
+            message: r.try_get(9)?,
+            buildinfo_sha256: r.try_get(10)?,
+            log_sha256: r.try_get(11)?,
+            artifacts: Vec::new(),
+        },
+    ))
+}
+
+/// The stored failure code and message of an outcome.
+pub fn outcome_columns(o: &crate::rebuild::AttemptOutcome) -> (Option<&'static str>, String) {
+    use crate::rebuild::AttemptOutcome;
+    match o {
+        AttemptOutcome::Failed { code, message } => (Some(code.as_str()), message.clone()),
+        AttemptOutcome::Unreproducible { differing } => (None, format!("differing: {}", differing.join(" "))),
+        AttemptOutcome::Reproducible | AttemptOutcome::HandedBack => (None, String::new()),
+    }
+}
+
+/// A [`LeaseView`] from rows `(build_id, state, fence, lease_node, file name, file sha256)`,
+/// one per produced file (or one with NULL file columns).
+pub fn lease_view<R>(rows: &[R]) -> Result<Option<LeaseView>, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let Some(first) = rows.first() else { return Ok(None) };
+    let state: String = first.try_get(1)?;
+    let mut checksums = Vec::new();
+    for r in rows {
+        if let Some(name) = r.try_get::<Option<String>, _>(4)? {
+            checksums.push((name, r.try_get(5)?));
+        }
+    }
+    Ok(Some(LeaseView {
+        build_id: first.try_get(0)?,
+        state: JobState::from_str(&state).map_err(StoreError::Corrupt)?,
+        fence: first.try_get(2)?,
+        lease_node: first.try_get(3)?,
+        checksums,
+    }))
+}

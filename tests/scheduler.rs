@@ -1,0 +1,315 @@
+//! The rebuild scheduler end to end: a real `debcover serve` process on SQLite and on
+//! PostgreSQL, node credentials issued with the real `debcover node` commands, builds queued
+//! with `debcover rebuild request`, and a node driven from here over real gRPC (the proto is
+//! the contract): registration, long-poll claims, heartbeats, streamed reports, hand-backs,
+//! lease expiry with prompt reclaim, and every refusal (no or bad token, someone else's lease,
+//! a stale fencing token, a revoked credential, an oversized message).
+
+use std::time::{Duration, Instant};
+
+use debcover_proto::v1 as pb;
+use debcover_proto::v1::rebuild_nodes_client::RebuildNodesClient;
+use debcover_tests::{Server, pg::TestDatabase, testdata};
+use serde_json::Value;
+use sha2::Digest;
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+type Node = RebuildNodesClient<InterceptedService<Channel, BearerAuth>>;
+
+#[derive(Clone)]
+struct BearerAuth(Option<String>);
+
+impl tonic::service::Interceptor for BearerAuth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(t) = &self.0 {
+            req.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+        }
+        Ok(req)
+    }
+}
+
+async fn node(url: &str, token: Option<&str>) -> Node {
+    let channel = Channel::from_shared(url.to_owned()).unwrap().connect().await.unwrap();
+    RebuildNodesClient::with_interceptor(channel, BearerAuth(token.map(str::to_owned)))
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(sha2::Sha256::digest(b))
+}
+
+/// `(name, size, sha256)` of Checksums-Sha256, by a plain line scan of the buildinfo text.
+fn checksums(buildinfo: &[u8]) -> Vec<pb::Artifact> {
+    let text = String::from_utf8_lossy(buildinfo);
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.strip_prefix("- ").unwrap_or(line);
+        if line.starts_with("Checksums-Sha256:") {
+            inside = true;
+            continue;
+        }
+        if inside {
+            if !line.starts_with(' ') {
+                break;
+            }
+            let f: Vec<&str> = line.split_whitespace().collect();
+            out.push(pb::Artifact { sha256: f[0].into(), size: f[1].parse().unwrap(), name: f[2].into() });
+        }
+    }
+    out
+}
+
+fn report(job: &pb::Job, artifacts: Vec<pb::Artifact>, log: &[u8]) -> Vec<pb::ReportChunk> {
+    use pb::report_chunk::Chunk;
+    let mut v = vec![pb::ReportChunk {
+        chunk: Some(Chunk::Header(pb::ReportHeader {
+            job_id: job.job_id,
+            fence: job.fence,
+            result: "built".into(),
+            failure_code: String::new(),
+            message: String::new(),
+        })),
+    }];
+    v.extend(artifacts.into_iter().map(|a| pb::ReportChunk { chunk: Some(Chunk::Artifact(a)) }));
+    v.push(pb::ReportChunk { chunk: Some(Chunk::Buildinfo(job.buildinfo.clone())) });
+    for piece in log.chunks(1000) {
+        v.push(pb::ReportChunk { chunk: Some(Chunk::Log(piece.to_vec())) });
+    }
+    v
+}
+
+async fn send(n: &mut Node, chunks: Vec<pb::ReportChunk>) -> Result<pb::ReportResponse, tonic::Status> {
+    n.report_result(tokio_stream::iter(chunks)).await.map(|r| r.into_inner())
+}
+
+fn register(arches: &[&str], slots: u32) -> pb::RegisterRequest {
+    pb::RegisterRequest {
+        public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample".into(),
+        architectures: arches.iter().map(|a| a.to_string()).collect(),
+        backends: vec!["local".into()],
+        tags: vec![],
+        slots,
+    }
+}
+
+fn add_node(s: &Server, admin: &str, operator: &str, name: &str) -> String {
+    let v = s.json(&["node", "add", "--operator", operator, "--name", name, "--admin-token-file", admin, "--json"], 0);
+    v["token"].as_str().expect("token").to_owned()
+}
+
+async fn scenario(s: &Server) {
+    let admin = s.data_dir.path().join("admin.token");
+    let admin = admin.to_str().unwrap();
+    let ingest = s.json(&["ingest", "buildinfo", "--json", testdata().join("buildinfo").to_str().unwrap()], 0);
+    assert!(ingest["ingested"].as_u64().unwrap() > 10, "{ingest}");
+
+    // Credentials: issued by the CLI, printed once, listed without the token.
+    let a1 = add_node(s, admin, "alice", "a1");
+    let a2 = add_node(s, admin, "alice", "a2");
+    let b1 = add_node(s, admin, "bob", "b1");
+    assert!(a1.starts_with("dcn_") && a1 != a2);
+    let out = s.cli(&["node", "add", "--operator", "alice", "--name", "a1", "--admin-token-file", admin]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already has a node a1"));
+    let listed = s.json(&["node", "list", "--admin-token-file", admin, "--json"], 0);
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+    assert!(!listed.to_string().contains(&a1), "tokens are never shown again");
+    // Admin calls need the admin token: a node token is not one.
+    let bad = s.data_dir.path().join("bad.token");
+    std::fs::write(&bad, &a1).unwrap();
+    let out = s.cli(&["node", "list", "--admin-token-file", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin token"), "{out:?}");
+
+    // Queue: bash's three builds, then 0xffff's amd64 builds by an alias. Twice is deduplicated.
+    let q = s.json(&["rebuild", "request", "bash", "--admin-token-file", admin, "--json"], 0);
+    assert_eq!((q["queued"].as_u64(), q["already_queued"].as_u64()), (Some(3), Some(0)), "{q}");
+    let q = s.json(&["rebuild", "request", "bash", "--admin-token-file", admin, "--json"], 0);
+    assert_eq!((q["queued"].as_u64(), q["already_queued"].as_u64()), (Some(0), Some(3)), "{q}");
+    let q = s.json(&["rebuild", "request", "0xffff", "--arch", "x86_64", "--admin-token-file", admin, "--json"], 0);
+    assert!(q["queued"].as_u64().unwrap() >= 1, "{q}");
+    let out = s.cli(&["rebuild", "request", "no-such-source", "--admin-token-file", admin]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ingested build"));
+    let queue = s.json(&["queue", "--json"], 0);
+    let queued: u64 = queue["counts"].as_array().unwrap().iter().map(|c| c["jobs"].as_u64().unwrap()).sum();
+    let total = queued;
+    assert!(total >= 4, "{queue}");
+
+    // Authentication: no token, a made-up token.
+    let mut anon = node(&s.url, None).await;
+    assert_eq!(anon.register(register(&["amd64"], 1)).await.unwrap_err().code(), Code::Unauthenticated);
+    let mut forged = node(&s.url, Some("dcn_0000")).await;
+    assert_eq!(forged.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap_err().code(), Code::Unauthenticated);
+
+    let mut na1 = node(&s.url, Some(&a1)).await;
+    let mut na2 = node(&s.url, Some(&a2)).await;
+    let mut nb1 = node(&s.url, Some(&b1)).await;
+    assert_eq!(na1.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap_err().code(), Code::FailedPrecondition);
+    let r = na1.register(register(&["x86_64", "i686"], 2)).await.unwrap().into_inner();
+    assert_eq!(r.architectures, ["amd64", "i386"]);
+    assert_eq!((r.operator.as_str(), r.lease_ttl_seconds), ("alice", 3));
+    na2.register(register(&["amd64"], 1)).await.unwrap();
+    nb1.register(register(&["amd64"], 2)).await.unwrap();
+
+    // a1 claims: the job carries the original buildinfo byte for byte.
+    let j1 = na1.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.expect("a job");
+    assert_eq!(sha256_hex(&j1.buildinfo), j1.build_id);
+    assert_eq!(j1.fence, 1);
+    let hb = na1.heartbeat(pb::HeartbeatRequest { job_id: j1.job_id, fence: 1 }).await.unwrap().into_inner();
+    assert!(hb.lease_expires_at >= j1.lease_expires_at);
+    // Another node may not heartbeat or report on a1's lease.
+    let e = nb1.heartbeat(pb::HeartbeatRequest { job_id: j1.job_id, fence: 1 }).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied);
+    let e = send(&mut nb1, report(&j1, checksums(&j1.buildinfo), b"")).await.unwrap_err();
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    // a1 reports the same hashes: reproducible, but one operator is not enough (k = 2).
+    let log = b"dpkg-buildpackage: info: source package bash\n".repeat(50);
+    let r = send(&mut na1, report(&j1, checksums(&j1.buildinfo), &log)).await.unwrap();
+    assert_eq!((r.outcome.as_str(), r.job_state.as_str()), ("reproducible", "queued"), "{r:?}");
+    assert_eq!(r.log_sha256, sha256_hex(&log));
+    assert_eq!(r.buildinfo_sha256, j1.build_id);
+    let stored = s.data_dir.path().join(format!("cas/logs/{}/{}.zst", &r.log_sha256[..2], r.log_sha256));
+    assert_eq!(zstd::decode_all(&std::fs::read(&stored).unwrap()[..]).unwrap(), log);
+    // Reporting twice: the lease is over.
+    let e = send(&mut na1, report(&j1, checksums(&j1.buildinfo), b"")).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+
+    // Independence: alice's other node never gets j1; bob's does, and one file differs.
+    let j2 = na2.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.expect("a job");
+    assert_ne!(j2.job_id, j1.job_id);
+    let jb = nb1.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.expect("a job");
+    assert_eq!((jb.job_id, jb.fence), (j1.job_id, 2));
+    let mut arts = checksums(&jb.buildinfo);
+    let deb = arts.iter().position(|a| a.name.ends_with(".deb")).expect("a .deb");
+    arts[deb].sha256 = "0".repeat(64);
+    let r = send(&mut nb1, report(&jb, arts.clone(), b"log")).await.unwrap();
+    assert_eq!(r.outcome, "unreproducible");
+    assert_eq!(r.differing, [arts[deb].name.clone()]);
+
+    // a2 goes silent: its lease expires (TTL 3 s) and is reclaimed promptly, while bob's node
+    // is waiting in a long-poll claim; the late heartbeat and report are refused.
+    let start = Instant::now();
+    let mut reclaimed = None;
+    while start.elapsed() < Duration::from_secs(20) {
+        let j = nb1.claim(pb::ClaimRequest { wait_seconds: 10 }).await.unwrap().into_inner().job;
+        match j {
+            Some(j) if j.job_id == j2.job_id => {
+                reclaimed = Some(j);
+                break;
+            }
+            Some(other) => {
+                nb1.hand_back(pb::HandBackRequest { job_id: other.job_id, fence: other.fence, reason: "test".into() })
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            None => {}
+        }
+    }
+    let jr = reclaimed.expect("a2's job reclaimed and given to b1");
+    assert_eq!(jr.fence, j2.fence + 1);
+    assert!(start.elapsed() < Duration::from_secs(15), "reclaim took {:?}", start.elapsed());
+    let e = na2.heartbeat(pb::HeartbeatRequest { job_id: j2.job_id, fence: j2.fence }).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("stale fencing token"), "{e:?}");
+    let e = send(&mut na2, report(&j2, checksums(&j2.buildinfo), b"")).await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    // Failure reports carry a sub-code; unknown ones are rejected.
+    let mut failed = report(&jr, vec![], b"E: Unable to locate package foo\n");
+    if let Some(pb::report_chunk::Chunk::Header(h)) = &mut failed[0].chunk {
+        h.result = "failed".into();
+        h.failure_code = "no-such-code".into();
+    }
+    assert_eq!(send(&mut nb1, failed.clone()).await.unwrap_err().code(), Code::InvalidArgument);
+    if let Some(pb::report_chunk::Chunk::Header(h)) = &mut failed[0].chunk {
+        h.failure_code = "dependencies-unavailable".into();
+        h.message = "foo (= 1.0) not in the snapshot".into();
+    }
+    let r = send(&mut nb1, failed).await.unwrap();
+    assert_eq!((r.outcome.as_str(), r.job_state.as_str()), ("failed", "queued"));
+
+    // Message size limits: an 9 MiB log chunk is refused, and the server keeps serving.
+    let big = nb1.claim(pb::ClaimRequest { wait_seconds: 2 }).await.unwrap().into_inner().job;
+    if let Some(big) = big {
+        let e = send(&mut nb1, report(&big, vec![], &[]).into_iter().chain([pb::ReportChunk {
+            chunk: Some(pb::report_chunk::Chunk::Log(vec![b'x'; 9 * 1024 * 1024])),
+        }]).collect())
+        .await
+        .unwrap_err();
+        assert!(matches!(e.code(), Code::OutOfRange | Code::ResourceExhausted), "{e:?}");
+        nb1.hand_back(pb::HandBackRequest { job_id: big.job_id, fence: big.fence, reason: "test".into() }).await.unwrap();
+    }
+
+    // A long-poll claim returns as soon as work arrives: carol's i386 node waits while the
+    // i386 build is requested.
+    let c1 = add_node(s, admin, "carol", "c1");
+    let mut nc1 = node(&s.url, Some(&c1)).await;
+    nc1.register(register(&["i386"], 1)).await.unwrap();
+    let waiting = tokio::spawn(async move {
+        let start = Instant::now();
+        let j = nc1.claim(pb::ClaimRequest { wait_seconds: 20 }).await.unwrap().into_inner().job;
+        (j, start.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let q = s.json(&["rebuild", "request", "bar", "--admin-token-file", admin, "--json"], 0);
+    assert_eq!(q["queued"].as_u64(), Some(1), "{q}");
+    let (j, waited) = waiting.await.unwrap();
+    let j = j.expect("the i386 job");
+    assert_eq!(j.architecture, "i386");
+    assert!(waited >= Duration::from_millis(1400) && waited < Duration::from_secs(10), "{waited:?}");
+    let total = total + 1;
+
+    // Revocation: b1's credential stops working at once.
+    s.json(&["node", "revoke", "--operator", "bob", "--name", "b1", "--admin-token-file", admin, "--json"], 0);
+    assert_eq!(
+        nb1.heartbeat(pb::HeartbeatRequest { job_id: jr.job_id, fence: jr.fence }).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+
+    // History: every attempt with its node, operator and outcome.
+    let h = s.json(&["build", "history", &j1_source(s, j1.job_id), "--json"], 0);
+    let job = h.as_array().unwrap().iter().find(|j| j["id"].as_i64() == Some(j1.job_id)).expect("j1 in history");
+    let attempts: Vec<(String, String)> = job["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["node"].as_str().unwrap().to_owned(), a["outcome"].as_str().unwrap_or("running").to_owned()))
+        .collect();
+    assert_eq!(attempts, [("a1".to_owned(), "reproducible".to_owned()), ("b1".to_owned(), "unreproducible".to_owned())]);
+    assert_eq!(job["attempts"][0]["log_sha256"].as_str(), Some(sha256_hex(&log).as_str()));
+    assert!(!job["attempts"][0]["artifacts"].as_array().unwrap().is_empty());
+    let q = s.json(&["queue", "--json", "--state", "queued", "--state", "leased", "--state", "verified", "--state", "parked"], 0);
+    let listed: Vec<&Value> = q["jobs"].as_array().unwrap().iter().collect();
+    assert_eq!(listed.len() as u64, total, "no job lost or duplicated: {q}");
+    let text = s.cli(&["queue"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("PRIORITY"));
+}
+
+/// The source of a job, from the queue listing.
+fn j1_source(s: &Server, job: i64) -> String {
+    let q = s.json(&["queue", "--json", "--state", "queued", "--state", "leased", "--state", "verified", "--state", "parked"], 0);
+    q["jobs"].as_array().unwrap().iter().find(|j| j["id"].as_i64() == Some(job)).unwrap()["source"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+const ENV: [(&str, &str); 2] = [("DEBCOVER_LEASE_TTL", "3s"), ("DEBCOVER_VERIFIERS", "2")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_over_grpc_on_sqlite() {
+    let s = Server::start_with(None, &ENV);
+    scenario(&s).await;
+    assert_eq!(s.terminate(), Some(0), "coordinator did not stop cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_over_grpc_on_postgres() {
+    let Some(db) = TestDatabase::create().await else { return };
+    let s = Server::start_with(Some(&db.url), &ENV);
+    scenario(&s).await;
+    assert_eq!(s.terminate(), Some(0), "coordinator did not stop cleanly");
+}
