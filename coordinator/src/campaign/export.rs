@@ -159,7 +159,8 @@ pub fn wanna_build(plan: &Plan, ctx: &ExportContext<'_>) -> String {
         plan.waves()
     );
     // (wave, suite, source, source_version, dependencies) → arches
-    let mut lines: BTreeMap<(u32, String, String, String, Vec<String>), Vec<String>> = BTreeMap::new();
+    type Line = (u32, String, String, String, Vec<String>);
+    let mut lines: BTreeMap<Line, Vec<String>> = BTreeMap::new();
     let mut cannot: Vec<&PlannedItem> = Vec::new();
     let index: ItemIndex<'_> = plan.items.iter().map(|i| ((i.suite.as_str(), i.key()), i)).collect();
     for item in &plan.items {

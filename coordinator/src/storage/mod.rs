@@ -150,6 +150,9 @@ pub trait Store: Send + Sync + 'static {
     fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send;
 }
 
+/// Item counts of a campaign per state name, in display order.
+pub type StateCounts = Vec<(String, u64)>;
+
 /// Campaign persistence and the archive facts impact analysis needs. A separate trait from
 /// [`Store`] so that the campaign code's needs stay visible in one place; both backends
 /// implement it.
@@ -175,7 +178,7 @@ pub trait CampaignStore: Store {
     /// Every campaign, newest first, with its item counts per state.
     fn campaigns(
         &self,
-    ) -> impl Future<Output = Result<Vec<(CampaignRecord, Vec<(String, u64)>)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(CampaignRecord, StateCounts)>, StoreError>> + Send;
 
     /// One campaign.
     fn campaign(&self, id: i64) -> impl Future<Output = Result<Option<CampaignRecord>, StoreError>> + Send;
