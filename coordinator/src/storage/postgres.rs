@@ -575,21 +575,7 @@ impl Store for PgStore {
     }
 
     async fn produced_files(&self, build_ids: &[i64]) -> Result<Vec<ProducedFile>, StoreError> {
-        let mut files: Vec<ProducedFile> = sqlx::query(
-            "SELECT build_id, name, size, sha256 FROM build_files WHERE build_id = ANY($1)",
-        )
-        .bind(build_ids)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| ProducedFile {
-            build_id: r.get(0),
-            name: r.get(1),
-            size: r.get::<i64, _>(2).try_into().unwrap_or(0),
-            sha256: r.get(3),
-            shipped_in: Vec::new(),
-        })
-        .collect();
+        let mut files = self.build_files(build_ids).await?;
         let shas: Vec<&str> = files.iter().filter_map(|f| f.sha256.as_deref()).collect();
         let by_sha = sqlx::query(
             "SELECT x.sha256, s.suite || '/' || s.arch FROM binaries x

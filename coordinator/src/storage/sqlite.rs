@@ -723,24 +723,7 @@ impl Store for SqliteStore {
     }
 
     async fn produced_files(&self, build_ids: &[i64]) -> Result<Vec<ProducedFile>, StoreError> {
-        let mut files = Vec::new();
-        for chunk in build_ids.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT build_id, name, size, sha256 FROM build_files WHERE build_id IN ",
-            );
-            qb.push_tuples(chunk, |mut b, id| {
-                b.push_bind(*id);
-            });
-            for r in qb.build().fetch_all(&self.reader).await? {
-                files.push(ProducedFile {
-                    build_id: r.get(0),
-                    name: r.get(1),
-                    size: r.get::<i64, _>(2).try_into().unwrap_or(0),
-                    sha256: r.get(3),
-                    shipped_in: Vec::new(),
-                });
-            }
-        }
+        let mut files = self.build_files(build_ids).await?;
         // Where each file ships: by identical bytes, or through a by-name link to its build.
         let shas: Vec<&str> = files.iter().filter_map(|f| f.sha256.as_deref()).collect();
         let mut by_sha: Vec<(String, String)> = Vec::new();
