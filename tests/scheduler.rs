@@ -70,6 +70,7 @@ fn report(job: &pb::Job, artifacts: Vec<pb::Artifact>, log: &[u8]) -> Vec<pb::Re
             result: "built".into(),
             failure_code: String::new(),
             message: String::new(),
+            ..Default::default()
         })),
     }];
     v.extend(artifacts.into_iter().map(|a| pb::ReportChunk { chunk: Some(Chunk::Artifact(a)) }));
@@ -91,6 +92,7 @@ fn register(arches: &[&str], slots: u32) -> pb::RegisterRequest {
         backends: vec!["local".into()],
         tags: vec![],
         slots,
+        ..Default::default()
     }
 }
 

@@ -142,6 +142,7 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
             backends: vec!["local".into()],
             tags: vec![],
             slots: 1,
+            ..Default::default()
         })
         .await
         .context("Register")?;
@@ -176,6 +177,7 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
                         result: "built".into(),
                         failure_code: String::new(),
                         message: String::new(),
+                        ..Default::default()
                     })),
                 }];
                 chunks.extend(

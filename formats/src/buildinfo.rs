@@ -368,7 +368,7 @@ fn stray_cr(content: &str, line: usize) -> Result<(), ParseError> {
 ///
 /// Returns the deb822 payload (dash-escaping undone, line endings normalised to `\n`), the
 /// number of input lines before the payload, and the signature.
-fn dearmor(text: &str) -> Result<(Cow<'_, str>, usize, Option<Signature>), ParseError> {
+pub(crate) fn dearmor(text: &str) -> Result<(Cow<'_, str>, usize, Option<Signature>), ParseError> {
     let mut lines = numbered_lines(text);
     let first = lines.by_ref().find(|(_, _, l)| !l.trim_ascii().is_empty());
     let Some((begin_line, _, first)) = first else {

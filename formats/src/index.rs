@@ -71,7 +71,7 @@ impl PackagesEntry {
         let mut slots: [Option<&Field<'_>>; PACKAGES_FIELDS.len()] = [None; PACKAGES_FIELDS.len()];
         collect(&fields, &PACKAGES_FIELDS, &mut slots)?;
         let [package, version, architecture, source, filename, size, sha256, bu, sbu, xbu] = slots;
-        let (name, version) = package_and_version(package, version, p)?;
+        let (name, version) = package_and_version(package, "Package", version, p)?;
         let architecture = required(architecture, "Architecture", p)?;
         let arch = architecture.single()?;
         if !is_valid_arch(arch) {
@@ -124,10 +124,29 @@ impl SourcesEntry {
     /// Line numbers in errors are lines of the whole file.
     pub fn parse(p: &RawParagraph) -> Result<SourcesEntry, ParseError> {
         let fields = split_paragraph(&p.text, p.first_line.saturating_sub(1))?;
+        Self::from_fields(&fields, &SOURCES_FIELDS, p)
+    }
+
+    /// Parse a source package's `.dsc` file (plain or clearsigned; the signature is not
+    /// verified). Required: Source, Version. [`SourcesEntry::package`] is the `Source` field,
+    /// [`SourcesEntry::directory`] is `None`, and [`SourcesEntry::files`] lists the files the
+    /// .dsc names in `Checksums-Sha256`.
+    pub fn parse_dsc(input: &[u8]) -> Result<SourcesEntry, ParseError> {
+        let text = std::str::from_utf8(input).map_err(|e| {
+            let line = 1 + crate::fields::count_newlines(input.get(..e.valid_up_to()).unwrap_or_default());
+            ParseError::new("invalid UTF-8").line(line)
+        })?;
+        let (payload, line_offset, _signature) = crate::buildinfo::dearmor(text)?;
+        let fields = split_paragraph(&payload, line_offset)?;
+        let p = RawParagraph { text: String::new(), first_line: line_offset + 1 };
+        Self::from_fields(&fields, &DSC_FIELDS, &p)
+    }
+
+    fn from_fields(fields: &[Field<'_>], wanted: &[&str; 9], p: &RawParagraph) -> Result<SourcesEntry, ParseError> {
         let mut slots: [Option<&Field<'_>>; SOURCES_FIELDS.len()] = [None; SOURCES_FIELDS.len()];
-        collect(&fields, &SOURCES_FIELDS, &mut slots)?;
+        collect(fields, wanted, &mut slots)?;
         let [package, version, binary, architecture, directory, bd, bdi, bda, sums] = slots;
-        let (name, version) = package_and_version(package, version, p)?;
+        let (name, version) = package_and_version(package, wanted[0], version, p)?;
         let mut binaries = Vec::new();
         if let Some(f) = binary {
             f.for_each_item(|line, item| {
@@ -212,6 +231,19 @@ const SOURCES_FIELDS: [&str; 9] = [
     "Checksums-Sha256",
 ];
 
+/// The `.dsc` fields read: those of a Sources paragraph, with `Source` naming the package.
+const DSC_FIELDS: [&str; 9] = [
+    "Source",
+    "Version",
+    "Binary",
+    "Architecture",
+    "Directory",
+    "Build-Depends",
+    "Build-Depends-Indep",
+    "Build-Depends-Arch",
+    "Checksums-Sha256",
+];
+
 /// Put each wanted field (case-insensitive) into its slot; a wanted field given twice is an
 /// error. Other fields are ignored.
 fn collect<'f, 'a>(
@@ -235,10 +267,11 @@ fn collect<'f, 'a>(
 /// The `Package` and `Version` fields every index paragraph must have, validated.
 fn package_and_version<'a>(
     package: Option<&Field<'a>>,
+    package_field: &str,
     version: Option<&Field<'a>>,
     p: &RawParagraph,
 ) -> Result<(&'a str, Version), ParseError> {
-    let package = required(package, "Package", p)?;
+    let package = required(package, package_field, p)?;
     let name = package.single()?;
     if !is_valid_package_name(name) {
         return Err(package.err(format!("invalid package name `{name}`")));
@@ -289,5 +322,28 @@ mod tests {
         assert_eq!((err.field.as_deref(), err.line), (Some("Binary"), Some(13)));
         let err = SourcesEntry::parse(&RawParagraph { first_line: 10, text: "Version: 1\n".into() }).unwrap_err();
         assert_eq!((err.field.as_deref(), err.line), (Some("Package"), Some(10)));
+    }
+}
+
+#[cfg(test)]
+mod dsc_tests {
+    use super::*;
+
+    const DSC: &str = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\nFormat: 3.0 (quilt)\nSource: hello\nBinary: hello\nArchitecture: any\nVersion: 2.10-3\nChecksums-Sha256:\n 31e066137a962676e89f69d1b65382de95a7ef7d914b8cb956f41ea72e0f516b 725946 hello_2.10.orig.tar.gz\n 5e8d2f4c8d5ec0d3f3e9f7b5cb46bbcc20f0c3b9ad5d8d8d8d7d5c8e0e2f9a44 12688 hello_2.10-3.debian.tar.xz\n\n-----BEGIN PGP SIGNATURE-----\n\niQ==\n-----END PGP SIGNATURE-----\n";
+
+    #[test]
+    fn dsc_signed_lists_its_files() {
+        let d = SourcesEntry::parse_dsc(DSC.as_bytes()).unwrap();
+        assert_eq!(d.package, "hello");
+        assert_eq!(d.version.to_string(), "2.10-3");
+        assert_eq!(d.files.len(), 2);
+        assert_eq!(d.files[0].1, 725946);
+        assert_eq!(d.files[1].2, "hello_2.10-3.debian.tar.xz");
+    }
+
+    #[test]
+    fn dsc_without_source_names_the_field() {
+        let e = SourcesEntry::parse_dsc(b"Format: 1.0\nVersion: 1\n").unwrap_err().to_string();
+        assert!(e.contains("Source"), "{e}");
     }
 }

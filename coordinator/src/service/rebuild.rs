@@ -223,6 +223,7 @@ fn attempt_info(a: &AttemptRecord) -> pb::AttemptInfo {
         buildinfo_sha256: a.buildinfo_sha256.clone().unwrap_or_default(),
         log_sha256: a.log_sha256.clone().unwrap_or_default(),
         artifacts: a.artifacts.iter().map(artifact_wire).collect(),
+        ..Default::default()
     }
 }
 
@@ -313,6 +314,7 @@ impl<S: RebuildStore> NodeService<S> {
             architecture: l.arch,
             backend: l.backend,
             buildinfo: l.buildinfo,
+            ..Default::default()
         }
     }
 }
@@ -474,6 +476,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
                     log.get_or_insert_with(|| BlobWriter::start(dir, BlobKind::Log, MAX_LOG_BYTES)).write(b).await.map_err(cas)?
                 }
                 Some(Chunk::Header(_)) => return Err(Status::invalid_argument("a report has one header")),
+                Some(Chunk::Diffoscope(_)) => {}
                 None => {}
             }
         }
@@ -510,6 +513,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             job_state: state.as_str().to_owned(),
             log_sha256: report.log_sha256.unwrap_or_default(),
             buildinfo_sha256: report.buildinfo_sha256.unwrap_or_default(),
+            ..Default::default()
         }))
     }
 
