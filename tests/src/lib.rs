@@ -41,6 +41,8 @@ pub struct Server {
     /// Its data directory (SQLite file lives here by default).
     pub data_dir: tempfile::TempDir,
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    db: Option<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -52,12 +54,36 @@ impl Server {
     /// Start with extra environment variables.
     pub fn start_with(db: Option<&str>, env: &[(&str, &str)]) -> Server {
         let data_dir = tempfile::tempdir().expect("tempdir");
+        let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (child, addr) = Self::spawn(data_dir.path(), db, &env, "127.0.0.1:0", &log);
+        Server { child: Some(child), url: format!("http://{addr}"), data_dir, log, db: db.map(str::to_owned), env }
+    }
+
+    /// Stop the coordinator (SIGTERM, as an operator would) and start it again on the same
+    /// address, data directory and database: clients and nodes keep their URL.
+    pub fn restart(&mut self) {
+        if let Some(child) = self.child.take() {
+            stop(child);
+        }
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        let (child, _) = Self::spawn(self.data_dir.path(), self.db.as_deref(), &self.env, &addr, &self.log);
+        self.child = Some(child);
+    }
+
+    fn spawn(
+        data_dir: &Path,
+        db: Option<&str>,
+        env: &[(String, String)],
+        listen: &str,
+        log: &std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) -> (Child, String) {
         let mut cmd = Command::new(binary("debcover"));
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir.path())
+        cmd.args(["serve", "--listen", listen, "--data-dir"])
+            .arg(data_dir)
             .env_remove("DEBCOVER_DB")
             .env("DEBCOVER_LOG", "info")
-            .env("HOME", data_dir.path())
+            .env("HOME", data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         if let Some(db) = db {
@@ -68,7 +94,6 @@ impl Server {
         }
         let mut child = cmd.spawn().expect("spawn debcover serve");
         let stderr = child.stderr.take().expect("stderr");
-        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = log.clone();
         std::thread::spawn(move || {
@@ -85,7 +110,7 @@ impl Server {
         let addr = rx
             .recv_timeout(Duration::from_secs(60))
             .unwrap_or_else(|_| panic!("coordinator did not start: {:?}", log.lock().unwrap()));
-        Server { child: Some(child), url: format!("http://{addr}"), data_dir, log }
+        (child, addr)
     }
 
     /// Run the `debcover` client against this server. A call that has not finished after
@@ -139,19 +164,24 @@ impl Server {
 
     /// Send SIGTERM and wait for a clean exit; returns the exit code.
     pub fn terminate(mut self) -> Option<i32> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        let start = Instant::now();
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return status.code();
-            }
-            if start.elapsed() > Duration::from_secs(30) {
-                let _ = child.kill();
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        stop(self.child.take()?)
+    }
+}
+
+/// SIGTERM, then wait up to 30 s for the exit code (SIGKILL after that).
+fn stop(mut child: Child) -> Option<i32> {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
         }
+        if start.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

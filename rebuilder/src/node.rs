@@ -1,0 +1,370 @@
+//! The node's lifecycle: register, then one worker per slot claims, builds, heartbeats and
+//! reports; shutdown stops claiming, lets builds finish within the grace period and hands
+//! back what is still running.
+//!
+//! Failure handling, in one place:
+//! - transport errors (coordinator restarting, network): retried with backoff, forever; the
+//!   node resumes by itself when the coordinator is back;
+//! - a refused lease (stale fence, not ours, revoked): the job is abandoned at once (the
+//!   coordinator has given it to someone else) and its result is not sent;
+//! - bad credentials at registration: fatal, with a message saying what to check.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use debcover_formats::Buildinfo;
+use debcover_proto::v1 as pb;
+use debcover_proto::v1::rebuild_nodes_client::RebuildNodesClient;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tracing::Instrument;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::backend::{self, BackendKind, Ctx, JobSpec, Outcome};
+use crate::config::Config;
+use crate::key::NodeKey;
+use crate::process::Log;
+use crate::source::SourceRequest;
+
+/// Size of each chunk of log, buildinfo or diffoscope text in a report.
+const CHUNK: usize = 256 * 1024;
+/// Longest claim long-poll asked for (the server caps it too).
+const CLAIM_WAIT_SECONDS: u32 = 25;
+/// Largest message the node accepts (a job carries one buildinfo).
+const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+
+/// Adds the bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+type Client = RebuildNodesClient<InterceptedService<Channel, Bearer>>;
+
+/// Shutdown signals: `stop` ends claiming; `abort` kills running builds (they are handed back).
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    /// No new claims.
+    pub stop: CancellationToken,
+    /// Kill running builds and hand their jobs back.
+    pub abort: CancellationToken,
+}
+
+/// Open a (lazy) channel to the coordinator: the first call connects, and a broken connection
+/// is re-established on the next call, so a restarted coordinator is picked up by itself.
+fn channel(server: &str) -> Result<Channel> {
+    let endpoint = Endpoint::from_shared(server.to_owned())
+        .with_context(|| format!("{server:?} is not a valid server URL (expected http://HOST:PORT)"))?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    Ok(endpoint.connect_lazy())
+}
+
+fn client(config: &Config) -> Result<Client> {
+    let token: MetadataValue<_> = format!("Bearer {}", config.token)
+        .parse()
+        .context("the node token contains characters that cannot go in a request header")?;
+    Ok(RebuildNodesClient::with_interceptor(channel(&config.server)?, Bearer(token))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE))
+}
+
+fn transient(s: &tonic::Status) -> bool {
+    matches!(s.code(), Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Internal | Code::Cancelled | Code::ResourceExhausted | Code::Aborted)
+}
+
+/// Register, retrying while the coordinator is unreachable. Bad credentials are fatal.
+async fn register(c: &mut Client, config: &Config, key: &NodeKey, shutdown: &Shutdown) -> Result<pb::RegisterResponse> {
+    let req = pb::RegisterRequest {
+        public_key: key.openssh_public(),
+        architectures: config.architectures.clone(),
+        backends: config.backends.iter().map(|b| b.as_str().to_owned()).collect(),
+        tags: config.tags.clone(),
+        slots: config.slots,
+        software: crate::SOFTWARE.to_owned(),
+    };
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match c.register(req.clone()).await {
+            Ok(r) => return Ok(r.into_inner()),
+            Err(s) if s.code() == Code::Unauthenticated => {
+                bail!("the coordinator at {} refused the node token: {} (check token/token_file; `debcover node add` issues tokens)", config.server, s.message())
+            }
+            Err(s) if transient(&s) => {
+                tracing::warn!(server = %config.server, error = %s.message(), retry_in = ?delay, "cannot register yet");
+            }
+            Err(s) => bail!("the coordinator refused the registration: {:?}: {}", s.code(), s.message()),
+        }
+        tokio::select! {
+            _ = shutdown.stop.cancelled() => bail!("stopped before registering"),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Run the node until `shutdown` (or a fatal error).
+pub async fn run(config: Config, key: NodeKey, shutdown: Shutdown) -> Result<()> {
+    for b in &config.backends {
+        backend::available(*b, &config).map_err(|e| anyhow::anyhow!("backend {b}: {e}"))?;
+    }
+    let jobs_dir = config.work_dir.join("jobs");
+    std::fs::create_dir_all(&jobs_dir).with_context(|| format!("cannot create {}", jobs_dir.display()))?;
+    // Leftovers of a previous run that was killed: their leases have expired or will.
+    if let Ok(entries) = std::fs::read_dir(&jobs_dir) {
+        for e in entries.flatten() {
+            if let Some(pgid) = crate::process::kill_leftover(&e.path()) {
+                tracing::info!(dir = %e.path().display(), pgid, "killed a build an earlier run left running");
+            }
+            tracing::info!(dir = %e.path().display(), "removing a job directory left by an earlier run");
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let mut c = client(&config)?;
+    let reg = register(&mut c, &config, &key, &shutdown).await?;
+    tracing::info!(
+        operator = %reg.operator, node = %reg.node, architectures = ?reg.architectures,
+        lease_ttl = reg.lease_ttl_seconds, heartbeat = reg.heartbeat_seconds, slots = config.slots,
+        backends = ?config.backends.iter().map(|b| b.as_str()).collect::<Vec<_>>(),
+        "registered with {}", config.server
+    );
+    let heartbeat = Duration::from_secs(u64::from(reg.heartbeat_seconds.max(1)));
+    let config = Arc::new(config);
+    let mut workers = tokio::task::JoinSet::new();
+    for slot in 0..config.slots.max(1) {
+        let (c, config, shutdown) = (c.clone(), config.clone(), shutdown.clone());
+        workers.spawn(async move { worker(slot, c, config, heartbeat, shutdown).await });
+    }
+    while let Some(r) = workers.join_next().await {
+        if let Err(e) = r {
+            tracing::error!(error = %e, "a worker task ended abnormally");
+        }
+    }
+    tracing::info!("all workers stopped; exiting");
+    Ok(())
+}
+
+async fn worker(slot: u32, mut c: Client, config: Arc<Config>, heartbeat: Duration, shutdown: Shutdown) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        if shutdown.stop.is_cancelled() {
+            return;
+        }
+        let claim = tokio::select! {
+            _ = shutdown.stop.cancelled() => return,
+            r = c.claim(pb::ClaimRequest { wait_seconds: CLAIM_WAIT_SECONDS }) => r,
+        };
+        let job = match claim {
+            Ok(r) => {
+                delay = Duration::from_secs(1);
+                match r.into_inner().job {
+                    Some(j) => j,
+                    None => continue,
+                }
+            }
+            Err(s) => {
+                if s.code() == Code::Unauthenticated {
+                    tracing::error!(slot, error = %s.message(), "the coordinator no longer accepts this node's token (revoked?); stopping");
+                    shutdown.stop.cancel();
+                    return;
+                }
+                tracing::warn!(slot, error = %s.message(), code = ?s.code(), retry_in = ?delay, "claim failed");
+                tokio::select! {
+                    _ = shutdown.stop.cancelled() => return,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        let span = tracing::info_span!("job", id = job.job_id, fence = job.fence, source = %job.source,
+            version = %job.version, arch = %job.architecture);
+        run_job(slot, &mut c, &config, heartbeat, &shutdown, job).instrument(span).await;
+    }
+}
+
+fn job_spec(job: &pb::Job) -> Result<JobSpec, String> {
+    let buildinfo = Buildinfo::parse(&job.buildinfo).map_err(|e| format!("the job's buildinfo does not parse: {e}"))?;
+    let backend = match job.backend.as_str() {
+        "" => None,
+        b => Some(b.parse::<BackendKind>()?),
+    };
+    Ok(JobSpec {
+        job_id: job.job_id,
+        buildinfo_bytes: job.buildinfo.clone(),
+        source: SourceRequest {
+            source: buildinfo.source.clone(),
+            version: buildinfo.source_version.clone(),
+            dsc_url: job.dsc_url.clone(),
+            dsc_sha256: job.dsc_sha256.clone(),
+        },
+        buildinfo,
+        backend,
+        originals: job.originals.iter().map(|o| (o.name.clone(), o.sha256.clone(), o.url.clone())).collect(),
+    })
+}
+
+async fn run_job(slot: u32, c: &mut Client, config: &Config, heartbeat: Duration, shutdown: &Shutdown, job: pb::Job) {
+    let (job_id, fence) = (job.job_id, job.fence);
+    let dir = config.work_dir.join("jobs").join(format!("{job_id}-{fence}"));
+    let result = async {
+        tokio::fs::create_dir_all(&dir).await.with_context(|| format!("cannot create {}", dir.display()))?;
+        Log::create(&dir.join("build.log"), config.log_cap).with_context(|| format!("cannot create the log in {}", dir.display()))
+    }
+    .await;
+    let mut log = match result {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot prepare the job");
+            let _ = hand_back(c, job_id, fence, &format!("node cannot prepare a work directory: {e:#}")).await;
+            return;
+        }
+    };
+    // The lease: renewed while the build runs; losing it cancels the build.
+    let lease_lost = CancellationToken::new();
+    let cancel = CancellationToken::new();
+    let hb = {
+        let (mut c, lease_lost, cancel, abort) = (c.clone(), lease_lost.clone(), cancel.clone(), shutdown.abort.clone());
+        tokio::spawn(
+            async move {
+            let mut tick = tokio::time::interval(heartbeat);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = abort.cancelled() => { cancel.cancel(); return; }
+                    _ = tick.tick() => {}
+                }
+                match c.heartbeat(pb::HeartbeatRequest { job_id, fence }).await {
+                    Ok(_) => {}
+                    Err(s) if transient(&s) => tracing::warn!(error = %s.message(), "heartbeat failed; retrying"),
+                    Err(s) => {
+                        tracing::warn!(code = ?s.code(), error = %s.message(), "lease lost; stopping the build");
+                        lease_lost.cancel();
+                        cancel.cancel();
+                        return;
+                    }
+                }
+            }
+            }
+            .in_current_span(),
+        )
+    };
+    let outcome = match job_spec(&job) {
+        Err(message) => Outcome::Failed { kind: backend::FailureKind::Infrastructure, message },
+        Ok(spec) => {
+            let kind = spec.backend.or_else(|| config.backends.first().copied()).unwrap_or(BackendKind::Local);
+            if !config.backends.contains(&kind) {
+                Outcome::Failed {
+                    kind: backend::FailureKind::Infrastructure,
+                    message: format!("job requires backend {kind}, which this node does not offer"),
+                }
+            } else {
+                tracing::info!(slot, backend = %kind, "build started");
+                let _ = log.note(&format!("job {job_id} (fence {fence}): {} {} on {} with backend {kind}", job.source, job.version, job.architecture));
+                let mut ctx = Ctx { config, dir: &dir, log: &mut log, cancel: &cancel };
+                backend::run(kind, &spec, &mut ctx).await
+            }
+        }
+    };
+    cancel.cancel();
+    let _ = hb.await;
+    let keep = config.keep_failed && !matches!(outcome, Outcome::Built { .. });
+    if lease_lost.is_cancelled() {
+        tracing::warn!("the lease was lost during the build; the result is not sent");
+    } else if matches!(outcome, Outcome::Cancelled) || shutdown.abort.is_cancelled() {
+        match hand_back(c, job_id, fence, "node shutting down").await {
+            Ok(()) => tracing::info!("build stopped by shutdown; job handed back"),
+            Err(e) => tracing::warn!(error = %e, "hand-back failed; the lease will expire"),
+        }
+    } else {
+        match report(c, job_id, fence, &outcome, &log).await {
+            Ok(r) => tracing::info!(outcome = %r.outcome, job_state = %r.job_state, differing = ?r.differing, "result reported"),
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "result not accepted"),
+        }
+    }
+    if !keep {
+        let _ = tokio::fs::remove_dir_all(&dir).await;
+    } else {
+        tracing::info!(dir = %dir.display(), "work directory kept (keep_failed)");
+    }
+}
+
+async fn hand_back(c: &mut Client, job_id: i64, fence: i64, reason: &str) -> Result<(), tonic::Status> {
+    c.hand_back(pb::HandBackRequest { job_id, fence, reason: reason.to_owned() }).await.map(|_| ())
+}
+
+fn chunks_of(bytes: &[u8], wrap: fn(Vec<u8>) -> pb::report_chunk::Chunk) -> impl Iterator<Item = pb::ReportChunk> + '_ {
+    bytes.chunks(CHUNK).map(move |c| pb::ReportChunk { chunk: Some(wrap(c.to_vec())) })
+}
+
+/// Send the result, retrying transport errors for a while (the coordinator may be restarting);
+/// a refusal is final.
+async fn report(c: &mut Client, job_id: i64, fence: i64, outcome: &Outcome, log: &Log) -> Result<pb::ReportResponse> {
+    use pb::report_chunk::Chunk;
+    let mut header = pb::ReportHeader { job_id, fence, ..Default::default() };
+    let mut artifacts = Vec::new();
+    let mut buildinfo = None;
+    let mut diffoscope = None;
+    match outcome {
+        Outcome::Built { files, buildinfo: b, diffoscope: d } => {
+            header.result = "built".into();
+            header.message = format!("{} files produced", files.len());
+            artifacts = files.iter().map(|f| pb::Artifact { name: f.name.clone(), size: f.size, sha256: f.sha256.clone() }).collect();
+            buildinfo = b.clone();
+            if let Some(p) = d {
+                diffoscope = tokio::fs::read(p).await.ok();
+            }
+        }
+        Outcome::Failed { kind, message } => {
+            header.result = "failed".into();
+            header.failure_code = kind.as_str().into();
+            header.message = message.clone();
+        }
+        Outcome::EnvironmentMismatch { differences } => {
+            header.result = "environment-mismatch".into();
+            header.message = format!("{} differences from the recorded build environment", differences.len());
+            header.environment_differences = differences.clone();
+        }
+        Outcome::Cancelled => bail!("a cancelled build has no result"),
+    }
+    let log_bytes = tokio::fs::read(log.path()).await.unwrap_or_default();
+    let mut delay = Duration::from_secs(1);
+    for attempt in 1..=8 {
+        let mut msgs = vec![pb::ReportChunk { chunk: Some(Chunk::Header(header.clone())) }];
+        msgs.extend(artifacts.iter().cloned().map(|a| pb::ReportChunk { chunk: Some(Chunk::Artifact(a)) }));
+        if let Some(b) = &buildinfo {
+            msgs.extend(chunks_of(b, Chunk::Buildinfo));
+        }
+        if let Some(d) = &diffoscope {
+            msgs.extend(chunks_of(d, Chunk::Diffoscope));
+        }
+        msgs.extend(chunks_of(&log_bytes, Chunk::Log));
+        match c.report_result(tokio_stream::iter(msgs)).await {
+            Ok(r) => return Ok(r.into_inner()),
+            Err(s) if transient(&s) && attempt < 8 => {
+                tracing::warn!(attempt, error = %s.message(), retry_in = ?delay, "report failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(s) => bail!("the coordinator refused the report: {:?}: {}", s.code(), s.message()),
+        }
+    }
+    bail!("the report could not be delivered")
+}
+
+/// Where the node keeps its key by default.
+pub fn default_key_path(work_dir: &std::path::Path) -> PathBuf {
+    work_dir.join("node-key.pem")
+}

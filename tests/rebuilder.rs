@@ -1,0 +1,471 @@
+//! The rebuilder network end to end: one real `debcover serve` process and real
+//! `debcover-rebuilder` processes of two operators over loopback gRPC, on SQLite and on
+//! PostgreSQL, rebuilding real Debian source packages with dpkg-buildpackage:
+//!
+//! - from the campaign fixture (sources fetched from its `pool/` through the coordinator's
+//!   `--archive-mirror`, checked against the Sources index and the .dsc): libstat 2.0-1 and
+//!   libvuln 1.0-1 are reproducible; unrepro 1.0-1 (random bytes in every build) is
+//!   unreproducible, naming its .deb; app-a 1.0-1 recorded libvuln-dev 1.0-1, which this
+//!   machine no longer has installed, so it is an environment mismatch and never a verdict;
+//! - hello from the Debian archive (source by `apt-get source`), built here first: reproducible.
+//!
+//! And the faults: a node killed with SIGKILL mid-build (its job is reclaimed and finished by
+//! another node), a node frozen past its lease (its late result is refused), and a coordinator
+//! restarted while nodes build (nothing lost, nothing counted twice).
+//!
+//! Needs `tests/fixtures/setup-debian-build.sh hello` to have run as root (.ci/run does it);
+//! outside CI, a machine without it skips with a message.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use debcover_tests::{Server, binary, in_ci, pg::TestDatabase, workspace};
+use serde_json::Value;
+
+fn skip_or_fail(why: &str) {
+    if in_ci() {
+        panic!("{why}");
+    }
+    eprintln!("SKIPPING: {why} (run tests/fixtures/setup-debian-build.sh hello as root)");
+}
+
+fn campaign_fixture() -> Option<PathBuf> {
+    let out = workspace().join("target/debcover-fixtures/campaign");
+    match Command::new("sh").arg(workspace().join("tests/fixtures/campaign/build.sh")).arg(&out).status() {
+        Ok(s) if s.success() => Some(out),
+        other => {
+            skip_or_fail(&format!("building the campaign fixture failed: {other:?}"));
+            None
+        }
+    }
+}
+
+fn built_hello() -> Option<PathBuf> {
+    let out = workspace().join("target/debcover-fixtures/hello");
+    match Command::new("sh").arg(workspace().join("tests/fixtures/build-real-package.sh")).arg("hello").arg(&out).status() {
+        Ok(s) if s.success() => Some(out),
+        other => {
+            skip_or_fail(&format!("building hello with dpkg-buildpackage failed: {other:?}"));
+            None
+        }
+    }
+}
+
+fn one(dir: &Path, prefix: &str, suffix: &str) -> PathBuf {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let n = p.file_name().unwrap().to_string_lossy();
+            n.starts_with(prefix) && n.ends_with(suffix)
+        })
+        .unwrap_or_else(|| panic!("no {prefix}*{suffix} in {}", dir.display()))
+}
+
+/// A running `debcover-rebuilder` process with its log.
+struct Node {
+    child: Option<Child>,
+    name: String,
+    log: Arc<Mutex<Vec<String>>>,
+    args: Vec<String>,
+}
+
+impl Node {
+    fn start(server: &Server, token_file: &Path, name: &str, work: &Path, extra: &[&str]) -> Node {
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            "--server".into(),
+            server.url.clone(),
+            "--token-file".into(),
+            token_file.to_string_lossy().into_owned(),
+            "--work-dir".into(),
+            work.to_string_lossy().into_owned(),
+            "--slots".into(),
+            "1".into(),
+            "--build-timeout".into(),
+            "20m".into(),
+            "--shutdown-grace".into(),
+            "5s".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut n = Node { child: None, name: name.to_owned(), log: Arc::new(Mutex::new(Vec::new())), args };
+        n.spawn();
+        n
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(binary("debcover-rebuilder"))
+            .args(&self.args)
+            .env("DEBCOVER_LOG", "info,debcover_rebuilder=debug")
+            .env_remove("DEBCOVER_SERVER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn debcover-rebuilder");
+        let stderr = child.stderr.take().unwrap();
+        let sink = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        self.child = Some(child);
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill").args([&format!("-{sig}"), &self.pid().to_string()]).status();
+    }
+
+    /// SIGTERM and the exit code.
+    fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(s)) = child.try_wait() {
+                return s.code();
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Lines of the log that contain every one of `needles`.
+    fn count(&self, needles: &[&str]) -> usize {
+        self.log.lock().unwrap().iter().filter(|l| needles.iter().all(|n| l.contains(n))).count()
+    }
+
+    fn wait_for(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.log_text().contains(needle) {
+            assert!(start.elapsed() < limit, "node {} never logged {needle:?}:\n{}", self.name, self.log_text());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+struct Net {
+    server: Server,
+    admin: String,
+    tokens: tempfile::TempDir,
+    _db: Option<TestDatabase>,
+}
+
+impl Net {
+    fn start(db: Option<TestDatabase>, fixture: &Path, extra_env: &[(&str, &str)]) -> Net {
+        let mirror = format!("file://{}", fixture.display());
+        let mut env = vec![
+            ("DEBCOVER_ARCHIVE_MIRROR", mirror.as_str()),
+            ("DEBCOVER_LEASE_TTL", "30s"),
+            ("DEBCOVER_RETRY_DELAYS", "1s"),
+            ("DEBCOVER_MAX_FAILURES", "2"),
+            ("DEBCOVER_MAX_UNREPRODUCIBLE", "2"),
+        ];
+        env.extend_from_slice(extra_env);
+        let server = Server::start_with(db.as_ref().map(|d| d.url.as_str()), &env);
+        let admin = server.data_dir.path().join("admin.token").to_string_lossy().into_owned();
+        Net { server, admin, tokens: tempfile::tempdir().unwrap(), _db: db }
+    }
+
+    /// A node credential in a file.
+    fn token(&self, operator: &str, name: &str) -> PathBuf {
+        let v = self.server.json(&["node", "add", "--operator", operator, "--name", name, "--admin-token-file", &self.admin, "--json"], 0);
+        let path = self.tokens.path().join(format!("{operator}-{name}.token"));
+        std::fs::write(&path, v["token"].as_str().expect("token")).unwrap();
+        path
+    }
+
+    fn ingest(&self, args: &[&str]) -> Value {
+        let mut a = vec!["ingest"];
+        a.extend_from_slice(args);
+        a.push("--json");
+        self.server.json(&a, 0)
+    }
+
+    fn request(&self, source: &str) -> Value {
+        self.server.json(&["rebuild", "request", source, "--admin-token-file", &self.admin, "--json"], 0)
+    }
+
+    fn history(&self, source: &str) -> Vec<Value> {
+        self.server.json(&["build", "history", source, "--json"], 0).as_array().cloned().unwrap_or_default()
+    }
+
+    /// Wait until every job of every source is verified or parked.
+    fn settle(&self, sources: &[&str], limit: Duration, nodes: &[&Node]) -> Vec<(String, Vec<Value>)> {
+        let start = Instant::now();
+        loop {
+            let all: Vec<(String, Vec<Value>)> = sources.iter().map(|s| (s.to_string(), self.history(s))).collect();
+            let done = all.iter().all(|(_, jobs)| {
+                !jobs.is_empty() && jobs.iter().all(|j| matches!(j["state"].as_str(), Some("verified" | "parked")))
+            });
+            if done {
+                return all;
+            }
+            if start.elapsed() > limit {
+                let logs: Vec<String> = nodes.iter().map(|n| format!("--- node {}\n{}", n.name, n.log_text())).collect();
+                panic!(
+                    "jobs did not settle within {limit:?}:\n{}\n{}\n--- server\n{}",
+                    serde_json::to_string_pretty(&all.iter().map(|(s, j)| (s, j)).collect::<Vec<_>>()).unwrap(),
+                    logs.join("\n"),
+                    self.server.log().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
+fn attempts(job: &Value) -> Vec<&Value> {
+    job["attempts"].as_array().map(|a| a.iter().collect()).unwrap_or_default()
+}
+
+fn outcomes(job: &Value) -> Vec<String> {
+    attempts(job).iter().map(|a| a["outcome"].as_str().unwrap_or("running").to_owned()).collect()
+}
+
+/// The static-library scenario and hello, rebuilt by two operators' nodes.
+fn network_rebuilds_real_packages(db: Option<TestDatabase>) {
+    let (Some(fixture), Some(hello)) = (campaign_fixture(), built_hello()) else { return };
+    let backend = if db.is_some() { "postgres" } else { "sqlite" };
+    let net = Net::start(db, &fixture, &[]);
+    // What the coordinator knows: the builds, the archive that ships them, the sources.
+    for f in [
+        one(&fixture.join("stage1"), "libstat_", ".buildinfo"),
+        one(&fixture.join("stage1"), "libvuln_", ".buildinfo"),
+        one(&fixture.join("stage1"), "app-a_", ".buildinfo"),
+        one(&fixture.join("unrepro"), "unrepro_", ".buildinfo"),
+        one(&hello, "hello_", ".buildinfo"),
+    ] {
+        net.ingest(&["buildinfo", f.to_str().unwrap()]);
+    }
+    for (suite, index) in [("fixture", "stage1/Packages"), ("fixture", "unrepro/Packages")] {
+        net.ingest(&["archive", "--suite", suite, fixture.join(index).to_str().unwrap()]);
+    }
+    net.ingest(&["archive", "--suite", "fixture", fixture.join("pool/Sources").to_str().unwrap()]);
+
+    let work = tempfile::tempdir().unwrap();
+    let a = Node::start(&net.server, &net.token("alice", "a1"), "a1", &work.path().join("a1"), &[]);
+    let b = Node::start(&net.server, &net.token("bob", "b1"), "b1", &work.path().join("b1"), &[]);
+    a.wait_for("registered", Duration::from_secs(60));
+    b.wait_for("registered", Duration::from_secs(60));
+    // The node made its ed25519 key on first start and registered its public half.
+    let key = std::fs::read_to_string(work.path().join("a1/node-key.pem")).unwrap();
+    assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"), "{key}");
+    let nodes = net.server.json(&["node", "list", "--admin-token-file", &net.admin, "--json"], 0);
+    let listed = nodes.as_array().unwrap().iter().find(|n| n["name"] == "a1").cloned().unwrap();
+    assert!(listed["public_key"].as_str().unwrap_or("").starts_with("ssh-ed25519 "), "{listed}");
+
+    let sources = ["libstat", "libvuln", "unrepro", "app-a", "hello"];
+    for s in sources {
+        assert_eq!(net.request(s)["queued"].as_u64(), Some(1), "{s}");
+    }
+    let all = net.settle(&sources, Duration::from_secs(1500), &[&a, &b]);
+    let job = |s: &str| all.iter().find(|(n, _)| n == s).map(|(_, j)| j[0].clone()).unwrap();
+    let context = |s: &str| {
+        format!("{backend} {s}: {}\n--- a1\n{}\n--- b1\n{}", serde_json::to_string_pretty(&job(s)).unwrap(), a.log_text(), b.log_text())
+    };
+
+    // Reproducible, by both operators, every produced .deb hashed as the original build did.
+    for s in ["libstat", "libvuln", "hello"] {
+        let j = job(s);
+        assert_eq!(j["state"], "verified", "{}", context(s));
+        assert_eq!(outcomes(&j), ["reproducible", "reproducible"], "{}", context(s));
+        let ops: std::collections::BTreeSet<&str> = attempts(&j).iter().map(|a| a["operator"].as_str().unwrap()).collect();
+        assert_eq!(ops.len(), 2, "two independent operators: {}", context(s));
+        for a in attempts(&j) {
+            assert!(a["artifacts"].as_array().unwrap().iter().any(|f| f["name"].as_str().unwrap().ends_with(".deb")), "{}", context(s));
+            assert!(a["log_sha256"].is_string(), "log kept: {}", context(s));
+            assert!(a["buildinfo_sha256"].is_string(), "produced buildinfo kept: {}", context(s));
+        }
+    }
+    // The produced buildinfo was ingested as a build of its own: hello has two more builds.
+    let builds = net.server.json(&["build", "show", "hello", "--json"], 0);
+    assert!(builds.as_array().map(|b| b.len()).unwrap_or(0) >= 3, "hello builds: {builds}");
+
+    // Unreproducible: both attempts name the .deb whose stamp differs; parked after two.
+    let j = job("unrepro");
+    assert_eq!(outcomes(&j), ["unreproducible", "unreproducible"], "{}", context("unrepro"));
+    assert_eq!(j["state"], "parked", "{}", context("unrepro"));
+    for a in attempts(&j) {
+        let diff: Vec<&str> = a["differences"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+        assert_eq!(diff.len(), 1, "{}", context("unrepro"));
+        assert!(diff[0].starts_with("unrepro_1.0-1_") && diff[0].ends_with(".deb"), "{}", context("unrepro"));
+    }
+
+    // Environment mismatch: app-a was built with libvuln-dev 1.0-1, which is not installed
+    // here; nothing is built, nothing is judged, and the job is parked after its budget.
+    let j = job("app-a");
+    assert_eq!(outcomes(&j), ["environment-mismatch", "environment-mismatch"], "{}", context("app-a"));
+    assert_eq!(j["state"], "parked", "{}", context("app-a"));
+    for a in attempts(&j) {
+        let diff: Vec<&str> = a["differences"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+        assert!(diff.contains(&"libvuln-dev (= 1.0-1): not installed"), "{}", context("app-a"));
+        assert!(a["artifacts"].as_array().unwrap().is_empty(), "{}", context("app-a"));
+    }
+
+    // The nodes clean up after themselves, and stop cleanly on SIGTERM.
+    let mut a = a;
+    let mut b = b;
+    assert_eq!(a.terminate(), Some(0), "{}", a.log_text());
+    assert_eq!(b.terminate(), Some(0), "{}", b.log_text());
+    for n in ["a1", "b1"] {
+        let left: Vec<_> = std::fs::read_dir(work.path().join(n).join("jobs")).unwrap().collect();
+        assert!(left.is_empty(), "job directories left in {n}: {left:?}");
+    }
+}
+
+#[test]
+fn network_rebuilds_real_packages_sqlite() {
+    network_rebuilds_real_packages(None);
+}
+
+#[test]
+fn network_rebuilds_real_packages_postgres() {
+    let Some(db) = TestDatabase::create_blocking() else { return };
+    network_rebuilds_real_packages(Some(db));
+}
+
+/// SIGKILL mid-build: the lease expires, the job goes to the other node, which finishes it.
+/// A node frozen (SIGSTOP) past its lease comes back to a refusal: its late result is not
+/// counted. A coordinator restart while a node builds loses nothing and counts nothing twice.
+fn faults(db: Option<TestDatabase>) {
+    let Some(fixture) = campaign_fixture() else { return };
+    let Some(hello) = built_hello() else { return };
+    let backend = if db.is_some() { "postgres" } else { "sqlite" };
+    // One verifier, so that a single node can finish a job; short leases.
+    let net = Net::start(db, &fixture, &[("DEBCOVER_VERIFIERS", "1"), ("DEBCOVER_LEASE_TTL", "6s")]);
+    net.ingest(&["buildinfo", one(&hello, "hello_", ".buildinfo").to_str().unwrap()]);
+    net.ingest(&["buildinfo", one(&fixture.join("stage1"), "libstat_", ".buildinfo").to_str().unwrap()]);
+    net.ingest(&["archive", "--suite", "fixture", fixture.join("pool/Sources").to_str().unwrap()]);
+    let work = tempfile::tempdir().unwrap();
+
+    // 1. kill -9 mid-build.
+    let mut a = Node::start(&net.server, &net.token("alice", "a1"), "a1", &work.path().join("a1"), &[]);
+    a.wait_for("registered", Duration::from_secs(60));
+    net.request("hello");
+    let t = Instant::now();
+    while a.count(&["hello", "running dpkg-buildpackage"]) == 0 {
+        assert!(t.elapsed() < Duration::from_secs(300), "a1 never started building hello:\n{}", a.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(mut c) = a.child.take() {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    let b = Node::start(&net.server, &net.token("bob", "b1"), "b1", &work.path().join("b1"), &[]);
+    let all = net.settle(&["hello"], Duration::from_secs(900), &[&a, &b]);
+    let j = &all[0].1[0];
+    assert_eq!(j["state"], "verified", "{backend}: {j}");
+    let got: Vec<(String, String, String)> = attempts(j)
+        .iter()
+        .map(|a| {
+            (
+                a["node"].as_str().unwrap().to_owned(),
+                a["outcome"].as_str().unwrap_or("running").to_owned(),
+                a["failure_code"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("a1".into(), "failed".into(), "node-lost".into()), ("b1".into(), "reproducible".into(), String::new())],
+        "{backend}: {j}"
+    );
+    // The killed node comes back: it clears its stale work directory and serves again.
+    a.spawn();
+    a.wait_for("removing a job directory left by an earlier run", Duration::from_secs(60));
+    a.wait_for("registered", Duration::from_secs(60));
+    let mut b = b;
+    assert_eq!(b.terminate(), Some(0), "{}", b.log_text());
+
+    // 2. Frozen past the lease: the job is reclaimed and finished by the other node, and the
+    // frozen node's late heartbeat or result is refused.
+    let mut c = Node::start(&net.server, &net.token("carol", "c1"), "c1", &work.path().join("c1"), &[]);
+    c.wait_for("registered", Duration::from_secs(60));
+    // Both nodes wait in Claim; whichever takes the job is frozen.
+    net.request("libstat");
+    let start = Instant::now();
+    let holder = loop {
+        if a.count(&["libstat", "build started"]) > 0 {
+            break &a;
+        }
+        if c.count(&["libstat", "build started"]) > 0 {
+            break &c;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "nobody claimed libstat");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    holder.signal("STOP");
+    let other = if std::ptr::eq(holder, &a) { &c } else { &a };
+    let all = net.settle(&["libstat"], Duration::from_secs(600), &[&a, &c]);
+    holder.signal("CONT");
+    let j = &all[0].1[0];
+    assert_eq!(j["state"], "verified", "{backend}: {j}");
+    let by: Vec<(&str, &str)> =
+        attempts(j).iter().map(|x| (x["node"].as_str().unwrap(), x["outcome"].as_str().unwrap_or("running"))).collect();
+    assert_eq!(by, [(holder.name.as_str(), "failed"), (other.name.as_str(), "reproducible")], "{backend}: {j}");
+    // Back from the freeze: its next call about the job is refused and nothing more is counted.
+    let t = Instant::now();
+    while !(holder.log_text().contains("lease lost") || holder.log_text().contains("refused the report")) {
+        assert!(t.elapsed() < Duration::from_secs(120), "the frozen node never learnt it lost the lease:\n{}", holder.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let after = net.history("libstat");
+    assert_eq!(attempts(&after[0]).len(), 2, "the late result added nothing: {}", after[0]);
+
+    // 3. Restart the coordinator while a node builds: the node's report arrives after the
+    // restart and is counted once.
+    let mut net = net;
+    net.request("hello");
+    let t = Instant::now();
+    while a.count(&["hello", "running dpkg-buildpackage"]) + c.count(&["hello", "running dpkg-buildpackage"]) < 2 {
+        assert!(t.elapsed() < Duration::from_secs(300), "nobody started the second hello build");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    net.server.restart();
+    let all = net.settle(&["hello"], Duration::from_secs(900), &[&a, &c]);
+    let jobs = &all[0].1;
+    assert_eq!(jobs.len(), 2, "{backend}: {jobs:?}");
+    let second = &jobs[1];
+    assert_eq!(second["state"], "verified", "{backend}: {second}");
+    assert_eq!(outcomes(second), ["reproducible"], "one attempt, counted once: {second}");
+    assert_eq!(second["verified"].as_u64(), Some(1), "{second}");
+    assert_eq!(a.terminate(), Some(0), "{}", a.log_text());
+    assert_eq!(c.terminate(), Some(0), "{}", c.log_text());
+}
+
+#[test]
+fn faults_sqlite() {
+    faults(None);
+}
+
+#[test]
+fn faults_postgres() {
+    let Some(db) = TestDatabase::create_blocking() else { return };
+    faults(Some(db));
+}
