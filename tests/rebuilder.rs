@@ -87,9 +87,10 @@ impl Node {
             "1".into(),
             "--build-timeout".into(),
             "20m".into(),
-            "--shutdown-grace".into(),
-            "5s".into(),
         ];
+        if !extra.contains(&"--shutdown-grace") {
+            args.extend(["--shutdown-grace".to_owned(), "5s".to_owned()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut n = Node { child: None, name: name.to_owned(), log: Arc::new(Mutex::new(Vec::new())), args };
         n.spawn();
@@ -146,14 +147,21 @@ impl Node {
         }
     }
 
-    /// Lines of the log that contain every one of `needles`.
+    /// Lines of the log that contain every one of `needles`; fails the test if the node has
+    /// exited.
     fn count(&self, needles: &[&str]) -> usize {
+        if let Some(c) = &self.child {
+            // /proc, not try_wait: the child stays unreaped for terminate() to collect.
+            let stat = std::fs::read_to_string(format!("/proc/{}/stat", c.id())).unwrap_or_default();
+            let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+            assert!(!matches!(state, None | Some('Z')), "node {} exited:\n{}", self.name, self.log_text());
+        }
         self.log.lock().unwrap().iter().filter(|l| needles.iter().all(|n| l.contains(n))).count()
     }
 
     fn wait_for(&self, needle: &str, limit: Duration) {
         let start = Instant::now();
-        while !self.log_text().contains(needle) {
+        while self.count(&[needle]) == 0 {
             assert!(start.elapsed() < limit, "node {} never logged {needle:?}:\n{}", self.name, self.log_text());
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -468,4 +476,153 @@ fn faults_sqlite() {
 fn faults_postgres() {
     let Some(db) = TestDatabase::create_blocking() else { return };
     faults(Some(db));
+}
+
+/// The node's own command line: help, the configuration check, its key, and clear errors.
+#[test]
+fn node_command_line() {
+    let work = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(binary("debcover-rebuilder"))
+            .args(args)
+            .env_remove("DEBCOVER_SERVER")
+            .env_remove("DEBCOVER_NODE_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--server", "--token-file", "--work-dir", "--slots", "--backends", "--build-timeout", "--log-cap", "--config"] {
+        assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
+    }
+    let w = work.path().to_str().unwrap();
+    // The key is made once and stays.
+    let k1 = run(&["key", "--work-dir", w]);
+    let k2 = run(&["key", "--work-dir", w]);
+    assert!(k1.status.success(), "{}", String::from_utf8_lossy(&k1.stderr));
+    assert_eq!(k1.stdout, k2.stdout);
+    assert!(String::from_utf8_lossy(&k1.stdout).starts_with("ssh-ed25519 "));
+    let pem = run(&["key", "--pem", "--work-dir", w]);
+    assert!(String::from_utf8_lossy(&pem.stdout).starts_with("-----BEGIN PUBLIC KEY-----"));
+    // The check names what is missing, as JSON too.
+    let out = run(&["check", "--json", "--work-dir", w, "--backends", "local,command"]);
+    assert!(!out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["token"], "missing");
+    let command = v["backends"].as_array().unwrap().iter().find(|b| b["backend"] == "command").unwrap();
+    assert_eq!(command["available"], false);
+    assert!(command["problem"].as_str().unwrap().contains("command"), "{command}");
+    let tok = work.path().join("t");
+    std::fs::write(&tok, "dcn_x\n").unwrap();
+    let out = run(&["check", "--json", "--work-dir", w, "--token-file", tok.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["token"], "set", "{v}");
+    // Errors name what is at fault.
+    let out = run(&["run", "--work-dir", w]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("debcover node add"), "{err}");
+    let cfg = work.path().join("node.toml");
+    std::fs::write(&cfg, "server = \"http://127.0.0.1:1\"\nslot = 2\n").unwrap();
+    let out = run(&["check", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("node.toml") && err.contains("slot"), "{err}");
+    let out = run(&["check", "--backends", "sbuild"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown backend \"sbuild\""), "{err}");
+    let out = run(&["run", "--work-dir", w, "--token-file", tok.to_str().unwrap(), "--build-timeout", "soon"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("build_timeout"), "{err}");
+}
+
+/// The command backend: the operator's program (here the example in rebuilder/contrib, a real
+/// dpkg-buildpackage build) rebuilds libstat from the fixture's pool.
+#[test]
+fn command_backend_rebuilds_a_fixture_package() {
+    let Some(fixture) = campaign_fixture() else { return };
+    let net = Net::start(None, &fixture, &[("DEBCOVER_VERIFIERS", "1")]);
+    net.ingest(&["buildinfo", one(&fixture.join("stage1"), "libstat_", ".buildinfo").to_str().unwrap()]);
+    net.ingest(&["archive", "--suite", "fixture", fixture.join("pool/Sources").to_str().unwrap()]);
+    let work = tempfile::tempdir().unwrap();
+    let script = workspace().join("rebuilder/contrib/dpkg-buildpackage.sh");
+    let mut n = Node::start(
+        &net.server,
+        &net.token("carol", "c1"),
+        "c1",
+        &work.path().join("c1"),
+        &["--backends", "command", "--command", script.to_str().unwrap()],
+    );
+    net.request("libstat");
+    let all = net.settle(&["libstat"], Duration::from_secs(600), &[&n]);
+    let j = &all[0].1[0];
+    assert_eq!(outcomes(j), ["reproducible"], "{j}\n{}", n.log_text());
+    assert_eq!(j["state"], "verified");
+    assert_eq!(n.terminate(), Some(0));
+}
+
+/// SIGTERM during a build: the node stops claiming, waits out its grace period, kills the
+/// build's process group, hands the job back (no budget charged) and exits 0.
+#[test]
+fn sigterm_hands_back_a_running_build() {
+    let (Some(fixture), Some(hello)) = (campaign_fixture(), built_hello()) else { return };
+    let net = Net::start(None, &fixture, &[]);
+    net.ingest(&["buildinfo", one(&hello, "hello_", ".buildinfo").to_str().unwrap()]);
+    let work = tempfile::tempdir().unwrap();
+    let mut n = Node::start(&net.server, &net.token("alice", "a1"), "a1", &work.path().join("a1"), &["--shutdown-grace", "1s"]);
+    net.request("hello");
+    let t = Instant::now();
+    while n.count(&["hello", "running dpkg-buildpackage"]) == 0 {
+        assert!(t.elapsed() < Duration::from_secs(300), "no build started:\n{}", n.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = Instant::now();
+    assert_eq!(n.terminate(), Some(0), "{}", n.log_text());
+    assert!(t.elapsed() < Duration::from_secs(30), "shutdown took {:?}", t.elapsed());
+    assert!(n.log_text().contains("job handed back"), "{}", n.log_text());
+    let h = net.history("hello");
+    assert_eq!(outcomes(&h[0]), ["handed-back"], "{}", h[0]);
+    assert_eq!(h[0]["state"], "queued", "{}", h[0]);
+    assert_eq!(h[0]["failures"].as_u64(), Some(0), "{}", h[0]);
+    // No build process survives the node.
+    let ps = Command::new("pgrep").args(["-f", &format!("{}/a1/jobs", work.path().display())]).output().unwrap();
+    assert!(ps.stdout.is_empty(), "left running: {}", String::from_utf8_lossy(&ps.stdout));
+}
+
+/// The debrebuild backend runs the real `debrebuild` (devscripts) on a real buildinfo. This
+/// machine cannot reach snapshot.debian.org or metasnap.debian.net, so debrebuild cannot
+/// recreate the environment: the node must report that as `dependencies-unavailable` (not as
+/// a verdict, not as a build failure). Where the snapshot services are reachable the build runs
+/// and the verdict is checked instead.
+#[test]
+fn debrebuild_backend_runs_the_real_tool() {
+    if debcover_tests::which("debrebuild").is_none() {
+        skip_or_fail("debrebuild (devscripts) is not installed");
+        return;
+    }
+    let (Some(fixture), Some(hello)) = (campaign_fixture(), built_hello()) else { return };
+    let net = Net::start(None, &fixture, &[("DEBCOVER_VERIFIERS", "1"), ("DEBCOVER_MAX_FAILURES", "1")]);
+    net.ingest(&["buildinfo", one(&hello, "hello_", ".buildinfo").to_str().unwrap()]);
+    let work = tempfile::tempdir().unwrap();
+    let mut n = Node::start(
+        &net.server,
+        &net.token("dora", "d1"),
+        "d1",
+        &work.path().join("d1"),
+        &["--backends", "debrebuild", "--debrebuild-builder", "mmdebstrap"],
+    );
+    net.request("hello");
+    let all = net.settle(&["hello"], Duration::from_secs(1200), &[&n]);
+    let j = &all[0].1[0];
+    let a = attempts(j)[0];
+    assert_eq!(n.count(&["hello", "running debrebuild", "--buildresult", "--builder=mmdebstrap", ".buildinfo"]), 1, "{}", n.log_text());
+    match a["outcome"].as_str() {
+        Some("failed") => {
+            assert_eq!(a["failure_code"], "dependencies-unavailable", "{j}");
+            assert!(a["message"].as_str().unwrap().contains("could not recreate the recorded environment"), "{j}");
+            assert_eq!(j["state"], "parked", "{j}");
+        }
+        Some("reproducible") => assert_eq!(j["state"], "verified", "{j}"),
+        other => panic!("unexpected outcome {other:?}: {j}\n{}", n.log_text()),
+    }
+    assert_eq!(n.terminate(), Some(0));
 }

@@ -188,7 +188,11 @@ pub fn available(kind: BackendKind, config: &Config) -> Result<(), String> {
             ("dpkg-query", "dpkg"),
             ("fakeroot", "fakeroot"),
         ],
-        BackendKind::Debrebuild => &[("debrebuild", "devscripts")],
+        BackendKind::Debrebuild => match config.debrebuild_builder.as_str() {
+            "sbuild" | "sbuild+unshare" => &[("debrebuild", "devscripts"), ("sbuild", "sbuild"), ("mmdebstrap", "mmdebstrap")],
+            "mmdebstrap" => &[("debrebuild", "devscripts"), ("mmdebstrap", "mmdebstrap")],
+            _ => &[("debrebuild", "devscripts")],
+        },
         BackendKind::Command => {
             return match &config.command {
                 None => Err("the command backend needs `command` (a program path) in the configuration".into()),
@@ -463,10 +467,23 @@ async fn debrebuild(job: &JobSpec, ctx: &mut Ctx<'_>) -> Outcome {
     let step = Step::new("debrebuild", &["--buildresult", &out_s, &builder, &original_s], ctx.dir);
     match process::run(&step, ctx.log, ctx.config.build_timeout, ctx.cancel).await {
         Ok(Ended::Exited(0)) => collect_produced(&out, ctx.log).await,
-        Ok(Ended::Exited(code)) => Outcome::failed(
-            FailureKind::BuildFailed,
-            format!("debrebuild exited with status {code}; the log says whether the environment or the build failed"),
-        ),
+        Ok(Ended::Exited(code)) => {
+            // A build that ran leaves its sbuild/mmdebstrap log (*.build) in the result
+            // directory; without one, debrebuild failed before building: it could not recreate
+            // the recorded environment (snapshot.debian.org or metasnap unreachable, packages
+            // gone).
+            let built = std::fs::read_dir(&out)
+                .map(|d| d.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".build")))
+                .unwrap_or(false);
+            if built {
+                Outcome::failed(FailureKind::BuildFailed, format!("debrebuild exited with status {code}: the build failed"))
+            } else {
+                Outcome::failed(
+                    FailureKind::DependenciesUnavailable,
+                    format!("debrebuild exited with status {code} before building: it could not recreate the recorded environment (see the log)"),
+                )
+            }
+        }
         Ok(Ended::TimedOut) => Outcome::failed(FailureKind::Timeout, "debrebuild ran past the time limit"),
         Ok(Ended::Cancelled) => Outcome::Cancelled,
         Err(e) => io_failure("running debrebuild", e),

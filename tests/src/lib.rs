@@ -204,6 +204,12 @@ pub fn describe(out: &Output) -> String {
     )
 }
 
+/// The path of `tool` on PATH, if it is there.
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file())
+}
+
 /// Is this a CI run (where nothing may be skipped)?
 pub fn in_ci() -> bool {
     std::env::var_os("CI").is_some()
