@@ -20,6 +20,7 @@
 //! - Parsing is shared with the coordinator through `debcover-formats`, never re-implemented.
 #![deny(missing_docs)]
 
+pub mod attest;
 pub mod backend;
 pub mod config;
 pub mod envcheck;

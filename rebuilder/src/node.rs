@@ -141,10 +141,11 @@ pub async fn run(config: Config, key: NodeKey, shutdown: Shutdown) -> Result<()>
     );
     let heartbeat = Duration::from_secs(u64::from(reg.heartbeat_seconds.max(1)));
     let config = Arc::new(config);
+    let me = Arc::new(Identity { operator: reg.operator.clone(), node: reg.node.clone(), key });
     let mut workers = tokio::task::JoinSet::new();
     for slot in 0..config.slots.max(1) {
-        let (c, config, shutdown) = (c.clone(), config.clone(), shutdown.clone());
-        workers.spawn(async move { worker(slot, c, config, heartbeat, shutdown).await });
+        let (c, config, shutdown, me) = (c.clone(), config.clone(), shutdown.clone(), me.clone());
+        workers.spawn(async move { worker(slot, c, config, me, heartbeat, shutdown).await });
     }
     while let Some(r) = workers.join_next().await {
         if let Err(e) = r {
@@ -155,7 +156,14 @@ pub async fn run(config: Config, key: NodeKey, shutdown: Shutdown) -> Result<()>
     Ok(())
 }
 
-async fn worker(slot: u32, mut c: Client, config: Arc<Config>, heartbeat: Duration, shutdown: Shutdown) {
+/// Who this node is, as the coordinator registered it, with the key that signs its results.
+struct Identity {
+    operator: String,
+    node: String,
+    key: NodeKey,
+}
+
+async fn worker(slot: u32, mut c: Client, config: Arc<Config>, me: Arc<Identity>, heartbeat: Duration, shutdown: Shutdown) {
     let mut delay = Duration::from_secs(1);
     loop {
         if shutdown.stop.is_cancelled() {
@@ -190,7 +198,7 @@ async fn worker(slot: u32, mut c: Client, config: Arc<Config>, heartbeat: Durati
         };
         let span = tracing::info_span!("job", id = job.job_id, fence = job.fence, source = %job.source,
             version = %job.version, arch = %job.architecture);
-        run_job(slot, &mut c, &config, heartbeat, &shutdown, job).instrument(span).await;
+        run_job(slot, &mut c, &config, &me, heartbeat, &shutdown, job).instrument(span).await;
     }
 }
 
@@ -215,7 +223,15 @@ fn job_spec(job: &pb::Job) -> Result<JobSpec, String> {
     })
 }
 
-async fn run_job(slot: u32, c: &mut Client, config: &Config, heartbeat: Duration, shutdown: &Shutdown, job: pb::Job) {
+async fn run_job(
+    slot: u32,
+    c: &mut Client,
+    config: &Config,
+    me: &Identity,
+    heartbeat: Duration,
+    shutdown: &Shutdown,
+    job: pb::Job,
+) {
     let (job_id, fence) = (job.job_id, job.fence);
     let dir = config.work_dir.join("jobs").join(format!("{job_id}-{fence}"));
     let result = async {
@@ -261,8 +277,10 @@ async fn run_job(slot: u32, c: &mut Client, config: &Config, heartbeat: Duration
             .in_current_span(),
         )
     };
-    let outcome = match job_spec(&job) {
-        Err(message) => Outcome::Failed { kind: backend::FailureKind::Infrastructure, message },
+    let mut used_backend = None;
+    let spec = job_spec(&job);
+    let outcome = match &spec {
+        Err(message) => Outcome::Failed { kind: backend::FailureKind::Infrastructure, message: message.clone() },
         Ok(spec) => {
             let kind = spec.backend.or_else(|| config.backends.first().copied()).unwrap_or(BackendKind::Local);
             if !config.backends.contains(&kind) {
@@ -273,8 +291,9 @@ async fn run_job(slot: u32, c: &mut Client, config: &Config, heartbeat: Duration
             } else {
                 tracing::info!(slot, backend = %kind, "build started");
                 let _ = log.note(&format!("job {job_id} (fence {fence}): {} {} on {} with backend {kind}", job.source, job.version, job.architecture));
+                used_backend = Some(kind);
                 let mut ctx = Ctx { config, dir: &dir, log: &mut log, cancel: &cancel };
-                backend::run(kind, &spec, &mut ctx).await
+                backend::run(kind, spec, &mut ctx).await
             }
         }
     };
@@ -289,7 +308,8 @@ async fn run_job(slot: u32, c: &mut Client, config: &Config, heartbeat: Duration
             Err(e) => tracing::warn!(error = %e, "hand-back failed; the lease will expire"),
         }
     } else {
-        match report(c, job_id, fence, &outcome, &log).await {
+        let attestation = attest(me, &job, spec.as_ref().ok(), used_backend, &outcome, &dir).await;
+        match report(c, job_id, fence, &outcome, &log, &attestation).await {
             Ok(r) => tracing::info!(outcome = %r.outcome, job_state = %r.job_state, differing = ?r.differing, "result reported"),
             Err(e) => tracing::error!(error = %format!("{e:#}"), "result not accepted"),
         }
@@ -311,7 +331,88 @@ fn chunks_of(bytes: &[u8], wrap: fn(Vec<u8>) -> pb::report_chunk::Chunk) -> impl
 
 /// Send the result, retrying transport errors for a while (the coordinator may be restarting);
 /// a refusal is final.
-async fn report(c: &mut Client, job_id: i64, fence: i64, outcome: &Outcome, log: &Log) -> Result<pb::ReportResponse> {
+/// The signed in-toto link of this result: the original buildinfo and the .dsc as materials,
+/// every produced file as a product, and who built it how in the environment.
+async fn attest(
+    me: &Identity,
+    job: &pb::Job,
+    spec: Option<&JobSpec>,
+    backend: Option<BackendKind>,
+    outcome: &Outcome,
+    dir: &std::path::Path,
+) -> Vec<u8> {
+    use crate::attest::{RebuildClaim, sign};
+    let mut claim = RebuildClaim::default();
+    if let Some(spec) = spec {
+        let b = &spec.buildinfo;
+        let mut v = b.version.clone();
+        v.epoch = None;
+        let name = format!("{}_{}_{}.buildinfo", b.source, v, b.host_architecture());
+        claim.materials.insert(name, debcover_formats::sha256_hex(&job.buildinfo));
+        let dsc = crate::source::dsc_name(&spec.source.source, &spec.source.version);
+        if let Ok((_, sha)) = tokio::task::spawn_blocking({
+            let p = dir.join("source").join(&dsc);
+            move || crate::hash::sha256_file(&p)
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        {
+            claim.materials.insert(dsc, sha);
+        }
+    }
+    let env = &mut claim.environment;
+    env.insert("debcover_operator".into(), me.operator.clone());
+    env.insert("debcover_node".into(), me.node.clone());
+    env.insert("debcover_job".into(), job.job_id.to_string());
+    env.insert("debcover_fence".into(), job.fence.to_string());
+    env.insert("debcover_build_id".into(), job.build_id.clone());
+    env.insert("debcover_software".into(), crate::SOFTWARE.into());
+    if let Some(b) = backend {
+        env.insert("debcover_backend".into(), b.as_str().into());
+    }
+    match outcome {
+        Outcome::Built { files, .. } => {
+            env.insert("debcover_result".into(), "built".into());
+            for f in files {
+                claim.products.insert(f.name.clone(), f.sha256.clone());
+            }
+            if let Some(spec) = spec {
+                // The node's own view; the coordinator's verdict also weighs the archive.
+                let official: std::collections::HashMap<&str, &str> = spec
+                    .buildinfo
+                    .checksums
+                    .iter()
+                    .filter_map(|c| c.sha256.as_deref().map(|s| (c.name.as_str(), s)))
+                    .collect();
+                let same = files.iter().filter(|f| f.name.ends_with("deb")).all(|f| official.get(f.name.as_str()) == Some(&f.sha256.as_str()));
+                env.insert("debcover_matches_buildinfo".into(), same.to_string());
+            }
+            claim.command = match backend {
+                Some(BackendKind::Local) => vec!["dpkg-buildpackage".into(), "-us".into(), "-uc".into()],
+                Some(BackendKind::Debrebuild) => vec!["debrebuild".into()],
+                Some(BackendKind::Command) => vec!["command".into()],
+                None => Vec::new(),
+            };
+        }
+        Outcome::Failed { kind, .. } => {
+            env.insert("debcover_result".into(), format!("failed:{}", kind.as_str()));
+        }
+        Outcome::EnvironmentMismatch { .. } => {
+            env.insert("debcover_result".into(), "environment-mismatch".into());
+        }
+        Outcome::Cancelled => {}
+    }
+    sign(&me.key, &claim)
+}
+
+async fn report(
+    c: &mut Client,
+    job_id: i64,
+    fence: i64,
+    outcome: &Outcome,
+    log: &Log,
+    attestation: &[u8],
+) -> Result<pb::ReportResponse> {
     use pb::report_chunk::Chunk;
     let mut header = pb::ReportHeader { job_id, fence, ..Default::default() };
     let mut artifacts = Vec::new();
@@ -351,6 +452,7 @@ async fn report(c: &mut Client, job_id: i64, fence: i64, outcome: &Outcome, log:
             msgs.extend(chunks_of(d, Chunk::Diffoscope));
         }
         msgs.extend(chunks_of(&log_bytes, Chunk::Log));
+        msgs.extend(chunks_of(attestation, Chunk::Attestation));
         match c.report_result(tokio_stream::iter(msgs)).await {
             Ok(r) => return Ok(r.into_inner()),
             Err(s) if transient(&s) && attempt < 8 => {

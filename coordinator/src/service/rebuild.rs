@@ -477,6 +477,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
                 }
                 Some(Chunk::Header(_)) => return Err(Status::invalid_argument("a report has one header")),
                 Some(Chunk::Diffoscope(_)) => {}
+                Some(Chunk::Attestation(_)) => {}
                 None => {}
             }
         }
