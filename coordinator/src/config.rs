@@ -11,6 +11,9 @@
 //! data_dir = "/var/lib/debcover"            # serve: where the default SQLite file lives
 //! server = "http://127.0.0.1:7430"          # clients: coordinator to talk to
 //! admin_token_file = "/etc/debcover/admin.token" # serve and admin commands (default DATA_DIR/admin.token)
+//! tls_cert = "/etc/debcover/server.pem"     # serve: gRPC over TLS with this certificate chain...
+//! tls_key = "/etc/debcover/server.key"      # ...and this private key (both or neither)
+//! ca_cert = "/etc/debcover/ca.pem"          # clients: CA that signed an https:// server's certificate
 //!
 //! [rebuild]                                 # serve: the rebuild scheduler
 //! lease_ttl = "10m"                         # a lease ends this long after the last heartbeat
@@ -45,6 +48,13 @@ pub struct FileConfig {
     pub server: Option<String>,
     /// File holding the admin token (serve and admin commands).
     pub admin_token_file: Option<PathBuf>,
+    /// PEM certificate chain for serving gRPC over TLS (serve).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (serve).
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s) that an `https://` server's certificate must chain to (clients);
+    /// without it the system roots are used.
+    pub ca_cert: Option<PathBuf>,
     /// Rebuild scheduler settings (serve).
     #[serde(default)]
     pub rebuild: RebuildFileConfig,
@@ -244,6 +254,78 @@ pub fn resolve_server(flag: Option<String>, file: &FileConfig) -> String {
     flag.or_else(|| file.server.clone()).unwrap_or_else(|| DEFAULT_SERVER.to_owned())
 }
 
+/// The CA certificate file clients trust for `https://` servers: the flag or
+/// `DEBCOVER_CA_CERT`, else the file's `ca_cert`; None means the system roots.
+pub fn resolve_ca_cert(flag: Option<PathBuf>, file: &FileConfig) -> Option<PathBuf> {
+    flag.or_else(|| file.ca_cert.clone())
+}
+
+/// Certificate chain and private key (PEM files) of a coordinator serving gRPC over TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, server certificate first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// PEM contents of [`TlsFiles`], checked to hold a certificate and a key.
+#[derive(Clone)]
+pub struct TlsPem {
+    /// The certificate chain as read.
+    pub cert: Vec<u8>,
+    /// The private key as read.
+    pub key: Vec<u8>,
+}
+
+impl TlsFiles {
+    /// Merge `--tls-cert`/`--tls-key` (or `DEBCOVER_TLS_CERT`/`DEBCOVER_TLS_KEY`, merged by
+    /// clap) over the file's `tls_cert`/`tls_key`. None: plain gRPC. One without the other is
+    /// an error naming the missing setting.
+    pub fn resolve(cert: Option<PathBuf>, key: Option<PathBuf>, file: &FileConfig) -> Result<Option<TlsFiles>, ConfigError> {
+        let cert = cert.or_else(|| file.tls_cert.clone());
+        let key = key.or_else(|| file.tls_key.clone());
+        match (cert, key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+            (Some(cert), None) => Err(ConfigError::Invalid {
+                setting: "tls_cert",
+                value: cert.display().to_string(),
+                reason: "a TLS certificate needs its private key: set tls_key too (--tls-key, DEBCOVER_TLS_KEY)".into(),
+            }),
+            (None, Some(key)) => Err(ConfigError::Invalid {
+                setting: "tls_key",
+                value: key.display().to_string(),
+                reason: "a TLS key needs its certificate: set tls_cert too (--tls-cert, DEBCOVER_TLS_CERT)".into(),
+            }),
+        }
+    }
+
+    /// Read both files and check that they hold at least one PEM certificate and a PEM private
+    /// key, so that a wrong file is reported by name before the server starts.
+    pub fn load(&self) -> Result<TlsPem, ConfigError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let read = |path: &Path| std::fs::read(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source });
+        let invalid = |setting, path: &Path, reason: String| ConfigError::Invalid {
+            setting,
+            value: path.display().to_string(),
+            reason,
+        };
+        let cert = read(&self.cert)?;
+        let certs = CertificateDer::pem_slice_iter(&cert)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid("tls_cert", &self.cert, format!("not a PEM certificate file: {e}")))?;
+        if certs.is_empty() {
+            return Err(invalid("tls_cert", &self.cert, "no \"BEGIN CERTIFICATE\" block in it".into()));
+        }
+        let key = read(&self.key)?;
+        PrivateKeyDer::from_pem_slice(&key)
+            .map_err(|e| invalid("tls_key", &self.key, format!("no PEM private key in it: {e}")))?;
+        Ok(TlsPem { cert, key })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +369,27 @@ mod tests {
         assert_eq!(d.policy, crate::rebuild::Policy::default());
         let e = RebuildConfig::resolve(RebuildFlags { lease_ttl: Some("soon".into()), ..Default::default() }, &file);
         assert!(e.unwrap_err().to_string().starts_with("lease_ttl = \"soon\""));
+    }
+
+    #[test]
+    fn tls_settings() {
+        let file: FileConfig = toml::from_str("tls_cert = \"/f/c.pem\"\ntls_key = \"/f/k.pem\"\nca_cert = \"/f/ca.pem\"\n").unwrap();
+        let t = TlsFiles::resolve(Some("/x/c.pem".into()), None, &file).unwrap().unwrap();
+        assert_eq!((t.cert.to_str(), t.key.to_str()), (Some("/x/c.pem"), Some("/f/k.pem")), "flags beat the file");
+        assert_eq!(TlsFiles::resolve(None, None, &FileConfig::default()).unwrap(), None);
+        let e = TlsFiles::resolve(Some("/x/c.pem".into()), None, &FileConfig::default()).unwrap_err().to_string();
+        assert!(e.starts_with("tls_cert = \"/x/c.pem\"") && e.contains("tls_key"), "{e}");
+        assert_eq!(resolve_ca_cert(None, &file), Some(PathBuf::from("/f/ca.pem")));
+
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("c.pem");
+        std::fs::write(&not_pem, "hello\n").unwrap();
+        let t = TlsFiles { cert: not_pem.clone(), key: not_pem };
+        let e = t.load().err().expect("not a certificate").to_string();
+        assert!(e.starts_with("tls_cert = ") && e.contains("c.pem") && e.contains("BEGIN CERTIFICATE"), "{e}");
+        let t = TlsFiles { cert: dir.path().join("missing.pem"), key: dir.path().join("k") };
+        let e = t.load().err().expect("missing").to_string();
+        assert!(e.contains("missing.pem"), "{e}");
     }
 
     #[test]

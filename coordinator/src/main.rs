@@ -43,6 +43,11 @@ struct Cli {
     #[arg(long, global = true, env = "DEBCOVER_LOG_JSON")]
     log_json: bool,
 
+    /// Client commands: PEM CA certificate that an https:// coordinator's certificate must chain
+    /// to [default: the system's roots].
+    #[arg(long, global = true, env = "DEBCOVER_CA_CERT", value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -298,6 +303,13 @@ struct ServeArgs {
     /// Distinct operators that must reproduce a build [default: 2].
     #[arg(long, env = "DEBCOVER_VERIFIERS", value_name = "K")]
     verifiers: Option<u32>,
+    /// Serve gRPC over TLS with this PEM certificate chain (needs --tls-key); clients then use
+    /// https://HOST:PORT.
+    #[arg(long, env = "DEBCOVER_TLS_CERT", value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "DEBCOVER_TLS_KEY", value_name = "PEM")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -557,6 +569,7 @@ async fn campaign_spec(a: CampaignSpecArgs, file: &FileConfig, save: bool) -> Re
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
     let file = FileConfig::load(cli.config.as_deref())?;
+    client::set_ca_cert(config::resolve_ca_cert(cli.ca_cert, &file));
     let progress = std::io::stderr().is_terminal();
     match cli.command {
         Command::Campaign(cmd) => campaign(cmd, &file).await,
@@ -571,7 +584,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             };
             let rebuild = config::RebuildConfig::resolve(flags, &file)?;
             let token_file = config::admin_token_file(a.admin_token_file, Some(&cfg.data_dir), &file);
-            serve(cfg, rebuild, token_file).await?;
+            let tls = config::TlsFiles::resolve(a.tls_cert, a.tls_key, &file)?;
+            serve(cfg, rebuild, token_file, tls).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Node(cmd) => node(cmd, &file).await,
@@ -871,7 +885,21 @@ fn serve_admin_token(path: &std::path::Path) -> Result<String> {
 }
 
 /// Open the configured backend and serve until SIGINT or SIGTERM.
-async fn serve(cfg: ServeConfig, rebuild: config::RebuildConfig, token_file: PathBuf) -> Result<()> {
+async fn serve(
+    cfg: ServeConfig,
+    rebuild: config::RebuildConfig,
+    token_file: PathBuf,
+    tls: Option<config::TlsFiles>,
+) -> Result<()> {
+    // Read and check the certificate and key before anything else, so a wrong file is named.
+    let tls = match &tls {
+        Some(files) => {
+            let pem = files.load()?;
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            Some(tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(pem.cert, pem.key)))
+        }
+        None => None,
+    };
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     let admin_token = serve_admin_token(&token_file)?;
@@ -890,11 +918,11 @@ async fn serve(cfg: ServeConfig, rebuild: config::RebuildConfig, token_file: Pat
     match storage::backend_of_url(&cfg.db)? {
         "postgres" => {
             let store = PgStore::open(&cfg.db).await.context("cannot open the PostgreSQL database")?;
-            run_with(store, listener, limits, scheduler, shutdown, &cfg).await
+            run_with(store, listener, limits, scheduler, tls, shutdown, &cfg).await
         }
         _ => {
             let store = SqliteStore::open(&cfg.db).await.with_context(|| format!("cannot open {}", cfg.db))?;
-            run_with(store, listener, limits, scheduler, shutdown, &cfg).await
+            run_with(store, listener, limits, scheduler, tls, shutdown, &cfg).await
         }
     }
 }
@@ -904,12 +932,16 @@ async fn run_with<S: storage::RebuildStore>(
     listener: tokio::net::TcpListener,
     limits: Limits,
     scheduler: Arc<service::rebuild::RebuildSettings>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: CancellationToken,
     cfg: &ServeConfig,
 ) -> Result<()> {
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, backend = store.backend(), db = %redact(&cfg.db), "coordinator listening");
-    service::run(listener, CoordinatorService::new(Arc::new(store), limits), scheduler, shutdown).await?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%scheme, %addr, backend = store.backend(), db = %redact(&cfg.db), "coordinator listening");
+    service::run(listener, CoordinatorService::new(Arc::new(store), limits), scheduler, tls, shutdown)
+        .await
+        .context("the gRPC server failed (with TLS: check --tls-cert and --tls-key)")?;
     tracing::info!("coordinator stopped");
     Ok(())
 }

@@ -21,14 +21,91 @@ pub mod campaign;
 pub mod output;
 pub mod rebuild;
 
-/// Open a gRPC channel to the coordinator at `server` (shared by every service's client).
+/// The CA certificate file for `https://` servers, set once at start-up by [`set_ca_cert`].
+static CA_CERT: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+/// Trust the PEM CA certificate(s) in `path` for `https://` coordinators in every later
+/// [`channel`] of this process (None: the system's roots). The command line sets it once, from
+/// `--ca-cert`, `DEBCOVER_CA_CERT` or the file's `ca_cert`; later calls are ignored.
+pub fn set_ca_cert(path: Option<PathBuf>) {
+    let _ = CA_CERT.set(path);
+}
+
+/// Open a gRPC channel to the coordinator at `server` (shared by every service's client):
+/// `http://` plain, `https://` over TLS with the CA set by [`set_ca_cert`] or the system roots.
 pub async fn channel(server: &str) -> Result<Channel> {
-    let endpoint = Endpoint::from_shared(server.to_owned())
+    channel_with_ca(server, CA_CERT.get().and_then(Option::as_deref)).await
+}
+
+/// [`channel`] with an explicit CA certificate file for `https://` servers.
+pub async fn channel_with_ca(server: &str, ca_cert: Option<&Path>) -> Result<Channel> {
+    let tls = server.starts_with("https://");
+    if !tls && !server.starts_with("http://") {
+        anyhow::bail!("{server:?} is not a valid server URL (expected http://HOST:PORT, or https://HOST:PORT for TLS)");
+    }
+    let mut endpoint = Endpoint::from_shared(server.to_owned())
         .with_context(|| format!("{server:?} is not a valid server URL (expected http://HOST:PORT)"))?
-        .connect_timeout(Duration::from_secs(10));
-    endpoint.connect().await.with_context(|| {
-        format!("cannot reach the coordinator at {server}; is `debcover serve` running there? (set --server or DEBCOVER_SERVER)")
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true);
+    if tls {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut config = tonic::transport::ClientTlsConfig::new();
+        config = match ca_cert {
+            Some(path) => config.ca_certificate(read_ca_cert(path)?),
+            None => config.with_native_roots(),
+        };
+        endpoint = endpoint
+            .tls_config(config)
+            .with_context(|| format!("cannot set up TLS for {server}"))?;
+    } else if let Some(path) = ca_cert {
+        anyhow::bail!(
+            "a CA certificate ({}) was given but the server URL {server} is plain http://: use https://, or unset --ca-cert / DEBCOVER_CA_CERT",
+            path.display()
+        );
+    }
+    endpoint.connect().await.map_err(|e| anyhow::anyhow!("{}", error_chain(&e))).with_context(|| {
+        if !tls {
+            format!("cannot reach the coordinator at {server}; is `debcover serve` running there? (set --server or DEBCOVER_SERVER)")
+        } else {
+            let trust = match ca_cert {
+                Some(p) => format!("the CA certificate {}", p.display()),
+                None => "the system's root certificates (no --ca-cert / DEBCOVER_CA_CERT given)".to_owned(),
+            };
+            format!(
+                "cannot reach the coordinator at {server} over TLS; is `debcover serve --tls-cert ... --tls-key ...` running \
+                 there, and is its certificate signed by {trust} and valid for that host name? (set --ca-cert or DEBCOVER_CA_CERT)"
+            )
+        }
     })
+}
+
+/// An error and its causes as one line, without the transport's generic words and without the
+/// repetitions of a cause that its wrapper already printed (rustls errors appear twice).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        if text != "transport error" && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
+}
+
+/// Read a PEM CA certificate file, naming it when it cannot be read or holds no certificate.
+fn read_ca_cert(path: &Path) -> Result<tonic::transport::Certificate> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path).with_context(|| format!("cannot read the CA certificate {} (--ca-cert)", path.display()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("the CA certificate {} is not a PEM certificate file", path.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("the CA certificate {} holds no \"BEGIN CERTIFICATE\" block", path.display());
+    }
+    Ok(tonic::transport::Certificate::from_pem(pem))
 }
 
 /// Open a channel to the coordinator at `server`.
@@ -62,7 +139,13 @@ pub async fn built_with(
 
 /// Turn a gRPC error into a message for the user (the server's text, without transport noise).
 pub fn status_error(what: &str, s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{what}: {} ({:?})", s.message(), s.code())
+    // A plain-text client speaking to a TLS server sees only a broken HTTP/2 connection.
+    let hint = if s.message().contains("h2 protocol error") {
+        " (the connection broke: if the coordinator serves TLS, use an https:// server URL and --ca-cert)"
+    } else {
+        ""
+    };
+    anyhow::anyhow!("{what}: {} ({:?}){hint}", s.message(), s.code())
 }
 
 /// Is this input a URL rather than a path?

@@ -69,13 +69,19 @@ fn built_with_query(r: &pb::BuiltWithRequest) -> Result<query::BuiltWithQuery, S
 }
 
 /// Serve `service` and the rebuild scheduler (with its lease reclaimer) on `listener` until
-/// `shutdown` is cancelled.
+/// `shutdown` is cancelled; over TLS when `tls` is given (rustls, ring provider), else plain
+/// HTTP/2.
 pub async fn run<S: RebuildStore>(
     listener: TcpListener,
     service: CoordinatorService<S>,
     scheduler: Arc<rebuild::RebuildSettings>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
     let reclaimer = tokio::spawn(rebuild::reclaimer(
         service.store.clone(),
         scheduler.clone(),
@@ -101,7 +107,7 @@ pub async fn run<S: RebuildStore>(
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
     // BuiltWith answers go out as bytes assembled from the index's per-build encodings.
     let svc = encoded::WithEncodedBuiltWith::new(service);
-    let served = tonic::transport::Server::builder()
+    let served = builder
         .add_service(svc)
         .add_service(campaigns)
         .add_service(nodes)
