@@ -12,9 +12,11 @@
 //! Code map: [`archive`] parses the input, [`version`] compares and derives Debian versions,
 //! `plan` plans builds and renders them, `render` holds text helpers (dates, clearsigning).
 //! [`sched`] drives simulated rebuilder nodes against a coordinator (scheduler throughput).
+//! [`hash`] times the rebuilder's artifact hashing against `sha256sum`.
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod hash;
 pub mod sched;
 mod base;
 mod plan;

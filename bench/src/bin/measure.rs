@@ -11,6 +11,10 @@
 //! - `sched --server URL --nodes N`: scheduler throughput with N simulated nodes doing
 //!   zero-time builds of the queued jobs over gRPC (cycles/s, claim and report latency,
 //!   duplicates, lost jobs); see `bench/sched.sh`.
+//! - `hash [PATH...] [--big-mib N] [--reps N]`: the rebuilder's `sha256_file` against the
+//!   stock `sha256sum` on the same files (the PATHs, default the .deb files under
+//!   /var/cache/apt/archives, and a generated N MiB file), page cache warm, median of N
+//!   repetitions: MB/s of both and the ratio; see `bench/hash.sh`.
 //! - `grep DIR PACKAGE`: the baseline, scanning the files for ` PACKAGE (= ` with grep
 //!   (median of 3 runs after a warm-up; a lower bound, since grep does no version comparison).
 
@@ -54,6 +58,20 @@ enum Cmd {
     },
     /// grep baseline for the same question.
     Grep { dir: PathBuf, package: String },
+    /// Hashing throughput: the rebuilder's sha256_file against sha256sum.
+    Hash {
+        /// Files or directories of real artifacts [default: /var/cache/apt/archives].
+        paths: Vec<PathBuf>,
+        /// Size of the generated large file, MiB (0: none).
+        #[arg(long, default_value_t = 1024)]
+        big_mib: u64,
+        /// Directory for the generated file (removed afterwards) [default: the temp dir].
+        #[arg(long)]
+        tmp: Option<PathBuf>,
+        /// Repetitions (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
     /// Scheduler throughput with simulated zero-time nodes.
     Sched {
         #[arg(long, default_value = "http://127.0.0.1:7430")]
@@ -256,11 +274,68 @@ fn main() -> Result<()> {
                 anyhow::bail!("scheduler lost or duplicated jobs");
             }
         }
+        Cmd::Hash { paths, big_mib, tmp, reps } => hash(paths, big_mib, tmp, reps)?,
         Cmd::Grep { dir, package } => {
             let (med, found) = grep_baseline(&dir, &package)?;
             println!("grep -rlF \" {package} (= \": {found} files; median {:.0} ms (warm cache)", med.as_secs_f64() * 1e3);
         }
     }
+    Ok(())
+}
+
+/// `debcover-measure hash`: see the module documentation.
+fn hash(paths: Vec<PathBuf>, big_mib: u64, tmp: Option<PathBuf>, reps: usize) -> Result<()> {
+    use debcover_bench::hash;
+    let paths = if paths.is_empty() { vec![PathBuf::from("/var/cache/apt/archives")] } else { paths };
+    let mut groups = Vec::new();
+    let files = hash::collect("artifacts", &paths)?;
+    if files.files.is_empty() {
+        eprintln!("no files under {paths:?}: timing the generated file only");
+    } else {
+        groups.push(files);
+    }
+    // The generated file lives in a directory of our own, removed however this ends.
+    let dir = tmp.unwrap_or_else(std::env::temp_dir).join(format!("debcover-hash-{}", std::process::id()));
+    struct Cleanup(PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
+    if big_mib > 0 {
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let big = dir.join("big.bin");
+        hash::generate(&big, big_mib)?;
+        groups.push(hash::collect(&format!("{big_mib} MiB file"), &[big])?);
+    }
+    anyhow::ensure!(!groups.is_empty(), "nothing to hash: give files or directories, or --big-mib");
+    let mut total_bytes = 0u64;
+    let (mut ours, mut theirs) = (Duration::ZERO, Duration::ZERO);
+    for g in &groups {
+        hash::verify(g)?;
+        let t = hash::time(g, reps)?;
+        println!(
+            "hash {} ({} files, {:.1} MB): sha256_file {:.0} MB/s, sha256sum {:.0} MB/s, ratio {:.2}x",
+            g.name,
+            g.files.len(),
+            g.bytes as f64 / 1e6,
+            t.mbps(t.ours),
+            t.mbps(t.sha256sum),
+            t.ratio()
+        );
+        total_bytes += g.bytes;
+        ours += t.ours;
+        theirs += t.sha256sum;
+    }
+    let mb = total_bytes as f64 / 1e6;
+    println!(
+        "hash all ({:.1} MB, median of {reps}): sha256_file {:.0} MB/s, sha256sum {:.0} MB/s, ratio {:.2}x",
+        mb,
+        mb / ours.as_secs_f64(),
+        mb / theirs.as_secs_f64(),
+        theirs.as_secs_f64() / ours.as_secs_f64()
+    );
     Ok(())
 }
 
