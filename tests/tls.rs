@@ -76,6 +76,33 @@ fn grpc_over_tls() {
     assert!(out.status.success(), "{}", describe(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("dcn_"), "{}", describe(&out));
 
+    // A rebuilder node registers over TLS with the CA file (its key made on first start).
+    let token: serde_json::Value = serde_json::from_slice(&out.stdout).expect("node add --json");
+    let token_file = certs.path().join("node.token");
+    std::fs::write(&token_file, token["token"].as_str().expect("token")).expect("write token");
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut node = Command::new(binary("debcover-rebuilder"))
+        .args(["run", "--server", &https, "--ca-cert", &ca, "--token-file"])
+        .arg(&token_file)
+        .arg("--work-dir")
+        .arg(work.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run debcover-rebuilder");
+    let start = std::time::Instant::now();
+    let registered = loop {
+        let nodes = s.json(&["node", "list", "--server", &https, "--ca-cert", &ca, "--admin-token-file", admin.to_str().unwrap(), "--json"], 0);
+        let n = nodes.as_array().and_then(|a| a.iter().find(|n| n["name"] == "n").cloned());
+        if let Some(n) = n.filter(|n| n["public_key"].as_str().is_some_and(|k| k.starts_with("ssh-ed25519 "))) {
+            break n;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "the node did not register over TLS: {nodes}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(registered["operator"], "o", "{registered}");
+    let _ = Command::new("kill").args(["-TERM", &node.id().to_string()]).status();
+    assert!(node.wait().expect("node exit").success(), "the node did not stop cleanly on SIGTERM");
+
     // Without the CA (system roots), with a CA that did not sign it, and over plain http://:
     // each fails, saying what to check.
     let out = s.cli(&["status", "--server", &https]);

@@ -19,6 +19,32 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// servers, or the system roots when None. A CA certificate with an `http://` server is an
 /// error (the connection would not be protected). Errors name the server and what to check.
 pub async fn channel(server: &str, ca_cert: Option<&Path>) -> Result<Channel> {
+    let tls = server.starts_with("https://");
+    endpoint(server, ca_cert)?.connect().await.map_err(|e| anyhow::anyhow!("{}", error_chain(&e))).with_context(|| {
+        if tls {
+            let trust = match ca_cert {
+                Some(p) => format!("the CA certificate {}", p.display()),
+                None => "a system root certificate (no CA certificate configured)".to_owned(),
+            };
+            format!(
+                "cannot connect to the coordinator at {server} over TLS within {}s: check that it is running with \
+                 --tls-cert/--tls-key, that its certificate is signed by {trust} and names that host, and the network",
+                CONNECT_TIMEOUT.as_secs()
+            )
+        } else {
+            format!(
+                "cannot connect to the coordinator at {server} within {}s: check that `debcover serve` is running there \
+                 and listening on that address, and the network",
+                CONNECT_TIMEOUT.as_secs()
+            )
+        }
+    })
+}
+
+/// The endpoint of [`channel`], validated and with TLS set up, not yet connected: the node
+/// connects it lazily (`Endpoint::connect_lazy`), so that it starts before the coordinator and
+/// reconnects by itself after a coordinator restart.
+pub fn endpoint(server: &str, ca_cert: Option<&Path>) -> Result<Endpoint> {
     let tls = if server.starts_with("https://") {
         true
     } else if server.starts_with("http://") {
@@ -45,25 +71,7 @@ pub async fn channel(server: &str, ca_cert: Option<&Path>) -> Result<Channel> {
             path.display()
         );
     }
-    endpoint.connect().await.map_err(|e| anyhow::anyhow!("{}", error_chain(&e))).with_context(|| {
-        if tls {
-            let trust = match ca_cert {
-                Some(p) => format!("the CA certificate {}", p.display()),
-                None => "a system root certificate (no CA certificate configured)".to_owned(),
-            };
-            format!(
-                "cannot connect to the coordinator at {server} over TLS within {}s: check that it is running with \
-                 --tls-cert/--tls-key, that its certificate is signed by {trust} and names that host, and the network",
-                CONNECT_TIMEOUT.as_secs()
-            )
-        } else {
-            format!(
-                "cannot connect to the coordinator at {server} within {}s: check that `debcover serve` is running there \
-                 and listening on that address, and the network",
-                CONNECT_TIMEOUT.as_secs()
-            )
-        }
-    })
+    Ok(endpoint)
 }
 
 /// An error and its causes as one line, without the transport's generic words and without

@@ -22,7 +22,7 @@ use tonic::Code;
 use tracing::Instrument;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::backend::{self, BackendKind, Ctx, JobSpec, Outcome};
 use crate::config::Config;
@@ -59,13 +59,11 @@ pub struct Shutdown {
     pub abort: CancellationToken,
 }
 
-/// Open a (lazy) channel to the coordinator: the first call connects, and a broken connection
-/// is re-established on the next call, so a restarted coordinator is picked up by itself.
-fn channel(server: &str) -> Result<Channel> {
-    let endpoint = Endpoint::from_shared(server.to_owned())
-        .with_context(|| format!("{server:?} is not a valid server URL (expected http://HOST:PORT)"))?
-        .connect_timeout(Duration::from_secs(10))
-        .tcp_nodelay(true)
+/// Open a (lazy) channel to the coordinator, TLS for https:// servers: the first call connects,
+/// and a broken connection is re-established on the next call, so a restarted coordinator is
+/// picked up by itself.
+fn channel(config: &Config) -> Result<Channel> {
+    let endpoint = crate::connect::endpoint(&config.server, config.ca_cert.as_deref())?
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
     Ok(endpoint.connect_lazy())
@@ -75,7 +73,7 @@ fn client(config: &Config) -> Result<Client> {
     let token: MetadataValue<_> = format!("Bearer {}", config.token)
         .parse()
         .context("the node token contains characters that cannot go in a request header")?;
-    Ok(RebuildNodesClient::with_interceptor(channel(&config.server)?, Bearer(token))
+    Ok(RebuildNodesClient::with_interceptor(channel(config)?, Bearer(token))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE))
 }
