@@ -547,3 +547,197 @@ impl<R: Read> Read for Counting<R> {
         Ok(n)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::tests::elf64_with_segment;
+    use std::io::Write;
+
+    fn ar(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = b"!<arch>\n".to_vec();
+        for (name, data) in members {
+            out.extend_from_slice(ar_header(name, data.len() as u64).as_bytes());
+            out.extend_from_slice(data);
+            if data.len() % 2 == 1 {
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+
+    fn ar_header(name: &str, size: u64) -> String {
+        format!("{name:<16}{:<12}{:<6}{:<6}{:<8}{size:<10}`\n", 0, 0, 0, 100644)
+    }
+
+    fn header(path: &str, kind: tar::EntryType, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_path(path).unwrap();
+        h.set_entry_type(kind);
+        h.set_size(size);
+        h.set_mode(0o755);
+        h.set_cksum();
+        h
+    }
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, data) in files {
+            b.append(&header(path, tar::EntryType::Regular, data.len() as u64), *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn deb_of(data_name: &str, data: &[u8]) -> Vec<u8> {
+        ar(&[("debian-binary", b"2.0\n"), ("control.tar.xz", b"x"), (data_name, data)])
+    }
+
+    fn elves(deb: &[u8], limits: &Limits) -> Result<(DebSummary, Vec<(String, usize)>), DebError> {
+        let mut seen = Vec::new();
+        let summary = for_each_elf(deb, limits, |e| seen.push((e.path.to_owned(), e.bytes.len())))?;
+        Ok((summary, seen))
+    }
+
+    #[test]
+    fn finds_elf_files_under_executable_paths_in_every_compression() {
+        let elf = elf64_with_segment(b"data");
+        let tar = tar_of(&[
+            ("./usr/bin/tool", &elf),
+            ("./usr/share/doc/tool/not-examined", &elf),
+            ("./usr/bin/script", b"#!/bin/sh\n"),
+            ("./usr/lib/x86_64-linux-gnu/libx.so.1", &elf),
+        ]);
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&tar).unwrap();
+            e.finish().unwrap()
+        };
+        let xz = {
+            let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
+            e.write_all(&tar).unwrap();
+            e.finish().unwrap()
+        };
+        let zst = zstd::encode_all(&tar[..], 1).unwrap();
+        for (name, data) in [("data.tar", &tar), ("data.tar.gz", &gz), ("data.tar.xz", &xz), ("data.tar.zst", &zst)] {
+            let (summary, seen) = elves(&deb_of(name, data), &Limits::default()).unwrap();
+            assert_eq!(
+                seen,
+                vec![("usr/bin/tool".to_owned(), elf.len()), ("usr/lib/x86_64-linux-gnu/libx.so.1".to_owned(), elf.len())],
+                "{name}"
+            );
+            assert_eq!((summary.data_member.as_str(), summary.entries, summary.elf_files), (name, 4, 2));
+        }
+        let err = elves(&deb_of("data.tar.bz2", b"BZh"), &Limits::default()).unwrap_err();
+        assert!(matches!(err, DebError::UnsupportedCompression { ref member } if member == "data.tar.bz2"), "{err}");
+    }
+
+    #[test]
+    fn malformed_containers_are_located() {
+        let err = elves(b"!<arch>", &Limits::default()).unwrap_err();
+        assert!(matches!(err, DebError::Ar { offset: 0, .. }), "{err}");
+        let err = elves(b"!<arch>\n", &Limits::default()).unwrap_err();
+        assert!(matches!(err, DebError::NoData), "{err}");
+        let mut bad = deb_of("data.tar", &tar_of(&[]));
+        bad[8 + 48] = b'x'; // size field of the first member
+        let err = elves(&bad, &Limits::default()).unwrap_err();
+        assert!(matches!(err, DebError::Ar { offset: 8, .. }), "{err}");
+        assert!(err.to_string().contains("invalid size"), "{err}");
+        // A tar header with a wrong checksum.
+        let mut tar = tar_of(&[("usr/bin/a", b"\x7fELFxx")]);
+        tar[0] ^= 1;
+        let err = elves(&deb_of("data.tar", &tar), &Limits::default()).unwrap_err();
+        assert!(matches!(err, DebError::Tar { offset: 0, .. }), "{err}");
+        assert!(err.to_string().contains("checksum"), "{err}");
+    }
+
+    #[test]
+    fn truncation_is_named() {
+        let tar = tar_of(&[("usr/bin/a", &elf64_with_segment(&[1; 5000]))]);
+        let xz = {
+            let mut e = xz2::write::XzEncoder::new(Vec::new(), 1);
+            e.write_all(&tar).unwrap();
+            e.finish().unwrap()
+        };
+        for data in [&tar, &xz] {
+            let name = if data == &tar { "data.tar" } else { "data.tar.xz" };
+            let deb = deb_of(name, data);
+            for cut in [deb.len() - 1, deb.len() - data.len() / 2, deb.len() - data.len() + 3] {
+                let err = elves(&deb[..cut], &Limits::default()).unwrap_err();
+                match err {
+                    DebError::Truncated { ref member, declared, offset, .. } => {
+                        assert_eq!((member.as_str(), declared, offset), (name, data.len() as u64, cut as u64), "{err}")
+                    }
+                    other => panic!("{name} cut at {cut}: {other}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn limits_are_precise() {
+        let elf = elf64_with_segment(&[0; 3000]);
+        let tar = tar_of(&[("usr/bin/a", &elf), ("usr/bin/b", &elf), ("usr/bin/c", b"text")]);
+        let deb = deb_of("data.tar", &tar);
+        let small = |f: fn(&mut Limits)| {
+            let mut l = Limits::default();
+            f(&mut l);
+            l
+        };
+        let limit_of = |l: &Limits| match elves(&deb, l) {
+            Err(DebError::Limit { limit, value, max, at }) => (limit, value, max, at),
+            other => panic!("{other:?}"),
+        };
+        let (limit, value, max, at) = limit_of(&small(|l| l.max_entries = 2));
+        assert_eq!((limit, value, max), (Limit::Entries, 3, 2));
+        assert!(at.contains("member `data.tar`"), "{at}");
+        let (limit, value, max, at) = limit_of(&small(|l| l.max_file_size = 4000));
+        assert_eq!((limit, value, max), (Limit::FileSize, elf.len() as u64, 4000));
+        assert!(at.ends_with("entry `usr/bin/a`"), "{at}");
+        let (limit, _, max, _) = limit_of(&small(|l| l.max_decompressed = 6000));
+        assert_eq!((limit, max), (Limit::Decompressed, 6000));
+        let (limit, value, _, _) = limit_of(&small(|l| l.max_path_len = 5));
+        assert_eq!((limit, value), (Limit::PathLength, 9));
+        let (limit, value, _, at) = limit_of(&small(|l| l.max_member_size = 10));
+        assert_eq!((limit, value, at.as_str()), (Limit::MemberSize, tar.len() as u64, "byte 134, member `data.tar`"));
+    }
+
+    #[test]
+    fn metadata_records_are_capped_before_reading() {
+        // A GNU long-name record that claims 1 GiB, with no data behind it.
+        let mut tar = header("././@LongLink", tar::EntryType::GNULongName, 1 << 30).as_bytes().to_vec();
+        tar.extend_from_slice(&[0; 1024]);
+        let err = elves(&deb_of("data.tar", &tar), &Limits::default()).unwrap_err();
+        assert!(matches!(err, DebError::Limit { limit: Limit::Metadata, value: 1073741824, .. }), "{err}");
+        // A long name within the cap names the next entry.
+        let long = format!("usr/bin/{}", "x".repeat(200));
+        let mut b = tar::Builder::new(Vec::new());
+        let elf = elf64_with_segment(b"");
+        let mut h = tar::Header::new_gnu();
+        h.set_size(elf.len() as u64);
+        h.set_mode(0o755);
+        b.append_data(&mut h, &long, &elf[..]).unwrap();
+        let (_, seen) = elves(&deb_of("data.tar", &b.into_inner().unwrap()), &Limits::default()).unwrap();
+        assert_eq!(seen, vec![(long, elf.len())]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+            let _ = elves(&bytes, &Limits::default());
+            let mut deb = b"!<arch>\n".to_vec();
+            deb.extend_from_slice(&bytes);
+            let _ = elves(&deb, &Limits::default());
+        }
+
+        #[test]
+        fn mutated_debs_never_panic(pos in 0usize..4000, byte in proptest::num::u8::ANY, cut in 0usize..4000) {
+            let tar = tar_of(&[("usr/bin/a", &elf64_with_segment(b"\xff Go buildinf:")), ("usr/bin/b", b"\x7fELF")]);
+            let mut deb = deb_of("data.tar", &tar);
+            if let Some(b) = deb.get_mut(pos) {
+                *b = byte;
+            }
+            deb.truncate(cut.max(8));
+            let _ = for_each_elf(&deb[..], &Limits::default(), |e| { let _ = crate::embedded::inspect_elf(e.bytes); });
+        }
+    }
+}

@@ -333,3 +333,177 @@ fn rustc_version(file: &object::File<'_>, bytes: &[u8]) -> Option<String> {
     }
     None
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::io::Write;
+
+    const VADDR: u64 = 0x40_0000;
+    const DATA_OFF: u64 = 0x1000;
+
+    /// A minimal little-endian ELF64 file: one writable `PT_LOAD` segment mapping `data` (file
+    /// offset 0x1000) at 0x401000, no section headers, as Go's `debug/buildinfo` would scan it.
+    pub(crate) fn elf64_with_segment(data: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; DATA_OFF as usize];
+        f[..4].copy_from_slice(b"\x7fELF");
+        f[4] = 2; // 64-bit
+        f[5] = 1; // little-endian
+        f[6] = 1; // version
+        f[16..18].copy_from_slice(&2u16.to_le_bytes()); // ET_EXEC
+        f[18..20].copy_from_slice(&62u16.to_le_bytes()); // x86-64
+        f[20..24].copy_from_slice(&1u32.to_le_bytes());
+        f[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+        f[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+        f[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+        f[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+        let ph = &mut f[64..120];
+        ph[0..4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+        ph[4..8].copy_from_slice(&6u32.to_le_bytes()); // PF_R | PF_W
+        ph[8..16].copy_from_slice(&DATA_OFF.to_le_bytes());
+        ph[16..24].copy_from_slice(&(VADDR + DATA_OFF).to_le_bytes());
+        ph[24..32].copy_from_slice(&(VADDR + DATA_OFF).to_le_bytes());
+        ph[32..40].copy_from_slice(&(data.len() as u64).to_le_bytes());
+        ph[40..48].copy_from_slice(&(data.len() as u64).to_le_bytes());
+        ph[48..56].copy_from_slice(&0x1000u64.to_le_bytes());
+        f.extend_from_slice(data);
+        f
+    }
+
+    fn framed(modinfo: &str) -> Vec<u8> {
+        let mut m = vec![0x30u8; 16];
+        m.extend_from_slice(modinfo.as_bytes());
+        m.extend_from_slice(&[0xf9u8; 16]);
+        m
+    }
+
+    const MODINFO: &str = "path\texample.org/cmd/tool\nmod\texample.org/tool\t(devel)\t\n\
+        dep\tgithub.com/miekg/dns\tv1.1.50\th1:abc=\n\
+        dep\tgolang.org/x/net\tv0.4.0\th1:def=\n=>\tgolang.org/x/net\tv0.5.0\th1:ghi=\n\
+        dep\tgithub.com/golang/groupcache\tv0.0.0-20200121045136-8c9f03a8e57e\th1:x=\n\
+        build\t-compiler=gc\nbuild\tCGO_ENABLED=1\n";
+
+    fn check_modinfo(go: &GoBuildInfo) {
+        assert_eq!(go.path.as_deref(), Some("example.org/cmd/tool"));
+        assert_eq!(go.main.as_ref().map(|m| m.version.as_str()), Some("(devel)"));
+        assert_eq!(go.deps.len(), 3);
+        assert_eq!(go.deps[0].path, "github.com/miekg/dns");
+        assert_eq!(go.deps[0].version, "v1.1.50");
+        assert_eq!(go.deps[0].sum.as_deref(), Some("h1:abc="));
+        assert_eq!(go.deps[1].replace.as_ref().map(|r| r.version.as_str()), Some("v0.5.0"));
+        assert_eq!(go.settings[1], ("CGO_ENABLED".to_owned(), "1".to_owned()));
+    }
+
+    #[test]
+    fn go_inline_layout() {
+        let mut data = vec![0u8; 48]; // the header is found at a 16-byte aligned position
+        data.extend_from_slice(GO_MAGIC);
+        data.extend_from_slice(&[8, 2]);
+        data.extend_from_slice(&[0u8; 16]);
+        let modinfo = framed(MODINFO);
+        data.push(8);
+        data.extend_from_slice(b"go1.19.5");
+        // Varint length of more than 127 bytes: two bytes.
+        assert!(modinfo.len() > 127 && modinfo.len() < 16384);
+        data.push((modinfo.len() as u8 & 0x7f) | 0x80);
+        data.push((modinfo.len() >> 7) as u8);
+        data.extend_from_slice(&modinfo);
+        let info = inspect_elf(&elf64_with_segment(&data)).unwrap();
+        let go = info.go.expect("go build info");
+        assert_eq!(go.version, "go1.19.5");
+        assert_eq!(go.layout, "inline");
+        check_modinfo(&go);
+        assert!(info.notes.is_empty(), "{:?}", info.notes);
+    }
+
+    #[test]
+    fn go_pointer_layout() {
+        // Header at 0; version string header at 0x40, module string header at 0x50; strings at
+        // 0x100 and 0x200. Addresses are virtual: segment base 0x401000.
+        let base = VADDR + DATA_OFF;
+        let modinfo = framed(MODINFO);
+        let mut data = vec![0u8; 0x200 + modinfo.len()];
+        data[..14].copy_from_slice(GO_MAGIC);
+        data[14] = 8;
+        data[15] = 0; // pointer layout, little-endian
+        data[16..24].copy_from_slice(&(base + 0x40).to_le_bytes());
+        data[24..32].copy_from_slice(&(base + 0x50).to_le_bytes());
+        data[0x40..0x48].copy_from_slice(&(base + 0x100).to_le_bytes());
+        data[0x48..0x50].copy_from_slice(&8u64.to_le_bytes());
+        data[0x50..0x58].copy_from_slice(&(base + 0x200).to_le_bytes());
+        data[0x58..0x60].copy_from_slice(&(modinfo.len() as u64).to_le_bytes());
+        data[0x100..0x108].copy_from_slice(b"go1.16.9");
+        data[0x200..].copy_from_slice(&modinfo);
+        let info = inspect_elf(&elf64_with_segment(&data)).unwrap();
+        let go = info.go.expect("go build info");
+        assert_eq!((go.version.as_str(), go.layout), ("go1.16.9", "pointer"));
+        check_modinfo(&go);
+        // A pointer outside every segment is a note, not a failure.
+        data[16..24].copy_from_slice(&0xdead_0000u64.to_le_bytes());
+        let info = inspect_elf(&elf64_with_segment(&data)).unwrap();
+        assert!(info.go.is_none());
+        assert!(info.notes[0].contains("is not in the file"), "{:?}", info.notes);
+    }
+
+    #[test]
+    fn unaligned_magic_and_absent_info() {
+        let mut data = vec![0u8; 3];
+        data.extend_from_slice(GO_MAGIC);
+        data.extend_from_slice(&[8, 2, 0, 0]);
+        let info = inspect_elf(&elf64_with_segment(&data)).unwrap();
+        assert_eq!(info, ElfInfo::default());
+        assert!(inspect_elf(b"not an elf").is_err());
+    }
+
+    #[test]
+    fn dep_v0_parse_and_limits() {
+        let json = br#"{"packages":[{"name":"hello","version":"0.1.0","source":"local","dependencies":[1],"root":true},
+            {"name":"memchr","version":"2.7.4","source":"crates.io"},{"name":"cc","version":"1.2.0","source":"crates.io","kind":"build"}]}"#;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(json).unwrap();
+        let packages = parse_dep_v0(&z.finish().unwrap()).unwrap();
+        assert_eq!(packages.len(), 3);
+        assert!(packages[0].root);
+        assert_eq!((packages[1].name.as_str(), packages[1].version.as_str()), ("memchr", "2.7.4"));
+        assert_eq!(packages[2].kind.as_deref(), Some("build"));
+        assert!(parse_dep_v0(b"garbage").unwrap_err().starts_with("zlib"));
+        // A zlib bomb stops at the cap.
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        for _ in 0..(MAX_DEP_V0 / (1 << 20) + 1) {
+            z.write_all(&vec![b' '; 1 << 20]).unwrap();
+        }
+        assert!(parse_dep_v0(&z.finish().unwrap()).unwrap_err().contains("exceeds the limit"));
+    }
+
+    #[test]
+    fn rustc_from_debian_std_paths() {
+        let mut data = b"xx/usr/src/rustc-1.63.0/library/core/src/fmt/mod.rs".to_vec();
+        data.extend_from_slice(b"/usr/src/rustc-9.9.9");
+        let info = inspect_elf(&elf64_with_segment(&data)).unwrap();
+        assert_eq!(info.rust.rustc.as_deref(), Some("1.63.0"));
+        assert_eq!(info.rust.dep_v0, DepV0::Absent);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4096)) {
+            let _ = inspect_elf(&bytes);
+            let _ = parse_dep_v0(&bytes);
+            let mut elf = elf64_with_segment(&[]);
+            elf.truncate(120);
+            elf.extend_from_slice(&bytes);
+            let _ = inspect_elf(&elf);
+        }
+
+        #[test]
+        fn mutated_go_header_never_panics(pos in 0usize..64, byte in proptest::num::u8::ANY, ptr in proptest::num::u64::ANY) {
+            let mut data = vec![0u8; 0x80];
+            data[..14].copy_from_slice(GO_MAGIC);
+            data[14] = 8;
+            data[16..24].copy_from_slice(&ptr.to_le_bytes());
+            data[24..32].copy_from_slice(&(VADDR + DATA_OFF).to_le_bytes());
+            data[pos] = byte;
+            let _ = inspect_elf(&elf64_with_segment(&data));
+        }
+    }
+}
