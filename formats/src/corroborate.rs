@@ -187,3 +187,105 @@ fn go_module_agrees(module: &GoModule, declared_upstream: &str) -> bool {
     }
     version == declared_upstream
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedded::{CargoPackage, GoBuildInfo};
+    use crate::relation::parse_built_using;
+
+    fn go_info(version: &str, deps: Vec<GoModule>) -> ElfInfo {
+        ElfInfo { go: Some(GoBuildInfo { version: version.into(), deps, ..GoBuildInfo::default() }), ..ElfInfo::default() }
+    }
+
+    fn module(path: &str, version: &str) -> GoModule {
+        GoModule { path: path.into(), version: version.into(), sum: None, replace: None }
+    }
+
+    fn verdicts(info: &ElfInfo, declared: &str) -> Vec<(String, Verdict)> {
+        let refs = parse_built_using(declared).unwrap();
+        corroborate("usr/bin/x", info, &[Declared { field: "Static-Built-Using", refs: &refs }])
+            .into_iter()
+            .map(|f| (f.subject, f.verdict))
+            .collect()
+    }
+
+    #[test]
+    fn go_toolchain_rules() {
+        let toolchain = |v: &str, d: &str| verdicts(&go_info(v, vec![]), d)[0].1;
+        assert_eq!(toolchain("go1.19.5", "golang-1.19 (= 1.19.5-1)"), Verdict::Agrees);
+        assert_eq!(toolchain("go1.19.5 X:boringcrypto", "golang-1.19 (= 1.19.5-1+b2)"), Verdict::Agrees);
+        assert_eq!(toolchain("go1.19", "golang-1.19 (= 1.19-1)"), Verdict::Agrees);
+        assert_eq!(toolchain("go1.21rc2", "golang-1.21 (= 1.21~rc2-1)"), Verdict::Agrees);
+        assert_eq!(toolchain("go1.19.5", "golang-1.19 (= 1.19.8-2)"), Verdict::Disagrees);
+        assert_eq!(toolchain("go1.19.5", "golang-1.18 (= 1.18.3-1)"), Verdict::Disagrees);
+        assert_eq!(toolchain("go1.19.5", "golang-logrus (= 1.9.0-1)"), Verdict::Undeclared);
+    }
+
+    #[test]
+    fn go_module_rules() {
+        let mut replaced = module("golang.org/x/net", "v0.4.0");
+        replaced.replace = Some(Box::new(module("golang.org/x/net", "v0.5.0")));
+        let info = go_info(
+            "go1.19.5",
+            vec![
+                module("github.com/miekg/dns", "v1.1.50"),
+                replaced,
+                module("github.com/golang/groupcache", "v0.0.0-20200121045136-8c9f03a8e57e"),
+                module("github.com/urfave/cli/v2", "v2.3.0+incompatible"),
+                module("example.org/unmapped", "v1.0.0"),
+            ],
+        );
+        let got = verdicts(
+            &info,
+            "golang-1.19 (= 1.19.5-1), golang-github-miekg-dns (= 1.1.49-1), golang-golang-x-net (= 1:0.5.0+dfsg-1), \
+             golang-github-golang-groupcache (= 0.0~git20200121.8c9f03a-2), golang-github-urfave-cli (= 2.3.0-2)",
+        );
+        assert_eq!(
+            got,
+            vec![
+                ("go toolchain".into(), Verdict::Agrees),
+                ("go module github.com/miekg/dns".into(), Verdict::Disagrees),
+                ("go module golang.org/x/net".into(), Verdict::Agrees),
+                ("go module github.com/golang/groupcache".into(), Verdict::Agrees),
+                ("go module github.com/urfave/cli/v2".into(), Verdict::Agrees),
+            ]
+        );
+        assert_eq!(debian_go_name("gopkg.in/ini.v1").as_deref(), Some("golang-gopkg-ini.v1"));
+        assert_eq!(debian_go_name("google.golang.org/grpc").as_deref(), Some("golang-google-grpc"));
+    }
+
+    #[test]
+    fn crate_and_rustc_rules() {
+        let package = |name: &str, version: &str, root: bool| CargoPackage {
+            name: name.into(),
+            version: version.into(),
+            source: None,
+            kind: None,
+            root,
+        };
+        let mut info = ElfInfo::default();
+        info.rust.rustc = Some("1.63.0".into());
+        info.rust.dep_v0 = DepV0::Present(vec![
+            package("tool", "1.0.0", true),
+            package("clap", "2.34.0", false),
+            package("aho_corasick", "0.7.19", false),
+            package("libc", "0.2.140", false),
+            package("memchr", "2.5.0", false),
+        ]);
+        let got = verdicts(
+            &info,
+            "rustc (= 1.63.0+dfsg1-2), rust-clap-2 (= 2.34.0-3), rust-aho-corasick (= 0.7.19-1), rust-libc (= 0.2.139-1)",
+        );
+        assert_eq!(
+            got,
+            vec![
+                ("rustc".into(), Verdict::Agrees),
+                ("crate clap".into(), Verdict::Agrees),
+                ("crate aho_corasick".into(), Verdict::Agrees),
+                ("crate libc".into(), Verdict::Disagrees),
+                ("crate memchr".into(), Verdict::Undeclared),
+            ]
+        );
+    }
+}

@@ -119,7 +119,7 @@ pub fn inspect(deb_path: &Path, packages: Option<&Path>) -> Result<DebReport> {
         };
         binaries.push(BinaryReport { path: elf.path.to_owned(), info, error, findings });
     })
-    .with_context(|| format!("{display}"))?;
+    .with_context(|| display.clone())?;
     let index_entry = entry.map(|(e, how)| (format!("{} {} {}", e.package, e.version, e.architecture), how));
     Ok(DebReport { deb: display, sha256, summary, index_entry, binaries })
 }
