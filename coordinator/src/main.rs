@@ -86,6 +86,10 @@ enum Command {
     Verify(VerifyCommand),
     /// The rebuild queue: counts per state and priority, and the first jobs.
     Queue(QueueArgs),
+    /// Read what a local .deb's binaries say they contain (Go build info, Rust .dep-v0, rustc)
+    /// and, with --packages, check it against the package's *Built-Using (offline; exit 1 on
+    /// any disagreement or undeclared finding).
+    InspectDeb(client::inspect::InspectDebArgs),
 }
 
 #[derive(Args, Clone)]
@@ -572,6 +576,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
     client::set_ca_cert(config::resolve_ca_cert(cli.ca_cert, &file));
     let progress = std::io::stderr().is_terminal();
     match cli.command {
+        Command::InspectDeb(a) => Ok(if client::inspect::run(&a)? { ExitCode::SUCCESS } else { ExitCode::from(1) }),
         Command::Campaign(cmd) => campaign(cmd, &file).await,
         Command::Serve(a) => {
             let cfg = ServeConfig::resolve(a.listen, a.db, a.data_dir, &file)?;

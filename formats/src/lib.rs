@@ -8,11 +8,17 @@
 //!   suite never sits in memory at once.
 //! - [`aggregate`]: aggregated buildinfo indices (many buildinfo paragraphs in one file).
 //! - [`compress`]: transparent `.gz` / `.xz` / plain decompression by magic bytes, with a size cap.
+//! - [`deb`]: binary packages (`.deb`): `ar` → `data.tar.*` → the ELF files under executable
+//!   paths, streamed, every size and count capped ([`deb::Limits`]).
+//! - [`embedded`]: what an ELF binary says about its build: Go build info (toolchain, modules),
+//!   Rust's cargo-auditable `.dep-v0`, the rustc version in Debian's std paths.
+//! - [`corroborate`]: that against the package's `*Built-Using` declarations, as findings.
 //!
 //! # Invariants
 //! - No I/O besides reading from a caller-supplied `Read`; no network, no database, no async.
 //! - Never panics on any input: every malformed input is a [`ParseError`] naming the field and
-//!   the line (the caller adds the file name with [`ParseError::in_file`]).
+//!   the line (the caller adds the file name with [`ParseError::in_file`]); binary inputs
+//!   (`.deb`) fail with a [`deb::DebError`] naming the member and byte offset.
 //! - Versions are [`debversion::Version`]; package names are validated against Debian policy
 //!   (lower-case alphanumerics and `+-.`, starting with an alphanumeric).
 #![deny(missing_docs)]
@@ -20,6 +26,9 @@
 pub mod aggregate;
 pub mod buildinfo;
 pub mod compress;
+pub mod corroborate;
+pub mod deb;
+pub mod embedded;
 pub mod error;
 mod fields;
 pub mod index;

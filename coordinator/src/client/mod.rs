@@ -1,4 +1,5 @@
-//! The client side of the `debcover` commands: each talks to a coordinator over gRPC.
+//! The client side of the `debcover` commands: each talks to a coordinator over gRPC, except
+//! `inspect` (`debcover inspect-deb`), which reads a local `.deb` offline.
 //!
 //! # Invariants
 //! - The client never parses buildinfo fields or touches a database: it only frames inputs
@@ -18,6 +19,7 @@ use tonic::transport::{Channel, Endpoint};
 pub mod archive;
 pub mod buildinfo;
 pub mod campaign;
+pub mod inspect;
 pub mod output;
 pub mod rebuild;
 
