@@ -14,6 +14,7 @@
 //! tls_cert = "/etc/debcover/server.pem"     # serve: gRPC over TLS with this certificate chain...
 //! tls_key = "/etc/debcover/server.key"      # ...and this private key (both or neither)
 //! ca_cert = "/etc/debcover/ca.pem"          # clients: CA that signed an https:// server's certificate
+//! archive_mirror = "http://deb.debian.org/debian" # serve: where rebuild jobs fetch sources and originals (file:// too)
 //!
 //! [rebuild]                                 # serve: the rebuild scheduler
 //! lease_ttl = "10m"                         # a lease ends this long after the last heartbeat
@@ -55,6 +56,8 @@ pub struct FileConfig {
     /// PEM CA certificate(s) that an `https://` server's certificate must chain to (clients);
     /// without it the system roots are used.
     pub ca_cert: Option<PathBuf>,
+    /// Archive mirror URL rebuild jobs point nodes to (serve).
+    pub archive_mirror: Option<String>,
     /// Rebuild scheduler settings (serve).
     #[serde(default)]
     pub rebuild: RebuildFileConfig,
@@ -92,6 +95,8 @@ pub struct RebuildFlags {
     pub max_unreproducible: Option<u32>,
     /// `--verifiers`.
     pub verifiers: Option<u32>,
+    /// `--archive-mirror`.
+    pub archive_mirror: Option<String>,
 }
 
 /// Resolved scheduler settings of `debcover serve`.
@@ -101,6 +106,8 @@ pub struct RebuildConfig {
     pub policy: crate::rebuild::Policy,
     /// Routing rules.
     pub routes: Vec<crate::rebuild::RouteRule>,
+    /// Archive mirror URL (checked, without trailing slash); None: nodes use their own apt.
+    pub archive_mirror: Option<String>,
 }
 
 impl RebuildConfig {
@@ -134,7 +141,15 @@ impl RebuildConfig {
         if let Some(n) = flags.verifiers.or(f.verifiers) {
             policy.verifiers = n.max(1);
         }
-        Ok(RebuildConfig { policy, routes: f.routes.clone() })
+        let archive_mirror = match flags.archive_mirror.or_else(|| file.archive_mirror.clone()).filter(|m| !m.trim().is_empty()) {
+            Some(m) => Some(crate::rebuild::parse_mirror(&m).map_err(|reason| ConfigError::Invalid {
+                setting: "archive_mirror",
+                value: m.clone(),
+                reason,
+            })?),
+            None => None,
+        };
+        Ok(RebuildConfig { policy, routes: f.routes.clone(), archive_mirror })
     }
 }
 
@@ -390,6 +405,19 @@ mod tests {
         let t = TlsFiles { cert: dir.path().join("missing.pem"), key: dir.path().join("k") };
         let e = t.load().err().expect("missing").to_string();
         assert!(e.contains("missing.pem"), "{e}");
+    }
+
+    #[test]
+    fn archive_mirror_layers_and_is_checked() {
+        let file: FileConfig = toml::from_str("archive_mirror = \"http://deb.debian.org/debian/\"\n").unwrap();
+        let c = RebuildConfig::resolve(RebuildFlags::default(), &file).unwrap();
+        assert_eq!(c.archive_mirror.as_deref(), Some("http://deb.debian.org/debian"));
+        let flags = RebuildFlags { archive_mirror: Some("file:///srv/mirror".into()), ..Default::default() };
+        assert_eq!(RebuildConfig::resolve(flags, &file).unwrap().archive_mirror.as_deref(), Some("file:///srv/mirror"));
+        assert_eq!(RebuildConfig::resolve(RebuildFlags::default(), &FileConfig::default()).unwrap().archive_mirror, None);
+        let flags = RebuildFlags { archive_mirror: Some("srv/mirror".into()), ..Default::default() };
+        let e = RebuildConfig::resolve(flags, &file).unwrap_err().to_string();
+        assert!(e.starts_with("archive_mirror = \"srv/mirror\""), "{e}");
     }
 
     #[test]

@@ -94,6 +94,7 @@ impl Preparer {
         Ok(NewBuild {
             sha256: sha256_hex(content),
             origin: name.to_owned(),
+            rebuild_of: None,
             info,
             raw_zstd,
             raw_size: content.len() as u64,

@@ -314,6 +314,10 @@ struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "DEBCOVER_TLS_KEY", value_name = "PEM")]
     tls_key: Option<PathBuf>,
+    /// Debian mirror rebuild jobs point nodes to for sources and the archive's binaries
+    /// (http://, https:// or file:///PATH) [default: none: nodes use their own apt].
+    #[arg(long, env = "DEBCOVER_ARCHIVE_MIRROR", value_name = "URL")]
+    archive_mirror: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -586,6 +590,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 max_failures: a.max_failures,
                 max_unreproducible: a.max_unreproducible,
                 verifiers: a.verifiers,
+                archive_mirror: a.archive_mirror,
             };
             let rebuild = config::RebuildConfig::resolve(flags, &file)?;
             let token_file = config::admin_token_file(a.admin_token_file, Some(&cfg.data_dir), &file);
@@ -908,12 +913,13 @@ async fn serve(
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create data directory {}", cfg.data_dir.display()))?;
     let admin_token = serve_admin_token(&token_file)?;
-    let scheduler = Arc::new(service::rebuild::RebuildSettings::new(
-        rebuild.policy,
-        rebuild.routes,
-        &admin_token,
-        cfg.data_dir.clone(),
-    ));
+    if let Some(m) = &rebuild.archive_mirror {
+        tracing::info!(mirror = %m, "rebuild jobs point to this archive mirror");
+    }
+    let scheduler = Arc::new(
+        service::rebuild::RebuildSettings::new(rebuild.policy, rebuild.routes, &admin_token, cfg.data_dir.clone())
+            .with_archive_mirror(rebuild.archive_mirror),
+    );
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {} (is another coordinator running? set --listen)", cfg.listen))?;

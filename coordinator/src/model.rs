@@ -24,6 +24,10 @@ pub struct NewBuild {
     /// Computed on the parse threads so that the single database writer never formats versions;
     /// equal keys of one batch share one allocation (see [`crate::ingest::Preparer`]).
     pub dep_keys: Vec<DepKey>,
+    /// `builds.id` of the build this one reproduces, when it was produced by a verification
+    /// rebuild. Such a build is never linked to archive binaries (the archive's bytes come
+    /// from the original build), so campaign analysis never takes it for an upload.
+    pub rebuild_of: Option<i64>,
 }
 
 /// An interning key as held by [`NewBuild::dep_keys`]: shared, immutable text.

@@ -512,6 +512,20 @@ pub struct Transition {
     pub reason: String,
     /// The evidence.
     pub evidence: Vec<Evidence>,
+    /// The item's campaign.
+    pub campaign_id: i64,
+    /// The builds behind the judged version (linked to the shipped bytes by SHA-256), when the
+    /// evaluation got that far: a fixed-unverified item's are queued for verification. Not
+    /// stored.
+    pub builds: Vec<i64>,
+}
+
+impl Transition {
+    /// The builds this change asks to verify: those that fixed the item, when it reached (or
+    /// stays at, with a new version) `fixed-unverified`.
+    pub fn builds_to_verify(&self) -> &[i64] {
+        if self.to == ItemState::FixedUnverified { &self.builds } else { &[] }
+    }
 }
 
 /// Why a campaign cannot be planned.

@@ -17,12 +17,12 @@ use super::{
 use crate::model::{PkgVer, ShippedBinary, ShippedBy};
 use crate::storage::{CampaignStore, StoreError};
 
-/// Re-evaluate saved items: those of these source packages, or all when `None`. Returns how
-/// many state changes were recorded.
-pub async fn refresh<S: CampaignStore>(store: &S, sources: Option<&[String]>) -> Result<usize, StoreError> {
+/// Re-evaluate saved items: those of these source packages, or all when `None`. Returns the
+/// state changes the facts call for (recorded unless another coordinator recorded them first).
+pub async fn refresh<S: CampaignStore>(store: &S, sources: Option<&[String]>) -> Result<Vec<Transition>, StoreError> {
     let items = store.campaign_items(None, sources).await?;
     if items.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let mut by_campaign: BTreeMap<i64, Vec<ItemRecord>> = BTreeMap::new();
     for it in items {
@@ -39,7 +39,7 @@ pub async fn refresh<S: CampaignStore>(store: &S, sources: Option<&[String]>) ->
     if applied > 0 {
         tracing::info!(changes = applied, "campaign items changed state");
     }
-    Ok(applied)
+    Ok(changes)
 }
 
 /// The state changes the current facts call for, for `items` of `campaign`.
@@ -89,8 +89,9 @@ pub async fn evaluate<S: CampaignStore>(
             }
         }
         for it in items {
-            let obs = observe(&it.planned, &shipped, &installed, &library_binaries, &fixed);
-            if let Some(t) = transition(it, &obs) {
+            let (obs, builds) = observe(&it.planned, &shipped, &installed, &library_binaries, &fixed);
+            if let Some(mut t) = transition(it, &obs) {
+                t.builds = builds;
                 out.push(t);
             }
         }
@@ -142,17 +143,18 @@ fn transition(it: &ItemRecord, obs: &Observation) -> Option<Transition> {
     if to == it.state && version == it.current_version {
         return None;
     }
-    Some(Transition { item_id: it.id, from: it.state, to, version, reason, evidence })
+    Some(Transition { item_id: it.id, from: it.state, to, version, reason, evidence, campaign_id: it.campaign_id, builds: Vec::new() })
 }
 
-/// What the suite and the buildinfos say about one item now.
+/// What the suite and the buildinfos say about one item now, with the builds behind the
+/// shipped version when they were judged.
 fn observe(
     item: &PlannedItem,
     shipped: &[ShippedBinary],
     installed: &HashMap<i64, Vec<&PkgVer>>,
     library_binaries: &[String],
     fixed: &Version,
-) -> Observation {
+) -> (Observation, Vec<i64>) {
     let mine: Vec<&ShippedBinary> = shipped
         .iter()
         .filter(|b| {
@@ -162,11 +164,11 @@ fn observe(
         .collect();
     let Some(newest) = mine.iter().filter_map(|b| version(&b.version).map(|v| (v, *b))).max_by(|a, b| a.0.cmp(&b.0))
     else {
-        return Observation::Gone;
+        return (Observation::Gone, Vec::new());
     };
     let (current, newest) = newest;
     match version(&item.version) {
-        Some(original) if current <= original => return Observation::Original,
+        Some(original) if current <= original => return (Observation::Original, Vec::new()),
         _ => {}
     }
     let how = if newest.source_version == item.source_version
@@ -176,8 +178,8 @@ fn observe(
     } else {
         How::MaintainerUpload
     };
-    let verdict = verdict(item, &mine, &current, installed, library_binaries, fixed);
-    Observation::Newer { version: newest.version.clone(), how, verdict }
+    let (verdict, builds) = verdict(item, &mine, &current, installed, library_binaries, fixed);
+    (Observation::Newer { version: newest.version.clone(), how, verdict }, builds)
 }
 
 fn verdict(
@@ -187,30 +189,31 @@ fn verdict(
     installed: &HashMap<i64, Vec<&PkgVer>>,
     library_binaries: &[String],
     fixed: &Version,
-) -> Verdict {
+) -> (Verdict, Vec<i64>) {
     let newest: Vec<&&ShippedBinary> = mine.iter().filter(|b| version(&b.version).as_ref() == Some(current)).collect();
     let mut builds = Vec::new();
     for b in &newest {
         match &b.build {
             None => {
-                return Verdict::Pending(format!(
+                return (Verdict::Pending(format!(
                     "no buildinfo ingested yet for {} {} ({})",
                     b.package, b.version, b.architecture
-                ));
+                )), Vec::new());
             }
             Some((_, sha, false)) => {
-                return Verdict::Pending(format!(
+                return (Verdict::Pending(format!(
                     "the shipped {} {} differs from the bytes its buildinfo {} lists (linked by name only)",
                     b.package,
                     b.version,
                     &sha[..sha.len().min(12)]
-                ));
+                )), Vec::new());
             }
             Some((id, _, true)) => builds.push((*id, b.package.clone())),
         }
     }
     builds.sort();
     builds.dedup_by_key(|(id, _)| *id);
+    let ids: Vec<i64> = builds.iter().map(|(id, _)| *id).collect();
     let mut vulnerable = Vec::new();
     let mut fine = Vec::new();
     for (build, binary) in builds {
@@ -243,5 +246,5 @@ fn verdict(
             }
         }
     }
-    if vulnerable.is_empty() { Verdict::Fixed(fine) } else { Verdict::Vulnerable(vulnerable) }
+    (if vulnerable.is_empty() { Verdict::Fixed(fine) } else { Verdict::Vulnerable(vulnerable) }, ids)
 }

@@ -79,6 +79,7 @@ pub fn node_json(n: &pb::Node) -> Value {
         "registered_at": (n.registered_at != 0).then_some(n.registered_at),
         "last_seen": (n.last_seen != 0).then_some(n.last_seen),
         "active_leases": n.active_leases, "public_key": n.public_key,
+        "software": (!n.software.is_empty()).then_some(&n.software),
     })
 }
 
@@ -101,10 +102,11 @@ pub fn print_nodes(r: &pb::ListNodesResponse) {
                 n.tags.join(","),
                 format!("{}/{}", n.active_leases, n.slots),
                 time(n.last_seen),
+                if n.software.is_empty() { "-".into() } else { n.software.clone() },
             ]
         })
         .collect();
-    print_table(&["OPERATOR", "NODE", "CREDENTIAL", "ARCHES", "BACKENDS", "TAGS", "LEASES", "LAST SEEN"], &rows);
+    print_table(&["OPERATOR", "NODE", "CREDENTIAL", "ARCHES", "BACKENDS", "TAGS", "LEASES", "LAST SEEN", "SOFTWARE"], &rows);
 }
 
 /// A job for `--json`.
@@ -207,6 +209,8 @@ pub fn history_json(r: &pb::JobHistoryResponse) -> Value {
                             "message": a.message,
                             "buildinfo_sha256": (!a.buildinfo_sha256.is_empty()).then_some(&a.buildinfo_sha256),
                             "log_sha256": (!a.log_sha256.is_empty()).then_some(&a.log_sha256),
+                            "diffoscope_sha256": (!a.diffoscope_sha256.is_empty()).then_some(&a.diffoscope_sha256),
+                            "differences": a.differences,
                             "artifacts": a.artifacts.iter().map(|f| json!({"name": f.name, "size": f.size, "sha256": f.sha256})).collect::<Vec<_>>(),
                         })
                     })
@@ -252,6 +256,18 @@ pub fn print_history(r: &pb::JobHistoryResponse) {
             .collect();
         if !rows.is_empty() {
             print_table(&["  FENCE", "NODE", "STARTED", "FINISHED", "OUTCOME", "DETAIL"], &rows);
+        }
+        for a in h.attempts.iter().filter(|a| !a.differences.is_empty() || !a.diffoscope_sha256.is_empty()) {
+            let what = if a.outcome == "environment-mismatch" { "environment differences" } else { "differing files" };
+            if !a.differences.is_empty() {
+                println!("  attempt {} {what}:", a.fence);
+                for d in &a.differences {
+                    println!("    {d}");
+                }
+            }
+            if !a.diffoscope_sha256.is_empty() {
+                println!("  attempt {} diffoscope report: {}", a.fence, a.diffoscope_sha256);
+            }
         }
     }
 }

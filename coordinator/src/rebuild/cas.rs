@@ -1,5 +1,5 @@
-//! The content-addressed blob store under the data directory: build logs (zstd) and produced
-//! .buildinfo files, each named by the SHA-256 of its uncompressed bytes:
+//! The content-addressed blob store under the data directory: build logs and diffoscope
+//! reports (zstd) and produced .buildinfo files, each named by the SHA-256 of its uncompressed bytes:
 //! `DATA_DIR/cas/KIND/ab/abcdef....` (`.zst` for compressed kinds).
 //!
 //! Blobs are written to a temporary file and renamed into place, so a reader never sees a
@@ -45,6 +45,8 @@ pub enum BlobKind {
     Log,
     /// A produced .buildinfo, stored as is.
     Buildinfo,
+    /// A diffoscope report (text) on the files that differ, stored zstd-compressed.
+    Diffoscope,
 }
 
 impl BlobKind {
@@ -52,11 +54,21 @@ impl BlobKind {
         match self {
             BlobKind::Log => "logs",
             BlobKind::Buildinfo => "buildinfo",
+            BlobKind::Diffoscope => "diffoscope",
         }
     }
 
     fn compressed(self) -> bool {
-        matches!(self, BlobKind::Log)
+        matches!(self, BlobKind::Log | BlobKind::Diffoscope)
+    }
+
+    /// What it is called in errors.
+    fn describe(self) -> &'static str {
+        match self {
+            BlobKind::Log => "build log",
+            BlobKind::Buildinfo => "produced .buildinfo",
+            BlobKind::Diffoscope => "diffoscope report",
+        }
     }
 }
 
@@ -138,13 +150,7 @@ impl BlobWriter {
     pub async fn write(&mut self, chunk: Vec<u8>) -> Result<(), CasError> {
         self.written += chunk.len() as u64;
         if self.written > self.cap {
-            return Err(CasError::TooLarge {
-                kind: match self.kind {
-                    BlobKind::Log => "build log",
-                    BlobKind::Buildinfo => "produced .buildinfo",
-                },
-                cap: self.cap,
-            });
+            return Err(CasError::TooLarge { kind: self.kind.describe(), cap: self.cap });
         }
         let tx = self.tx.as_ref().ok_or(CasError::Stopped)?;
         if tx.send(chunk).await.is_err() {
@@ -199,5 +205,22 @@ mod tests {
         assert!(BlobWriter::start(dir.path(), BlobKind::Buildinfo, 10).finish().await.unwrap().is_none());
         let mut w = BlobWriter::start(dir.path(), BlobKind::Buildinfo, 4);
         assert!(matches!(w.write(b"12345".to_vec()).await, Err(CasError::TooLarge { .. })));
+    }
+
+    #[tokio::test]
+    async fn diffoscope_reports_are_compressed_and_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = b"--- a.deb\n+++ b.deb\n".repeat(100);
+        let mut w = BlobWriter::start(dir.path(), BlobKind::Diffoscope, 1 << 20);
+        w.write(report.clone()).await.unwrap();
+        let sha = w.finish().await.unwrap().unwrap();
+        assert_eq!(sha, hex::encode(Sha256::digest(&report)));
+        let path = blob_path(dir.path(), BlobKind::Diffoscope, &sha);
+        assert!(path.to_string_lossy().contains("/cas/diffoscope/") && path.to_string_lossy().ends_with(".zst"));
+        assert!(std::fs::metadata(&path).unwrap().len() < report.len() as u64, "stored compressed");
+        assert_eq!(read_blob(dir.path(), BlobKind::Diffoscope, &sha).unwrap().unwrap(), report);
+        let mut w = BlobWriter::start(dir.path(), BlobKind::Diffoscope, 10);
+        let e = w.write(vec![b'x'; 11]).await.unwrap_err();
+        assert_eq!(e.to_string(), "diffoscope report larger than 10 bytes");
     }
 }

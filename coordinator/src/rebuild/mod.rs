@@ -181,18 +181,37 @@ pub enum AttemptOutcome {
         /// The node's explanation.
         message: String,
     },
+    /// The node's build environment differs from the buildinfo's Installed-Build-Depends, so
+    /// nothing was built. Not a verdict on the package: it counts against the failure budget
+    /// (with the normal retry delay), so that a build no node can set up is parked in the end.
+    EnvironmentMismatch {
+        /// One line per difference, as the node reported them.
+        differences: Vec<String>,
+    },
     /// The node gave the lease back without a result (shutting down); no budget is charged.
     HandedBack,
 }
 
 impl AttemptOutcome {
-    /// The stored name: `reproducible`, `unreproducible`, `failed` or `handed-back`.
+    /// The stored name: `reproducible`, `unreproducible`, `failed`, `environment-mismatch` or
+    /// `handed-back`.
     pub fn as_str(&self) -> &'static str {
         match self {
             AttemptOutcome::Reproducible => "reproducible",
             AttemptOutcome::Unreproducible { .. } => "unreproducible",
             AttemptOutcome::Failed { .. } => "failed",
+            AttemptOutcome::EnvironmentMismatch { .. } => "environment-mismatch",
             AttemptOutcome::HandedBack => "handed-back",
+        }
+    }
+
+    /// What is stored as the attempt's differences: the differing files of an unreproducible
+    /// result, the environment differences of a mismatch, nothing otherwise.
+    pub fn differences(&self) -> &[String] {
+        match self {
+            AttemptOutcome::Unreproducible { differing } => differing,
+            AttemptOutcome::EnvironmentMismatch { differences } => differences,
+            _ => &[],
         }
     }
 }
@@ -219,6 +238,15 @@ pub struct AttemptReport {
     pub buildinfo_sha256: Option<String>,
     /// SHA-256 of the build log (uncompressed) in the content-addressed store.
     pub log_sha256: Option<String>,
+    /// SHA-256 of the diffoscope report (uncompressed) in the content-addressed store.
+    pub diffoscope_sha256: Option<String>,
+}
+
+impl AttemptReport {
+    /// A report with this outcome and nothing else (hand-backs, lost nodes).
+    pub fn bare(outcome: AttemptOutcome) -> AttemptReport {
+        AttemptReport { outcome, artifacts: Vec::new(), buildinfo_sha256: None, log_sha256: None, diffoscope_sha256: None }
+    }
 }
 
 /// An operator's node as stored (never with its token).
@@ -259,6 +287,8 @@ pub struct NodeCaps {
     pub tags: Vec<String>,
     /// Concurrent leases it may hold (at least 1).
     pub slots: u32,
+    /// The node software's name and version (`debcover-rebuilder 0.3.0`); empty if not given.
+    pub software: String,
 }
 
 impl NodeCaps {
@@ -338,6 +368,153 @@ pub struct Lease {
     pub backend: String,
     /// The original buildinfo, exactly as ingested.
     pub buildinfo: Vec<u8>,
+    /// Source version of the build (without binNMU suffix).
+    pub source_version: String,
+    /// The source package as the ingested Sources indices list it, if they do.
+    pub dsc: Option<SourceDsc>,
+    /// The build's binaries as the archive ships them.
+    pub originals: Vec<ArchiveFile>,
+}
+
+/// Where a Sources index puts a source package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceDsc {
+    /// `Directory` (pool path, e.g. `pool/main/h/hello`).
+    pub directory: String,
+    /// SHA-256 of the .dsc from Checksums-Sha256, when the index had it.
+    pub sha256: Option<String>,
+}
+
+/// A binary the archive ships (a Packages entry), as a candidate file of a build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveBinary {
+    /// `Package`.
+    pub package: String,
+    /// `Version`.
+    pub version: String,
+    /// `Architecture`.
+    pub architecture: String,
+    /// `SHA256`.
+    pub sha256: String,
+    /// `Filename` (pool path).
+    pub filename: String,
+}
+
+/// A file of a build as the archive ships it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveFile {
+    /// File name as a buildinfo lists it (`hello_2.10-3_amd64.deb`).
+    pub name: String,
+    /// The archive's SHA-256.
+    pub sha256: String,
+    /// Path below the mirror (`pool/main/h/hello/hello_2.10-3_amd64.deb`).
+    pub filename: String,
+}
+
+impl ArchiveBinary {
+    /// The file name a buildinfo gives this binary: `PACKAGE_VERSION-WITHOUT-EPOCH_ARCH.EXT`,
+    /// the extension taken from the pool file name (`deb`, `udeb`). `None` when the version
+    /// does not parse.
+    pub fn file_name(&self) -> Option<String> {
+        let v: debversion::Version = self.version.parse().ok()?;
+        let ext = self.filename.rsplit_once('.').map(|(_, e)| e).filter(|e| !e.contains('/')).unwrap_or("deb");
+        Some(format!("{}_{}_{}.{ext}", self.package, without_epoch(&v), self.architecture))
+    }
+}
+
+/// A version as file names spell it: without its epoch.
+pub fn without_epoch(v: &debversion::Version) -> String {
+    let mut v = v.clone();
+    v.epoch = None;
+    v.to_string()
+}
+
+/// The archive's files of a build from the shipped binaries of its source, version and
+/// architectures, one per file name (the first listed wins; the same bytes shipped twice are
+/// one file). Binaries whose version does not parse are skipped.
+pub fn archive_files(binaries: &[ArchiveBinary]) -> Vec<ArchiveFile> {
+    let mut out: Vec<ArchiveFile> = Vec::new();
+    for b in binaries {
+        let Some(name) = b.file_name() else { continue };
+        if out.iter().any(|f| f.name == name && f.sha256 == b.sha256) {
+            continue;
+        }
+        out.push(ArchiveFile { name, sha256: b.sha256.clone(), filename: b.filename.clone() });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.sha256.cmp(&b.sha256)));
+    out
+}
+
+/// The .dsc file name of a source version: `SOURCE_VERSION-WITHOUT-EPOCH.dsc`.
+pub fn dsc_name(source: &str, source_version: &debversion::Version) -> String {
+    format!("{source}_{}.dsc", without_epoch(source_version))
+}
+
+/// `path` below a mirror URL (`http://deb.debian.org/debian`, `file:///srv/mirror`).
+pub fn mirror_url(mirror: &str, path: &str) -> String {
+    format!("{}/{}", mirror.trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+/// A checked mirror URL: `http://`, `https://` or `file://` (absolute path) with something
+/// after the scheme; trailing slashes removed.
+pub fn parse_mirror(url: &str) -> Result<String, String> {
+    let u = url.trim().trim_end_matches('/');
+    let rest = ["http://", "https://", "file://"].iter().find_map(|p| u.strip_prefix(p).map(|r| (*p, r)));
+    match rest {
+        Some(("file://", r)) if r.starts_with('/') && r.len() > 1 => Ok(u.to_owned()),
+        Some(("file://", _)) => Err("a file:// mirror needs an absolute path, e.g. file:///srv/mirror".into()),
+        Some((_, r)) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace) => Ok(u.to_owned()),
+        _ => Err("expected an http://, https:// or file:// URL, e.g. http://deb.debian.org/debian".into()),
+    }
+}
+
+/// One file's verdict: the rebuilt hash against every official one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileVerdict {
+    /// File name.
+    pub name: String,
+    /// The rebuilt SHA-256; None when the rebuild did not produce the file.
+    pub rebuilt: Option<String>,
+    /// From the original buildinfo's Checksums-Sha256.
+    pub buildinfo: Option<String>,
+    /// From the archive's Packages indices where the file ships (every distinct hash).
+    pub archive: Vec<String>,
+    /// The rebuilt hash equals every official hash there is.
+    pub matches: bool,
+}
+
+/// Judge a built attempt: every binary package (`.deb`, `.udeb`, `.ddeb`) the original build
+/// produced or the archive ships must come back with the SHA-256 of the buildinfo *and* of
+/// the archive; other files (sources) are compared when both sides have them. Returns the
+/// outcome and one verdict per file compared, by name.
+pub fn judge(original: &[(String, Option<String>)], archive: &[ArchiveFile], rebuilt: &[Artifact]) -> (AttemptOutcome, Vec<FileVerdict>) {
+    let mut names: Vec<&str> = original.iter().map(|(n, _)| n.as_str()).chain(archive.iter().map(|a| a.name.as_str())).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut differing = Vec::new();
+    let mut verdicts = Vec::new();
+    for name in names {
+        let buildinfo = original.iter().find(|(n, _)| n == name).and_then(|(_, s)| s.clone());
+        let mut official: Vec<String> = archive.iter().filter(|a| a.name == name).map(|a| a.sha256.clone()).collect();
+        official.sort();
+        official.dedup();
+        if buildinfo.is_none() && official.is_empty() {
+            continue;
+        }
+        let is_binary = name.ends_with(".deb") || name.ends_with(".udeb") || name.ends_with(".ddeb");
+        let rebuilt_sha = rebuilt.iter().find(|a| a.name == name).map(|a| a.sha256.clone());
+        if rebuilt_sha.is_none() && !is_binary {
+            continue;
+        }
+        let matches = rebuilt_sha.as_ref().is_some_and(|r| buildinfo.iter().chain(&official).all(|o| o == r));
+        if !matches {
+            differing.push(name.to_owned());
+        }
+        verdicts.push(FileVerdict { name: name.to_owned(), rebuilt: rebuilt_sha, buildinfo, archive: official, matches });
+    }
+    let outcome =
+        if differing.is_empty() { AttemptOutcome::Reproducible } else { AttemptOutcome::Unreproducible { differing } };
+    (outcome, verdicts)
 }
 
 /// A job's lease as a report needs it: who holds it with which token, and what the original
@@ -354,6 +531,12 @@ pub struct LeaseView {
     pub lease_node: Option<i64>,
     /// `(file name, SHA-256)` of the original build's Checksums-Sha256.
     pub checksums: Vec<(String, Option<String>)>,
+    /// The build's binaries as the archive ships them.
+    pub archive: Vec<ArchiveFile>,
+    /// The job's source package.
+    pub source: String,
+    /// The job's version (the build's binary version).
+    pub version: String,
 }
 
 /// Why a lease-carrying call was refused.
@@ -449,7 +632,8 @@ pub struct AttemptRecord {
     pub started_at: i64,
     /// End, once ended.
     pub finished_at: Option<i64>,
-    /// `reproducible`, `unreproducible`, `failed`, `handed-back`; None while running.
+    /// `reproducible`, `unreproducible`, `failed`, `environment-mismatch`, `handed-back`;
+    /// None while running.
     pub outcome: Option<String>,
     /// Failure sub-code.
     pub failure_code: Option<String>,
@@ -461,6 +645,10 @@ pub struct AttemptRecord {
     pub log_sha256: Option<String>,
     /// Reported files.
     pub artifacts: Vec<Artifact>,
+    /// Diffoscope report in the content-addressed store.
+    pub diffoscope_sha256: Option<String>,
+    /// Differing files (unreproducible) or environment differences (environment-mismatch).
+    pub differences: Vec<String>,
 }
 
 /// Which jobs to list.
@@ -611,6 +799,21 @@ impl Policy {
                         message
                     ));
                 } else if !code.retry_at_once() {
+                    next.not_before = now + secs(self.retry_delay(next.failures));
+                }
+            }
+            AttemptOutcome::EnvironmentMismatch { differences } => {
+                next.failures += 1;
+                if next.failures >= self.max_failures.max(1) {
+                    next.state = JobState::Parked;
+                    next.parked_reason = Some(format!(
+                        "failed {} times (budget {}); last: environment-mismatch: no node could install the recorded \
+                         build environment: {}",
+                        next.failures,
+                        self.max_failures,
+                        differences.join("; ")
+                    ));
+                } else {
                     next.not_before = now + secs(self.retry_delay(next.failures));
                 }
             }
@@ -768,6 +971,88 @@ mod tests {
         assert_eq!(p.after(&AttemptOutcome::Reproducible, 1, 0, 0, 0, false).state, JobState::Queued);
         assert_eq!(p.after(&AttemptOutcome::Reproducible, 1, 0, 0, 1, false).state, JobState::Verified);
         assert_eq!(p.after(&AttemptOutcome::Reproducible, 1, 0, 0, 1, true).state, JobState::Queued);
+    }
+
+    fn art(name: &str, sha: &str) -> Artifact {
+        Artifact { name: name.into(), size: 1, sha256: sha.into() }
+    }
+
+    fn shipped(name: &str, sha: &str) -> ArchiveFile {
+        ArchiveFile { name: name.into(), sha256: sha.into(), filename: format!("pool/main/a/a/{name}") }
+    }
+
+    #[test]
+    fn verdicts_against_the_buildinfo() {
+        let original = vec![
+            ("a_1_amd64.deb".to_owned(), Some("aa".to_owned())),
+            ("a_1.dsc".to_owned(), Some("dd".to_owned())),
+            ("a-dbgsym_1_amd64.deb".to_owned(), Some("bb".to_owned())),
+        ];
+        let (o, v) = judge(&original, &[], &[art("a_1_amd64.deb", "aa"), art("a-dbgsym_1_amd64.deb", "bb")]);
+        assert_eq!(o, AttemptOutcome::Reproducible);
+        assert_eq!(v.iter().map(|v| (v.name.as_str(), v.matches)).collect::<Vec<_>>(),
+            [("a-dbgsym_1_amd64.deb", true), ("a_1_amd64.deb", true)], "the .dsc was not rebuilt: not compared");
+        let (o, _) =
+            judge(&original, &[], &[art("a_1_amd64.deb", "aa"), art("a-dbgsym_1_amd64.deb", "cc"), art("a_1.dsc", "ee")]);
+        assert_eq!(o, AttemptOutcome::Unreproducible { differing: vec!["a-dbgsym_1_amd64.deb".into(), "a_1.dsc".into()] });
+        let (o, v) = judge(&original, &[], &[art("a_1_amd64.deb", "aa")]);
+        assert_eq!(o, AttemptOutcome::Unreproducible { differing: vec!["a-dbgsym_1_amd64.deb".into()] });
+        assert_eq!(v[0].rebuilt, None, "a missing binary has no rebuilt hash");
+    }
+
+    #[test]
+    fn verdicts_against_the_archive_too() {
+        let original = vec![("a_1_amd64.deb".to_owned(), Some("aa".to_owned()))];
+        // The archive agrees with the buildinfo: matching both is reproducible.
+        let (o, v) = judge(&original, &[shipped("a_1_amd64.deb", "aa")], &[art("a_1_amd64.deb", "aa")]);
+        assert_eq!(o, AttemptOutcome::Reproducible);
+        assert_eq!((v[0].buildinfo.as_deref(), v[0].archive.as_slice(), v[0].matches), (Some("aa"), &["aa".to_owned()][..], true));
+        // The archive ships other bytes than the buildinfo lists: matching one is not enough.
+        let (o, v) = judge(&original, &[shipped("a_1_amd64.deb", "ff")], &[art("a_1_amd64.deb", "aa")]);
+        assert_eq!(o, AttemptOutcome::Unreproducible { differing: vec!["a_1_amd64.deb".into()] });
+        assert!(!v[0].matches);
+        let (o, _) = judge(&original, &[shipped("a_1_amd64.deb", "ff")], &[art("a_1_amd64.deb", "ff")]);
+        assert_eq!(o, AttemptOutcome::Unreproducible { differing: vec!["a_1_amd64.deb".into()] });
+        // A shipped binary the buildinfo does not list is compared with the archive alone.
+        let (o, v) = judge(&original, &[shipped("a-doc_1_all.deb", "cc")], &[art("a_1_amd64.deb", "aa"), art("a-doc_1_all.deb", "cc")]);
+        assert_eq!(o, AttemptOutcome::Reproducible);
+        assert_eq!(v.len(), 2);
+        assert_eq!((v[0].name.as_str(), v[0].buildinfo.as_deref()), ("a-doc_1_all.deb", None));
+    }
+
+    #[test]
+    fn archive_file_names_and_urls() {
+        let b = ArchiveBinary {
+            package: "hello".into(),
+            version: "1:2.10-3+b1".into(),
+            architecture: "amd64".into(),
+            sha256: "aa".into(),
+            filename: "pool/main/h/hello/hello_2.10-3+b1_amd64.deb".into(),
+        };
+        assert_eq!(b.file_name().as_deref(), Some("hello_2.10-3+b1_amd64.deb"));
+        let u = ArchiveBinary { package: "hello-udeb".into(), filename: "pool/x/hello-udeb_2.10-3_amd64.udeb".into(), ..b.clone() };
+        assert_eq!(u.file_name().as_deref(), Some("hello-udeb_2.10-3+b1_amd64.udeb"));
+        assert_eq!(archive_files(&[b.clone(), b.clone()]).len(), 1, "the same bytes twice are one file");
+        assert_eq!(dsc_name("hello", &"1:2.10-3".parse().unwrap()), "hello_2.10-3.dsc");
+        assert_eq!(mirror_url("file:///srv/mirror/", "pool/main/h/hello/x.dsc"), "file:///srv/mirror/pool/main/h/hello/x.dsc");
+        assert_eq!(parse_mirror("file:///srv/mirror/").unwrap(), "file:///srv/mirror");
+        assert_eq!(parse_mirror("http://deb.debian.org/debian").unwrap(), "http://deb.debian.org/debian");
+        assert!(parse_mirror("file://srv").unwrap_err().contains("absolute path"));
+        assert!(parse_mirror("ftp://x").is_err() && parse_mirror("http://").is_err() && parse_mirror("/srv").is_err());
+    }
+
+    #[test]
+    fn environment_mismatch_uses_the_failure_budget() {
+        let p = Policy { max_failures: 2, ..Policy::default() };
+        let env = AttemptOutcome::EnvironmentMismatch { differences: vec!["libc6: 2.36-9 installed, 2.36-8 recorded".into()] };
+        assert_eq!(env.as_str(), "environment-mismatch");
+        assert_eq!(env.differences().len(), 1);
+        let a = p.after(&env, 1000, 0, 0, 0, false);
+        assert_eq!((a.state, a.failures, a.unreproducible, a.not_before), (JobState::Queued, 1, 0, 1600), "normal retry delay");
+        let a = p.after(&env, 1000, 1, 0, 0, false);
+        assert_eq!(a.state, JobState::Parked);
+        let reason = a.parked_reason.unwrap();
+        assert!(reason.contains("environment-mismatch") && reason.contains("libc6: 2.36-9 installed"), "{reason}");
     }
 
     #[test]

@@ -24,12 +24,34 @@ pub struct CampaignService<S> {
     store: Arc<S>,
     /// Suite snapshots for impact analysis, valid for one query generation.
     archive: crate::campaign::snapshot::ArchiveCache,
+    /// The rebuild scheduler: builds that fix items are queued for verification through it.
+    scheduler: Option<Arc<super::rebuild::RebuildSettings>>,
 }
 
 impl<S: CampaignStore> CampaignService<S> {
     /// A service over `store`.
     pub fn new(store: Arc<S>) -> Self {
-        CampaignService { store, archive: crate::campaign::snapshot::ArchiveCache::new() }
+        CampaignService { store, archive: crate::campaign::snapshot::ArchiveCache::new(), scheduler: None }
+    }
+
+    /// The same service, queuing builds that fix items for verification through `scheduler`.
+    pub fn with_scheduler(mut self, scheduler: Arc<super::rebuild::RebuildSettings>) -> Self {
+        self.scheduler = Some(scheduler);
+        self
+    }
+}
+
+impl<S: crate::storage::RebuildStore> CampaignService<S> {
+    /// Record `changes` and queue the builds of fixed items for verification; true when a
+    /// change was recorded.
+    async fn apply(&self, changes: &[campaign::Transition]) -> Result<bool, Status> {
+        let applied = self.store.record_transitions(changes).await.map_err(store_status)?;
+        if let Some(settings) = &self.scheduler
+            && let Err(e) = super::rebuild::queue_fixed(&*self.store, settings, changes).await
+        {
+            tracing::error!(error = %e, "queuing verification of fixed campaign items failed");
+        }
+        Ok(applied > 0)
     }
 }
 
@@ -269,7 +291,7 @@ impl<S: CampaignStore> CampaignService<S> {
 }
 
 #[tonic::async_trait]
-impl<S: CampaignStore> Campaigns for CampaignService<S> {
+impl<S: crate::storage::RebuildStore> Campaigns for CampaignService<S> {
     async fn plan_campaign(&self, request: Request<pb::CampaignSpec>) -> Result<Response<pb::CampaignPlan>, Status> {
         let r = request.into_inner();
         let changed_by = r.changed_by.clone();
@@ -291,7 +313,7 @@ impl<S: CampaignStore> Campaigns for CampaignService<S> {
         // Evidence may already show rebuilds (e.g. a campaign opened after the fix shipped).
         let items = self.store.campaign_items(Some(record.id), None).await.map_err(store_status)?;
         let changes = track::evaluate(&*self.store, &record, &items).await.map_err(store_status)?;
-        let items = if self.store.record_transitions(&changes).await.map_err(store_status)? > 0 {
+        let items = if self.apply(&changes).await? {
             self.store.campaign_items(Some(record.id), None).await.map_err(store_status)?
         } else {
             items
@@ -314,7 +336,7 @@ impl<S: CampaignStore> Campaigns for CampaignService<S> {
         let (c, items) = self.load(request.into_inner().id).await?;
         // Judge on the current evidence, even if a refresh after an ingest failed.
         let changes = track::evaluate(&*self.store, &c, &items).await.map_err(store_status)?;
-        let mut items = if self.store.record_transitions(&changes).await.map_err(store_status)? > 0 {
+        let mut items = if self.apply(&changes).await? {
             self.store.campaign_items(Some(c.id), None).await.map_err(store_status)?
         } else {
             items

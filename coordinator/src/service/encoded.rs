@@ -21,7 +21,7 @@ use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
 use super::{CoordinatorService, MAX_MESSAGE_BYTES, built_with_query, convert};
-use crate::storage::CampaignStore;
+use crate::storage::RebuildStore;
 
 /// The gRPC path of `BuiltWith`.
 const BUILT_WITH_PATH: &str = "/debcover.v1.Coordinator/BuiltWith";
@@ -69,7 +69,7 @@ impl Codec for PreEncodedCodec {
 /// The `BuiltWith` handler: the index's answer, encoded from its per-build bytes.
 struct EncodedBuiltWith<S>(Arc<CoordinatorService<S>>);
 
-impl<S: CampaignStore> UnaryService<pb::BuiltWithRequest> for EncodedBuiltWith<S> {
+impl<S: RebuildStore> UnaryService<pb::BuiltWithRequest> for EncodedBuiltWith<S> {
     type Response = Bytes;
     type Future = BoxFuture<Response<Bytes>, Status>;
     fn call(&mut self, request: Request<pb::BuiltWithRequest>) -> Self::Future {
@@ -102,7 +102,7 @@ impl<S> Clone for WithEncodedBuiltWith<S> {
     }
 }
 
-impl<S: CampaignStore> WithEncodedBuiltWith<S> {
+impl<S: RebuildStore> WithEncodedBuiltWith<S> {
     /// Wrap `service`, with the message size caps of the rest of the server.
     pub fn new(service: CoordinatorService<S>) -> Self {
         let service = Arc::new(service);
@@ -119,7 +119,7 @@ impl<S> NamedService for WithEncodedBuiltWith<S> {
 
 impl<S, B> Service<http::Request<B>> for WithEncodedBuiltWith<S>
 where
-    S: CampaignStore,
+    S: RebuildStore,
     B: tonic::codegen::Body + Send + 'static,
     B::Error: Into<StdError> + Send + 'static,
 {

@@ -21,7 +21,7 @@ use crate::index::BuiltWithIndex;
 use crate::ingest::{self, Limits};
 use crate::model::Stored;
 use crate::query;
-use crate::storage::{CampaignStore, RebuildStore, Store};
+use crate::storage::{RebuildStore, Store};
 
 pub mod campaigns;
 pub mod convert;
@@ -44,6 +44,9 @@ pub struct CoordinatorService<S> {
     limits: Limits,
     ingest_slots: Arc<Semaphore>,
     index: Arc<BuiltWithIndex>,
+    /// The rebuild scheduler, set by [`run`]: builds that fix campaign items are queued for
+    /// verification through it.
+    scheduler: Option<Arc<rebuild::RebuildSettings>>,
 }
 
 impl<S: Store> CoordinatorService<S> {
@@ -54,6 +57,7 @@ impl<S: Store> CoordinatorService<S> {
             limits,
             ingest_slots: Arc::new(Semaphore::new(MAX_CONCURRENT_INGESTS)),
             index: Arc::new(BuiltWithIndex::new()),
+            scheduler: None,
         }
     }
 }
@@ -73,7 +77,7 @@ fn built_with_query(r: &pb::BuiltWithRequest) -> Result<query::BuiltWithQuery, S
 /// HTTP/2.
 pub async fn run<S: RebuildStore>(
     listener: TcpListener,
-    service: CoordinatorService<S>,
+    mut service: CoordinatorService<S>,
     scheduler: Arc<rebuild::RebuildSettings>,
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: CancellationToken,
@@ -82,6 +86,7 @@ pub async fn run<S: RebuildStore>(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
+    service.scheduler = Some(scheduler.clone());
     let reclaimer = tokio::spawn(rebuild::reclaimer(
         service.store.clone(),
         scheduler.clone(),
@@ -96,13 +101,13 @@ pub async fn run<S: RebuildStore>(
     .max_encoding_message_size(rebuild::MAX_NODE_MESSAGE_BYTES);
     let admin = debcover_proto::v1::rebuild_admin_server::RebuildAdminServer::new(rebuild::AdminService::new(
         service.store.clone(),
-        scheduler,
+        scheduler.clone(),
     ))
     .max_decoding_message_size(rebuild::MAX_ADMIN_MESSAGE_BYTES)
     .max_encoding_message_size(rebuild::MAX_ADMIN_MESSAGE_BYTES);
-    let campaigns = debcover_proto::v1::campaigns_server::CampaignsServer::new(campaigns::CampaignService::new(
-        service.store.clone(),
-    ))
+    let campaigns = debcover_proto::v1::campaigns_server::CampaignsServer::new(
+        campaigns::CampaignService::new(service.store.clone()).with_scheduler(scheduler.clone()),
+    )
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
     // BuiltWith answers go out as bytes assembled from the index's per-build encodings.
@@ -144,7 +149,7 @@ fn nonempty(v: &str) -> Option<String> {
 }
 
 #[tonic::async_trait]
-impl<S: CampaignStore> Coordinator for CoordinatorService<S> {
+impl<S: RebuildStore> Coordinator for CoordinatorService<S> {
     type IngestBuildinfosStream = BoxStream<pb::BatchOutcome>;
 
     async fn ingest_buildinfos(
@@ -159,6 +164,7 @@ impl<S: CampaignStore> Coordinator for CoordinatorService<S> {
             .map_err(|_| Status::unavailable("server is shutting down"))?;
         let limits = self.limits;
         let store = self.store.clone();
+        let scheduler = self.scheduler.clone();
         let (tx, rx) = mpsc::channel::<Result<pb::BatchOutcome, Status>>(4);
         // Stage 1 parses batches on blocking threads, two at a time, in order; stage 2 (this
         // task) writes each parsed batch in one transaction and answers. Parsing of batch N+1
@@ -220,7 +226,7 @@ impl<S: CampaignStore> Coordinator for CoordinatorService<S> {
                 }
                 let mut failed = false;
                 if !ok.is_empty() {
-                    match write_batches(&*store, ok).await {
+                    match write_batches(&*store, ok, scheduler.as_deref()).await {
                         Ok(replies) => {
                             for reply in replies {
                                 if tx.send(Ok(reply)).await.is_err() {
@@ -291,7 +297,7 @@ impl<S: CampaignStore> Coordinator for CoordinatorService<S> {
                     entries,
                 };
                 let s = self.store.import_packages(&import).await.map_err(convert::store_status)?;
-                refresh_campaigns(&*self.store, None).await;
+                refresh_campaigns(&*self.store, None, self.scheduler.as_deref()).await;
                 tracing::info!(suite = %header.suite, %arch, origin = %header.name, entries = s.entries,
                     added = s.added, removed = s.removed, linked = s.linked, "Packages index applied");
                 pb::ArchiveOutcome {
@@ -448,15 +454,22 @@ impl<S: CampaignStore> Coordinator for CoordinatorService<S> {
     }
 }
 
-/// Re-evaluate campaign items after new evidence (of these sources, or all). A failure here
-/// is logged, not returned: the evidence is stored, and the next ingest or `campaign status`
-/// evaluates it again.
-async fn refresh_campaigns<S: CampaignStore>(store: &S, sources: Option<&[String]>) {
+/// Re-evaluate campaign items after new evidence (of these sources, or all), and queue the
+/// builds that fixed items for verification. A failure here is logged, not returned: the
+/// evidence is stored, and the next ingest or `campaign status` evaluates it again.
+async fn refresh_campaigns<S: RebuildStore>(store: &S, sources: Option<&[String]>, scheduler: Option<&rebuild::RebuildSettings>) {
     if sources.is_some_and(|s| s.is_empty()) {
         return;
     }
-    if let Err(e) = crate::campaign::track::refresh(store, sources).await {
-        tracing::error!(error = %e, "re-evaluating campaign items failed");
+    match crate::campaign::track::refresh(store, sources).await {
+        Ok(changes) => {
+            if let Some(settings) = scheduler
+                && let Err(e) = rebuild::queue_fixed(store, settings, &changes).await
+            {
+                tracing::error!(error = %e, "queuing verification of fixed campaign items failed");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "re-evaluating campaign items failed"),
     }
 }
 
@@ -469,17 +482,23 @@ fn group_files(group: &[Result<ParsedBatch, Status>]) -> usize {
 type ParsedBatch = Vec<(String, Result<crate::model::NewBuild, debcover_formats::ParseError>)>;
 
 /// Store several parsed batches in one transaction; one outcome per batch, in order.
-async fn write_batches<S: CampaignStore>(store: &S, batches: Vec<ParsedBatch>) -> Result<Vec<pb::BatchOutcome>, Status> {
+async fn write_batches<S: RebuildStore>(
+    store: &S,
+    batches: Vec<ParsedBatch>,
+    scheduler: Option<&rebuild::RebuildSettings>,
+) -> Result<Vec<pb::BatchOutcome>, Status> {
     let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
     let all: ParsedBatch = batches.into_iter().flatten().collect();
-    let mut outcomes = write_batch(store, all).await?.outcomes.into_iter();
+    let mut outcomes = write_batch(store, all, scheduler).await?.outcomes.into_iter();
     Ok(sizes.into_iter().map(|n| pb::BatchOutcome { outcomes: outcomes.by_ref().take(n).collect() }).collect())
 }
 
-/// Store the parsed files of one batch and describe what happened to each.
-async fn write_batch<S: CampaignStore>(
+/// Store the parsed files of one batch and describe what happened to each: the ingestion path
+/// of `debcover ingest`, and of the buildinfos that rebuilds produce.
+async fn write_batch<S: RebuildStore>(
     store: &S,
     files: Vec<(String, Result<crate::model::NewBuild, debcover_formats::ParseError>)>,
+    scheduler: Option<&rebuild::RebuildSettings>,
 ) -> Result<pb::BatchOutcome, Status> {
     let mut outcomes = Vec::with_capacity(files.len());
     let mut good = Vec::new();
@@ -521,7 +540,7 @@ async fn write_batch<S: CampaignStore>(
             .collect();
         sources.sort();
         sources.dedup();
-        refresh_campaigns(store, Some(&sources)).await;
+        refresh_campaigns(store, Some(&sources), scheduler).await;
         for (slot, s) in slots.into_iter().zip(stored) {
             outcomes[slot].status = match s {
                 Stored::Inserted => pb::FileStatus::Ingested,

@@ -24,11 +24,12 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::store_status;
 use crate::rebuild::cas::{BlobKind, BlobWriter, CasError};
+use crate::campaign::Transition;
 use crate::rebuild::{
-    self, Artifact, AttemptOutcome, AttemptRecord, AttemptReport, FailureCode, JobFilter, JobRecord, JobState, NewJob,
-    NodeCaps, NodeRecord, Policy, Priority, Refusal, Requeue, RouteRule,
+    self, Artifact, AttemptOutcome, AttemptRecord, AttemptReport, EnqueueSummary, FailureCode, FileVerdict, JobFilter,
+    JobRecord, JobState, NewJob, NodeCaps, NodeRecord, Policy, Priority, Refusal, Requeue, RouteRule,
 };
-use crate::storage::{RebuildStore, now_unix};
+use crate::storage::{RebuildStore, StoreError, now_unix};
 
 /// Longest Claim long-poll.
 pub const MAX_CLAIM_WAIT: Duration = Duration::from_secs(30);
@@ -40,6 +41,14 @@ pub const MAX_ADMIN_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_LOG_BYTES: u64 = 256 * 1024 * 1024;
 /// Largest produced .buildinfo accepted.
 pub const MAX_BUILDINFO_BYTES: u64 = 4 * 1024 * 1024;
+/// Largest diffoscope report accepted (uncompressed).
+pub const MAX_DIFFOSCOPE_BYTES: u64 = 64 * 1024 * 1024;
+/// Most environment differences in one report, and the longest one.
+pub const MAX_DIFFERENCES: usize = 10_000;
+/// Longest environment difference line.
+pub const MAX_DIFFERENCE_BYTES: usize = 1024;
+/// Longest node software description.
+pub const MAX_SOFTWARE_BYTES: usize = 200;
 /// Most artifacts in one report.
 pub const MAX_ARTIFACTS: usize = 10_000;
 /// Most concurrent leases a node may declare.
@@ -55,6 +64,9 @@ pub struct RebuildSettings {
     pub admin_token_sha256: String,
     /// Data directory (the content-addressed store lives under it).
     pub data_dir: PathBuf,
+    /// Archive mirror URL (`http://deb.debian.org/debian`, `file:///srv/mirror`) jobs get
+    /// their source and original binaries from; None: nodes use their own apt.
+    pub archive_mirror: Option<String>,
     /// Woken whenever jobs become claimable (queued, requeued, reclaimed).
     pub work: Notify,
     /// Recently authenticated nodes.
@@ -102,10 +114,61 @@ impl RebuildSettings {
             routes,
             admin_token_sha256: rebuild::token_digest(admin_token),
             data_dir,
+            archive_mirror: None,
             work: Notify::new(),
             nodes: NodeCache::default(),
         }
     }
+
+    /// The same settings with this archive mirror (already checked by
+    /// [`rebuild::parse_mirror`]).
+    pub fn with_archive_mirror(mut self, mirror: Option<String>) -> Self {
+        self.archive_mirror = mirror;
+        self
+    }
+}
+
+/// Queue verification jobs at campaign priority for the builds that fixed campaign items
+/// (`fixed-unverified`), one per build: a build queued or leased already is not queued again
+/// (its priority is raised to campaign), one verified or parked before is not queued again.
+pub async fn queue_fixed<S: RebuildStore>(
+    store: &S,
+    settings: &RebuildSettings,
+    changes: &[Transition],
+) -> Result<EnqueueSummary, StoreError> {
+    let mut wanted: Vec<(i64, i64)> =
+        changes.iter().flat_map(|t| t.builds_to_verify().iter().map(move |b| (*b, t.campaign_id))).collect();
+    wanted.sort_unstable();
+    wanted.dedup_by_key(|(b, _)| *b);
+    if wanted.is_empty() {
+        return Ok(EnqueueSummary::default());
+    }
+    let ids: Vec<i64> = wanted.iter().map(|(b, _)| *b).collect();
+    let records = store.builds_by_id(&ids).await?;
+    let mut jobs: Vec<NewJob> = wanted
+        .iter()
+        .filter_map(|(b, c)| {
+            records.iter().find(|r| r.id == *b).map(|r| NewJob {
+                build_id: r.id,
+                source: r.source.clone(),
+                version: r.version.clone(),
+                arch: r.host_arch.clone(),
+                backend: String::new(),
+                tags: Vec::new(),
+                priority: Priority::Campaign,
+                origin: format!("campaign {c}"),
+            })
+        })
+        .collect();
+    for j in &mut jobs {
+        rebuild::route(j, &settings.routes);
+    }
+    let s = store.enqueue(&jobs, Requeue::OnlyNew, now_unix()).await?;
+    if s.queued > 0 {
+        tracing::info!(jobs = s.queued, "verification queued for builds that fixed campaign items");
+        settings.work.notify_waiters();
+    }
+    Ok(s)
 }
 
 /// The bearer token of a call.
@@ -223,7 +286,8 @@ fn attempt_info(a: &AttemptRecord) -> pb::AttemptInfo {
         buildinfo_sha256: a.buildinfo_sha256.clone().unwrap_or_default(),
         log_sha256: a.log_sha256.clone().unwrap_or_default(),
         artifacts: a.artifacts.iter().map(artifact_wire).collect(),
-        ..Default::default()
+        diffoscope_sha256: a.diffoscope_sha256.clone().unwrap_or_default(),
+        differences: a.differences.clone(),
     }
 }
 
@@ -241,24 +305,26 @@ fn node_wire(n: &NodeRecord) -> pb::Node {
         last_seen: n.last_seen.unwrap_or_default(),
         active_leases: n.active_leases,
         public_key: n.caps.public_key.clone(),
+        software: n.caps.software.clone(),
     }
 }
 
-/// The verdict on a built attempt: every binary package the original build produced must come
-/// back with the same SHA-256; other files (sources) are compared when both sides have them.
-pub fn judge(original: &[(String, Option<String>)], rebuilt: &[Artifact]) -> AttemptOutcome {
-    let mut differing = Vec::new();
-    for (name, sha) in original {
-        let Some(sha) = sha else { continue };
-        let is_binary = name.ends_with(".deb") || name.ends_with(".udeb") || name.ends_with(".ddeb");
-        match rebuilt.iter().find(|a| &a.name == name) {
-            Some(a) if &a.sha256 == sha => {}
-            Some(_) => differing.push(name.clone()),
-            None if is_binary => differing.push(name.clone()),
-            None => {}
-        }
+fn verdict_wire(v: &FileVerdict) -> pb::ArtifactVerdict {
+    pb::ArtifactVerdict {
+        name: v.name.clone(),
+        rebuilt_sha256: v.rebuilt.clone().unwrap_or_default(),
+        buildinfo_sha256: v.buildinfo.clone().unwrap_or_default(),
+        // Several differing archive hashes are rare (one file name shipped with other bytes in
+        // another suite); the one that differs from the rebuild is the one to show.
+        archive_sha256: v
+            .archive
+            .iter()
+            .find(|a| v.rebuilt.as_ref() != Some(*a))
+            .or(v.archive.first())
+            .cloned()
+            .unwrap_or_default(),
+        matches: v.matches,
     }
-    if differing.is_empty() { AttemptOutcome::Reproducible } else { AttemptOutcome::Unreproducible { differing } }
 }
 
 /// Expire stale leases every `every` until `shutdown`; wakes claimers when jobs come back.
@@ -291,6 +357,79 @@ pub fn reclaim_interval(ttl: Duration) -> Duration {
     (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
+/// What a report header says happened.
+#[derive(Debug)]
+enum Reported {
+    /// Built: the coordinator judges the artifacts.
+    Built,
+    /// Failed with this code.
+    Failed(FailureCode),
+    /// The node could not set up the recorded environment: these differences.
+    EnvironmentMismatch(Vec<String>),
+}
+
+/// The header's result, checked: every problem names its field.
+fn result_of(header: &pb::ReportHeader) -> Result<Reported, Status> {
+    match header.result.as_str() {
+        "built" => Ok(Reported::Built),
+        "failed" => {
+            let code: FailureCode = header.failure_code.parse().map_err(|e| Status::invalid_argument(format!("failure_code: {e}")))?;
+            if code == FailureCode::NodeLost {
+                return Err(Status::invalid_argument("failure_code: node-lost is decided by the coordinator"));
+            }
+            Ok(Reported::Failed(code))
+        }
+        "environment-mismatch" => {
+            let d = &header.environment_differences;
+            if d.is_empty() {
+                return Err(Status::invalid_argument(
+                    "environment_differences: an environment-mismatch result names at least one difference",
+                ));
+            }
+            if d.len() > MAX_DIFFERENCES {
+                return Err(Status::invalid_argument(format!("environment_differences: more than {MAX_DIFFERENCES}")));
+            }
+            for line in d {
+                if line.trim().is_empty() || line.len() > MAX_DIFFERENCE_BYTES || line.contains(['\n', '\r']) {
+                    return Err(Status::invalid_argument(format!(
+                        "environment_differences: {:?} must be one non-empty line of at most {MAX_DIFFERENCE_BYTES} bytes",
+                        line.chars().take(80).collect::<String>()
+                    )));
+                }
+            }
+            Ok(Reported::EnvironmentMismatch(d.iter().map(|l| l.trim().to_owned()).collect()))
+        }
+        other => Err(Status::invalid_argument(format!(
+            "result: {other:?} is not built, failed or environment-mismatch"
+        ))),
+    }
+}
+
+/// Parse a produced .buildinfo (on a blocking thread) as a build reproducing `job`'s: it must
+/// parse, and name the job's source and version.
+async fn prepare_produced(origin: String, bytes: Vec<u8>, job: &rebuild::LeaseView) -> Result<crate::model::NewBuild, Status> {
+    let limits = crate::ingest::Limits::default();
+    let name = origin.clone();
+    let mut nb = tokio::task::spawn_blocking(move || crate::ingest::Preparer::new(limits).prepare(&name, &bytes))
+        .await
+        .map_err(|e| Status::internal(format!("parser task failed: {e}")))?
+        .map_err(|e| Status::invalid_argument(format!("buildinfo: the produced .buildinfo does not parse: {e}")))?;
+    if nb.info.source != job.source {
+        return Err(Status::invalid_argument(format!(
+            "buildinfo: the produced .buildinfo is of source {:?}, the job rebuilds {:?}",
+            nb.info.source, job.source
+        )));
+    }
+    if job.version.parse::<debversion::Version>().ok().as_ref() != Some(&nb.info.version) {
+        return Err(Status::invalid_argument(format!(
+            "buildinfo: the produced .buildinfo has version {}, the job rebuilds {}",
+            nb.info.version, job.version
+        )));
+    }
+    nb.rebuild_of = Some(job.build_id);
+    Ok(nb)
+}
+
 /// The node-facing service.
 pub struct NodeService<S> {
     store: Arc<S>,
@@ -303,8 +442,22 @@ impl<S: RebuildStore> NodeService<S> {
         NodeService { store, settings }
     }
 
-    fn lease_to_job(l: rebuild::Lease) -> pb::Job {
+    fn lease_to_job(l: rebuild::Lease, mirror: Option<&str>) -> pb::Job {
+        let url = |path: &str| mirror.map(|m| rebuild::mirror_url(m, path)).unwrap_or_default();
+        let (dsc_url, dsc_sha256) = match (&l.dsc, l.source_version.parse::<debversion::Version>()) {
+            (Some(d), Ok(v)) => {
+                (url(&format!("{}/{}", d.directory.trim_end_matches('/'), rebuild::dsc_name(&l.source, &v))), d.sha256.clone())
+            }
+            _ => (String::new(), None),
+        };
         pb::Job {
+            dsc_url,
+            dsc_sha256: dsc_sha256.unwrap_or_default(),
+            originals: l
+                .originals
+                .iter()
+                .map(|o| pb::OriginalFile { name: o.name.clone(), sha256: o.sha256.clone(), url: url(&o.filename) })
+                .collect(),
             job_id: l.job_id,
             fence: l.fence,
             lease_expires_at: l.expires_at,
@@ -314,7 +467,6 @@ impl<S: RebuildStore> NodeService<S> {
             architecture: l.arch,
             backend: l.backend,
             buildinfo: l.buildinfo,
-            ..Default::default()
         }
     }
 }
@@ -342,12 +494,19 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
         if r.public_key.len() > 4096 {
             return Err(Status::invalid_argument("public_key: longer than 4096 bytes"));
         }
+        let software = r.software.trim();
+        if software.len() > MAX_SOFTWARE_BYTES || software.chars().any(char::is_control) {
+            return Err(Status::invalid_argument(format!(
+                "software: at most {MAX_SOFTWARE_BYTES} bytes of printable text, e.g. \"debcover-rebuilder 0.3.0\""
+            )));
+        }
         let caps = NodeCaps {
             public_key: r.public_key.trim().to_owned(),
             arches,
             backends: rebuild::normalise(r.backends),
             tags: rebuild::normalise(r.tags),
             slots: r.slots.clamp(1, MAX_SLOTS),
+            software: software.to_owned(),
         };
         self.store.register_node(node.id, &caps, now_unix()).await.map_err(store_status)?;
         self.settings.nodes.clear();
@@ -377,7 +536,9 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             notified.as_mut().enable();
             if let Some(l) = self.store.claim(&node, now_unix(), &self.settings.policy).await.map_err(store_status)? {
                 tracing::debug!(job = l.job_id, fence = l.fence, node = %node.name, "job leased");
-                return Ok(Response::new(pb::ClaimResponse { job: Some(Self::lease_to_job(l)) }));
+                return Ok(Response::new(pb::ClaimResponse {
+                    job: Some(Self::lease_to_job(l, self.settings.archive_mirror.as_deref())),
+                }));
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
@@ -427,17 +588,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
         if job.lease_node != Some(node.id) {
             return Err(refused(Refusal::NotYours));
         }
-        let failure = match header.result.as_str() {
-            "built" => None,
-            "failed" => {
-                let code: FailureCode = header.failure_code.parse().map_err(Status::invalid_argument)?;
-                if code == FailureCode::NodeLost {
-                    return Err(Status::invalid_argument("failure_code: node-lost is decided by the coordinator"));
-                }
-                Some(code)
-            }
-            other => return Err(Status::invalid_argument(format!("result: {other:?} is not built or failed"))),
-        };
+        let result = result_of(&header)?;
         let cas = |e: CasError| match e {
             CasError::TooLarge { .. } => Status::resource_exhausted(e.to_string()),
             other => {
@@ -449,6 +600,10 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
         // Started on the first chunk: a report without a log or buildinfo touches no file.
         let mut log: Option<BlobWriter> = None;
         let mut buildinfo: Option<BlobWriter> = None;
+        let mut diffoscope: Option<BlobWriter> = None;
+        // The produced buildinfo is also kept here (within MAX_BUILDINFO_BYTES, which its
+        // writer enforces first), to be parsed and ingested as a build.
+        let mut produced: Vec<u8> = Vec::new();
         let dir = &self.settings.data_dir;
         while let Some(msg) = stream.message().await? {
             match msg.chunk {
@@ -467,20 +622,35 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
                     }
                     artifacts.push(Artifact { name: a.name, size: a.size, sha256: a.sha256 });
                 }
-                Some(Chunk::Buildinfo(b)) => buildinfo
-                    .get_or_insert_with(|| BlobWriter::start(dir, BlobKind::Buildinfo, MAX_BUILDINFO_BYTES))
-                    .write(b)
-                    .await
-                    .map_err(cas)?,
+                Some(Chunk::Buildinfo(b)) => {
+                    let w = buildinfo.get_or_insert_with(|| BlobWriter::start(dir, BlobKind::Buildinfo, MAX_BUILDINFO_BYTES));
+                    w.write(b.clone()).await.map_err(cas)?;
+                    produced.extend_from_slice(&b);
+                }
                 Some(Chunk::Log(b)) => {
                     log.get_or_insert_with(|| BlobWriter::start(dir, BlobKind::Log, MAX_LOG_BYTES)).write(b).await.map_err(cas)?
                 }
+                Some(Chunk::Diffoscope(b)) => diffoscope
+                    .get_or_insert_with(|| BlobWriter::start(dir, BlobKind::Diffoscope, MAX_DIFFOSCOPE_BYTES))
+                    .write(b)
+                    .await
+                    .map_err(cas)?,
                 Some(Chunk::Header(_)) => return Err(Status::invalid_argument("a report has one header")),
-                Some(Chunk::Diffoscope(_)) => {}
+                // Signed attestations are the nodes' (in-toto link metadata); the coordinator
+                // does not keep them yet.
                 Some(Chunk::Attestation(_)) => {}
                 None => {}
             }
         }
+        // A built result's buildinfo must parse and describe the job's build before anything of
+        // the report is recorded: otherwise the lease stays and the node may report again.
+        let rebuilt = match (&result, produced.is_empty()) {
+            (Reported::Built, false) => {
+                let origin = format!("rebuild:{holder}:job-{}:fence-{}", header.job_id, header.fence);
+                Some(prepare_produced(origin, produced, &job).await?)
+            }
+            _ => None,
+        };
         let log_sha256 = match log {
             Some(w) => w.finish().await.map_err(cas)?,
             None => None,
@@ -489,11 +659,21 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             Some(w) => w.finish().await.map_err(cas)?,
             None => None,
         };
-        let outcome = match failure {
-            Some(code) => AttemptOutcome::Failed { code, message: header.message.chars().take(4096).collect() },
-            None => judge(&job.checksums, &artifacts),
+        let diffoscope_sha256 = match diffoscope {
+            Some(w) => w.finish().await.map_err(cas)?,
+            None => None,
         };
-        let report = AttemptReport { outcome, artifacts, buildinfo_sha256, log_sha256 };
+        let mut verdicts = Vec::new();
+        let outcome = match result {
+            Reported::Failed(code) => AttemptOutcome::Failed { code, message: header.message.chars().take(4096).collect() },
+            Reported::EnvironmentMismatch(differences) => AttemptOutcome::EnvironmentMismatch { differences },
+            Reported::Built => {
+                let (outcome, v) = rebuild::judge(&job.checksums, &job.archive, &artifacts);
+                verdicts = v;
+                outcome
+            }
+        };
+        let report = AttemptReport { outcome, artifacts, buildinfo_sha256, log_sha256, diffoscope_sha256 };
         let state = self
             .store
             .finish(node.id, header.job_id, header.fence, &report, now_unix(), &self.settings.policy)
@@ -505,6 +685,15 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
         }
         tracing::debug!(job = header.job_id, fence = header.fence, node = %holder, outcome = report.outcome.as_str(),
             state = state.as_str(), "result recorded");
+        if let Some(nb) = rebuilt {
+            // The result is recorded; the produced build is ingested like any other (a failure
+            // here is logged: the buildinfo stays in the content-addressed store).
+            let name = nb.origin.clone();
+            match super::write_batch(&*self.store, vec![(name.clone(), Ok(nb))], Some(&self.settings)).await {
+                Ok(o) => tracing::debug!(origin = %name, status = ?o.outcomes.first().map(|f| f.status), "produced buildinfo ingested"),
+                Err(e) => tracing::error!(origin = %name, error = %e.message(), "ingesting the produced buildinfo failed"),
+            }
+        }
         Ok(Response::new(pb::ReportResponse {
             outcome: report.outcome.as_str().to_owned(),
             differing: match &report.outcome {
@@ -514,19 +703,15 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             job_state: state.as_str().to_owned(),
             log_sha256: report.log_sha256.unwrap_or_default(),
             buildinfo_sha256: report.buildinfo_sha256.unwrap_or_default(),
-            ..Default::default()
+            diffoscope_sha256: report.diffoscope_sha256.unwrap_or_default(),
+            verdicts: verdicts.iter().map(verdict_wire).collect(),
         }))
     }
 
     async fn hand_back(&self, request: Request<pb::HandBackRequest>) -> Result<Response<pb::HandBackResponse>, Status> {
         let node = authenticate_node(&*self.store, &self.settings, request.metadata()).await?;
         let r = request.into_inner();
-        let report = AttemptReport {
-            outcome: AttemptOutcome::HandedBack,
-            artifacts: Vec::new(),
-            buildinfo_sha256: None,
-            log_sha256: None,
-        };
+        let report = AttemptReport::bare(AttemptOutcome::HandedBack);
         self.store
             .finish(node.id, r.job_id, r.fence, &report, now_unix(), &self.settings.policy)
             .await
@@ -728,26 +913,44 @@ impl<S: RebuildStore> RebuildAdmin for AdminService<S> {
 mod tests {
     use super::*;
 
-    fn art(name: &str, sha: &str) -> Artifact {
-        Artifact { name: name.into(), size: 1, sha256: sha.into() }
+    #[test]
+    fn report_headers_name_the_bad_field() {
+        let h = |result: &str, code: &str, diffs: &[&str]| pb::ReportHeader {
+            result: result.into(),
+            failure_code: code.into(),
+            environment_differences: diffs.iter().map(|d| d.to_string()).collect(),
+            ..Default::default()
+        };
+        assert!(matches!(result_of(&h("built", "", &[])), Ok(Reported::Built)));
+        assert!(matches!(result_of(&h("failed", "timeout", &[])), Ok(Reported::Failed(FailureCode::Timeout))));
+        match result_of(&h("environment-mismatch", "", &[" libc6: 2.36-9 installed, 2.36-8 recorded "])) {
+            Ok(Reported::EnvironmentMismatch(d)) => assert_eq!(d, ["libc6: 2.36-9 installed, 2.36-8 recorded"]),
+            other => panic!("{other:?}"),
+        }
+        for (header, field) in [
+            (h("environment-mismatch", "", &[]), "environment_differences:"),
+            (h("environment-mismatch", "", &["a\nb"]), "environment_differences:"),
+            (h("failed", "oops", &[]), "failure_code:"),
+            (h("failed", "node-lost", &[]), "failure_code:"),
+            (h("done", "", &[]), "result:"),
+        ] {
+            let e = result_of(&header).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            assert!(e.message().starts_with(field), "{}", e.message());
+        }
     }
 
     #[test]
-    fn verdicts() {
-        let original = vec![
-            ("a_1_amd64.deb".to_owned(), Some("aa".to_owned())),
-            ("a_1.dsc".to_owned(), Some("dd".to_owned())),
-            ("a-dbgsym_1_amd64.deb".to_owned(), Some("bb".to_owned())),
-        ];
-        assert_eq!(judge(&original, &[art("a_1_amd64.deb", "aa"), art("a-dbgsym_1_amd64.deb", "bb")]), AttemptOutcome::Reproducible);
-        assert_eq!(
-            judge(&original, &[art("a_1_amd64.deb", "aa"), art("a-dbgsym_1_amd64.deb", "cc"), art("a_1.dsc", "ee")]),
-            AttemptOutcome::Unreproducible { differing: vec!["a_1.dsc".into(), "a-dbgsym_1_amd64.deb".into()] }
-        );
-        assert_eq!(
-            judge(&original, &[art("a_1_amd64.deb", "aa")]),
-            AttemptOutcome::Unreproducible { differing: vec!["a-dbgsym_1_amd64.deb".into()] }
-        );
+    fn verdict_shows_the_differing_archive_hash() {
+        let v = FileVerdict {
+            name: "a.deb".into(),
+            rebuilt: Some("aa".into()),
+            buildinfo: Some("aa".into()),
+            archive: vec!["aa".into(), "bb".into()],
+            matches: false,
+        };
+        let w = verdict_wire(&v);
+        assert_eq!((w.archive_sha256.as_str(), w.buildinfo_sha256.as_str(), w.matches), ("bb", "aa", false));
     }
 
     #[test]

@@ -146,3 +146,9 @@ pub(crate) fn attach_shipping(
         f.shipped_in.dedup();
     }
 }
+
+/// The SHA-256 of a Sources entry's `.dsc`, from its Checksums-Sha256 (the one file named
+/// `*.dsc`), lower-cased.
+pub(crate) fn dsc_sha256(e: &debcover_formats::SourcesEntry) -> Option<String> {
+    e.files.iter().find(|(_, _, name)| name.ends_with(".dsc")).map(|(sha, _, _)| sha.to_ascii_lowercase())
+}

@@ -55,6 +55,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (2, "campaigns", include_str!("../../../migrations/postgres/0002_campaigns.sql")),
         (3, "query generation", include_str!("../../../migrations/postgres/0003_query_generation.sql")),
         (4, "rebuild jobs", include_str!("../../../migrations/postgres/0004_rebuild_jobs.sql")),
+        (5, "rebuild results", include_str!("../../../migrations/postgres/0005_rebuild_results.sql")),
     ])
 }
 
@@ -137,9 +138,11 @@ async fn link_binaries(tx: &mut PgConnection, candidates: &[i64]) -> Result<(), 
         .await?;
     sqlx::query(
         "UPDATE binaries x SET link = 'sha256', build_id = (
-             SELECT max(f.build_id) FROM build_files f WHERE f.sha256 = x.sha256)
+             SELECT max(f.build_id) FROM build_files f JOIN builds b ON b.id = f.build_id
+             WHERE f.sha256 = x.sha256 AND b.rebuild_of IS NULL)
          WHERE x.id = ANY($1) AND (x.link IS NULL OR x.link = 'name')
-           AND EXISTS (SELECT 1 FROM build_files f WHERE f.sha256 = x.sha256)",
+           AND EXISTS (SELECT 1 FROM build_files f JOIN builds b ON b.id = f.build_id
+                       WHERE f.sha256 = x.sha256 AND b.rebuild_of IS NULL)",
     )
     .bind(candidates)
     .execute(&mut *tx)
@@ -147,13 +150,13 @@ async fn link_binaries(tx: &mut PgConnection, candidates: &[i64]) -> Result<(), 
     sqlx::query(
         "UPDATE binaries x SET link = 'name', build_id = (
              SELECT b.id FROM builds b
-             WHERE b.source = x.source AND b.version = x.version
+             WHERE b.source = x.source AND b.version = x.version AND b.rebuild_of IS NULL
                AND (b.host_arch = x.architecture
                     OR (x.architecture = 'all' AND ' ' || b.architectures || ' ' LIKE '% all %'))
              ORDER BY b.id DESC LIMIT 1)
          WHERE x.id = ANY($1) AND x.link IS NULL AND EXISTS (
              SELECT 1 FROM builds b
-             WHERE b.source = x.source AND b.version = x.version
+             WHERE b.source = x.source AND b.version = x.version AND b.rebuild_of IS NULL
                AND (b.host_arch = x.architecture
                     OR (x.architecture = 'all' AND ' ' || b.architectures || ' ' LIKE '% all %')))",
     )
@@ -264,8 +267,8 @@ impl Store for PgStore {
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO builds (sha256, source, source_version, version, architectures,
                      host_arch, build_date, build_origin, layout, signed, ibd_count, origin,
-                     ingested_at, raw_size)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                     ingested_at, raw_size, rebuild_of)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
                  ON CONFLICT (sha256) DO NOTHING RETURNING id",
             )
             .bind(&nb.sha256)
@@ -282,6 +285,7 @@ impl Store for PgStore {
             .bind(&nb.origin)
             .bind(now)
             .bind(nb.raw_size as i64)
+            .bind(nb.rebuild_of)
             .fetch_optional(&mut *tx)
             .await?;
             let Some(id) = id else {
@@ -431,15 +435,19 @@ impl Store for PgStore {
             .bind(format!("sources {}", import.suite))
             .execute(&mut *tx)
             .await?;
-        let e = &import.entries;
+        // One row per (package, version): an upsert may not touch a row twice in one statement.
+        let mut seen = HashSet::new();
+        let e: Vec<&debcover_formats::SourcesEntry> =
+            import.entries.iter().filter(|x| seen.insert((x.package.as_str(), x.version.to_string()))).collect();
         let pkg: Vec<&str> = e.iter().map(|x| x.package.as_str()).collect();
         let ver: Vec<String> = e.iter().map(|x| x.version.to_string()).collect();
         sqlx::query(
             "INSERT INTO sources (package, version, binaries, architecture, directory, build_depends,
-                 build_depends_indep, build_depends_arch)
+                 build_depends_indep, build_depends_arch, dsc_sha256)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                  $6::text[], $7::text[], $8::text[])
-             ON CONFLICT (package, version) DO NOTHING",
+                                  $6::text[], $7::text[], $8::text[], $9::text[])
+             ON CONFLICT (package, version) DO UPDATE SET dsc_sha256 = excluded.dsc_sha256
+               WHERE sources.dsc_sha256 IS NULL AND excluded.dsc_sha256 IS NOT NULL",
         )
         .bind(&pkg)
         .bind(&ver)
@@ -449,6 +457,7 @@ impl Store for PgStore {
         .bind(e.iter().map(|x| x.build_depends.clone()).collect::<Vec<_>>())
         .bind(e.iter().map(|x| x.build_depends_indep.clone()).collect::<Vec<_>>())
         .bind(e.iter().map(|x| x.build_depends_arch.clone()).collect::<Vec<_>>())
+        .bind(e.iter().map(|x| batch::dsc_sha256(x)).collect::<Vec<_>>())
         .execute(&mut *tx)
         .await?;
         let new: Vec<i64> = sqlx::query_scalar(
@@ -479,7 +488,7 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        let summary = ImportSummary { entries: e.len() as u64, added, removed, linked: 0 };
+        let summary = ImportSummary { entries: import.entries.len() as u64, added, removed, linked: 0 };
         record_import(&mut tx, &import.suite, "sources", "", &import.origin, &import.sha256, &summary).await?;
         sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await?;
         tx.commit().await?;

@@ -103,8 +103,8 @@ async fn end_attempt(
     let (code, message) = rows::outcome_columns(&report.outcome);
     sqlx::query(
         "UPDATE rebuild_attempts SET finished_at = $1, outcome = $2, failure_code = $3, message = $4,
-             buildinfo_sha256 = $5, log_sha256 = $6
-         WHERE id = $7",
+             buildinfo_sha256 = $5, log_sha256 = $6, diffoscope_sha256 = $7, differences = $8
+         WHERE id = $9",
     )
     .bind(now)
     .bind(report.outcome.as_str())
@@ -112,6 +112,8 @@ async fn end_attempt(
     .bind(message)
     .bind(&report.buildinfo_sha256)
     .bind(&report.log_sha256)
+    .bind(&report.diffoscope_sha256)
+    .bind(rows::differences_column(report.outcome.differences()))
     .bind(attempt_id)
     .execute(&mut *tx)
     .await?;
@@ -199,12 +201,7 @@ impl RebuildStore for PgStore {
                 .bind(id)
                 .fetch_all(&mut *tx)
                 .await?;
-        let back = AttemptReport {
-            outcome: AttemptOutcome::HandedBack,
-            artifacts: Vec::new(),
-            buildinfo_sha256: None,
-            log_sha256: None,
-        };
+        let back = AttemptReport::bare(AttemptOutcome::HandedBack);
         for l in leases {
             let job_id: i64 = l.get(0);
             if let Some(facts) = lease_facts(&mut tx, job_id).await? {
@@ -228,7 +225,7 @@ impl RebuildStore for PgStore {
     async fn register_node(&self, node_id: i64, caps: &NodeCaps, now: i64) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE rebuild_nodes SET public_key = $1, arches = $2, backends = $3, tags = $4, slots = $5,
-                 registered_at = $6, last_seen = $6
+                 registered_at = $6, last_seen = $6, software = $8
              WHERE id = $7",
         )
         .bind(&caps.public_key)
@@ -238,6 +235,7 @@ impl RebuildStore for PgStore {
         .bind(i64::from(caps.slots.max(1)))
         .bind(now)
         .bind(node_id)
+        .bind(&caps.software)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -266,17 +264,17 @@ impl RebuildStore for PgStore {
         // (rare: operator commands) take turns rather than risk a deadlock on the unique index.
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('debcover enqueue'))").execute(&mut *tx).await?;
         for j in jobs {
-            if mode == Requeue::OnlyNew {
-                let ended: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM rebuild_jobs WHERE build_id = $1 AND state IN ('verified', 'parked'))",
-                )
-                .bind(j.build_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                if ended {
-                    s.already_done += 1;
-                    continue;
-                }
+            // Builds ingested from a rebuild are verification results, never verified themselves.
+            let (rebuilt, ended): (bool, bool) = sqlx::query_as(
+                "SELECT EXISTS (SELECT 1 FROM builds WHERE id = $1 AND rebuild_of IS NOT NULL),
+                        EXISTS (SELECT 1 FROM rebuild_jobs WHERE build_id = $1 AND state IN ('verified', 'parked'))",
+            )
+            .bind(j.build_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if rebuilt || (mode == Requeue::OnlyNew && ended) {
+                s.already_done += 1;
+                continue;
             }
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO rebuild_jobs (build_id, source, version, arch, backend, priority, origin, state,
@@ -381,12 +379,20 @@ impl RebuildStore for PgStore {
             return Ok(None);
         };
         let (job_id, fence, build_id): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
-        let b = sqlx::query("SELECT b.sha256, t.raw_zstd FROM builds b JOIN build_texts t ON t.build_id = b.id WHERE b.id = $1")
-            .bind(build_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let b = sqlx::query(
+            "SELECT b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256
+             FROM builds b JOIN build_texts t ON t.build_id = b.id
+             LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version
+             WHERE b.id = $1",
+        )
+        .bind(build_id)
+        .fetch_one(&mut *tx)
+        .await?;
         let sha: String = b.get(0);
         let buildinfo = unzstd(b.get::<&[u8], _>(1))?;
+        let directory: Option<String> = b.get(3);
+        let dsc = directory.map(|directory| crate::rebuild::SourceDsc { directory, sha256: b.get(4) });
+        let source_version: String = b.get(2);
         sqlx::query(
             "INSERT INTO rebuild_attempts (job_id, fence, node_id, operator_id, started_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -398,7 +404,18 @@ impl RebuildStore for PgStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        // Read after the commit: the claim's locks are not held for it.
+        let archive = sqlx::query(sqlx::AssertSqlSafe(rows::archive_binaries_sql("$1")))
+            .bind(build_id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(rows::archive_binary)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(Lease {
+            source_version,
+            dsc,
+            originals: crate::rebuild::archive_files(&archive),
             job_id,
             fence,
             expires_at: expires,
@@ -465,15 +482,10 @@ impl RebuildStore for PgStore {
             tx.rollback().await?;
             return Ok(0);
         }
-        let lost = AttemptReport {
-            outcome: AttemptOutcome::Failed {
-                code: crate::rebuild::FailureCode::NodeLost,
-                message: "lease expired without a heartbeat".to_owned(),
-            },
-            artifacts: Vec::new(),
-            buildinfo_sha256: None,
-            log_sha256: None,
-        };
+        let lost = AttemptReport::bare(AttemptOutcome::Failed {
+            code: crate::rebuild::FailureCode::NodeLost,
+            message: "lease expired without a heartbeat".to_owned(),
+        });
         for r in &expired {
             let job_id: i64 = r.get(0);
             if let Some(facts) = lease_facts(&mut tx, job_id).await? {
@@ -486,14 +498,22 @@ impl RebuildStore for PgStore {
 
     async fn lease_view(&self, job_id: i64) -> Result<Option<LeaseView>, StoreError> {
         let rows = sqlx::query(
-            "SELECT j.build_id, j.state, j.fence, j.lease_node, f.name, f.sha256
+            "SELECT j.build_id, j.state, j.fence, j.lease_node, f.name, f.sha256, j.source, j.version
              FROM rebuild_jobs j LEFT JOIN build_files f ON f.build_id = j.build_id
              WHERE j.id = $1 ORDER BY f.name",
         )
         .bind(job_id)
         .fetch_all(&self.pool)
         .await?;
-        rows::lease_view(&rows)
+        let Some(first) = rows.first() else { return Ok(None) };
+        let archive = sqlx::query(sqlx::AssertSqlSafe(rows::archive_binaries_sql("$1")))
+            .bind(first.get::<i64, _>(0))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(rows::archive_binary)
+            .collect::<Result<Vec<_>, _>>()?;
+        rows::lease_view(&rows, &archive)
     }
 
     async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{StoreError, tokens};
-use crate::rebuild::{AttemptRecord, JobRecord, JobState, LeaseView, NodeCaps, NodeRecord, Priority};
+use crate::rebuild::{ArchiveBinary, AttemptRecord, JobRecord, JobState, LeaseView, NodeCaps, NodeRecord, Priority};
 
 /// `SELECT` of a job row as [`job`] reads it; `tags_agg` is the backend's aggregate of the
 /// job's tags into one space-separated text (`group_concat(tag, ' ')` / `string_agg(tag, ' ')`).
@@ -25,12 +25,12 @@ pub fn job_select(tags_agg: &str) -> String {
 /// `SELECT` of a node row as [`node`] reads it.
 pub const NODE_SELECT: &str = "SELECT n.id, n.operator_id, o.name, n.name, n.created_at, n.revoked_at, n.public_key,
         n.arches, n.backends, n.tags, n.slots, n.registered_at, n.last_seen,
-        (SELECT count(*) FROM rebuild_jobs j WHERE j.state = 'leased' AND j.lease_node = n.id)
+        (SELECT count(*) FROM rebuild_jobs j WHERE j.state = 'leased' AND j.lease_node = n.id), n.software
      FROM rebuild_nodes n JOIN rebuild_operators o ON o.id = n.operator_id";
 
 /// `SELECT` of an attempt row as [`attempt`] reads it (artifacts are attached afterwards).
 pub const ATTEMPT_SELECT: &str = "SELECT a.id, a.job_id, a.fence, o.name, n.name, a.started_at, a.finished_at,
-        a.outcome, a.failure_code, a.message, a.buildinfo_sha256, a.log_sha256
+        a.outcome, a.failure_code, a.message, a.buildinfo_sha256, a.log_sha256, a.diffoscope_sha256, a.differences
      FROM rebuild_attempts a JOIN rebuild_nodes n ON n.id = a.node_id
      JOIN rebuild_operators o ON o.id = a.operator_id";
 
@@ -102,6 +102,7 @@ where
             backends: tokens(&backends),
             tags: tokens(&tags),
             slots: u32_of(slots).max(1),
+            software: r.try_get(14)?,
         },
         registered_at: r.try_get(11)?,
         last_seen: r.try_get(12)?,
@@ -132,8 +133,51 @@ where
             buildinfo_sha256: r.try_get(10)?,
             log_sha256: r.try_get(11)?,
             artifacts: Vec::new(),
+            diffoscope_sha256: r.try_get(12)?,
+            differences: lines(&r.try_get::<String, _>(13)?),
         },
     ))
+}
+
+/// The stored form of a list of differences: one per line (entries never hold a newline:
+/// the service refuses them).
+pub fn differences_column(d: &[String]) -> String {
+    d.join("\n")
+}
+
+fn lines(s: &str) -> Vec<String> {
+    s.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
+}
+
+/// The shipped binaries a build may have produced: same source and version, of its host
+/// architecture or (when it built architecture-independent packages) `all`. `param` is the
+/// backend's placeholder for the build id (`?` / `$1`). Rows as [`archive_binary`] reads them.
+pub fn archive_binaries_sql(param: &str) -> String {
+    format!(
+        "SELECT x.package, x.version, x.architecture, x.sha256, x.filename
+         FROM builds b JOIN binaries x ON x.source = b.source AND x.version = b.version
+         WHERE b.id = {param}
+           AND (x.architecture = b.host_arch
+                OR (x.architecture = 'all' AND (' ' || b.architectures || ' ') LIKE '% all %'))
+           AND EXISTS (SELECT 1 FROM suite_binaries s WHERE s.binary_id = x.id)
+         ORDER BY x.package, x.id"
+    )
+}
+
+/// A row of [`archive_binaries_sql`].
+pub fn archive_binary<'r, R>(r: &'r R) -> Result<ArchiveBinary, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(ArchiveBinary {
+        package: r.try_get(0)?,
+        version: r.try_get(1)?,
+        architecture: r.try_get(2)?,
+        sha256: r.try_get(3)?,
+        filename: r.try_get(4)?,
+    })
 }
 
 /// The stored failure code and message of an outcome.
@@ -142,13 +186,17 @@ pub fn outcome_columns(o: &crate::rebuild::AttemptOutcome) -> (Option<&'static s
     match o {
         AttemptOutcome::Failed { code, message } => (Some(code.as_str()), message.clone()),
         AttemptOutcome::Unreproducible { differing } => (None, format!("differing: {}", differing.join(" "))),
+        AttemptOutcome::EnvironmentMismatch { differences } => {
+            (None, format!("environment differs from the buildinfo in {} packages", differences.len()))
+        }
         AttemptOutcome::Reproducible | AttemptOutcome::HandedBack => (None, String::new()),
     }
 }
 
-/// A [`LeaseView`] from rows `(build_id, state, fence, lease_node, file name, file sha256)`,
-/// one per produced file (or one with NULL file columns).
-pub fn lease_view<R>(rows: &[R]) -> Result<Option<LeaseView>, StoreError>
+/// A [`LeaseView`] from rows `(build_id, state, fence, lease_node, file name, file sha256,
+/// source, version)`, one per produced file (or one with NULL file columns), and the build's
+/// shipped binaries.
+pub fn lease_view<R>(rows: &[R], archive: &[ArchiveBinary]) -> Result<Option<LeaseView>, StoreError>
 where
     R: Row,
     usize: ColumnIndex<R>,
@@ -169,5 +217,8 @@ where
         fence: first.try_get(2)?,
         lease_node: first.try_get(3)?,
         checksums,
+        archive: crate::rebuild::archive_files(archive),
+        source: first.try_get(6)?,
+        version: first.try_get(7)?,
     }))
 }

@@ -128,6 +128,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (2, "campaigns", include_str!("../../../migrations/sqlite/0002_campaigns.sql")),
         (3, "query generation", include_str!("../../../migrations/sqlite/0003_query_generation.sql")),
         (4, "rebuild jobs", include_str!("../../../migrations/sqlite/0004_rebuild_jobs.sql")),
+        (5, "rebuild results", include_str!("../../../migrations/sqlite/0005_rebuild_results.sql")),
     ])
 }
 
@@ -205,10 +206,12 @@ async fn link_binaries(tx: &mut SqliteConnection, candidates: &[i64]) -> Result<
     for chunk in candidates.chunks(IN_CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "UPDATE binaries SET link = 'sha256', build_id = (
-                 SELECT f.build_id FROM build_files f WHERE f.sha256 = binaries.sha256
+                 SELECT f.build_id FROM build_files f JOIN builds b ON b.id = f.build_id
+                 WHERE f.sha256 = binaries.sha256 AND b.rebuild_of IS NULL
                  ORDER BY f.build_id DESC LIMIT 1)
              WHERE (link IS NULL OR link = 'name')
-               AND EXISTS (SELECT 1 FROM build_files f WHERE f.sha256 = binaries.sha256)
+               AND EXISTS (SELECT 1 FROM build_files f JOIN builds b ON b.id = f.build_id
+                           WHERE f.sha256 = binaries.sha256 AND b.rebuild_of IS NULL)
                AND id IN ",
         );
         qb.push_tuples(chunk, |mut b, id| {
@@ -218,14 +221,14 @@ async fn link_binaries(tx: &mut SqliteConnection, candidates: &[i64]) -> Result<
         let mut qb = QueryBuilder::<Sqlite>::new(
             "UPDATE binaries SET link = 'name', build_id = (
                  SELECT b.id FROM builds b
-                 WHERE b.source = binaries.source AND b.version = binaries.version
+                 WHERE b.source = binaries.source AND b.version = binaries.version AND b.rebuild_of IS NULL
                    AND (b.host_arch = binaries.architecture
                         OR (binaries.architecture = 'all'
                             AND (' ' || b.architectures || ' ') LIKE '% all %'))
                  ORDER BY b.id DESC LIMIT 1)
              WHERE link IS NULL
                AND EXISTS (SELECT 1 FROM builds b
-                 WHERE b.source = binaries.source AND b.version = binaries.version
+                 WHERE b.source = binaries.source AND b.version = binaries.version AND b.rebuild_of IS NULL
                    AND (b.host_arch = binaries.architecture
                         OR (binaries.architecture = 'all'
                             AND (' ' || b.architectures || ' ') LIKE '% all %')))
@@ -349,12 +352,12 @@ impl Store for SqliteStore {
 
         let now = now_unix();
         let mut id_of: HashMap<&str, i64> = HashMap::with_capacity(plan.new.len());
-        // 100 rows × 14 columns per statement, within SQLite's variable limit.
+        // 100 rows × 15 columns per statement, within SQLite's variable limit.
         for chunk in plan.new.chunks(100) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO builds (sha256, source, source_version, version, architectures,
                      host_arch, build_date, build_origin, layout, signed, ibd_count, origin,
-                     ingested_at, raw_size) ",
+                     ingested_at, raw_size, rebuild_of) ",
             );
             qb.push_values(chunk, |mut b, nb| {
                 let i = &nb.info;
@@ -371,7 +374,8 @@ impl Store for SqliteStore {
                     .push_bind(nb.dep_keys.len() as i64)
                     .push_bind(&nb.origin)
                     .push_bind(now)
-                    .push_bind(nb.raw_size as i64);
+                    .push_bind(nb.raw_size as i64)
+                    .push_bind(nb.rebuild_of);
             });
             // RETURNING order is unspecified: map by SHA-256.
             qb.push(" RETURNING id, sha256");
@@ -554,7 +558,7 @@ impl Store for SqliteStore {
         for chunk in import.entries.chunks(ROWS_PER_INSERT / 8) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO sources (package, version, binaries, architecture, directory,
-                     build_depends, build_depends_indep, build_depends_arch) ",
+                     build_depends, build_depends_indep, build_depends_arch, dsc_sha256) ",
             );
             qb.push_values(chunk, |mut b, e| {
                 b.push_bind(&e.package)
@@ -564,9 +568,14 @@ impl Store for SqliteStore {
                     .push_bind(&e.directory)
                     .push_bind(&e.build_depends)
                     .push_bind(&e.build_depends_indep)
-                    .push_bind(&e.build_depends_arch);
+                    .push_bind(&e.build_depends_arch)
+                    .push_bind(batch::dsc_sha256(e));
             });
-            qb.push(" ON CONFLICT (package, version) DO NOTHING");
+            // Rows from before migration 0005 learn their .dsc hash.
+            qb.push(
+                " ON CONFLICT (package, version) DO UPDATE SET dsc_sha256 = excluded.dsc_sha256
+                  WHERE sources.dsc_sha256 IS NULL AND excluded.dsc_sha256 IS NOT NULL",
+            );
             qb.build().execute(&mut *tx).await?;
         }
         let mut new = HashSet::new();

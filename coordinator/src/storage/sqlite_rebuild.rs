@@ -100,7 +100,7 @@ async fn end_attempt(
     let (code, message) = rows::outcome_columns(&report.outcome);
     sqlx::query(
         "UPDATE rebuild_attempts SET finished_at = ?, outcome = ?, failure_code = ?, message = ?,
-             buildinfo_sha256 = ?, log_sha256 = ?
+             buildinfo_sha256 = ?, log_sha256 = ?, diffoscope_sha256 = ?, differences = ?
          WHERE id = ?",
     )
     .bind(now)
@@ -109,6 +109,8 @@ async fn end_attempt(
     .bind(message)
     .bind(&report.buildinfo_sha256)
     .bind(&report.log_sha256)
+    .bind(&report.diffoscope_sha256)
+    .bind(rows::differences_column(report.outcome.differences()))
     .bind(attempt_id)
     .execute(&mut *tx)
     .await?;
@@ -185,12 +187,7 @@ impl RebuildStore for SqliteStore {
             .bind(id)
             .fetch_all(&mut *tx)
             .await?;
-        let back = AttemptReport {
-            outcome: AttemptOutcome::HandedBack,
-            artifacts: Vec::new(),
-            buildinfo_sha256: None,
-            log_sha256: None,
-        };
+        let back = AttemptReport::bare(AttemptOutcome::HandedBack);
         for l in leases {
             let job_id: i64 = l.get(0);
             if let Some(facts) = lease_facts(&mut tx, job_id).await? {
@@ -215,7 +212,7 @@ impl RebuildStore for SqliteStore {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE rebuild_nodes SET public_key = ?, arches = ?, backends = ?, tags = ?, slots = ?,
-                 registered_at = ?, last_seen = ?
+                 registered_at = ?, last_seen = ?, software = ?
              WHERE id = ?",
         )
         .bind(&caps.public_key)
@@ -225,6 +222,7 @@ impl RebuildStore for SqliteStore {
         .bind(i64::from(caps.slots.max(1)))
         .bind(now)
         .bind(now)
+        .bind(&caps.software)
         .bind(node_id)
         .execute(&mut *tx)
         .await?;
@@ -258,17 +256,21 @@ impl RebuildStore for SqliteStore {
         let mut tx = self.write_tx().await?;
         let mut s = EnqueueSummary::default();
         for j in jobs {
-            if mode == Requeue::OnlyNew {
-                let ended: bool = sqlx::query_scalar(
-                    "SELECT EXISTS (SELECT 1 FROM rebuild_jobs WHERE build_id = ? AND state IN ('verified', 'parked'))",
-                )
-                .bind(j.build_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                if ended {
-                    s.already_done += 1;
-                    continue;
-                }
+            // Builds ingested from a rebuild are verification results, never verified themselves.
+            let (rebuilt, ended): (bool, bool) = sqlx::query_as(
+                "SELECT EXISTS (SELECT 1 FROM builds WHERE id = ?1 AND rebuild_of IS NOT NULL),
+                        EXISTS (SELECT 1 FROM rebuild_jobs WHERE build_id = ?1 AND state IN ('verified', 'parked'))",
+            )
+            .bind(j.build_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if rebuilt {
+                s.already_done += 1;
+                continue;
+            }
+            if mode == Requeue::OnlyNew && ended {
+                s.already_done += 1;
+                continue;
             }
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO rebuild_jobs (build_id, source, version, arch, backend, priority, origin, state,
@@ -324,12 +326,29 @@ impl RebuildStore for SqliteStore {
             return Err(StoreError::Corrupt("claim answered with another operation's result".into()));
         };
         let Some(c) = claimed else { return Ok(None) };
-        // The text is read outside the write transaction (the reader runs beside the writer).
-        let r = sqlx::query("SELECT b.sha256, t.raw_zstd FROM builds b JOIN build_texts t ON t.build_id = b.id WHERE b.id = ?")
+        // The text is read outside the write transaction (the reader runs beside the writer),
+        // with where the archive has the source and the binaries.
+        let r = sqlx::query(
+            "SELECT b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256
+             FROM builds b JOIN build_texts t ON t.build_id = b.id
+             LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version
+             WHERE b.id = ?",
+        )
+        .bind(c.build_id)
+        .fetch_one(&self.reader)
+        .await?;
+        let archive = sqlx::query(sqlx::AssertSqlSafe(rows::archive_binaries_sql("?")))
             .bind(c.build_id)
-            .fetch_one(&self.reader)
-            .await?;
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(rows::archive_binary)
+            .collect::<Result<Vec<_>, _>>()?;
+        let directory: Option<String> = r.get(3);
         Ok(Some(Lease {
+            source_version: r.get(2),
+            dsc: directory.map(|directory| crate::rebuild::SourceDsc { directory, sha256: r.get(4) }),
+            originals: crate::rebuild::archive_files(&archive),
             job_id: c.job_id,
             fence: c.fence,
             expires_at: c.expires,
@@ -403,15 +422,10 @@ impl RebuildStore for SqliteStore {
             .bind(now)
             .fetch_all(&mut *tx)
             .await?;
-        let lost = AttemptReport {
-            outcome: AttemptOutcome::Failed {
-                code: crate::rebuild::FailureCode::NodeLost,
-                message: "lease expired without a heartbeat".to_owned(),
-            },
-            artifacts: Vec::new(),
-            buildinfo_sha256: None,
-            log_sha256: None,
-        };
+        let lost = AttemptReport::bare(AttemptOutcome::Failed {
+            code: crate::rebuild::FailureCode::NodeLost,
+            message: "lease expired without a heartbeat".to_owned(),
+        });
         for r in &expired {
             let job_id: i64 = r.get(0);
             if let Some(facts) = lease_facts(&mut tx, job_id).await? {
@@ -424,14 +438,22 @@ impl RebuildStore for SqliteStore {
 
     async fn lease_view(&self, job_id: i64) -> Result<Option<LeaseView>, StoreError> {
         let rows = sqlx::query(
-            "SELECT j.build_id, j.state, j.fence, j.lease_node, f.name, f.sha256
+            "SELECT j.build_id, j.state, j.fence, j.lease_node, f.name, f.sha256, j.source, j.version
              FROM rebuild_jobs j LEFT JOIN build_files f ON f.build_id = j.build_id
              WHERE j.id = ? ORDER BY f.name",
         )
         .bind(job_id)
         .fetch_all(&self.reader)
         .await?;
-        rows::lease_view(&rows)
+        let Some(first) = rows.first() else { return Ok(None) };
+        let archive = sqlx::query(sqlx::AssertSqlSafe(rows::archive_binaries_sql("?")))
+            .bind(first.get::<i64, _>(0))
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(rows::archive_binary)
+            .collect::<Result<Vec<_>, _>>()?;
+        rows::lease_view(&rows, &archive)
     }
 
     async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
