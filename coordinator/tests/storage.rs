@@ -103,6 +103,10 @@ conformance!(
     sched_operator_independence,
     sched_two_coordinators_claim_concurrently,
     sched_nodes_credentials_and_history,
+    sched_jobs_carry_source_and_archive_originals,
+    sched_results_store_differences_diffoscope_and_environment_mismatch,
+    rebuild_builds_are_never_linked_or_queued,
+    campaign_fixes_queue_verification_once,
 );
 
 // ---------------------------------------------------------------- scenarios
@@ -560,6 +564,8 @@ async fn campaign_round_trip_and_compare_and_set<S: CampaignStore, F: std::futur
     // Two coordinators race to record the same change: exactly one applies it.
     let item = stored.iter().find(|i| i.planned.source == "app-a").unwrap().id;
     let change = Transition {
+        campaign_id: 0,
+        builds: Vec::new(),
         item_id: item,
         from: ItemState::Affected,
         to: ItemState::Rebuilt,
@@ -728,8 +734,8 @@ async fn index_follows_archive_reimport<S: Store, F: std::future::Future<Output 
 // ---------------------------------------------------------------- rebuild scheduler
 
 use debcover_coordinator::rebuild::{
-    self, AttemptOutcome, AttemptReport, FailureCode, JobFilter, JobState, NewJob, NodeCaps, NodeRecord, Policy,
-    Priority, Refusal, Requeue,
+    self, ArchiveFile, AttemptOutcome, AttemptReport, FailureCode, JobFilter, JobState, NewJob, NodeCaps, NodeRecord,
+    Policy, Priority, Refusal, Requeue, SourceDsc,
 };
 use debcover_coordinator::storage::RebuildStore;
 
@@ -773,13 +779,14 @@ async fn node<S: RebuildStore>(store: &S, operator: &str, name: &str, arches: &[
         backends: vec!["local".into()],
         tags: rebuild::normalise(tags.iter().map(|t| t.to_string())),
         slots,
+        software: format!("debcover-rebuilder 0.1.0 ({name})"),
     };
     store.register_node(n.id, &caps, 1).await.unwrap();
     store.node_by_token(&rebuild::token_digest(&token)).await.unwrap().expect("node by token")
 }
 
 fn report(outcome: AttemptOutcome) -> AttemptReport {
-    AttemptReport { outcome, artifacts: Vec::new(), buildinfo_sha256: None, log_sha256: None }
+    AttemptReport::bare(outcome)
 }
 
 fn policy(verifiers: u32) -> Policy {
@@ -1050,6 +1057,9 @@ async fn sched_nodes_credentials_and_history<S: RebuildStore, F: std::future::Fu
     assert_eq!(listed.iter().map(|n| (n.operator.as_str(), n.name.as_str())).collect::<Vec<_>>(),
         [("alice", "n1"), ("bob", "n1"), ("carol", "c1")]);
     assert_eq!(listed[2].revoked_at, Some(T0 + 1));
+    // What the node declared about its software is stored with its capabilities.
+    assert_eq!(listed[2].caps.software, "debcover-rebuilder 0.1.0 (c1)");
+    assert_eq!(listed[0].caps.software, "", "never registered");
     let j = &store.jobs(&JobFilter::default()).await.unwrap()[0];
     assert_eq!((j.state, j.failures), (JobState::Queued, 0));
     let h = store.attempts(&[l.job_id]).await.unwrap();
@@ -1062,6 +1072,7 @@ async fn sched_nodes_credentials_and_history<S: RebuildStore, F: std::future::Fu
         artifacts: vec![rebuild::Artifact { name: "a.deb".into(), size: 3, sha256: "ab".repeat(32) }],
         buildinfo_sha256: Some("cd".repeat(32)),
         log_sha256: Some("ef".repeat(32)),
+        diffoscope_sha256: None,
     };
     store.finish(m.id, l.job_id, l.fence, &r, T0 + 3, &policy(1)).await.unwrap().unwrap();
     let h = store.attempts(&[l.job_id]).await.unwrap();
@@ -1071,4 +1082,293 @@ async fn sched_nodes_credentials_and_history<S: RebuildStore, F: std::future::Fu
     assert_eq!(h[1].log_sha256, r.log_sha256);
     let counts = store.queue_counts().await.unwrap();
     assert_eq!(counts.by_state, [("verified".to_owned(), "request".to_owned(), 1)]);
+}
+
+// ---------------------------------------------------------------- rebuild results
+
+/// The SHA-256 the 0xffff Packages paragraph ships (from [`packages_for_0xffff`]).
+fn shipped_0xffff_sha() -> String {
+    packages_for_0xffff().lines().find_map(|l| l.strip_prefix("SHA256: ")).unwrap().to_owned()
+}
+
+const DSC_SHA: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+/// A Sources paragraph for 0xffff 0.8-1, with or without its Checksums-Sha256.
+fn sources_for_0xffff(with_checksums: bool) -> Vec<debcover_formats::SourcesEntry> {
+    let mut text = "Package: 0xffff\nBinary: 0xffff\nVersion: 0.8-1\nArchitecture: any\nDirectory: pool/main/0/0xffff\n".to_owned();
+    if with_checksums {
+        text.push_str(&format!(
+            "Checksums-Sha256:\n {DSC_SHA} 1805 0xffff_0.8-1.dsc\n {} 99 0xffff_0.8.orig.tar.gz\n",
+            "2".repeat(64)
+        ));
+    }
+    ingest::read_sources("Sources", text.as_bytes(), &Limits::default()).unwrap().0
+}
+
+async fn import_0xffff_archive<S: Store>(store: &S, suite: &str, with_checksums: bool) {
+    let import = PackagesImport {
+        suite: suite.into(),
+        arch: "amd64".into(),
+        origin: "t".into(),
+        sha256: "x".into(),
+        entries: parse_packages(&packages_for_0xffff()),
+    };
+    store.import_packages(&import).await.unwrap();
+    let sources = SourcesImport { suite: suite.into(), origin: "t".into(), sha256: "s".into(), entries: sources_for_0xffff(with_checksums) };
+    store.import_sources(&sources).await.unwrap();
+}
+
+async fn sched_jobs_carry_source_and_archive_originals<S: RebuildStore, F: std::future::Future<Output = S>>(
+    open: impl Fn() -> F,
+) {
+    let store = open().await;
+    store.ingest_builds(&prepared()).await.unwrap();
+    // Sources first without checksums (as ingested before migration 0005), then with: the row
+    // learns its .dsc hash.
+    import_0xffff_archive(&store, "bookworm", false).await;
+    import_0xffff_archive(&store, "bookworm", true).await;
+    let mut jobs = Vec::new();
+    for b in store.builds_of_source("0xffff", Some("0.8-1+b1"), Some("amd64")).await.unwrap() {
+        jobs.push(NewJob {
+            build_id: b.id,
+            source: b.source,
+            version: b.version,
+            arch: b.host_arch,
+            backend: String::new(),
+            tags: Vec::new(),
+            priority: Priority::Campaign,
+            origin: "test".into(),
+        });
+    }
+    assert!(!jobs.is_empty());
+    jobs.extend(jobs_for(&store, &["bash"], Priority::Request).await);
+    store.enqueue(&jobs, Requeue::UnlessActive, T0).await.unwrap();
+    let n = node(&store, "op", "n", &["amd64", "i386"], &[], 100).await;
+    let expected = vec![ArchiveFile {
+        name: "0xffff_0.8-1+b1_amd64.deb".into(),
+        sha256: shipped_0xffff_sha(),
+        filename: "pool/main/0/0xffff/0xffff_0.8-1+b1_amd64.deb".into(),
+    }];
+    let mut seen = (0, 0);
+    while let Some(l) = store.claim(&n, T0, &policy(1)).await.unwrap() {
+        if l.source == "0xffff" {
+            seen.0 += 1;
+            assert_eq!(l.source_version, "0.8-1");
+            assert_eq!(l.dsc, Some(SourceDsc { directory: "pool/main/0/0xffff".into(), sha256: Some(DSC_SHA.into()) }));
+            assert_eq!(l.originals, expected);
+            // The report's view has the same archive hashes to judge against.
+            let v = store.lease_view(l.job_id).await.unwrap().unwrap();
+            assert_eq!((v.source.as_str(), v.version.as_str(), &v.archive), ("0xffff", "0.8-1+b1", &expected));
+            assert!(v.checksums.iter().any(|(name, _)| name == "0xffff_0.8-1+b1_amd64.deb"));
+        } else {
+            seen.1 += 1;
+            assert_eq!(l.source, "bash");
+            assert_eq!((l.dsc, l.originals.len()), (None, 0), "no Sources or Packages entry for bash");
+            assert!(!l.source_version.is_empty());
+        }
+    }
+    assert!(seen.0 >= 1 && seen.1 >= 1, "{seen:?}");
+    // Once the suite no longer ships the binary, it is no original any more.
+    let empty = PackagesImport { suite: "bookworm".into(), arch: "amd64".into(), origin: "t".into(), sha256: "y".into(), entries: vec![] };
+    store.import_packages(&empty).await.unwrap();
+    let j = store.jobs(&JobFilter { source: Some("0xffff".into()), ..Default::default() }).await.unwrap();
+    assert!(store.lease_view(j[0].id).await.unwrap().unwrap().archive.is_empty());
+}
+
+async fn sched_results_store_differences_diffoscope_and_environment_mismatch<
+    S: RebuildStore,
+    F: std::future::Future<Output = S>,
+>(
+    open: impl Fn() -> F,
+) {
+    let store = open().await;
+    store.ingest_builds(&synthetic_builds(2)).await.unwrap();
+    store.enqueue(&jobs_for(&store, &["synth0", "synth1"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    let p = Policy { max_failures: 2, max_unreproducible: 2, verifiers: 1, ..Policy::default() };
+    let n = node(&store, "op", "n", &["amd64"], &[], 1).await;
+    let diffs = vec!["libc6: 2.36-9 installed, 2.36-8 recorded".to_owned(), "libfoo-dev (= 1.0-1): not installed".to_owned()];
+    let mismatch = report(AttemptOutcome::EnvironmentMismatch { differences: diffs.clone() });
+    // An environment mismatch is no verdict: it uses the failure budget, with the normal delay.
+    let l0 = store.claim(&n, T0, &p).await.unwrap().unwrap();
+    assert_eq!(l0.source, "synth0");
+    assert_eq!(store.finish(n.id, l0.job_id, l0.fence, &mismatch, T0, &p).await.unwrap(), Ok(JobState::Queued));
+    let j = &store.jobs(&JobFilter { id: Some(l0.job_id), ..Default::default() }).await.unwrap()[0];
+    assert_eq!((j.state, j.failures, j.unreproducible, j.not_before), (JobState::Queued, 1, 0, T0 + 600));
+    // An unreproducible result keeps its differing files and its diffoscope report.
+    let l1 = store.claim(&n, T0, &p).await.unwrap().unwrap();
+    assert_eq!(l1.source, "synth1");
+    let differs = AttemptReport {
+        diffoscope_sha256: Some("ab".repeat(32)),
+        ..report(AttemptOutcome::Unreproducible { differing: vec!["x_1_amd64.deb".into(), "y_1_all.deb".into()] })
+    };
+    assert_eq!(store.finish(n.id, l1.job_id, l1.fence, &differs, T0, &p).await.unwrap(), Ok(JobState::Queued));
+    // The same node may try the mismatch again (it is not a verdict), after the delay.
+    assert_eq!(store.claim(&n, T0 + 599, &p).await.unwrap(), None);
+    let l0b = store.claim(&n, T0 + 600, &p).await.unwrap().unwrap();
+    assert_eq!((l0b.job_id, l0b.fence), (l0.job_id, 2));
+    assert_eq!(store.finish(n.id, l0b.job_id, l0b.fence, &mismatch, T0 + 600, &p).await.unwrap(), Ok(JobState::Parked));
+    let j = &store.jobs(&JobFilter { id: Some(l0.job_id), ..Default::default() }).await.unwrap()[0];
+    let reason = j.parked_reason.clone().unwrap();
+    assert!(reason.contains("environment-mismatch") && reason.contains("libfoo-dev (= 1.0-1): not installed"), "{reason}");
+    let h = store.attempts(&[l0.job_id, l1.job_id]).await.unwrap();
+    let of = |job: i64| h.iter().filter(|a| a.job_id == job).collect::<Vec<_>>();
+    for a in of(l0.job_id) {
+        assert_eq!(a.outcome.as_deref(), Some("environment-mismatch"));
+        assert_eq!((a.failure_code.as_deref(), &a.differences, &a.diffoscope_sha256), (None, &diffs, &None));
+    }
+    let u = of(l1.job_id);
+    assert_eq!(u.len(), 1);
+    assert_eq!(u[0].outcome.as_deref(), Some("unreproducible"));
+    assert_eq!(u[0].differences, ["x_1_amd64.deb", "y_1_all.deb"]);
+    assert_eq!(u[0].diffoscope_sha256, Some("ab".repeat(32)));
+}
+
+async fn rebuild_builds_are_never_linked_or_queued<S: RebuildStore, F: std::future::Future<Output = S>>(
+    open: impl Fn() -> F,
+) {
+    let store = open().await;
+    store.ingest_builds(&prepared()).await.unwrap();
+    import_0xffff_archive(&store, "bookworm", true).await;
+    let linked = |shipped: Vec<debcover_coordinator::model::ShippedBinary>| -> Vec<(String, i64, bool)> {
+        let mut v: Vec<_> =
+            shipped.into_iter().filter_map(|b| b.build.map(|(id, _, by_sha)| (b.package, id, by_sha))).collect();
+        v.sort();
+        v
+    };
+    let before = linked(store.shipped_binaries("bookworm", ShippedBy::Sources(&["0xffff".into()])).await.unwrap());
+    assert_eq!(before.len(), 1);
+    assert!(before[0].2, "linked by SHA-256");
+    let original = before[0].1;
+    // A rebuild reproduces the original: other bytes (its own date), the same files.
+    let text = std::fs::read_to_string(testdata().join("buildinfo/debrebuild__0xffff_0.8-1+b1_amd64.buildinfo")).unwrap();
+    let date = text.lines().find(|l| l.starts_with("Build-Date:")).unwrap();
+    let rebuilt_text = text.replacen(date, "Build-Date: Mon, 23 Nov 2026 07:00:00 +0000", 1);
+    assert_ne!(rebuilt_text, text);
+    let mut rebuilt = ingest::prepare_build("rebuild:op/n:job-1:fence-1", rebuilt_text.as_bytes(), &Limits::default()).unwrap();
+    rebuilt.rebuild_of = Some(original);
+    assert_eq!(store.ingest_builds(std::slice::from_ref(&rebuilt)).await.unwrap(), [Stored::Inserted]);
+    let ids: Vec<i64> = store.builds_of_source("0xffff", None, None).await.unwrap().iter().map(|b| b.id).collect();
+    let rebuild_id = *ids.iter().max().unwrap();
+    assert!(rebuild_id > original);
+    // Visible as a build, never as the one behind the archive's bytes, even after a re-import
+    // and in a new suite.
+    let rec = store.builds_by_id(&[rebuild_id]).await.unwrap();
+    assert_eq!((rec[0].sha256.as_str(), rec[0].origin.as_str()), (rebuilt.sha256.as_str(), "rebuild:op/n:job-1:fence-1"));
+    import_0xffff_archive(&store, "bookworm", true).await;
+    import_0xffff_archive(&store, "trixie", true).await;
+    assert_eq!(linked(store.shipped_binaries("bookworm", ShippedBy::Sources(&["0xffff".into()])).await.unwrap()), before);
+    assert_eq!(linked(store.shipped_binaries("trixie", ShippedBy::Sources(&["0xffff".into()])).await.unwrap()), before);
+    // A binary only linkable by name goes to the newest original build, not to the rebuild.
+    let by_name = format!(
+        "Package: 0xffff-extra\nSource: 0xffff (0.8-1)\nVersion: 0.8-1+b1\nArchitecture: amd64\n\
+         Filename: pool/main/0/0xffff/0xffff-extra_0.8-1+b1_amd64.deb\nSize: 10\nSHA256: {}\n",
+        "e".repeat(64)
+    );
+    let import = PackagesImport {
+        suite: "sid".into(),
+        arch: "amd64".into(),
+        origin: "t".into(),
+        sha256: "z".into(),
+        entries: parse_packages(&format!("{}\n{by_name}", packages_for_0xffff())),
+    };
+    store.import_packages(&import).await.unwrap();
+    let sid = linked(store.shipped_binaries("sid", ShippedBy::Sources(&["0xffff".into()])).await.unwrap());
+    let newest_original = store
+        .builds_of_source("0xffff", Some("0.8-1+b1"), Some("amd64"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.id)
+        .filter(|id| *id != rebuild_id)
+        .max()
+        .unwrap();
+    assert_eq!(sid, [("0xffff".to_owned(), original, true), ("0xffff-extra".to_owned(), newest_original, false)]);
+    // Built-with answers include it (it is a build), campaign facts do not (above).
+    let q = BuiltWithQuery { package: PackageSpec::Binary("libusb-dev".into()), before: None, suite: None, arch: None };
+    let a = query::built_with(&store, &q).await.unwrap();
+    assert!(a.builds.iter().any(|b| b.build.sha256 == rebuilt.sha256));
+    // A verification result is never verified itself.
+    let job = NewJob {
+        build_id: rebuild_id,
+        source: "0xffff".into(),
+        version: "0.8-1+b1".into(),
+        arch: "amd64".into(),
+        backend: String::new(),
+        tags: Vec::new(),
+        priority: Priority::Request,
+        origin: "test".into(),
+    };
+    let s = store.enqueue(&[job], Requeue::UnlessActive, T0).await.unwrap();
+    assert_eq!((s.queued, s.already_done), (0, 1));
+    assert!(store.jobs(&JobFilter::default()).await.unwrap().is_empty());
+}
+
+async fn campaign_fixes_queue_verification_once<S: RebuildStore, F: std::future::Future<Output = S>>(open: impl Fn() -> F) {
+    use debcover_coordinator::service::rebuild::{RebuildSettings, queue_fixed};
+    let store = open().await;
+    store.ingest_builds(&synthetic_builds(3)).await.unwrap();
+    let r = &store;
+    let id = |i: usize| async move { r.builds_of_source(&format!("synth{i}"), None, None).await.unwrap()[0].id };
+    let (b0, b1, b2) = (id(0).await, id(1).await, id(2).await);
+    let dir = tempfile::tempdir().unwrap();
+    let rules = vec![rebuild::RouteRule { source: "synth1".into(), tags: vec!["big".into()], backend: None }];
+    let settings = RebuildSettings::new(Policy::default(), rules, "admin", dir.path().to_path_buf());
+    let t = |campaign: i64, to: ItemState, builds: Vec<i64>| Transition {
+        item_id: 1,
+        from: ItemState::Rebuilt,
+        to,
+        version: "1".into(),
+        reason: String::new(),
+        evidence: Vec::new(),
+        campaign_id: campaign,
+        builds,
+    };
+    // synth2 waits in the background queue already.
+    store.enqueue(&jobs_for(&store, &["synth2"], Priority::Background).await, Requeue::OnlyNew, T0).await.unwrap();
+    // Two items fixed by synth0 (two campaigns), one by synth1, one by synth2; one still
+    // vulnerable (not queued).
+    let changes = [
+        t(7, ItemState::FixedUnverified, vec![b0, b1]),
+        t(8, ItemState::FixedUnverified, vec![b0]),
+        t(8, ItemState::FixedUnverified, vec![b2]),
+        t(7, ItemState::StillVulnerable, vec![b1]),
+    ];
+    let s = queue_fixed(&store, &settings, &changes).await.unwrap();
+    assert_eq!((s.queued, s.already_queued), (2, 1));
+    let mut jobs: Vec<_> = store
+        .jobs(&JobFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| (j.build_id, j.priority, j.origin, j.tags))
+        .collect();
+    jobs.sort();
+    let mut want = vec![
+        (b0, Priority::Campaign, "campaign 7".to_owned(), vec![]),
+        (b1, Priority::Campaign, "campaign 7".to_owned(), vec!["big".to_owned()]),
+        (b2, Priority::Campaign, "test".to_owned(), vec![]),
+    ];
+    want.sort();
+    assert_eq!(
+        jobs,
+        want,
+        "synth2's background job was raised to campaign priority, not queued twice"
+    );
+    // The same evidence judged again (another coordinator, a status call): nothing new.
+    let s = queue_fixed(&store, &settings, &changes).await.unwrap();
+    assert_eq!((s.queued, s.already_queued), (0, 3));
+    // Once verified, a build is not queued again for the same fix.
+    let n = node(&store, "op", "n", &["amd64"], &["big"], 10).await;
+    // queue_fixed queues at the wall clock's time.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + 1;
+    let mut verified = 0;
+    while let Some(l) = store.claim(&n, now, &policy(1)).await.unwrap() {
+        store.finish(n.id, l.job_id, l.fence, &report(AttemptOutcome::Reproducible), now, &policy(1)).await.unwrap().unwrap();
+        verified += 1;
+    }
+    assert_eq!(verified, 3);
+    let s = queue_fixed(&store, &settings, &changes).await.unwrap();
+    assert_eq!((s.queued, s.already_done), (0, 3));
+    // Only fixed-unverified asks for verification.
+    assert!(t(7, ItemState::StillVulnerable, vec![b1]).builds_to_verify().is_empty());
 }
