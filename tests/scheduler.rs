@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use debcover_proto::v1 as pb;
 use debcover_proto::v1::rebuild_nodes_client::RebuildNodesClient;
-use debcover_tests::{Server, pg::TestDatabase, testdata};
+use debcover_tests::{Server, describe, pg::TestDatabase, testdata};
 use serde_json::Value;
 use sha2::Digest;
 use tonic::Code;
@@ -313,5 +313,241 @@ async fn scheduler_over_grpc_on_postgres() {
     let Some(db) = TestDatabase::create().await else { return };
     let s = Server::start_with(Some(&db.url), &ENV);
     scenario(&s).await;
+    assert_eq!(s.terminate(), Some(0), "coordinator did not stop cleanly");
+}
+
+// ---------------------------------------------------------------- results
+
+const DSC_SHA: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const MIRROR: &str = "file:///srv/mirror";
+
+/// The archive's SHA-256 of the 0xffff .deb: the debrebuild buildinfo's (a line scan).
+fn shipped_0xffff() -> (String, u64) {
+    let text = std::fs::read(testdata().join("buildinfo/debrebuild__0xffff_0.8-1+b1_amd64.buildinfo")).unwrap();
+    let deb = checksums(&text).into_iter().find(|a| a.name == "0xffff_0.8-1+b1_amd64.deb").unwrap();
+    (deb.sha256, deb.size)
+}
+
+/// A Packages and a Sources index of suite sid shipping 0xffff, written into `dir`.
+fn archive_files(dir: &std::path::Path) -> (String, String) {
+    let (sha, size) = shipped_0xffff();
+    let packages = dir.join("Packages");
+    std::fs::write(
+        &packages,
+        format!(
+            "Package: 0xffff\nSource: 0xffff (0.8-1)\nVersion: 0.8-1+b1\nArchitecture: amd64\n\
+             Filename: pool/main/0/0xffff/0xffff_0.8-1+b1_amd64.deb\nSize: {size}\nSHA256: {sha}\n"
+        ),
+    )
+    .unwrap();
+    let sources = dir.join("Sources");
+    std::fs::write(
+        &sources,
+        format!(
+            "Package: 0xffff\nBinary: 0xffff\nVersion: 0.8-1\nArchitecture: any\nDirectory: pool/main/0/0xffff\n\
+             Checksums-Sha256:\n {DSC_SHA} 1805 0xffff_0.8-1.dsc\n {} 99 0xffff_0.8.orig.tar.gz\n",
+            "2".repeat(64)
+        ),
+    )
+    .unwrap();
+    (packages.to_str().unwrap().to_owned(), sources.to_str().unwrap().to_owned())
+}
+
+fn header(job: &pb::Job, result: &str) -> pb::ReportChunk {
+    pb::ReportChunk {
+        chunk: Some(pb::report_chunk::Chunk::Header(pb::ReportHeader {
+            job_id: job.job_id,
+            fence: job.fence,
+            result: result.into(),
+            ..Default::default()
+        })),
+    }
+}
+
+/// A built report with these artifacts, this produced buildinfo and a diffoscope report.
+fn built(job: &pb::Job, artifacts: Vec<pb::Artifact>, buildinfo: &[u8], diffoscope: &[u8]) -> Vec<pb::ReportChunk> {
+    use pb::report_chunk::Chunk;
+    let mut v = vec![header(job, "built")];
+    v.extend(artifacts.into_iter().map(|a| pb::ReportChunk { chunk: Some(Chunk::Artifact(a)) }));
+    for piece in buildinfo.chunks(700) {
+        v.push(pb::ReportChunk { chunk: Some(Chunk::Buildinfo(piece.to_vec())) });
+    }
+    if !diffoscope.is_empty() {
+        v.push(pb::ReportChunk { chunk: Some(Chunk::Diffoscope(diffoscope.to_vec())) });
+    }
+    v
+}
+
+fn mismatch(job: &pb::Job, differences: &[&str]) -> Vec<pb::ReportChunk> {
+    let mut h = header(job, "environment-mismatch");
+    if let Some(pb::report_chunk::Chunk::Header(h)) = &mut h.chunk {
+        h.environment_differences = differences.iter().map(|d| d.to_string()).collect();
+        h.message = "the snapshot lacks libc6 2.36-8".into();
+    }
+    vec![h]
+}
+
+/// The produced buildinfo of a rebuild: the original with this build's own date.
+fn produced(original: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8(original.to_vec()).unwrap();
+    let date = text.lines().find(|l| l.starts_with("Build-Date:")).unwrap();
+    text.replacen(date, "Build-Date: Mon, 23 Nov 2026 07:00:00 +0000", 1).into_bytes()
+}
+
+async fn results_scenario(s: &Server) {
+    let admin = s.data_dir.path().join("admin.token");
+    let admin = admin.to_str().unwrap();
+    s.json(&["ingest", "buildinfo", "--json", testdata().join("buildinfo").to_str().unwrap()], 0);
+    let dir = tempfile::tempdir().unwrap();
+    let (packages, sources) = archive_files(dir.path());
+    s.json(&["ingest", "archive", "--suite", "sid", "--json", &packages], 0);
+    s.json(&["ingest", "archive", "--suite", "sid", "--json", &sources], 0);
+    let (shipped, _) = shipped_0xffff();
+
+    // The node's software is stored and listed.
+    let token = add_node(s, admin, "alice", "a1");
+    let mut n = node(&s.url, Some(&token)).await;
+    let mut reg = register(&["amd64"], 4);
+    reg.software = "debcover-rebuilder 0.1.0".into();
+    n.register(reg.clone()).await.unwrap();
+    let listed = s.json(&["node", "list", "--admin-token-file", admin, "--json"], 0);
+    assert_eq!(listed[0]["software"], "debcover-rebuilder 0.1.0", "{listed:#}");
+    let text = s.cli(&["node", "list", "--admin-token-file", admin]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("debcover-rebuilder 0.1.0"), "{}", describe(&text));
+    reg.software = "x\ny".into();
+    let e = n.register(reg).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().starts_with("software:"), "{e:?}");
+
+    // Both 0xffff builds: their jobs say where the mirror has the source and the binary.
+    let q = s.json(&["rebuild", "request", "0xffff", "--arch", "amd64", "--admin-token-file", admin, "--json"], 0);
+    assert_eq!(q["queued"].as_u64(), Some(2), "{q}");
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let j = n.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.expect("a 0xffff job");
+        assert_eq!(j.source, "0xffff");
+        assert_eq!(j.dsc_url, format!("{MIRROR}/pool/main/0/0xffff/0xffff_0.8-1.dsc"));
+        assert_eq!(j.dsc_sha256, DSC_SHA);
+        assert_eq!(
+            j.originals,
+            [pb::OriginalFile {
+                name: "0xffff_0.8-1+b1_amd64.deb".into(),
+                sha256: shipped.clone(),
+                url: format!("{MIRROR}/pool/main/0/0xffff/0xffff_0.8-1+b1_amd64.deb"),
+            }]
+        );
+        jobs.push(j);
+    }
+    // The debrebuild build is the one the archive ships; the other one lists other bytes.
+    let (real, fake): (Vec<_>, Vec<_>) =
+        jobs.into_iter().partition(|j| checksums(&j.buildinfo).iter().any(|a| a.sha256 == shipped));
+    let (real, fake) = (&real[0], &fake[0]);
+
+    // A produced buildinfo that does not parse is refused, naming it; nothing is recorded and
+    // the lease stays.
+    let e = send(&mut n, built(real, checksums(&real.buildinfo), b"Source: 0xffff\nno colon here\n", b"")).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(e.message().starts_with("buildinfo: the produced .buildinfo does not parse"), "{e:?}");
+    // One of another source is refused too.
+    let other = std::fs::read(testdata().join("buildinfo/aptly__hardlink_0.2.1_amd64.buildinfo")).unwrap();
+    let e = send(&mut n, built(real, checksums(&real.buildinfo), &other, b"")).await.unwrap_err();
+    assert!(e.message().contains("the job rebuilds \"0xffff\""), "{e:?}");
+    n.heartbeat(pb::HeartbeatRequest { job_id: real.job_id, fence: real.fence }).await.expect("the lease stays");
+    let h = s.json(&["build", "history", "0xffff", "--json"], 0);
+    assert!(h.as_array().unwrap().iter().all(|j| j["attempts"].as_array().unwrap().iter().all(|a| a["outcome"].is_null())), "{h:#}");
+
+    // The real build reproduced: equal to the buildinfo and to the archive.
+    let rebuilt = produced(&real.buildinfo);
+    let r = send(&mut n, built(real, checksums(&real.buildinfo), &rebuilt, b"")).await.unwrap();
+    assert_eq!((r.outcome.as_str(), r.job_state.as_str()), ("reproducible", "verified"), "{r:?}");
+    let deb = r.verdicts.iter().find(|v| v.name == "0xffff_0.8-1+b1_amd64.deb").expect("the .deb judged");
+    assert_eq!((deb.rebuilt_sha256.as_str(), deb.buildinfo_sha256.as_str(), deb.archive_sha256.as_str(), deb.matches),
+        (shipped.as_str(), shipped.as_str(), shipped.as_str(), true));
+    assert!(r.verdicts.iter().all(|v| v.matches), "{r:?}");
+    // The produced buildinfo is a build now, byte for byte; the archive still links the original.
+    assert_eq!(r.buildinfo_sha256, sha256_hex(&rebuilt));
+    let got = s.cli(&["build", "get", &r.buildinfo_sha256]);
+    assert_eq!(got.stdout, rebuilt, "{}", describe(&got));
+    let shown = s.json(&["build", "show", "0xffff", "--json"], 0);
+    assert!(shown.to_string().contains(&r.buildinfo_sha256), "{shown:#}");
+    assert!(shown.to_string().contains(&format!("rebuild:alice/a1:job-{}:fence-{}", real.job_id, real.fence)), "{shown:#}");
+    let built_with = s.json(&["built-with", "libusb-dev", "--suite", "sid", "--json"], 0);
+    assert!(!built_with.to_string().contains(&r.buildinfo_sha256), "a rebuild never ships: {built_with:#}");
+    assert!(built_with.to_string().contains(&real.build_id), "{built_with:#}");
+
+    // The other build matches its buildinfo, not the archive: unreproducible, with a diffoscope
+    // report kept (compressed) and the differing file in the history.
+    let report = b"--- 0xffff_0.8-1+b1_amd64.deb (archive)\n+++ 0xffff_0.8-1+b1_amd64.deb (rebuilt)\n".repeat(40);
+    let fake_deb = checksums(&fake.buildinfo).into_iter().find(|a| a.name == "0xffff_0.8-1+b1_amd64.deb").unwrap();
+    let r = send(&mut n, built(fake, checksums(&fake.buildinfo), &produced(&fake.buildinfo), &report)).await.unwrap();
+    assert_eq!(r.outcome, "unreproducible", "{r:?}");
+    assert_eq!(r.differing, ["0xffff_0.8-1+b1_amd64.deb"]);
+    let deb = r.verdicts.iter().find(|v| v.name == "0xffff_0.8-1+b1_amd64.deb").unwrap();
+    assert_eq!((deb.rebuilt_sha256.as_str(), deb.buildinfo_sha256.as_str(), deb.archive_sha256.as_str(), deb.matches),
+        (fake_deb.sha256.as_str(), fake_deb.sha256.as_str(), shipped.as_str(), false));
+    assert_eq!(r.diffoscope_sha256, sha256_hex(&report));
+    let stored = s.data_dir.path().join(format!("cas/diffoscope/{}/{}.zst", &r.diffoscope_sha256[..2], r.diffoscope_sha256));
+    assert_eq!(zstd::decode_all(&std::fs::read(&stored).unwrap()[..]).unwrap(), report);
+
+    // environment-mismatch: no verdict, the failure budget (2 here) with the retry delay (0s
+    // here), parked with the reason in the end.
+    let q = s.json(&["rebuild", "request", "hardlink", "--admin-token-file", admin, "--json"], 0);
+    assert_eq!(q["queued"].as_u64(), Some(1), "{q}");
+    let diffs = ["libc6: 2.36-9 installed, 2.36-8 recorded", "libfoo-dev (= 1.0-1): not installed"];
+    let mut j = n.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.expect("the hardlink job");
+    assert_eq!(j.source, "hardlink");
+    let e = send(&mut n, mismatch(&j, &[])).await.unwrap_err();
+    assert!(e.message().starts_with("environment_differences:"), "{e:?}");
+    let mut states = Vec::new();
+    loop {
+        let r = send(&mut n, mismatch(&j, &diffs)).await.unwrap();
+        assert_eq!(r.outcome, "environment-mismatch");
+        assert!(r.verdicts.is_empty() && r.differing.is_empty());
+        states.push(r.job_state);
+        if states.last().map(String::as_str) == Some("parked") || states.len() >= 3 {
+            break;
+        }
+        // The same node may try again: a mismatch is no verdict on the package.
+        let again = n.claim(pb::ClaimRequest { wait_seconds: 5 }).await.unwrap().into_inner().job.expect("the hardlink job again");
+        assert_eq!((again.job_id, again.fence), (j.job_id, j.fence + 1));
+        j = again;
+    }
+    assert_eq!(states, ["queued", "parked"]);
+    let h = s.json(&["build", "history", "hardlink", "--json"], 0);
+    let job = &h[0];
+    assert_eq!(job["state"], "parked");
+    assert!(job["parked_reason"].as_str().unwrap().contains("environment-mismatch"), "{job:#}");
+    let attempts = job["attempts"].as_array().unwrap();
+    let ended: Vec<&Value> = attempts.iter().filter(|a| a["outcome"] == "environment-mismatch").collect();
+    assert_eq!(ended.len(), 2, "{job:#}");
+    assert_eq!(ended[0]["differences"], serde_json::json!(diffs));
+    let text = s.cli(&["build", "history", "hardlink"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("environment differences:") && text.contains("libfoo-dev (= 1.0-1): not installed"), "{text}");
+    let h = s.json(&["build", "history", "0xffff", "--json"], 0);
+    let unrepro = h.as_array().unwrap().iter().flat_map(|j| j["attempts"].as_array().unwrap()).find(|a| a["outcome"] == "unreproducible").unwrap();
+    assert_eq!(unrepro["differences"], serde_json::json!(["0xffff_0.8-1+b1_amd64.deb"]));
+    assert_eq!(unrepro["diffoscope_sha256"].as_str(), Some(sha256_hex(&report).as_str()));
+}
+
+const RESULTS_ENV: [(&str, &str); 4] = [
+    ("DEBCOVER_ARCHIVE_MIRROR", "file:///srv/mirror/"),
+    ("DEBCOVER_VERIFIERS", "1"),
+    ("DEBCOVER_MAX_FAILURES", "2"),
+    ("DEBCOVER_RETRY_DELAYS", "0s"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_over_grpc_on_sqlite() {
+    let s = Server::start_with(None, &RESULTS_ENV);
+    results_scenario(&s).await;
+    assert_eq!(s.terminate(), Some(0), "coordinator did not stop cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_over_grpc_on_postgres() {
+    let Some(db) = TestDatabase::create().await else { return };
+    let s = Server::start_with(Some(&db.url), &RESULTS_ENV);
+    results_scenario(&s).await;
     assert_eq!(s.terminate(), Some(0), "coordinator did not stop cleanly");
 }
