@@ -187,6 +187,33 @@ fn fixture_campaigns_plan_waves_and_follow_real_binnmus() {
         assert_eq!(state_of(&st, "app-c"), "fixed-unverified", "{st:#}");
         let st2 = s.json(&["campaign", "status", &id2, "--json"], 0);
         assert_eq!(state_of(&st2, "app-b"), "fixed-unverified", "{st2:#}");
+        // Items that reached fixed-unverified feed the rebuild queue: the builds that fixed them,
+        // once each, at campaign priority; the still-vulnerable one is not queued.
+        let queue = s.json(&["queue", "--json"], 0);
+        let campaign_jobs = |queue: &Value| -> BTreeSet<(String, String, String)> {
+            queue["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|j| j["priority"] == "campaign")
+                .map(|j| {
+                    (j["source"].as_str().unwrap().to_owned(), j["version"].as_str().unwrap().to_owned(),
+                     j["origin"].as_str().unwrap().to_owned())
+                })
+                .collect()
+        };
+        let want: BTreeSet<(String, String, String)> = [
+            ("libmid", "1.0-1+b1", &id1),
+            ("app-c", "1.0-1+b1", &id1),
+            ("app-b", "1.0-1+b1", &id2),
+        ]
+        .into_iter()
+        .map(|(src, v, id)| (src.to_owned(), v.to_owned(), format!("campaign {id}")))
+        .collect();
+        assert_eq!(campaign_jobs(&queue), want, "{queue:#}");
+        // Judging the same evidence again (status, re-ingest) queues nothing twice.
+        s.json(&["campaign", "status", &id1, "--json"], 0);
+        assert_eq!(campaign_jobs(&s.json(&["queue", "--json"], 0)), want);
         let a = items(&st).into_iter().find(|(s, _, _)| s == "app-a").unwrap().2.clone();
         assert_eq!(a["current_version"], "1.0-1+b1");
         assert!(a["reason"].as_str().unwrap().contains("libvuln-dev 1.0-1"), "{a:#}");
