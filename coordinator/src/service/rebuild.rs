@@ -357,6 +357,36 @@ pub fn reclaim_interval(ttl: Duration) -> Duration {
     (ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
+/// A lease on the wire: with a mirror, the URLs of the .dsc and of the archive's files;
+/// without one, empty URLs (the node uses its own apt), hashes still given.
+fn lease_to_job(l: rebuild::Lease, mirror: Option<&str>) -> pb::Job {
+    let url = |path: &str| mirror.map(|m| rebuild::mirror_url(m, path)).unwrap_or_default();
+    let (dsc_url, dsc_sha256) = match (&l.dsc, l.source_version.parse::<debversion::Version>()) {
+        (Some(d), Ok(v)) => {
+            (url(&format!("{}/{}", d.directory.trim_end_matches('/'), rebuild::dsc_name(&l.source, &v))), d.sha256.clone())
+        }
+        _ => (String::new(), None),
+    };
+    pb::Job {
+        dsc_url,
+        dsc_sha256: dsc_sha256.unwrap_or_default(),
+        originals: l
+            .originals
+            .iter()
+            .map(|o| pb::OriginalFile { name: o.name.clone(), sha256: o.sha256.clone(), url: url(&o.filename) })
+            .collect(),
+        job_id: l.job_id,
+        fence: l.fence,
+        lease_expires_at: l.expires_at,
+        build_id: l.build_sha256,
+        source: l.source,
+        version: l.version,
+        architecture: l.arch,
+        backend: l.backend,
+        buildinfo: l.buildinfo,
+    }
+}
+
 /// What a report header says happened.
 #[derive(Debug)]
 enum Reported {
@@ -441,34 +471,6 @@ impl<S: RebuildStore> NodeService<S> {
     pub fn new(store: Arc<S>, settings: Arc<RebuildSettings>) -> Self {
         NodeService { store, settings }
     }
-
-    fn lease_to_job(l: rebuild::Lease, mirror: Option<&str>) -> pb::Job {
-        let url = |path: &str| mirror.map(|m| rebuild::mirror_url(m, path)).unwrap_or_default();
-        let (dsc_url, dsc_sha256) = match (&l.dsc, l.source_version.parse::<debversion::Version>()) {
-            (Some(d), Ok(v)) => {
-                (url(&format!("{}/{}", d.directory.trim_end_matches('/'), rebuild::dsc_name(&l.source, &v))), d.sha256.clone())
-            }
-            _ => (String::new(), None),
-        };
-        pb::Job {
-            dsc_url,
-            dsc_sha256: dsc_sha256.unwrap_or_default(),
-            originals: l
-                .originals
-                .iter()
-                .map(|o| pb::OriginalFile { name: o.name.clone(), sha256: o.sha256.clone(), url: url(&o.filename) })
-                .collect(),
-            job_id: l.job_id,
-            fence: l.fence,
-            lease_expires_at: l.expires_at,
-            build_id: l.build_sha256,
-            source: l.source,
-            version: l.version,
-            architecture: l.arch,
-            backend: l.backend,
-            buildinfo: l.buildinfo,
-        }
-    }
 }
 
 #[tonic::async_trait]
@@ -537,7 +539,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             if let Some(l) = self.store.claim(&node, now_unix(), &self.settings.policy).await.map_err(store_status)? {
                 tracing::debug!(job = l.job_id, fence = l.fence, node = %node.name, "job leased");
                 return Ok(Response::new(pb::ClaimResponse {
-                    job: Some(Self::lease_to_job(l, self.settings.archive_mirror.as_deref())),
+                    job: Some(lease_to_job(l, self.settings.archive_mirror.as_deref())),
                 }));
             }
             let now = tokio::time::Instant::now();
@@ -938,6 +940,42 @@ mod tests {
             assert_eq!(e.code(), tonic::Code::InvalidArgument);
             assert!(e.message().starts_with(field), "{}", e.message());
         }
+    }
+
+    #[test]
+    fn jobs_point_to_the_mirror_when_there_is_one() {
+        let lease = rebuild::Lease {
+            job_id: 1,
+            fence: 2,
+            expires_at: 3,
+            build_id: 4,
+            build_sha256: "b".repeat(64),
+            source: "hello".into(),
+            version: "2.10-3+b1".into(),
+            arch: "amd64".into(),
+            backend: String::new(),
+            buildinfo: b"Format: 1.0\n".to_vec(),
+            source_version: "1:2.10-3".into(),
+            dsc: Some(rebuild::SourceDsc { directory: "pool/main/h/hello/".into(), sha256: Some("d".repeat(64)) }),
+            originals: vec![rebuild::ArchiveFile {
+                name: "hello_2.10-3+b1_amd64.deb".into(),
+                sha256: "a".repeat(64),
+                filename: "pool/main/h/hello/hello_2.10-3+b1_amd64.deb".into(),
+            }],
+        };
+        let j = lease_to_job(lease.clone(), Some("file:///srv/mirror"));
+        assert_eq!(j.dsc_url, "file:///srv/mirror/pool/main/h/hello/hello_2.10-3.dsc", "no epoch in file names");
+        assert_eq!(j.dsc_sha256, "d".repeat(64));
+        assert_eq!(j.originals[0].url, "file:///srv/mirror/pool/main/h/hello/hello_2.10-3+b1_amd64.deb");
+        assert_eq!((j.job_id, j.fence, j.buildinfo.as_slice()), (1, 2, &b"Format: 1.0\n"[..]));
+        // Without a mirror: the node falls back to apt; the hashes are still given.
+        let j = lease_to_job(lease.clone(), None);
+        assert_eq!((j.dsc_url.as_str(), j.dsc_sha256.len()), ("", 64));
+        assert_eq!((j.originals[0].url.as_str(), j.originals[0].sha256.len()), ("", 64));
+        // Without a Sources entry: no source URL even with a mirror.
+        let j = lease_to_job(rebuild::Lease { dsc: None, ..lease }, Some("http://deb.debian.org/debian"));
+        assert_eq!((j.dsc_url.as_str(), j.dsc_sha256.as_str()), ("", ""));
+        assert_eq!(j.originals[0].url, "http://deb.debian.org/debian/pool/main/h/hello/hello_2.10-3+b1_amd64.deb");
     }
 
     #[test]

@@ -379,12 +379,13 @@ impl RebuildStore for PgStore {
             return Ok(None);
         };
         let (job_id, fence, build_id): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
-        let b = sqlx::query(
-            "SELECT b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256
+        let b = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256, {}
              FROM builds b JOIN build_texts t ON t.build_id = b.id
              LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version
              WHERE b.id = $1",
-        )
+            rows::archive_subquery(rows::POSTGRES, "b.id")
+        )))
         .bind(build_id)
         .fetch_one(&mut *tx)
         .await?;
@@ -393,6 +394,7 @@ impl RebuildStore for PgStore {
         let directory: Option<String> = b.get(3);
         let dsc = directory.map(|directory| crate::rebuild::SourceDsc { directory, sha256: b.get(4) });
         let source_version: String = b.get(2);
+        let archive = rows::archive_column(b.get::<Option<&str>, _>(5))?;
         sqlx::query(
             "INSERT INTO rebuild_attempts (job_id, fence, node_id, operator_id, started_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -404,14 +406,6 @@ impl RebuildStore for PgStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        // Read after the commit: the claim's locks are not held for it.
-        let archive = sqlx::query(sqlx::AssertSqlSafe(rows::archive_binaries_sql("$1")))
-            .bind(build_id)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(rows::archive_binary)
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(Lease {
             source_version,
             dsc,
@@ -497,23 +491,13 @@ impl RebuildStore for PgStore {
     }
 
     async fn lease_view(&self, job_id: i64) -> Result<Option<LeaseView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT j.build_id, j.state, j.fence, j.lease_node, f.name, f.sha256, j.source, j.version
-             FROM rebuild_jobs j LEFT JOIN build_files f ON f.build_id = j.build_id
-             WHERE j.id = $1 ORDER BY f.name",
-        )
-        .bind(job_id)
-        .fetch_all(&self.pool)
-        .await?;
-        let Some(first) = rows.first() else { return Ok(None) };
-        let archive = sqlx::query(sqlx::AssertSqlSafe(rows::archive_binaries_sql("$1")))
-            .bind(first.get::<i64, _>(0))
-            .fetch_all(&self.pool)
+        sqlx::query(sqlx::AssertSqlSafe(rows::lease_view_sql(rows::POSTGRES, "$1")))
+            .bind(job_id)
+            .fetch_optional(&self.pool)
             .await?
-            .iter()
-            .map(rows::archive_binary)
-            .collect::<Result<Vec<_>, _>>()?;
-        rows::lease_view(&rows, &archive)
+            .as_ref()
+            .map(rows::lease_view)
+            .transpose()
     }
 
     async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {

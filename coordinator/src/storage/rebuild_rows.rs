@@ -149,35 +149,66 @@ fn lines(s: &str) -> Vec<String> {
     s.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect()
 }
 
-/// The shipped binaries a build may have produced: same source and version, of its host
-/// architecture or (when it built architecture-independent packages) `all`. `param` is the
-/// backend's placeholder for the build id (`?` / `$1`). Rows as [`archive_binary`] reads them.
-pub fn archive_binaries_sql(param: &str) -> String {
+/// How a backend aggregates rows into one text, for [`archive_column`] and [`lease_view_sql`]:
+/// `(aggregate, unit separator, record separator)`. Records are joined by U+001E, fields by
+/// U+001F (characters no package name, version, hash or pool path holds), so that a lease's
+/// facts come in the one statement (one round trip) that reads the lease.
+pub type Dialect = (&'static str, &'static str, &'static str);
+/// SQLite's [`Dialect`].
+pub const SQLITE: Dialect = ("group_concat", "char(31)", "char(30)");
+/// PostgreSQL's [`Dialect`].
+pub const POSTGRES: Dialect = ("string_agg", "chr(31)", "chr(30)");
+
+fn agg((func, us, rs): Dialect, fields: &[&str]) -> String {
+    format!("{func}({}, {rs})", fields.join(&format!(" || {us} || ")))
+}
+
+/// A scalar subquery: the shipped binaries the build `build` (an SQL expression) may have
+/// produced, aggregated as [`archive_column`] reads them: same source and version, of its host
+/// architecture or (when it built architecture-independent packages) `all`, and in some suite.
+pub fn archive_subquery(d: Dialect, build: &str) -> String {
     format!(
-        "SELECT x.package, x.version, x.architecture, x.sha256, x.filename
-         FROM builds b JOIN binaries x ON x.source = b.source AND x.version = b.version
-         WHERE b.id = {param}
-           AND (x.architecture = b.host_arch
-                OR (x.architecture = 'all' AND (' ' || b.architectures || ' ') LIKE '% all %'))
-           AND EXISTS (SELECT 1 FROM suite_binaries s WHERE s.binary_id = x.id)
-         ORDER BY x.package, x.id"
+        "(SELECT {} FROM builds ab JOIN binaries x ON x.source = ab.source AND x.version = ab.version
+          WHERE ab.id = {build}
+            AND (x.architecture = ab.host_arch
+                 OR (x.architecture = 'all' AND (' ' || ab.architectures || ' ') LIKE '% all %'))
+            AND EXISTS (SELECT 1 FROM suite_binaries s WHERE s.binary_id = x.id))",
+        agg(d, &["x.package", "x.version", "x.architecture", "x.sha256", "x.filename"])
     )
 }
 
-/// A row of [`archive_binaries_sql`].
-pub fn archive_binary<'r, R>(r: &'r R) -> Result<ArchiveBinary, StoreError>
-where
-    R: Row,
-    usize: ColumnIndex<R>,
-    String: Decode<'r, R::Database> + Type<R::Database>,
-{
-    Ok(ArchiveBinary {
-        package: r.try_get(0)?,
-        version: r.try_get(1)?,
-        architecture: r.try_get(2)?,
-        sha256: r.try_get(3)?,
-        filename: r.try_get(4)?,
-    })
+fn records(s: &str) -> impl Iterator<Item = Vec<&str>> {
+    s.split('\u{1e}').filter(|r| !r.is_empty()).map(|r| r.split('\u{1f}').collect())
+}
+
+/// The shipped binaries of an [`archive_subquery`] column (NULL: none).
+pub fn archive_column(s: Option<&str>) -> Result<Vec<ArchiveBinary>, StoreError> {
+    let mut out = Vec::new();
+    for r in records(s.unwrap_or_default()) {
+        let [package, version, architecture, sha256, filename] = r[..] else {
+            return Err(StoreError::Corrupt(format!("archive binary record with {} fields", r.len())));
+        };
+        out.push(ArchiveBinary {
+            package: package.to_owned(),
+            version: version.to_owned(),
+            architecture: architecture.to_owned(),
+            sha256: sha256.to_owned(),
+            filename: filename.to_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// The one statement of `lease_view`: `(build_id, state, fence, lease_node, source, version,
+/// files, archive)` of job `param`, the files aggregated as `name US sha256`.
+pub fn lease_view_sql(d: Dialect, param: &str) -> String {
+    format!(
+        "SELECT j.build_id, j.state, j.fence, j.lease_node, j.source, j.version,
+                (SELECT {} FROM build_files f WHERE f.build_id = j.build_id), {}
+         FROM rebuild_jobs j WHERE j.id = {param}",
+        agg(d, &["f.name", "coalesce(f.sha256, '')"]),
+        archive_subquery(d, "j.build_id")
+    )
 }
 
 /// The stored failure code and message of an outcome.
@@ -193,32 +224,33 @@ pub fn outcome_columns(o: &crate::rebuild::AttemptOutcome) -> (Option<&'static s
     }
 }
 
-/// A [`LeaseView`] from rows `(build_id, state, fence, lease_node, file name, file sha256,
-/// source, version)`, one per produced file (or one with NULL file columns), and the build's
-/// shipped binaries.
-pub fn lease_view<R>(rows: &[R], archive: &[ArchiveBinary]) -> Result<Option<LeaseView>, StoreError>
+/// A [`LeaseView`] from the row of [`lease_view_sql`].
+pub fn lease_view<'r, R>(r: &'r R) -> Result<LeaseView, StoreError>
 where
     R: Row,
     usize: ColumnIndex<R>,
-    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
-    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
 {
-    let Some(first) = rows.first() else { return Ok(None) };
-    let state: String = first.try_get(1)?;
+    let state: String = r.try_get(1)?;
+    let files: Option<String> = r.try_get(6)?;
     let mut checksums = Vec::new();
-    for r in rows {
-        if let Some(name) = r.try_get::<Option<String>, _>(4)? {
-            checksums.push((name, r.try_get(5)?));
-        }
+    for f in records(files.as_deref().unwrap_or_default()) {
+        let [name, sha] = f[..] else {
+            return Err(StoreError::Corrupt(format!("build file record with {} fields", f.len())));
+        };
+        checksums.push((name.to_owned(), (!sha.is_empty()).then(|| sha.to_owned())));
     }
-    Ok(Some(LeaseView {
-        build_id: first.try_get(0)?,
+    checksums.sort();
+    let archive: Option<String> = r.try_get(7)?;
+    Ok(LeaseView {
+        build_id: r.try_get(0)?,
         state: JobState::from_str(&state).map_err(StoreError::Corrupt)?,
-        fence: first.try_get(2)?,
-        lease_node: first.try_get(3)?,
+        fence: r.try_get(2)?,
+        lease_node: r.try_get(3)?,
         checksums,
-        archive: crate::rebuild::archive_files(archive),
-        source: first.try_get(6)?,
-        version: first.try_get(7)?,
-    }))
+        archive: crate::rebuild::archive_files(&archive_column(archive.as_deref())?),
+        source: r.try_get(4)?,
+        version: r.try_get(5)?,
+    })
 }

@@ -58,7 +58,8 @@ pub trait RebuildStore: CampaignStore {
     ) -> impl Future<Output = Result<Vec<BuildTarget>, StoreError>> + Send;
 
     /// Queue jobs in one transaction; a build already queued or leased is not queued again
-    /// (its priority is raised when the new job's is higher).
+    /// (its priority is raised when the new job's is higher). Builds ingested from a rebuild's
+    /// produced buildinfo (`rebuild_of`) are never queued: they count as already done.
     fn enqueue(
         &self,
         jobs: &[NewJob],
@@ -69,7 +70,9 @@ pub trait RebuildStore: CampaignStore {
     /// Lease the first job this node may take (priority, then queue order): architecture,
     /// backend and tags match, retry-after time passed, no other node of its operator ever
     /// attempted it, its operator has not judged it yet, and the node has a free slot. Safe
-    /// under concurrent claims from several coordinators.
+    /// under concurrent claims from several coordinators. The lease carries the build's text,
+    /// its source's pool directory and .dsc hash (from the ingested Sources indices) and the
+    /// build's binaries as the archive ships them (read after the claim, outside its lock).
     fn claim(
         &self,
         node: &NodeRecord,
@@ -103,7 +106,7 @@ pub trait RebuildStore: CampaignStore {
     fn reclaim_expired(&self, now: i64, policy: &Policy) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// A job's lease holder and token, with what the original build produced (its buildinfo's
-    /// Checksums-Sha256), in one read.
+    /// Checksums-Sha256) and the archive's hashes of the build's shipped binaries.
     fn lease_view(&self, job_id: i64) -> impl Future<Output = Result<Option<LeaseView>, StoreError>> + Send;
 
     /// Job counts per state and priority.

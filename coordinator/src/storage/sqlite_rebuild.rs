@@ -328,22 +328,17 @@ impl RebuildStore for SqliteStore {
         let Some(c) = claimed else { return Ok(None) };
         // The text is read outside the write transaction (the reader runs beside the writer),
         // with where the archive has the source and the binaries.
-        let r = sqlx::query(
-            "SELECT b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256, {}
              FROM builds b JOIN build_texts t ON t.build_id = b.id
              LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version
              WHERE b.id = ?",
-        )
+            rows::archive_subquery(rows::SQLITE, "b.id")
+        )))
         .bind(c.build_id)
         .fetch_one(&self.reader)
         .await?;
-        let archive = sqlx::query(sqlx::AssertSqlSafe(rows::archive_binaries_sql("?")))
-            .bind(c.build_id)
-            .fetch_all(&self.reader)
-            .await?
-            .iter()
-            .map(rows::archive_binary)
-            .collect::<Result<Vec<_>, _>>()?;
+        let archive = rows::archive_column(r.get::<Option<&str>, _>(5))?;
         let directory: Option<String> = r.get(3);
         Ok(Some(Lease {
             source_version: r.get(2),
@@ -437,23 +432,13 @@ impl RebuildStore for SqliteStore {
     }
 
     async fn lease_view(&self, job_id: i64) -> Result<Option<LeaseView>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT j.build_id, j.state, j.fence, j.lease_node, f.name, f.sha256, j.source, j.version
-             FROM rebuild_jobs j LEFT JOIN build_files f ON f.build_id = j.build_id
-             WHERE j.id = ? ORDER BY f.name",
-        )
-        .bind(job_id)
-        .fetch_all(&self.reader)
-        .await?;
-        let Some(first) = rows.first() else { return Ok(None) };
-        let archive = sqlx::query(sqlx::AssertSqlSafe(rows::archive_binaries_sql("?")))
-            .bind(first.get::<i64, _>(0))
-            .fetch_all(&self.reader)
+        sqlx::query(sqlx::AssertSqlSafe(rows::lease_view_sql(rows::SQLITE, "?")))
+            .bind(job_id)
+            .fetch_optional(&self.reader)
             .await?
-            .iter()
-            .map(rows::archive_binary)
-            .collect::<Result<Vec<_>, _>>()?;
-        rows::lease_view(&rows, &archive)
+            .as_ref()
+            .map(rows::lease_view)
+            .transpose()
     }
 
     async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
