@@ -323,6 +323,10 @@ fn network_rebuilds_real_packages(db: Option<TestDatabase>) {
         let diff: Vec<&str> = a["differences"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
         assert_eq!(diff.len(), 1, "{}", context("unrepro"));
         assert!(diff[0].starts_with("unrepro_1.0-1_") && diff[0].ends_with(".deb"), "{}", context("unrepro"));
+        // diffoscope (installed by the setup script) compared it with the archive's copy.
+        if debcover_tests::which("diffoscope").is_some() {
+            assert!(a["diffoscope_sha256"].is_string(), "a diffoscope report: {}", context("unrepro"));
+        }
     }
 
     // Environment mismatch: app-a was built with libvuln-dev 1.0-1, which is not installed
