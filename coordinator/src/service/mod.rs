@@ -87,6 +87,14 @@ pub async fn run<S: RebuildStore>(
         builder = builder.tls_config(tls)?;
     }
     service.scheduler = Some(scheduler.clone());
+    // Shutdown ends waiting Claims at once (see RebuildSettings::stopping).
+    let stopping = {
+        let (shutdown, stop) = (shutdown.clone(), scheduler.stopping.clone());
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            stop.cancel();
+        })
+    };
     let reclaimer = tokio::spawn(rebuild::reclaimer(
         service.store.clone(),
         scheduler.clone(),
@@ -128,6 +136,7 @@ pub async fn run<S: RebuildStore>(
         .await;
     shutdown.cancel();
     let _ = reclaimer.await;
+    let _ = stopping.await;
     served
 }
 

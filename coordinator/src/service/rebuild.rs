@@ -69,6 +69,10 @@ pub struct RebuildSettings {
     pub archive_mirror: Option<String>,
     /// Woken whenever jobs become claimable (queued, requeued, reclaimed).
     pub work: Notify,
+    /// Cancelled when the server begins to shut down: waiting Claims answer at once (empty)
+    /// instead of holding the graceful shutdown for up to their long-poll time, which could
+    /// outlast the leases of nodes that are building meanwhile.
+    pub stopping: tokio_util::sync::CancellationToken,
     /// Recently authenticated nodes.
     nodes: NodeCache,
 }
@@ -116,6 +120,7 @@ impl RebuildSettings {
             data_dir,
             archive_mirror: None,
             work: Notify::new(),
+            stopping: tokio_util::sync::CancellationToken::new(),
             nodes: NodeCache::default(),
         }
     }
@@ -548,7 +553,10 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             }
             // Woken by this coordinator's queue changes; other coordinators sharing the database
             // (and retry-after times passing) are seen by polling every second.
-            let _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), notified).await;
+            tokio::select! {
+                _ = tokio::time::timeout((deadline - now).min(Duration::from_secs(1)), notified) => {}
+                _ = self.settings.stopping.cancelled() => return Ok(Response::new(pb::ClaimResponse { job: None })),
+            }
         }
     }
 
