@@ -255,20 +255,30 @@ pub fn build_type(architectures: &[String]) -> &'static str {
     }
 }
 
-/// The unpacked tree's directory: the recorded Build-Path when there is one and it is free
-/// (absolute, no `..`, not existing yet), else `DIR/build/SOURCE-UPSTREAM`.
-fn build_path(job: &JobSpec, dir: &Path, log: &mut Log) -> PathBuf {
+/// The unpacked tree's directory, and the directory to remove afterwards when it lies outside
+/// the work directory. The recorded Build-Path is used when it is one Debian records
+/// (`/build/DIR/TREE`: dpkg writes Build-Path only under /build), has no `..`, and its parent
+/// does not exist yet, so that the node creates, and later removes, only a directory of its
+/// own; else `DIR/build/SOURCE-UPSTREAM`.
+fn build_path(job: &JobSpec, dir: &Path, log: &mut Log) -> (PathBuf, Option<PathBuf>) {
     if let Some(recorded) = &job.buildinfo.build_path {
         let p = Path::new(recorded);
-        let safe = p.is_absolute() && !p.components().any(|c| matches!(c, std::path::Component::ParentDir));
-        if safe && !p.exists() {
-            let _ = log.note(&format!("building in the recorded Build-Path {recorded}"));
-            return p.to_owned();
+        let plain = p.components().all(|c| matches!(c, std::path::Component::RootDir | std::path::Component::Normal(_)));
+        let parent = p.parent().filter(|parent| parent.starts_with("/build") && parent.components().count() >= 3);
+        match parent {
+            Some(parent) if plain && !parent.exists() => {
+                let _ = log.note(&format!("building in the recorded Build-Path {recorded}"));
+                return (p.to_owned(), Some(parent.to_owned()));
+            }
+            _ => {
+                let _ = log.note(&format!(
+                    "recorded Build-Path {recorded} is not usable here (not /build/DIR/TREE, or in use); building in the work directory"
+                ));
+            }
         }
-        let _ = log.note(&format!("recorded Build-Path {recorded} is not usable here; building in the work directory"));
     }
     let v: &Version = &job.source.version;
-    dir.join("build").join(format!("{}-{}", job.source.source, v.upstream_version))
+    (dir.join("build").join(format!("{}-{}", job.source.source, v.upstream_version)), None)
 }
 
 /// Prepend the binNMU changelog entry the buildinfo recorded, as sbuild does.
@@ -335,17 +345,15 @@ async fn local(job: &JobSpec, ctx: &mut Ctx<'_>) -> Outcome {
         Ok(d) => d,
         Err(e) => return source_failure(e),
     };
-    let tree = build_path(job, ctx.dir, ctx.log);
-    if let Err(e) = source::unpack(&dsc, &tree, ctx.log, ctx.cancel).await {
-        return source_failure(e);
-    }
-    let result = build_in_tree(job, ctx, &tree).await;
-    // A recorded Build-Path outside the work directory is removed here; the work directory
-    // itself is removed by the caller.
-    if !tree.starts_with(ctx.dir) {
-        if let Some(parent) = tree.parent() {
-            let _ = tokio::fs::remove_dir_all(parent).await;
-        }
+    let (tree, outside) = build_path(job, ctx.dir, ctx.log);
+    let result = match source::unpack(&dsc, &tree, ctx.log, ctx.cancel).await {
+        Ok(()) => build_in_tree(job, ctx, &tree).await,
+        Err(e) => source_failure(e),
+    };
+    // A recorded Build-Path's directory (created by this job) is removed here; the work
+    // directory itself is removed by the caller.
+    if let Some(own) = outside {
+        let _ = tokio::fs::remove_dir_all(own).await;
     }
     result
 }
@@ -384,12 +392,21 @@ async fn build_in_tree(job: &JobSpec, ctx: &mut Ctx<'_>, tree: &Path) -> Outcome
     }
     // 5. What it produced: the files its .buildinfo lists, hashed here.
     let out_dir = tree.parent().unwrap_or(ctx.dir).to_owned();
-    collect_produced(&out_dir, ctx.log).await
+    collect(&out_dir, ctx.log, Select::Listed).await
 }
 
-/// The produced files in `dir`: the .buildinfo there and every file it lists (or, without a
-/// buildinfo, every .deb/.udeb/.ddeb), each hashed by the node.
-async fn collect_produced(dir: &Path, log: &mut Log) -> Outcome {
+/// Which files of an output directory are the build's products.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Select {
+    /// The files the .buildinfo there lists (or, without one, every .deb/.udeb/.ddeb): what
+    /// dpkg-buildpackage and debrebuild leave beside other files.
+    Listed,
+    /// Every regular file (the command backend's output directory).
+    All,
+}
+
+/// The produced files in `dir`, each hashed by the node, with the .buildinfo found there.
+async fn collect(dir: &Path, log: &mut Log, select: Select) -> Outcome {
     let dir = dir.to_owned();
     let found = tokio::task::spawn_blocking(move || -> std::io::Result<(Vec<Produced>, Option<Vec<u8>>)> {
         let mut names: Vec<String> = Vec::new();
@@ -400,24 +417,29 @@ async fn collect_produced(dir: &Path, log: &mut Log) -> Outcome {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "environment-differences.txt" {
+                continue;
+            }
             if name.ends_with(".buildinfo") && buildinfo.is_none() {
                 buildinfo = Some(std::fs::read(entry.path())?);
             }
             names.push(name);
         }
-        let listed: Option<Vec<String>> = buildinfo
-            .as_ref()
-            .and_then(|b| Buildinfo::parse(b).ok())
-            .map(|b| b.checksums.into_iter().map(|c| c.name).collect());
-        let wanted: Vec<String> = match listed {
-            Some(l) => l.into_iter().filter(|n| names.contains(n)).collect(),
-            None => names
-                .into_iter()
-                .filter(|n| n.ends_with(".deb") || n.ends_with(".udeb") || n.ends_with(".ddeb"))
-                .collect(),
-        };
+        if select == Select::Listed {
+            let listed: Option<Vec<String>> = buildinfo
+                .as_ref()
+                .and_then(|b| Buildinfo::parse(b).ok())
+                .map(|b| b.checksums.into_iter().map(|c| c.name).collect());
+            names = match listed {
+                Some(l) => l.into_iter().filter(|n| names.contains(n)).collect(),
+                None => names
+                    .into_iter()
+                    .filter(|n| n.ends_with(".deb") || n.ends_with(".udeb") || n.ends_with(".ddeb"))
+                    .collect(),
+            };
+        }
         let mut files = Vec::new();
-        for name in wanted {
+        for name in names {
             let path = dir.join(&name);
             let (size, sha256) = sha256_file(&path)?;
             files.push(Produced { name, size, sha256, path });
@@ -466,7 +488,7 @@ async fn debrebuild(job: &JobSpec, ctx: &mut Ctx<'_>) -> Outcome {
     let original_s = original.to_string_lossy().into_owned();
     let step = Step::new("debrebuild", &["--buildresult", &out_s, &builder, &original_s], ctx.dir);
     match process::run(&step, ctx.log, ctx.config.build_timeout, ctx.cancel).await {
-        Ok(Ended::Exited(0)) => collect_produced(&out, ctx.log).await,
+        Ok(Ended::Exited(0)) => collect(&out, ctx.log, Select::Listed).await,
         Ok(Ended::Exited(code)) => {
             // A build that ran leaves its sbuild/mmdebstrap log (*.build) in the result
             // directory; without one, debrebuild failed before building: it could not recreate
@@ -516,7 +538,7 @@ async fn command(job: &JobSpec, ctx: &mut Ctx<'_>) -> Outcome {
         ("DEBCOVER_OUTPUT_DIR".into(), out.to_string_lossy().into_owned()),
     ];
     match process::run(&step, ctx.log, ctx.config.build_timeout, ctx.cancel).await {
-        Ok(Ended::Exited(0)) => collect_all(&out, ctx.log).await,
+        Ok(Ended::Exited(0)) => collect(&out, ctx.log, Select::All).await,
         Ok(Ended::Exited(2)) => {
             Outcome::failed(FailureKind::DependenciesUnavailable, format!("{} exited 2: dependencies unavailable", program.display()))
         }
@@ -535,44 +557,6 @@ async fn command(job: &JobSpec, ctx: &mut Ctx<'_>) -> Outcome {
         Ok(Ended::TimedOut) => Outcome::failed(FailureKind::Timeout, format!("{} ran past the time limit", program.display())),
         Ok(Ended::Cancelled) => Outcome::Cancelled,
         Err(e) => io_failure("running the command backend", e),
-    }
-}
-
-/// Every regular file in `dir` (the command backend's output), hashed.
-async fn collect_all(dir: &Path, log: &mut Log) -> Outcome {
-    let dir = dir.to_owned();
-    let found = tokio::task::spawn_blocking(move || -> std::io::Result<(Vec<Produced>, Option<Vec<u8>>)> {
-        let mut files = Vec::new();
-        let mut buildinfo = None;
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            if !entry.file_type()?.is_file() {
-                continue;
-            }
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name == "environment-differences.txt" {
-                continue;
-            }
-            if name.ends_with(".buildinfo") && buildinfo.is_none() {
-                buildinfo = Some(std::fs::read(entry.path())?);
-            }
-            let (size, sha256) = sha256_file(&entry.path())?;
-            files.push(Produced { name, size, sha256, path: entry.path() });
-        }
-        files.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok((files, buildinfo))
-    })
-    .await;
-    match found {
-        Ok(Ok((files, buildinfo))) if !files.is_empty() => {
-            for f in &files {
-                let _ = log.note(&format!("produced {} ({} bytes, sha256 {})", f.name, f.size, f.sha256));
-            }
-            Outcome::Built { files, buildinfo, diffoscope: None }
-        }
-        Ok(Ok(_)) => Outcome::failed(FailureKind::BuildFailed, "the command exited 0 but left no files in DEBCOVER_OUTPUT_DIR"),
-        Ok(Err(e)) => io_failure("hashing the produced files", e),
-        Err(e) => io_failure("hashing the produced files", e),
     }
 }
 
@@ -638,6 +622,43 @@ mod tests {
         assert_eq!(build_type(&s(&["all"])), "-A");
         assert_eq!(build_type(&s(&["all", "amd64"])), "-b");
         assert_eq!(build_type(&s(&["source", "all", "amd64"])), "-b");
+    }
+
+    fn job_with_build_path(path: &str) -> JobSpec {
+        let text = format!(
+            "Format: 1.0\nSource: hello\nBinary: hello\nArchitecture: amd64\nVersion: 2.10-3\nBuild-Path: {path}\n\
+             Installed-Build-Depends:\n libc6 (= 2.36-9)\n"
+        );
+        let buildinfo = Buildinfo::parse(text.as_bytes()).unwrap();
+        JobSpec {
+            job_id: 1,
+            buildinfo_bytes: text.into_bytes(),
+            source: SourceRequest {
+                source: "hello".into(),
+                version: "2.10-3".parse().unwrap(),
+                dsc_url: String::new(),
+                dsc_sha256: String::new(),
+            },
+            buildinfo,
+            backend: None,
+            originals: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn recorded_build_path_only_under_build_and_only_if_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = Log::create(&dir.path().join("log"), 1 << 20).unwrap();
+        let own = "/build/debcover-test-nonexistent-1f3a";
+        let (tree, cleanup) = build_path(&job_with_build_path(&format!("{own}/hello-2.10")), dir.path(), &mut log);
+        assert_eq!(tree, Path::new(own).join("hello-2.10"));
+        assert_eq!(cleanup.as_deref(), Some(Path::new(own)));
+        // Elsewhere, or with `..`, or directly under /build: the work directory, nothing to remove.
+        for bad in ["/usr/src/hello-2.10", "/build/../etc/hello", "/build/hello-2.10"] {
+            let (tree, cleanup) = build_path(&job_with_build_path(bad), dir.path(), &mut log);
+            assert!(tree.starts_with(dir.path()), "{bad}: {}", tree.display());
+            assert!(cleanup.is_none(), "{bad}");
+        }
     }
 
     #[test]
