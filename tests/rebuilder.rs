@@ -311,6 +311,11 @@ fn network_rebuilds_real_packages(db: Option<TestDatabase>) {
             assert!(a["buildinfo_sha256"].is_string(), "produced buildinfo kept: {}", context(s));
         }
     }
+    // Every result came with a signed attestation, checked by the coordinator and kept as
+    // signed; the stock in-toto verifier accepts libstat's two at threshold 2 against the
+    // archive's .deb, and refuses a .deb with other bytes.
+    check_attestations_with_in_toto(&net, &job("libstat"), &fixture, &context("libstat"));
+
     // The produced buildinfo was ingested as a build of its own: hello has two more builds.
     let builds = net.server.json(&["build", "show", "hello", "--json"], 0);
     assert!(builds.as_array().map(|b| b.len()).unwrap_or(0) >= 3, "hello builds: {builds}");
@@ -349,6 +354,48 @@ fn network_rebuilds_real_packages(db: Option<TestDatabase>) {
         let left: Vec<_> = std::fs::read_dir(work.path().join(n).join("jobs")).unwrap().collect();
         assert!(left.is_empty(), "job directories left in {n}: {left:?}");
     }
+}
+
+/// Export a job's attestations as in-toto links and run `in-toto-verify` on them (through
+/// tests/python/intoto_threshold.py) with a threshold of 2.
+fn check_attestations_with_in_toto(net: &Net, job: &Value, fixture: &Path, context: &str) {
+    let links = tempfile::tempdir().unwrap();
+    for a in attempts(job) {
+        let sha = a["attestation_sha256"].as_str().unwrap_or_else(|| panic!("no attestation: {context}"));
+        let path = net.server.data_dir.path().join("cas/attestations").join(&sha[..2]).join(sha);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        use sha2::Digest;
+        assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), sha, "kept byte for byte");
+        let link: Value = serde_json::from_slice(&bytes).unwrap();
+        let keyid = link["signatures"][0]["keyid"].as_str().unwrap().to_owned();
+        std::fs::write(links.path().join(format!("rebuild.{}.link", &keyid[..8])), &bytes).unwrap();
+        assert_eq!(link["signed"]["environment"]["debcover_node"], a["node"], "{context}");
+    }
+    let nodes = net.server.json(&["node", "list", "--admin-token-file", &net.admin, "--json"], 0);
+    let keys: Vec<String> = nodes.as_array().unwrap().iter().filter_map(|n| n["public_key"].as_str().map(str::to_owned)).collect();
+    let have_in_toto = Command::new("python3").args(["-c", "import in_toto"]).status().map(|s| s.success()).unwrap_or(false);
+    if !have_in_toto {
+        skip_or_fail("the in-toto Python package is not installed (python3 -m pip install in-toto)");
+        return;
+    }
+    let debs = tempfile::tempdir().unwrap();
+    let deb = one(&fixture.join("stage1"), "libstat-dev_", ".deb");
+    std::fs::copy(&deb, debs.path().join(deb.file_name().unwrap())).unwrap();
+    let verify = |threshold: &str| {
+        let mut cmd = Command::new("python3");
+        cmd.arg(workspace().join("tests/python/intoto_threshold.py")).arg(links.path()).arg(debs.path()).arg(threshold);
+        cmd.args(&keys);
+        cmd.output().unwrap()
+    };
+    let out = verify("2");
+    assert!(out.status.success(), "in-toto-verify refused: {}\n{}\n{context}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // Not enough independent links for a threshold of 3.
+    let out = verify("3");
+    assert!(!out.status.success(), "threshold 3 with two links passed");
+    // Other bytes under the same name do not match what was attested.
+    std::fs::write(debs.path().join(deb.file_name().unwrap()), b"not the rebuilt package").unwrap();
+    let out = verify("2");
+    assert!(!out.status.success(), "a tampered .deb passed in-toto-verify");
 }
 
 #[test]

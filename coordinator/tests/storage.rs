@@ -1073,11 +1073,13 @@ async fn sched_nodes_credentials_and_history<S: RebuildStore, F: std::future::Fu
         buildinfo_sha256: Some("cd".repeat(32)),
         log_sha256: Some("ef".repeat(32)),
         diffoscope_sha256: None,
+        attestation_sha256: Some("12".repeat(32)),
     };
     store.finish(m.id, l.job_id, l.fence, &r, T0 + 3, &policy(1)).await.unwrap().unwrap();
     let h = store.attempts(&[l.job_id]).await.unwrap();
     assert_eq!(h.len(), 2);
     assert_eq!((h[1].node.as_str(), h[1].operator.as_str()), ("d1", "dave"));
+    assert_eq!(h[1].attestation_sha256.as_deref(), Some("12".repeat(32).as_str()), "the attestation key is stored");
     assert_eq!(h[1].artifacts, r.artifacts);
     assert_eq!(h[1].log_sha256, r.log_sha256);
     let counts = store.queue_counts().await.unwrap();

@@ -7,6 +7,7 @@
 //! - [`index`]: `Packages` and `Sources` archive indices, read paragraph by paragraph so a whole
 //!   suite never sits in memory at once.
 //! - [`aggregate`]: aggregated buildinfo indices (many buildinfo paragraphs in one file).
+//! - [`intoto`]: canonical JSON and ed25519 key ids as in-toto signs and names them.
 //! - [`compress`]: transparent `.gz` / `.xz` / plain decompression by magic bytes, with a size cap.
 //! - [`deb`]: binary packages (`.deb`): `ar` → `data.tar.*` → the ELF files under executable
 //!   paths, streamed, every size and count capped ([`deb::Limits`]).
@@ -32,6 +33,7 @@ pub mod embedded;
 pub mod error;
 mod fields;
 pub mod index;
+pub mod intoto;
 pub mod paragraph;
 pub mod relation;
 

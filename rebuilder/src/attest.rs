@@ -10,80 +10,13 @@ use std::collections::BTreeMap;
 
 use ed25519_dalek::Signer;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::key::NodeKey;
 
 /// The in-toto step name of a rebuild.
 pub const STEP: &str = "rebuild";
 
-/// Canonical JSON as securesystemslib defines it (and in-toto signs): object keys sorted, no
-/// insignificant whitespace, strings escaping only `\` and `"`, integers only.
-pub fn canonical(v: &Value) -> Vec<u8> {
-    let mut out = Vec::new();
-    write_canonical(v, &mut out);
-    out
-}
-
-fn write_string(s: &str, out: &mut Vec<u8>) {
-    out.push(b'"');
-    for b in s.bytes() {
-        if b == b'"' || b == b'\\' {
-            out.push(b'\\');
-        }
-        out.push(b);
-    }
-    out.push(b'"');
-}
-
-fn write_canonical(v: &Value, out: &mut Vec<u8>) {
-    match v {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        // Only integers are canonical; the link never holds other numbers.
-        Value::Number(n) => out.extend_from_slice(n.to_string().as_bytes()),
-        Value::String(s) => write_string(s, out),
-        Value::Array(a) => {
-            out.push(b'[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_canonical(x, out);
-            }
-            out.push(b']');
-        }
-        Value::Object(o) => {
-            out.push(b'{');
-            let mut keys: Vec<&String> = o.keys().collect();
-            keys.sort();
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(k, out);
-                out.push(b':');
-                write_canonical(&o[k], out);
-            }
-            out.push(b'}');
-        }
-    }
-}
-
-/// The public key as securesystemslib writes it into an in-toto layout (without `keyid`).
-pub fn public_key_dict(public_hex: &str) -> Value {
-    json!({
-        "keytype": "ed25519",
-        "scheme": "ed25519",
-        "keyid_hash_algorithms": ["sha256", "sha512"],
-        "keyval": {"public": public_hex},
-    })
-}
-
-/// The key id: SHA-256 of the canonical JSON of [`public_key_dict`].
-pub fn keyid(public_hex: &str) -> String {
-    hex::encode(Sha256::digest(canonical(&public_key_dict(public_hex))))
-}
+pub use debcover_formats::intoto::{canonical, keyid, public_key_dict};
 
 /// What one rebuild attests.
 #[derive(Debug, Clone, Default)]
@@ -131,12 +64,6 @@ pub fn link_file_name(key: &NodeKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn canonical_form() {
-        let v = json!({"b": [1, true, null], "a": "x\"y\\z", "c": {"z": 1, "a": "é"}});
-        assert_eq!(String::from_utf8(canonical(&v)).unwrap(), r#"{"a":"x\"y\\z","b":[1,true,null],"c":{"a":"é","z":1}}"#);
-    }
 
     #[test]
     fn signature_verifies_over_the_canonical_signed_part() {

@@ -242,32 +242,6 @@ pub fn scan_ibd(text: &str) -> Vec<(String, String)> {
     out
 }
 
-#[cfg(test)]
-mod tidy {
-    //! Rules that keep the documentation true to the code.
-
-    /// Every workspace member and every coordinator module appears in ARCHITECTURE.md's map.
-    #[test]
-    fn architecture_map_names_every_crate_and_module() {
-        let root = super::workspace();
-        let arch = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
-        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
-        let members = manifest
-            .lines()
-            .find(|l| l.starts_with("members"))
-            .expect("members line");
-        for member in members.split('"').skip(1).step_by(2) {
-            assert!(arch.contains(&format!("`{member}/`")), "ARCHITECTURE.md does not map `{member}/`");
-        }
-        let lib = std::fs::read_to_string(root.join("coordinator/src/lib.rs")).expect("lib.rs");
-        for module in lib.lines().filter_map(|l| l.strip_prefix("pub mod ")).map(|m| m.trim_end_matches(';')) {
-            assert!(
-                arch.contains(&format!("`{module}.rs`")) || arch.contains(&format!("`{module}/`")),
-                "ARCHITECTURE.md does not map coordinator module `{module}`"
-            );
-        }
-    }
-}
 
 /// Split a Packages file into paragraphs of `(field, value)` with continuation lines joined.
 pub fn paragraphs(text: &str) -> Vec<Vec<(String, String)>> {
@@ -326,3 +300,29 @@ pub fn embedding_scan(text: &str, library: &str, fixed: &str) -> std::collection
     want
 }
 
+#[cfg(test)]
+mod tidy {
+    //! Rules that keep the documentation true to the code.
+
+    /// Every workspace member and every coordinator module appears in ARCHITECTURE.md's map.
+    #[test]
+    fn architecture_map_names_every_crate_and_module() {
+        let root = super::workspace();
+        let arch = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).expect("Cargo.toml");
+        let members = manifest
+            .lines()
+            .find(|l| l.starts_with("members"))
+            .expect("members line");
+        for member in members.split('"').skip(1).step_by(2) {
+            assert!(arch.contains(&format!("`{member}/`")), "ARCHITECTURE.md does not map `{member}/`");
+        }
+        let lib = std::fs::read_to_string(root.join("coordinator/src/lib.rs")).expect("lib.rs");
+        for module in lib.lines().filter_map(|l| l.strip_prefix("pub mod ")).map(|m| m.trim_end_matches(';')) {
+            assert!(
+                arch.contains(&format!("`{module}.rs`")) || arch.contains(&format!("`{module}/`")),
+                "ARCHITECTURE.md does not map coordinator module `{module}`"
+            );
+        }
+    }
+}

@@ -211,6 +211,7 @@ pub fn history_json(r: &pb::JobHistoryResponse) -> Value {
                             "log_sha256": (!a.log_sha256.is_empty()).then_some(&a.log_sha256),
                             "diffoscope_sha256": (!a.diffoscope_sha256.is_empty()).then_some(&a.diffoscope_sha256),
                             "differences": a.differences,
+                            "attestation_sha256": (!a.attestation_sha256.is_empty()).then_some(&a.attestation_sha256),
                             "artifacts": a.artifacts.iter().map(|f| json!({"name": f.name, "size": f.size, "sha256": f.sha256})).collect::<Vec<_>>(),
                         })
                     })

@@ -47,6 +47,8 @@ pub enum BlobKind {
     Buildinfo,
     /// A diffoscope report (text) on the files that differ, stored zstd-compressed.
     Diffoscope,
+    /// A node's signed in-toto link, stored byte for byte as signed.
+    Attestation,
 }
 
 impl BlobKind {
@@ -55,6 +57,7 @@ impl BlobKind {
             BlobKind::Log => "logs",
             BlobKind::Buildinfo => "buildinfo",
             BlobKind::Diffoscope => "diffoscope",
+            BlobKind::Attestation => "attestations",
         }
     }
 
@@ -68,6 +71,7 @@ impl BlobKind {
             BlobKind::Log => "build log",
             BlobKind::Buildinfo => "produced .buildinfo",
             BlobKind::Diffoscope => "diffoscope report",
+            BlobKind::Attestation => "attestation",
         }
     }
 }

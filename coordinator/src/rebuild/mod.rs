@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub mod attest;
 pub mod cas;
 
 /// Why a job was queued; lower values are claimed first.
@@ -240,12 +241,21 @@ pub struct AttemptReport {
     pub log_sha256: Option<String>,
     /// SHA-256 of the diffoscope report (uncompressed) in the content-addressed store.
     pub diffoscope_sha256: Option<String>,
+    /// The node's signed attestation (content-store key), verified before it was accepted.
+    pub attestation_sha256: Option<String>,
 }
 
 impl AttemptReport {
     /// A report with this outcome and nothing else (hand-backs, lost nodes).
     pub fn bare(outcome: AttemptOutcome) -> AttemptReport {
-        AttemptReport { outcome, artifacts: Vec::new(), buildinfo_sha256: None, log_sha256: None, diffoscope_sha256: None }
+        AttemptReport {
+            outcome,
+            artifacts: Vec::new(),
+            buildinfo_sha256: None,
+            log_sha256: None,
+            diffoscope_sha256: None,
+            attestation_sha256: None,
+        }
     }
 }
 
@@ -649,6 +659,8 @@ pub struct AttemptRecord {
     pub diffoscope_sha256: Option<String>,
     /// Differing files (unreproducible) or environment differences (environment-mismatch).
     pub differences: Vec<String>,
+    /// The node's signed attestation in the content-addressed store.
+    pub attestation_sha256: Option<String>,
 }
 
 /// Which jobs to list.

@@ -292,6 +292,7 @@ fn attempt_info(a: &AttemptRecord) -> pb::AttemptInfo {
         log_sha256: a.log_sha256.clone().unwrap_or_default(),
         artifacts: a.artifacts.iter().map(artifact_wire).collect(),
         diffoscope_sha256: a.diffoscope_sha256.clone().unwrap_or_default(),
+        attestation_sha256: a.attestation_sha256.clone().unwrap_or_default(),
         differences: a.differences.clone(),
     }
 }
@@ -611,6 +612,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
         let mut log: Option<BlobWriter> = None;
         let mut buildinfo: Option<BlobWriter> = None;
         let mut diffoscope: Option<BlobWriter> = None;
+        let mut attestation: Vec<u8> = Vec::new();
         // The produced buildinfo is also kept here (within MAX_BUILDINFO_BYTES, which its
         // writer enforces first), to be parsed and ingested as a build.
         let mut produced: Vec<u8> = Vec::new();
@@ -646,12 +648,29 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
                     .await
                     .map_err(cas)?,
                 Some(Chunk::Header(_)) => return Err(Status::invalid_argument("a report has one header")),
-                // Signed attestations are the nodes' (in-toto link metadata); the coordinator
-                // does not keep them yet.
-                Some(Chunk::Attestation(_)) => {}
+                Some(Chunk::Attestation(b)) => {
+                    if attestation.len() as u64 + b.len() as u64 > rebuild::attest::MAX_ATTESTATION_BYTES {
+                        return Err(Status::resource_exhausted(format!(
+                            "attestation larger than {} bytes",
+                            rebuild::attest::MAX_ATTESTATION_BYTES
+                        )));
+                    }
+                    attestation.extend_from_slice(&b);
+                }
                 None => {}
             }
         }
+        // A signed attestation must verify with the node's registered key and speak of this
+        // lease and exactly these files; nothing is recorded otherwise.
+        let attestation_sha256 = if attestation.is_empty() {
+            None
+        } else {
+            rebuild::attest::check(&attestation, &node.caps.public_key, header.job_id, header.fence, &artifacts)
+                .map_err(|e| Status::invalid_argument(format!("attestation: {e}")))?;
+            let mut w = BlobWriter::start(dir, BlobKind::Attestation, rebuild::attest::MAX_ATTESTATION_BYTES);
+            w.write(attestation).await.map_err(cas)?;
+            w.finish().await.map_err(cas)?
+        };
         // A built result's buildinfo must parse and describe the job's build before anything of
         // the report is recorded: otherwise the lease stays and the node may report again.
         let rebuilt = match (&result, produced.is_empty()) {
@@ -683,7 +702,8 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
                 outcome
             }
         };
-        let report = AttemptReport { outcome, artifacts, buildinfo_sha256, log_sha256, diffoscope_sha256 };
+        let report =
+            AttemptReport { outcome, artifacts, buildinfo_sha256, log_sha256, diffoscope_sha256, attestation_sha256 };
         let state = self
             .store
             .finish(node.id, header.job_id, header.fence, &report, now_unix(), &self.settings.policy)
@@ -714,6 +734,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             log_sha256: report.log_sha256.unwrap_or_default(),
             buildinfo_sha256: report.buildinfo_sha256.unwrap_or_default(),
             diffoscope_sha256: report.diffoscope_sha256.unwrap_or_default(),
+            attestation_sha256: report.attestation_sha256.clone().unwrap_or_default(),
             verdicts: verdicts.iter().map(verdict_wire).collect(),
         }))
     }

@@ -56,6 +56,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (3, "query generation", include_str!("../../../migrations/postgres/0003_query_generation.sql")),
         (4, "rebuild jobs", include_str!("../../../migrations/postgres/0004_rebuild_jobs.sql")),
         (5, "rebuild results", include_str!("../../../migrations/postgres/0005_rebuild_results.sql")),
+        (6, "attestations", include_str!("../../../migrations/postgres/0006_attestations.sql")),
     ])
 }
 

@@ -103,8 +103,9 @@ async fn end_attempt(
     let (code, message) = rows::outcome_columns(&report.outcome);
     sqlx::query(
         "UPDATE rebuild_attempts SET finished_at = $1, outcome = $2, failure_code = $3, message = $4,
-             buildinfo_sha256 = $5, log_sha256 = $6, diffoscope_sha256 = $7, differences = $8
-         WHERE id = $9",
+             buildinfo_sha256 = $5, log_sha256 = $6, diffoscope_sha256 = $7, differences = $8,
+             attestation_sha256 = $9
+         WHERE id = $10",
     )
     .bind(now)
     .bind(report.outcome.as_str())
@@ -114,6 +115,7 @@ async fn end_attempt(
     .bind(&report.log_sha256)
     .bind(&report.diffoscope_sha256)
     .bind(rows::differences_column(report.outcome.differences()))
+    .bind(&report.attestation_sha256)
     .bind(attempt_id)
     .execute(&mut *tx)
     .await?;

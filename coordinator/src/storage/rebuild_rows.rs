@@ -30,7 +30,8 @@ pub const NODE_SELECT: &str = "SELECT n.id, n.operator_id, o.name, n.name, n.cre
 
 /// `SELECT` of an attempt row as [`attempt`] reads it (artifacts are attached afterwards).
 pub const ATTEMPT_SELECT: &str = "SELECT a.id, a.job_id, a.fence, o.name, n.name, a.started_at, a.finished_at,
-        a.outcome, a.failure_code, a.message, a.buildinfo_sha256, a.log_sha256, a.diffoscope_sha256, a.differences
+        a.outcome, a.failure_code, a.message, a.buildinfo_sha256, a.log_sha256, a.diffoscope_sha256, a.differences,
+        a.attestation_sha256
      FROM rebuild_attempts a JOIN rebuild_nodes n ON n.id = a.node_id
      JOIN rebuild_operators o ON o.id = a.operator_id";
 
@@ -135,6 +136,7 @@ where
             artifacts: Vec::new(),
             diffoscope_sha256: r.try_get(12)?,
             differences: lines(&r.try_get::<String, _>(13)?),
+            attestation_sha256: r.try_get(14)?,
         },
     ))
 }

@@ -100,7 +100,8 @@ async fn end_attempt(
     let (code, message) = rows::outcome_columns(&report.outcome);
     sqlx::query(
         "UPDATE rebuild_attempts SET finished_at = ?, outcome = ?, failure_code = ?, message = ?,
-             buildinfo_sha256 = ?, log_sha256 = ?, diffoscope_sha256 = ?, differences = ?
+             buildinfo_sha256 = ?, log_sha256 = ?, diffoscope_sha256 = ?, differences = ?,
+             attestation_sha256 = ?
          WHERE id = ?",
     )
     .bind(now)
@@ -111,6 +112,7 @@ async fn end_attempt(
     .bind(&report.log_sha256)
     .bind(&report.diffoscope_sha256)
     .bind(rows::differences_column(report.outcome.differences()))
+    .bind(&report.attestation_sha256)
     .bind(attempt_id)
     .execute(&mut *tx)
     .await?;
