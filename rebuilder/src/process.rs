@@ -249,10 +249,18 @@ mod tests {
         assert_eq!(ended, Ended::TimedOut);
         assert!(t.elapsed() < Duration::from_secs(20));
         let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-        // Gone, or a zombie waiting for init to reap it (its state in /proc/PID/stat is Z).
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
-        assert!(matches!(state, None | Some('Z') | Some('X')), "the background sleep {pid} survived: {stat}");
+        // Gone, or a zombie waiting for init to reap it (its state in /proc/PID/stat is Z). The
+        // SIGKILL is delivered but the process may take a moment to exit: wait up to 10 s.
+        let t = Instant::now();
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+            if matches!(state, None | Some('Z') | Some('X')) {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "the background sleep {pid} survived: {stat}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     #[tokio::test]
