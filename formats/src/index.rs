@@ -124,7 +124,7 @@ impl SourcesEntry {
     /// Line numbers in errors are lines of the whole file.
     pub fn parse(p: &RawParagraph) -> Result<SourcesEntry, ParseError> {
         let fields = split_paragraph(&p.text, p.first_line.saturating_sub(1))?;
-        Self::from_fields(&fields, &SOURCES_FIELDS, p)
+        Self::from_fields(&fields, "Package", p)
     }
 
     /// Parse a source package's `.dsc` file (plain or clearsigned; the signature is not
@@ -139,14 +139,18 @@ impl SourcesEntry {
         let (payload, line_offset, _signature) = crate::buildinfo::dearmor(text)?;
         let fields = split_paragraph(&payload, line_offset)?;
         let p = RawParagraph { text: String::new(), first_line: line_offset + 1 };
-        Self::from_fields(&fields, &DSC_FIELDS, &p)
+        Self::from_fields(&fields, "Source", &p)
     }
 
-    fn from_fields(fields: &[Field<'_>], wanted: &[&str; 9], p: &RawParagraph) -> Result<SourcesEntry, ParseError> {
+    /// The fields of a Sources paragraph or a .dsc; `name_field` names the package (`Package`
+    /// in an index, `Source` in a .dsc).
+    fn from_fields(fields: &[Field<'_>], name_field: &str, p: &RawParagraph) -> Result<SourcesEntry, ParseError> {
+        let mut wanted = SOURCES_FIELDS;
+        wanted[0] = name_field;
         let mut slots: [Option<&Field<'_>>; SOURCES_FIELDS.len()] = [None; SOURCES_FIELDS.len()];
-        collect(fields, wanted, &mut slots)?;
+        collect(fields, &wanted, &mut slots)?;
         let [package, version, binary, architecture, directory, bd, bdi, bda, sums] = slots;
-        let (name, version) = package_and_version(package, wanted[0], version, p)?;
+        let (name, version) = package_and_version(package, name_field, version, p)?;
         let mut binaries = Vec::new();
         if let Some(f) = binary {
             f.for_each_item(|line, item| {
@@ -221,19 +225,6 @@ const PACKAGES_FIELDS: [&str; 10] = [
 /// The `Sources` fields read, in the order of the slots [`collect`] fills.
 const SOURCES_FIELDS: [&str; 9] = [
     "Package",
-    "Version",
-    "Binary",
-    "Architecture",
-    "Directory",
-    "Build-Depends",
-    "Build-Depends-Indep",
-    "Build-Depends-Arch",
-    "Checksums-Sha256",
-];
-
-/// The `.dsc` fields read: those of a Sources paragraph, with `Source` naming the package.
-const DSC_FIELDS: [&str; 9] = [
-    "Source",
     "Version",
     "Binary",
     "Architecture",
