@@ -7,6 +7,9 @@
 //! where the operators produced different bytes, stays `fixed-unverified` flagged
 //! `disagreement` with both sides; app-a, rebuilt against the vulnerable version, says
 //! `still-vulnerable`.
+//!
+//! Corroboration: bookworm's real lego (Go) and hexyl (Rust) binaries, read by the bounded
+//! .deb reader, against Installed-Build-Depends as a buildinfo records them.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -243,3 +246,67 @@ async fn campaign_item_covered_on_attested_rebuilds_postgres() {
     assert_eq!(s.terminate(), Some(0));
 }
 
+/// A real .deb from tests/fixtures/download-debs.sh (cached under target/).
+fn fixture_deb(name: &str) -> Option<PathBuf> {
+    let dir = workspace().join("target/debcover-fixtures/debs");
+    let found = std::fs::read_dir(&dir).ok().and_then(|d| {
+        d.filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}_"))))
+    });
+    if found.is_none() {
+        let why = format!("{name}_*.deb not in {} (run tests/fixtures/download-debs.sh)", dir.display());
+        if in_ci() {
+            panic!("{why}");
+        }
+        eprintln!("SKIPPING: {why}");
+    }
+    found
+}
+
+/// Every ELF file of a .deb with what it says, read within the default limits.
+fn elf_infos(deb: &std::path::Path) -> Vec<(String, debcover_formats::embedded::ElfInfo)> {
+    use debcover_formats::{deb, embedded};
+    let mut out = Vec::new();
+    let file = std::io::BufReader::new(std::fs::File::open(deb).unwrap());
+    deb::for_each_elf(file, &deb::Limits::default(), |e| out.push((e.path.to_owned(), embedded::inspect_elf(e.bytes).unwrap())))
+        .unwrap();
+    out
+}
+
+fn ibd(entries: &[(&str, &str)]) -> Vec<(String, String)> {
+    entries.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+}
+
+/// bookworm's lego (Go) and hexyl (Rust), as the archive ships them, against the
+/// Installed-Build-Depends their builds would record: the toolchain each embeds agrees with
+/// the installed one and disagrees with any other.
+#[test]
+fn binaries_corroborate_the_buildinfo_on_real_lego_and_hexyl() {
+    use debcover_coordinator::rebuild::corroborate::against_buildinfo;
+    use debcover_formats::corroborate::Verdict;
+    let (Some(lego), Some(hexyl)) = (fixture_deb("lego"), fixture_deb("hexyl")) else { return };
+    let infos = elf_infos(&lego);
+    let (path, info) = infos.iter().find(|(p, _)| p == "usr/bin/lego").expect("usr/bin/lego");
+    let installed = ibd(&[("golang-1.19-go", "1.19.5-1"), ("golang-1.19-src", "1.19.5-1"), ("libc6-dev", "2.36-8")]);
+    let f = against_buildinfo(path, info, &installed);
+    let go = f.iter().find(|f| f.subject == "go toolchain").expect("a go toolchain finding");
+    assert_eq!((go.embedded.as_str(), go.verdict), ("go1.19.5", Verdict::Agrees), "{go}");
+    assert_eq!(go.to_string(), "binary usr/bin/lego embeds go toolchain go1.19.5; declaration names Installed-Build-Depends: golang-1.19 1.19.5-1: agrees");
+    // A buildinfo that recorded another Go: reported, with both versions.
+    let f = against_buildinfo(path, info, &ibd(&[("golang-1.19-go", "1.19.4-1")]));
+    let go = f.iter().find(|f| f.subject == "go toolchain").unwrap();
+    assert_eq!(go.verdict, Verdict::Disagrees, "{go}");
+    assert!(go.to_string().contains("golang-1.19 1.19.4-1: DISAGREES"), "{go}");
+    // No Go toolchain recorded at all.
+    let f = against_buildinfo(path, info, &ibd(&[("libc6-dev", "2.36-8")]));
+    assert_eq!(f.iter().find(|f| f.subject == "go toolchain").unwrap().verdict, Verdict::Undeclared);
+
+    let infos = elf_infos(&hexyl);
+    let (path, info) = infos.iter().find(|(p, _)| p == "usr/bin/hexyl").expect("usr/bin/hexyl");
+    let f = against_buildinfo(path, info, &ibd(&[("rustc", "1.63.0+dfsg1-2"), ("cargo", "0.66.0+ds1-1")]));
+    let rustc = f.iter().find(|f| f.subject == "rustc").expect("a rustc finding");
+    assert_eq!((rustc.embedded.as_str(), rustc.verdict), ("1.63.0", Verdict::Agrees), "{rustc}");
+    let f = against_buildinfo(path, info, &ibd(&[("rustc", "1.65.0+dfsg1-2")]));
+    assert_eq!(f.iter().find(|f| f.subject == "rustc").unwrap().verdict, Verdict::Disagrees);
+}

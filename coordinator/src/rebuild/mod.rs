@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 pub mod attest;
 pub mod cas;
+pub mod corroborate;
 pub mod coverage;
 
 /// Why a job was queued; lower values are claimed first.
