@@ -1421,28 +1421,28 @@ async fn coverage_rests_on_attested_rebuilds<S: RebuildStore, F: std::future::Fu
     let attempts = store.attempts(&[jobs[0].id]).await.unwrap();
     assert_eq!(attempts[0].message, rebuild::UNATTESTED_NOTE);
     let states = |jobs: &[rebuild::JobRecord]| jobs.iter().map(|j| (j.id, j.state)).collect::<Vec<_>>();
-    let BuildCheck::Unverified { why } = check_build(&states(&jobs), &attempts, &[good.clone()], 2) else { panic!() };
+    let BuildCheck::Unverified { why } = check_build(&states(&jobs), &attempts, std::slice::from_ref(&good), 2) else { panic!() };
     assert!(why.starts_with("0 attested reproduction(s)"), "{why}");
     // bob and carol reproduce it with attestations: verified on their two.
     assert_eq!(finish("bob", built(&good, true)).await, JobState::Queued);
     assert_eq!(finish("carol", built(&good, true)).await, JobState::Verified);
     let jobs = store.jobs_of_builds(&[build]).await.unwrap();
     let attempts = store.attempts(&[jobs[0].id]).await.unwrap();
-    let BuildCheck::Verified { attestors } = check_build(&states(&jobs), &attempts, &[good.clone()], jobs[0].verified)
+    let BuildCheck::Verified { attestors } = check_build(&states(&jobs), &attempts, std::slice::from_ref(&good), jobs[0].verified)
     else {
         panic!("{attempts:?}")
     };
     assert_eq!(attestors.iter().map(|a| a.node.as_str()).collect::<Vec<_>>(), ["bob/bob1", "carol/carol1"]);
     assert_eq!(attestors[0].attestation_sha256, sha256_hex_of(&good));
     // Verified, but the archive ships other bytes than were reproduced: not enough.
-    assert!(matches!(check_build(&states(&jobs), &attempts, &[bad.clone()], 2), BuildCheck::Unverified { .. }));
+    assert!(matches!(check_build(&states(&jobs), &attempts, std::slice::from_ref(&bad), 2), BuildCheck::Unverified { .. }));
     // dave, queued again by request, gets other bytes: the operators disagree, both sides named.
     store.enqueue(&jobs_for(&store, &["synth0"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
     finish("dave", built(&bad, true)).await;
     let jobs = store.jobs_of_builds(&[build]).await.unwrap();
     assert_eq!(jobs.len(), 2);
     let attempts = store.attempts(&jobs.iter().map(|j| j.id).collect::<Vec<_>>()).await.unwrap();
-    let BuildCheck::Disagreement { disagreements } = check_build(&states(&jobs), &attempts, &[good.clone()], 2) else {
+    let BuildCheck::Disagreement { disagreements } = check_build(&states(&jobs), &attempts, std::slice::from_ref(&good), 2) else {
         panic!()
     };
     let text = disagreements[0].to_string();

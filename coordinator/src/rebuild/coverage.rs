@@ -251,7 +251,7 @@ mod tests {
         assert_eq!(d[0].sides.len(), 2);
         let text = d[0].to_string();
         assert!(text.contains("alice/alice1") && text.contains("bob/bob1") && text.contains(&aa[..16]) && text.contains(&bb[..16]), "{text}");
-        assert!(matches!(check_build(&[(1, JobState::Queued)], &split, &[aa.clone()], 2), BuildCheck::Disagreement { .. }));
+        assert!(matches!(check_build(&[(1, JobState::Queued)], &split, std::slice::from_ref(&aa), 2), BuildCheck::Disagreement { .. }));
         // A missing binary on one side disagrees too.
         let missing = [attempt("alice", 1, "reproducible", Some(&aa), true), attempt("bob", 2, "unreproducible", None, true)];
         assert_eq!(disagreements(&missing)[0].sides[1].sha256, None);
