@@ -82,7 +82,8 @@ pub enum JobState {
     Queued,
     /// A node holds a lease on it.
     Leased,
-    /// Reproduced by the required number of distinct operators.
+    /// Reproduced by the required number of distinct operators, each with an accepted signed
+    /// attestation.
     Verified,
     /// A budget is exhausted; the reason says which.
     Parked,
@@ -711,7 +712,7 @@ pub struct Policy {
     pub max_failures: u32,
     /// Unreproducible results after which a job is parked.
     pub max_unreproducible: u32,
-    /// Distinct operators that must reproduce a build (k of n).
+    /// Distinct operators that must reproduce a build (k of n), each with an accepted attestation.
     pub verifiers: u32,
 }
 
