@@ -163,6 +163,11 @@ fn scenario(s: &Server) {
     assert_eq!(attempts.len(), 1, "{h:#}");
     assert_eq!((attempts[0]["node"].as_str(), attempts[0]["outcome"].as_str()), (Some("py1"), Some("reproducible")), "{h:#}");
     assert_eq!(attempts[0]["log_sha256"], report["log_sent_sha256"], "{h:#}");
+    // The Python node signed its result (cryptography + securesystemslib's canonical JSON):
+    // the coordinator checked the link with its registered key, so the result counted.
+    let attestation = report["attestation_sha256"].as_str().expect("attestation_sha256");
+    assert_eq!(attestation.len(), 64, "{r:#}");
+    assert_eq!(attempts[0]["attestation_sha256"].as_str(), Some(attestation), "{h:#}");
     let mut recorded: Vec<String> =
         attempts[0]["artifacts"].as_array().expect("artifacts").iter().filter_map(|a| a["name"].as_str().map(str::to_owned)).collect();
     recorded.sort();

@@ -282,6 +282,14 @@ async fn scenario(s: &Server) {
         .collect();
     assert_eq!(attempts, [("a1".to_owned(), "reproducible".to_owned()), ("b1".to_owned(), "unreproducible".to_owned())]);
     assert_eq!(job["attempts"][0]["log_sha256"].as_str(), Some(sha256_hex(&log).as_str()));
+    // a1 sent no attestation: its reproducible result is recorded but not counted, and says so.
+    assert_eq!(job["verified"].as_u64(), Some(0), "{job:#}");
+    assert!(job["attempts"][0]["message"].as_str().unwrap().contains("not attested"), "{job:#}");
+    // a1 and b1 produced different bytes for the same .deb: flagged with both sides.
+    let disagreements = job["disagreements"].as_array().unwrap();
+    assert_eq!(disagreements.len(), 1, "{job:#}");
+    let d = disagreements[0].as_str().unwrap();
+    assert!(d.contains(&arts[deb].name) && d.contains("alice/a1") && d.contains("bob/b1"), "{d}");
     assert!(!job["attempts"][0]["artifacts"].as_array().unwrap().is_empty());
     let q = s.json(&["queue", "--json", "--state", "queued", "--state", "leased", "--state", "verified", "--state", "parked"], 0);
     let listed: Vec<&Value> = q["jobs"].as_array().unwrap().iter().collect();
@@ -364,6 +372,48 @@ fn header(job: &pb::Job, result: &str) -> pb::ReportChunk {
     }
 }
 
+/// The OpenSSH form of an ed25519 public key, as a node registers it.
+fn openssh(key: &ed25519_dalek::SigningKey) -> String {
+    let mut blob = Vec::new();
+    for part in [b"ssh-ed25519".as_slice(), key.verifying_key().as_bytes().as_slice()] {
+        blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        blob.extend_from_slice(part);
+    }
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut b64 = String::new();
+    for c in blob.chunks(3) {
+        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            b64.push(if i <= c.len() { A[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
+        }
+    }
+    format!("ssh-ed25519 {b64} scheduler-test")
+}
+
+/// A report made to count: the in-toto link of this lease and these artifacts, signed with
+/// `key` (canonical JSON and key id from debcover-formats, as the real node signs).
+fn attested(mut chunks: Vec<pb::ReportChunk>, key: &ed25519_dalek::SigningKey) -> Vec<pb::ReportChunk> {
+    use debcover_formats::intoto;
+    use ed25519_dalek::Signer;
+    use pb::report_chunk::Chunk;
+    let Some(Chunk::Header(h)) = &chunks[0].chunk else { panic!("a report starts with its header") };
+    let products: serde_json::Map<String, Value> = chunks
+        .iter()
+        .filter_map(|c| match &c.chunk {
+            Some(Chunk::Artifact(a)) => Some((a.name.clone(), serde_json::json!({"sha256": a.sha256}))),
+            _ => None,
+        })
+        .collect();
+    let signed = serde_json::json!({"_type": "link", "name": "rebuild", "materials": {}, "products": products,
+        "byproducts": {}, "command": [],
+        "environment": {"debcover_job": h.job_id.to_string(), "debcover_fence": h.fence.to_string()}});
+    let keyid = intoto::keyid(&hex::encode(key.verifying_key().as_bytes()));
+    let sig = key.sign(&intoto::canonical(&signed));
+    let link = serde_json::json!({"signatures": [{"keyid": keyid, "sig": hex::encode(sig.to_bytes())}], "signed": signed});
+    chunks.push(pb::ReportChunk { chunk: Some(Chunk::Attestation(serde_json::to_vec(&link).unwrap())) });
+    chunks
+}
+
 /// A built report with these artifacts, this produced buildinfo and a diffoscope report.
 fn built(job: &pb::Job, artifacts: Vec<pb::Artifact>, buildinfo: &[u8], diffoscope: &[u8]) -> Vec<pb::ReportChunk> {
     use pb::report_chunk::Chunk;
@@ -407,7 +457,9 @@ async fn results_scenario(s: &Server) {
     // The node's software is stored and listed.
     let token = add_node(s, admin, "alice", "a1");
     let mut n = node(&s.url, Some(&token)).await;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
     let mut reg = register(&["amd64"], 4);
+    reg.public_key = openssh(&key);
     reg.software = "debcover-rebuilder 0.1.0".into();
     n.register(reg.clone()).await.unwrap();
     let listed = s.json(&["node", "list", "--admin-token-file", admin, "--json"], 0);
@@ -456,9 +508,10 @@ async fn results_scenario(s: &Server) {
     let h = s.json(&["build", "history", "0xffff", "--json"], 0);
     assert!(h.as_array().unwrap().iter().all(|j| j["attempts"].as_array().unwrap().iter().all(|a| a["outcome"].is_null())), "{h:#}");
 
-    // The real build reproduced: equal to the buildinfo and to the archive.
+    // The real build reproduced: equal to the buildinfo and to the archive, and attested
+    // (only signed results count towards verification).
     let rebuilt = produced(&real.buildinfo);
-    let r = send(&mut n, built(real, checksums(&real.buildinfo), &rebuilt, b"")).await.unwrap();
+    let r = send(&mut n, attested(built(real, checksums(&real.buildinfo), &rebuilt, b""), &key)).await.unwrap();
     assert_eq!((r.outcome.as_str(), r.job_state.as_str()), ("reproducible", "verified"), "{r:?}");
     let deb = r.verdicts.iter().find(|v| v.name == "0xffff_0.8-1+b1_amd64.deb").expect("the .deb judged");
     assert_eq!((deb.rebuilt_sha256.as_str(), deb.buildinfo_sha256.as_str(), deb.archive_sha256.as_str(), deb.matches),

@@ -1,6 +1,7 @@
 //! Scheduler throughput: simulated rebuilder nodes doing zero-time builds against a real
 //! coordinator over real gRPC. Each node has its own HTTP/2 connection and loops claim →
-//! report (the artifacts its buildinfo lists, so every result is reproducible) until every
+//! report (the artifacts its buildinfo lists, so every result is reproducible, signed as an
+//! in-toto link with the node's own ed25519 key, so that it counts) until every
 //! queued job is done. Counted: cycles per second, claim and report latency percentiles,
 //! duplicates (a job handed out more than once) and lost jobs (not verified at the end).
 
@@ -13,6 +14,8 @@ use anyhow::{Context, Result, bail};
 use debcover_proto::v1 as pb;
 use debcover_proto::v1::rebuild_admin_client::RebuildAdminClient;
 use debcover_proto::v1::rebuild_nodes_client::RebuildNodesClient;
+use debcover_rebuilder::attest::{RebuildClaim, sign};
+use debcover_rebuilder::key::NodeKey;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
@@ -136,8 +139,12 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
             .into_inner();
         let mut n = RebuildNodesClient::with_interceptor(channel(&opts.server).await?, bearer(&r.token)?)
             .max_decoding_message_size(16 * 1024 * 1024);
+        // Each node signs its results like a real one: only attested results count.
+        let key_file = std::env::temp_dir().join(format!("debcover-sched-{}-{i}.pem", std::process::id()));
+        let key = NodeKey::load_or_create(&key_file).with_context(|| format!("node key {}", key_file.display()))?;
+        let _ = std::fs::remove_file(&key_file);
         n.register(pb::RegisterRequest {
-            public_key: String::new(),
+            public_key: key.openssh_public(),
             architectures: vec!["amd64".into()],
             backends: vec!["local".into()],
             tags: vec![],
@@ -146,14 +153,14 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
         })
         .await
         .context("Register")?;
-        nodes.push(n);
+        nodes.push((n, key));
     }
     let done = Arc::new(AtomicU64::new(0));
     let empty = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let deadline = start + opts.timeout;
     let mut tasks = Vec::new();
-    for mut n in nodes {
+    for (mut n, key) in nodes {
         let done = done.clone();
         let empty = empty.clone();
         tasks.push(tokio::spawn(async move {
@@ -180,9 +187,16 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
                         ..Default::default()
                     })),
                 }];
+                let produced = artifacts(&job.buildinfo);
+                let mut claim = RebuildClaim::default();
+                claim.products = produced.iter().map(|a| (a.name.clone(), a.sha256.clone())).collect();
+                claim.environment.insert("debcover_job".into(), job.job_id.to_string());
+                claim.environment.insert("debcover_fence".into(), job.fence.to_string());
+                let link = sign(&key, &claim);
                 chunks.extend(
-                    artifacts(&job.buildinfo).into_iter().map(|a| pb::ReportChunk { chunk: Some(pb::report_chunk::Chunk::Artifact(a)) }),
+                    produced.into_iter().map(|a| pb::ReportChunk { chunk: Some(pb::report_chunk::Chunk::Artifact(a)) }),
                 );
+                chunks.push(pb::ReportChunk { chunk: Some(pb::report_chunk::Chunk::Attestation(link)) });
                 let t = Instant::now();
                 let r = n.report_result(tokio_stream::iter(chunks)).await?.into_inner();
                 reports.push(t.elapsed());

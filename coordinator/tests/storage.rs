@@ -15,7 +15,7 @@ use debcover_coordinator::ingest::{self, Limits};
 use debcover_coordinator::model::{NewBuild, PackagesImport, SourcesImport, Stored};
 use debcover_coordinator::query::{self, BuiltWithQuery, PackageSpec};
 use debcover_coordinator::campaign::{
-    CampaignRecord, Evidence, EvidenceKind, FoundBy, ItemState, Mode, PlannedItem, Transition,
+    CampaignRecord, Coverage, Evidence, EvidenceKind, FoundBy, ItemState, Mode, PlannedItem, Transition,
 };
 use debcover_coordinator::campaign::snapshot::ArchiveCache;
 use debcover_coordinator::model::ShippedBy;
@@ -107,6 +107,7 @@ conformance!(
     sched_results_store_differences_diffoscope_and_environment_mismatch,
     rebuild_builds_are_never_linked_or_queued,
     campaign_fixes_queue_verification_once,
+    coverage_rests_on_attested_rebuilds,
 );
 
 // ---------------------------------------------------------------- scenarios
@@ -566,6 +567,7 @@ async fn campaign_round_trip_and_compare_and_set<S: CampaignStore, F: std::futur
     let change = Transition {
         campaign_id: 0,
         builds: Vec::new(),
+        coverage: Coverage::NotShippedYet,
         item_id: item,
         from: ItemState::Affected,
         to: ItemState::Rebuilt,
@@ -785,8 +787,11 @@ async fn node<S: RebuildStore>(store: &S, operator: &str, name: &str, arches: &[
     store.node_by_token(&rebuild::token_digest(&token)).await.unwrap().expect("node by token")
 }
 
+/// A report as the service records it once the node's attestation was checked: reproducible
+/// results carry one (only attested results count towards verification).
 fn report(outcome: AttemptOutcome) -> AttemptReport {
-    AttemptReport::bare(outcome)
+    let attested = outcome == AttemptOutcome::Reproducible;
+    AttemptReport { attestation_sha256: attested.then(|| "a7".repeat(32)), ..AttemptReport::bare(outcome) }
 }
 
 fn policy(verifiers: u32) -> Policy {
@@ -1324,6 +1329,7 @@ async fn campaign_fixes_queue_verification_once<S: RebuildStore, F: std::future:
         evidence: Vec::new(),
         campaign_id: campaign,
         builds,
+        coverage: Coverage::of_state(to),
     };
     // synth2 waits in the background queue already.
     store.enqueue(&jobs_for(&store, &["synth2"], Priority::Background).await, Requeue::OnlyNew, T0).await.unwrap();
@@ -1373,4 +1379,114 @@ async fn campaign_fixes_queue_verification_once<S: RebuildStore, F: std::future:
     assert_eq!((s.queued, s.already_done), (0, 3));
     // Only fixed-unverified asks for verification.
     assert!(t(7, ItemState::StillVulnerable, vec![b1]).builds_to_verify().is_empty());
+}
+
+/// Coverage reads a build's jobs and attempts back: an unattested reproduction is recorded
+/// with its note but not counted, k attested operators with the shipped bytes verify it, a
+/// third operator with other bytes is a disagreement; an item's coverage is stored with its
+/// state change and read back.
+async fn coverage_rests_on_attested_rebuilds<S: RebuildStore, F: std::future::Future<Output = S>>(
+    open: impl Fn() -> F,
+) {
+    use debcover_coordinator::rebuild::Artifact;
+    use debcover_coordinator::rebuild::coverage::{BuildCheck, check_build};
+    let store = open().await;
+    store.ingest_builds(&synthetic_builds(2)).await.unwrap();
+    store.enqueue(&jobs_for(&store, &["synth0"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    let build = store.builds_of_source("synth0", None, None).await.unwrap()[0].id;
+    let other = store.builds_of_source("synth1", None, None).await.unwrap()[0].id;
+    let p = policy(2);
+    let deb = |sha: &str| vec![Artifact { name: "synth0_1_amd64.deb".into(), size: 3, sha256: sha.into() }];
+    let (good, bad) = ("5a".repeat(32), "ba".repeat(32));
+    let built = |sha: &str, attested: bool| AttemptReport {
+        artifacts: deb(sha),
+        attestation_sha256: attested.then(|| sha256_hex_of(sha)),
+        ..AttemptReport::bare(if sha == good { AttemptOutcome::Reproducible } else {
+            AttemptOutcome::Unreproducible { differing: vec!["synth0_1_amd64.deb".into()] }
+        })
+    };
+    let finish = |op: &'static str, report: AttemptReport| {
+        let store = &store;
+        let p = &p;
+        async move {
+            let n = node(store, op, &format!("{op}1"), &["amd64"], &[], 1).await;
+            let l = store.claim(&n, T0, p).await.unwrap().expect("a job");
+            store.finish(n.id, l.job_id, l.fence, &report, T0, p).await.unwrap().unwrap()
+        }
+    };
+    // alice reproduces it without an attestation: recorded, not counted, and said so.
+    assert_eq!(finish("alice", built(&good, false)).await, JobState::Queued);
+    let jobs = store.jobs_of_builds(&[build, other]).await.unwrap();
+    assert_eq!(jobs.iter().map(|j| (j.build_id, j.verified)).collect::<Vec<_>>(), [(build, 0)], "only synth0 has a job");
+    let attempts = store.attempts(&[jobs[0].id]).await.unwrap();
+    assert_eq!(attempts[0].message, rebuild::UNATTESTED_NOTE);
+    let states = |jobs: &[rebuild::JobRecord]| jobs.iter().map(|j| (j.id, j.state)).collect::<Vec<_>>();
+    let BuildCheck::Unverified { why } = check_build(&states(&jobs), &attempts, std::slice::from_ref(&good), 2) else { panic!() };
+    assert!(why.starts_with("0 attested reproduction(s)"), "{why}");
+    // bob and carol reproduce it with attestations: verified on their two.
+    assert_eq!(finish("bob", built(&good, true)).await, JobState::Queued);
+    assert_eq!(finish("carol", built(&good, true)).await, JobState::Verified);
+    let jobs = store.jobs_of_builds(&[build]).await.unwrap();
+    let attempts = store.attempts(&[jobs[0].id]).await.unwrap();
+    let BuildCheck::Verified { attestors } = check_build(&states(&jobs), &attempts, std::slice::from_ref(&good), jobs[0].verified)
+    else {
+        panic!("{attempts:?}")
+    };
+    assert_eq!(attestors.iter().map(|a| a.node.as_str()).collect::<Vec<_>>(), ["bob/bob1", "carol/carol1"]);
+    assert_eq!(attestors[0].attestation_sha256, sha256_hex_of(&good));
+    // Verified, but the archive ships other bytes than were reproduced: not enough.
+    assert!(matches!(check_build(&states(&jobs), &attempts, std::slice::from_ref(&bad), 2), BuildCheck::Unverified { .. }));
+    // dave, queued again by request, gets other bytes: the operators disagree, both sides named.
+    store.enqueue(&jobs_for(&store, &["synth0"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    finish("dave", built(&bad, true)).await;
+    let jobs = store.jobs_of_builds(&[build]).await.unwrap();
+    assert_eq!(jobs.len(), 2);
+    let attempts = store.attempts(&jobs.iter().map(|j| j.id).collect::<Vec<_>>()).await.unwrap();
+    let BuildCheck::Disagreement { disagreements } = check_build(&states(&jobs), &attempts, std::slice::from_ref(&good), 2) else {
+        panic!()
+    };
+    let text = disagreements[0].to_string();
+    assert!(text.contains("dave/dave1") && text.contains("bob/bob1") && text.contains(&bad[..16]), "{text}");
+
+    // The coverage column: stored with the change, read back, and '' read as the state implies.
+    let record = CampaignRecord {
+        id: 0,
+        title: "t".into(),
+        library: "libvuln".into(),
+        fixed_version: "1.1-1".into(),
+        suites: vec!["sid".into()],
+        arches: vec![],
+        mode: Mode::Binnmu,
+        advisories: vec![],
+        max_depth: 8,
+        created_at: 1,
+        notes: vec![],
+    };
+    let id = store.create_campaign(&record, &[planned("app-a", 1)]).await.unwrap();
+    let item = store.campaign_items(Some(id), None).await.unwrap().remove(0);
+    assert_eq!(item.coverage, Coverage::NotShippedYet);
+    let change = |from, to, coverage| Transition {
+        item_id: item.id,
+        from,
+        to,
+        version: "1.0-1+b1".into(),
+        reason: "r".into(),
+        evidence: vec![],
+        campaign_id: id,
+        builds: vec![],
+        coverage,
+    };
+    let changes = [
+        change(ItemState::Affected, ItemState::FixedUnverified, Coverage::Disagreement),
+    ];
+    assert_eq!(store.record_transitions(&changes).await.unwrap(), 1);
+    let item = store.campaign_items(Some(id), None).await.unwrap().remove(0);
+    assert_eq!((item.state, item.coverage), (ItemState::FixedUnverified, Coverage::Disagreement));
+    assert_eq!(store.record_transitions(&[change(ItemState::FixedUnverified, ItemState::Covered, Coverage::Covered)]).await.unwrap(), 1);
+    let item = store.campaign_items(Some(id), None).await.unwrap().remove(0);
+    assert_eq!((item.state, item.coverage), (ItemState::Covered, Coverage::Covered));
+}
+
+fn sha256_hex_of(s: &str) -> String {
+    debcover_formats::sha256_hex(s.as_bytes())
 }

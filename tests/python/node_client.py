@@ -10,7 +10,8 @@ directory), then, with the node token it is given:
 4. sends a Heartbeat, then one with a stale fencing token (refused: FAILED_PRECONDITION);
 5. ReportResults a streamed report: a header, the artifacts of the job's own buildinfo
    (name, size, SHA-256 from its Checksums-Sha256, so the verdict is "reproducible") and a
-   small log in several chunks;
+   small log in several chunks, and an in-toto link of the rebuild signed with the ed25519 key
+   it registered (only attested results count towards verification);
 6. sends a Heartbeat on the lease the report ended (refused: FAILED_PRECONDITION).
 
 Prints every response as one JSON object on stdout; progress goes to stderr ("claiming" is
@@ -73,6 +74,46 @@ def checksums_sha256(buildinfo):
     return out
 
 
+def ed25519_identity():
+    """A fresh ed25519 key: (private key, OpenSSH public key text, securesystemslib key id)."""
+    import base64
+    import struct
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from securesystemslib.formats import encode_canonical
+
+    key = Ed25519PrivateKey.generate()
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    blob = b"".join(struct.pack(">I", len(p)) + p for p in (b"ssh-ed25519", raw))
+    openssh = "ssh-ed25519 " + base64.b64encode(blob).decode() + " node_client.py"
+    public = {
+        "keytype": "ed25519",
+        "scheme": "ed25519",
+        "keyid_hash_algorithms": ["sha256", "sha512"],
+        "keyval": {"public": raw.hex()},
+    }
+    keyid = hashlib.sha256(encode_canonical(public).encode()).hexdigest()
+    return key, openssh, keyid
+
+
+def signed_link(key, keyid, job, artifacts):
+    """The in-toto link of this rebuild (step `rebuild`), signed over its canonical JSON."""
+    from securesystemslib.formats import encode_canonical
+
+    signed = {
+        "_type": "link",
+        "name": "rebuild",
+        "materials": {},
+        "products": {name: {"sha256": sha256} for name, _, sha256 in artifacts},
+        "byproducts": {},
+        "command": [],
+        "environment": {"debcover_job": str(job.job_id), "debcover_fence": str(job.fence)},
+    }
+    sig = key.sign(encode_canonical(signed).encode())
+    return json.dumps({"signatures": [{"keyid": keyid, "sig": sig.hex()}], "signed": signed}).encode()
+
+
 def refusal(call):
     """Run call, which must fail; return its gRPC status as a dict (None if it succeeded)."""
     import grpc
@@ -125,10 +166,11 @@ def main():
         result["bad_token"] = bad
         expect("claim with a forged token", bad and bad["code"], "UNAUTHENTICATED")
 
-        # 2. Register.
+        # 2. Register, with the ed25519 key its results are signed with.
+        key, openssh, keyid = ed25519_identity()
         r = node.Register(
             pb.RegisterRequest(
-                public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPythonNodeClientExampleKey",
+                public_key=openssh,
                 architectures=["x86_64"],
                 backends=["local"],
                 slots=1,
@@ -185,6 +227,8 @@ def main():
                 yield pb.ReportChunk(artifact=pb.Artifact(name=name, size=size, sha256=sha256))
             for i in range(0, len(log), 4096):
                 yield pb.ReportChunk(log=log[i : i + 4096])
+            # Only attested results count towards verification.
+            yield pb.ReportChunk(attestation=signed_link(key, keyid, job, artifacts))
 
         rep = node.ReportResult(chunks(), metadata=auth)
         result["report"] = {
@@ -193,6 +237,7 @@ def main():
             "job_state": rep.job_state,
             "log_sha256": rep.log_sha256,
             "buildinfo_sha256": rep.buildinfo_sha256,
+            "attestation_sha256": rep.attestation_sha256,
             "verdicts": [
                 {"name": v.name, "rebuilt_sha256": v.rebuilt_sha256, "buildinfo_sha256": v.buildinfo_sha256, "matches": v.matches}
                 for v in rep.verdicts

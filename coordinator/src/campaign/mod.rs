@@ -132,6 +132,10 @@ pub enum EvidenceKind {
     StaticBuiltUsing,
     /// The shipped binary's `X-Cargo-Built-Using`.
     XCargoBuiltUsing,
+    /// A verification rebuild's signed in-toto link: `binary` is the build's buildinfo
+    /// SHA-256, `package` the rebuilder (`operator/node`), `version` the link's content-store
+    /// key.
+    Attestation,
 }
 
 impl EvidenceKind {
@@ -142,6 +146,7 @@ impl EvidenceKind {
             EvidenceKind::BuiltUsing => "Built-Using",
             EvidenceKind::StaticBuiltUsing => "Static-Built-Using",
             EvidenceKind::XCargoBuiltUsing => "X-Cargo-Built-Using",
+            EvidenceKind::Attestation => "Attestation",
         }
     }
 
@@ -157,7 +162,7 @@ impl EvidenceKind {
 
     /// Is this a declaration in the binary's own control fields (as opposed to the buildinfo)?
     pub fn is_declaration(self) -> bool {
-        self != EvidenceKind::InstalledBuildDepends
+        !matches!(self, EvidenceKind::InstalledBuildDepends | EvidenceKind::Attestation)
     }
 }
 
@@ -332,16 +337,21 @@ pub enum ItemState {
     FixedUnverified,
     /// No binary of this source and architecture is shipped in the suite any more.
     Removed,
+    /// Proven: the shipped build shows the fixed version, at least k distinct operators'
+    /// attested rebuilds reproduced it (no operator got other bytes), and every shipped .deb's
+    /// SHA-256 equals the reproduced one.
+    Covered,
 }
 
 impl ItemState {
     /// Every state, in display order.
-    pub const ALL: [ItemState; 6] = [
+    pub const ALL: [ItemState; 7] = [
         ItemState::Affected,
         ItemState::Rebuilt,
         ItemState::Superseded,
         ItemState::StillVulnerable,
         ItemState::FixedUnverified,
+        ItemState::Covered,
         ItemState::Removed,
     ];
 
@@ -354,6 +364,7 @@ impl ItemState {
             ItemState::StillVulnerable => "still-vulnerable",
             ItemState::FixedUnverified => "fixed-unverified",
             ItemState::Removed => "removed",
+            ItemState::Covered => "covered",
         }
     }
 
@@ -369,11 +380,101 @@ impl ItemState {
                     How::MaintainerUpload => ItemState::Superseded,
                 },
                 Verdict::Vulnerable(_) => ItemState::StillVulnerable,
-                Verdict::Fixed(_) => ItemState::FixedUnverified,
+                Verdict::Fixed(_, Check::Covered(_)) => ItemState::Covered,
+                Verdict::Fixed(_, Check::Missing { .. }) => ItemState::FixedUnverified,
             },
         };
         (to != self).then_some(to)
     }
+}
+
+/// Whether an item is covered, and if not, which condition is missing. Decided with the
+/// state by [`Observation::coverage`]; stored next to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Coverage {
+    /// Every condition holds.
+    Covered,
+    /// The vulnerable binaries still ship, or a newer build's evidence is incomplete (no
+    /// buildinfo yet, or shipped bytes differ from it).
+    NotShippedYet,
+    /// The shipped build was made against a vulnerable version.
+    StillVulnerable,
+    /// Fixed, but no or too few attested reproductions by distinct operators.
+    Unverified,
+    /// Fixed, but rebuilders got other bytes than the shipped ones.
+    Unreproducible,
+    /// Fixed, but operators' rebuilds disagree with each other.
+    Disagreement,
+    /// Nothing of the item ships any more.
+    Removed,
+}
+
+impl Coverage {
+    /// Every value, in display order.
+    pub const ALL: [Coverage; 7] = [
+        Coverage::Covered,
+        Coverage::NotShippedYet,
+        Coverage::StillVulnerable,
+        Coverage::Unverified,
+        Coverage::Unreproducible,
+        Coverage::Disagreement,
+        Coverage::Removed,
+    ];
+
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Coverage::Covered => "covered",
+            Coverage::NotShippedYet => "not-shipped-yet",
+            Coverage::StillVulnerable => "still-vulnerable",
+            Coverage::Unverified => "unverified",
+            Coverage::Unreproducible => "unreproducible",
+            Coverage::Disagreement => "disagreement",
+            Coverage::Removed => "removed",
+        }
+    }
+
+    /// What a state implies when nothing finer was recorded (items saved before coverage
+    /// was tracked): a `fixed-unverified` item is `unverified`.
+    pub fn of_state(state: ItemState) -> Coverage {
+        match state {
+            ItemState::Affected | ItemState::Rebuilt | ItemState::Superseded => Coverage::NotShippedYet,
+            ItemState::StillVulnerable => Coverage::StillVulnerable,
+            ItemState::FixedUnverified => Coverage::Unverified,
+            ItemState::Covered => Coverage::Covered,
+            ItemState::Removed => Coverage::Removed,
+        }
+    }
+}
+
+impl fmt::Display for Coverage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Coverage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Coverage::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| format!("unknown coverage {s:?}"))
+    }
+}
+
+/// What independent rebuilds say about the build a fixed item ships.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// Verified on attestations with the shipped bytes: one [`EvidenceKind::Attestation`] per
+    /// operator.
+    Covered(Vec<Evidence>),
+    /// A condition is missing.
+    Missing {
+        /// Which: [`Coverage::Unverified`], [`Coverage::Unreproducible`] or
+        /// [`Coverage::Disagreement`].
+        gap: Coverage,
+        /// In words (counts, differing files, both sides of a disagreement).
+        why: String,
+    },
 }
 
 impl fmt::Display for ItemState {
@@ -405,8 +506,9 @@ pub enum Verdict {
     Pending(String),
     /// Built against a vulnerable version: the evidence.
     Vulnerable(Vec<Evidence>),
-    /// Built against the fixed version (or without the library), shipped bytes match: why.
-    Fixed(Vec<Evidence>),
+    /// Built against the fixed version (or without the library), shipped bytes match the
+    /// buildinfo: why, and what the verification rebuilds say.
+    Fixed(Vec<Evidence>, Check),
 }
 
 /// What the archive and the buildinfos say about an item now.
@@ -425,6 +527,23 @@ pub enum Observation {
         /// What its evidence says.
         verdict: Verdict,
     },
+}
+
+impl Observation {
+    /// The coverage the observation implies: with [`ItemState::next`], the one place of the
+    /// rules.
+    pub fn coverage(&self) -> Coverage {
+        match self {
+            Observation::Original => Coverage::NotShippedYet,
+            Observation::Gone => Coverage::Removed,
+            Observation::Newer { verdict, .. } => match verdict {
+                Verdict::Pending(_) => Coverage::NotShippedYet,
+                Verdict::Vulnerable(_) => Coverage::StillVulnerable,
+                Verdict::Fixed(_, Check::Covered(_)) => Coverage::Covered,
+                Verdict::Fixed(_, Check::Missing { gap, .. }) => *gap,
+            },
+        }
+    }
 }
 
 /// A saved campaign.
@@ -469,6 +588,8 @@ pub struct ItemRecord {
     pub reason: String,
     /// Binary version last evaluated (the vulnerable one until something newer ships).
     pub current_version: String,
+    /// Covered, or which condition is missing.
+    pub coverage: Coverage,
     /// Unix seconds of the last state change.
     pub updated_at: i64,
 }
@@ -518,6 +639,8 @@ pub struct Transition {
     /// evaluation got that far: a fixed-unverified item's are queued for verification. Not
     /// stored.
     pub builds: Vec<i64>,
+    /// The coverage after the change.
+    pub coverage: Coverage,
 }
 
 impl Transition {
@@ -586,13 +709,39 @@ mod tests {
         assert_eq!(Affected.next(&newer(How::Rebuild, pending())), Some(Rebuilt));
         assert_eq!(Affected.next(&newer(How::MaintainerUpload, pending())), Some(Superseded));
         assert_eq!(Rebuilt.next(&newer(How::Rebuild, Verdict::Vulnerable(vec![]))), Some(StillVulnerable));
-        assert_eq!(Superseded.next(&newer(How::MaintainerUpload, Verdict::Fixed(vec![]))), Some(FixedUnverified));
-        assert_eq!(StillVulnerable.next(&newer(How::Rebuild, Verdict::Fixed(vec![]))), Some(FixedUnverified));
+        let unverified = || Check::Missing { gap: Coverage::Unverified, why: "0 of 2".into() };
+        assert_eq!(Superseded.next(&newer(How::MaintainerUpload, Verdict::Fixed(vec![], unverified()))), Some(FixedUnverified));
+        assert_eq!(StillVulnerable.next(&newer(How::Rebuild, Verdict::Fixed(vec![], unverified()))), Some(FixedUnverified));
         assert_eq!(FixedUnverified.next(&Observation::Gone), Some(Removed));
         assert_eq!(Removed.next(&Observation::Original), Some(Affected));
         assert_eq!(Removed.next(&Observation::Gone), None);
         for s in ItemState::ALL {
             assert_eq!(s.as_str().parse::<ItemState>(), Ok(s));
+        }
+    }
+
+    #[test]
+    fn covered_only_when_verified_and_otherwise_says_why() {
+        use ItemState::*;
+        let covered = newer(How::Rebuild, Verdict::Fixed(vec![], Check::Covered(vec![])));
+        assert_eq!(FixedUnverified.next(&covered), Some(Covered));
+        assert_eq!(Rebuilt.next(&covered), Some(Covered), "ingest may see a verified build at once");
+        assert_eq!(covered.coverage(), Coverage::Covered);
+        for gap in [Coverage::Unverified, Coverage::Unreproducible, Coverage::Disagreement] {
+            let obs = newer(How::Rebuild, Verdict::Fixed(vec![], Check::Missing { gap, why: String::new() }));
+            assert_eq!(Covered.next(&obs), Some(FixedUnverified), "a covered item that loses a condition says so");
+            assert_eq!(FixedUnverified.next(&obs), None);
+            assert_eq!(obs.coverage(), gap);
+        }
+        assert_eq!(newer(How::Rebuild, Verdict::Vulnerable(vec![])).coverage(), Coverage::StillVulnerable);
+        assert_eq!(newer(How::Rebuild, Verdict::Pending("no buildinfo".into())).coverage(), Coverage::NotShippedYet);
+        assert_eq!(Observation::Original.coverage(), Coverage::NotShippedYet);
+        assert_eq!(Covered.next(&Observation::Gone), Some(Removed));
+        for c in Coverage::ALL {
+            assert_eq!(c.as_str().parse::<Coverage>(), Ok(c));
+        }
+        for s in ItemState::ALL {
+            assert!(Coverage::ALL.contains(&Coverage::of_state(s)));
         }
     }
 }

@@ -12,14 +12,17 @@ use std::str::FromStr;
 use debversion::Version;
 
 use super::{
-    CampaignRecord, Evidence, EvidenceKind, How, ItemRecord, Observation, PlannedItem, Transition, Verdict, version,
+    CampaignRecord, Check, Coverage, Evidence, EvidenceKind, How, ItemRecord, Observation, PlannedItem, Transition,
+    Verdict, version,
 };
 use crate::model::{PkgVer, ShippedBinary, ShippedBy};
-use crate::storage::{CampaignStore, StoreError};
+use crate::rebuild::coverage::{BuildCheck, check_build};
+use crate::rebuild::{AttemptRecord, JobRecord, JobState};
+use crate::storage::{RebuildStore, StoreError};
 
 /// Re-evaluate saved items: those of these source packages, or all when `None`. Returns the
 /// state changes the facts call for (recorded unless another coordinator recorded them first).
-pub async fn refresh<S: CampaignStore>(store: &S, sources: Option<&[String]>) -> Result<Vec<Transition>, StoreError> {
+pub async fn refresh<S: RebuildStore>(store: &S, sources: Option<&[String]>) -> Result<Vec<Transition>, StoreError> {
     let items = store.campaign_items(None, sources).await?;
     if items.is_empty() {
         return Ok(Vec::new());
@@ -43,7 +46,7 @@ pub async fn refresh<S: CampaignStore>(store: &S, sources: Option<&[String]>) ->
 }
 
 /// The state changes the current facts call for, for `items` of `campaign`.
-pub async fn evaluate<S: CampaignStore>(
+pub async fn evaluate<S: RebuildStore>(
     store: &S,
     campaign: &CampaignRecord,
     items: &[ItemRecord],
@@ -88,8 +91,28 @@ pub async fn evaluate<S: CampaignStore>(
                 }
             }
         }
-        for it in items {
-            let (obs, builds) = observe(&it.planned, &shipped, &installed, &library_binaries, &fixed);
+        let observed: Vec<(Observation, Vec<i64>)> =
+            items.iter().map(|it| observe(&it.planned, &shipped, &installed, &library_binaries, &fixed)).collect();
+        // What the verification rebuilds of fixed items' builds say.
+        let mut fixed_builds: Vec<i64> = observed
+            .iter()
+            .filter(|(o, _)| matches!(o, Observation::Newer { verdict: Verdict::Fixed(..), .. }))
+            .flat_map(|(_, b)| b.iter().copied())
+            .collect();
+        fixed_builds.sort_unstable();
+        fixed_builds.dedup();
+        let (jobs, attempts) = if fixed_builds.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            let jobs = store.jobs_of_builds(&fixed_builds).await?;
+            let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+            let attempts = store.attempts(&ids).await?;
+            (jobs, attempts)
+        };
+        for (it, (mut obs, builds)) in items.iter().zip(observed) {
+            if let Observation::Newer { verdict: Verdict::Fixed(_, check), .. } = &mut obs {
+                *check = verification(&builds, &shipped, &jobs, &attempts);
+            }
             if let Some(mut t) = transition(it, &obs) {
                 t.builds = builds;
                 out.push(t);
@@ -97,6 +120,65 @@ pub async fn evaluate<S: CampaignStore>(
         }
     }
     Ok(out)
+}
+
+/// What the verification rebuilds say about the builds a fixed item ships: covered when every
+/// one is verified on attestations with the bytes the suite ships from it; otherwise the
+/// gravest missing condition (disagreement, then unreproducible, then unverified), in words.
+fn verification(builds: &[i64], shipped: &[ShippedBinary], jobs: &[JobRecord], attempts: &[AttemptRecord]) -> Check {
+    let mut attestations = Vec::new();
+    let mut gaps: Vec<(Coverage, String)> = Vec::new();
+    for &build in builds {
+        let mine: Vec<&JobRecord> = jobs.iter().filter(|j| j.build_id == build).collect();
+        let states: Vec<(i64, JobState)> = mine.iter().map(|j| (j.id, j.state)).collect();
+        let tried: Vec<AttemptRecord> =
+            attempts.iter().filter(|a| mine.iter().any(|j| j.id == a.job_id)).cloned().collect();
+        let mut bytes: Vec<String> = shipped
+            .iter()
+            .filter(|b| b.build.as_ref().is_some_and(|(id, _, _)| *id == build))
+            .map(|b| b.sha256.clone())
+            .collect();
+        bytes.sort();
+        bytes.dedup();
+        // k as the scheduler applied it when it marked the job verified.
+        let k = mine.iter().filter(|j| j.state == JobState::Verified).map(|j| j.verified).max().unwrap_or(1);
+        let sha = shipped
+            .iter()
+            .find_map(|b| b.build.as_ref().filter(|(id, _, _)| *id == build).map(|(_, sha, _)| sha.clone()))
+            .or_else(|| mine.first().map(|j| j.build_sha256.clone()))
+            .unwrap_or_default();
+        let short = &sha[..sha.len().min(12)];
+        match check_build(&states, &tried, &bytes, k) {
+            BuildCheck::Verified { attestors } => {
+                attestations.extend(attestors.into_iter().map(|a| Evidence {
+                    kind: EvidenceKind::Attestation,
+                    binary: sha.clone(),
+                    package: a.node,
+                    version: a.attestation_sha256,
+                    vulnerable: false,
+                    through: None,
+                }))
+            }
+            BuildCheck::Unverified { why } => gaps.push((Coverage::Unverified, format!("build {short}: {why}"))),
+            BuildCheck::Unreproducible { why } => gaps.push((Coverage::Unreproducible, format!("build {short}: {why}"))),
+            BuildCheck::Disagreement { disagreements } => {
+                let words: Vec<String> = disagreements.iter().map(|d| d.to_string()).collect();
+                gaps.push((Coverage::Disagreement, format!("build {short}: {}", words.join("; "))))
+            }
+        }
+    }
+    if builds.is_empty() {
+        gaps.push((Coverage::Unverified, "no build known for the shipped binaries".into()));
+    }
+    let rank = |c: Coverage| match c {
+        Coverage::Disagreement => 0,
+        Coverage::Unreproducible => 1,
+        _ => 2,
+    };
+    match gaps.iter().map(|(g, _)| *g).min_by_key(|g| rank(*g)) {
+        None => Check::Covered(attestations),
+        Some(gap) => Check::Missing { gap, why: gaps.into_iter().map(|(_, w)| w).collect::<Vec<_>>().join("; ") },
+    }
 }
 
 /// The change `obs` calls for on item `it`, if any. A new version in an unchanged state is
@@ -127,23 +209,46 @@ fn transition(it: &ItemRecord, obs: &Observation) -> Option<Transition> {
                     let words: Vec<String> = ev.iter().map(|e| e.to_string()).collect();
                     (version.clone(), format!("{how_text}, but built against {}", words.join("; ")), ev.clone())
                 }
-                Verdict::Fixed(ev) => {
+                Verdict::Fixed(ev, check) => {
                     let words: Vec<String> = ev.iter().map(|e| e.to_string()).collect();
                     let basis = if words.is_empty() {
                         "its buildinfo shows no vulnerable package installed".to_owned()
                     } else {
                         format!("its buildinfo shows {}", words.join("; "))
                     };
-                    (version.clone(), format!("{how_text}; {basis}; shipped bytes match the buildinfo"), ev.clone())
+                    let mut evidence = ev.clone();
+                    let verified = match check {
+                        Check::Covered(att) => {
+                            let who: Vec<&str> = att.iter().map(|a| a.package.as_str()).collect();
+                            evidence.extend(att.iter().cloned());
+                            format!("covered: reproduced bit for bit in attested rebuilds by {}", who.join(", "))
+                        }
+                        Check::Missing { gap, why } => format!("not covered ({gap}): {why}"),
+                    };
+                    (version.clone(), format!("{how_text}; {basis}; shipped bytes match the buildinfo; {verified}"), evidence)
                 }
             }
         }
     };
     let to = it.state.next(obs).unwrap_or(it.state);
-    if to == it.state && version == it.current_version {
+    let coverage = obs.coverage();
+    // A fixed item's verification moves on (another attested reproduction) without changing
+    // its coverage: the new reason is recorded too.
+    let verifying = matches!(obs, Observation::Newer { verdict: Verdict::Fixed(..), .. }) && reason != it.reason;
+    if to == it.state && version == it.current_version && coverage == it.coverage && !verifying {
         return None;
     }
-    Some(Transition { item_id: it.id, from: it.state, to, version, reason, evidence, campaign_id: it.campaign_id, builds: Vec::new() })
+    Some(Transition {
+        item_id: it.id,
+        from: it.state,
+        to,
+        version,
+        reason,
+        evidence,
+        campaign_id: it.campaign_id,
+        builds: Vec::new(),
+        coverage,
+    })
 }
 
 /// What the suite and the buildinfos say about one item now, with the builds behind the
@@ -246,5 +351,7 @@ fn verdict(
             }
         }
     }
-    (if vulnerable.is_empty() { Verdict::Fixed(fine) } else { Verdict::Vulnerable(vulnerable) }, ids)
+    // The verification check is filled in by `evaluate`, which reads the rebuilds.
+    let unchecked = Check::Missing { gap: Coverage::Unverified, why: "not checked yet".into() };
+    (if vulnerable.is_empty() { Verdict::Fixed(fine, unchecked) } else { Verdict::Vulnerable(vulnerable) }, ids)
 }

@@ -46,6 +46,9 @@ pub struct ItemView {
     /// Binary version the state was judged on.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub current_version: String,
+    /// `covered`, or the missing condition (saved campaigns).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub coverage: String,
 }
 
 /// A kebab-case enum value as the wire carries it.
@@ -100,6 +103,7 @@ fn item_view(i: &pb::CampaignItem) -> Result<ItemView> {
         state: i.state.clone(),
         reason: i.reason.clone(),
         current_version: i.current_version.clone(),
+        coverage: i.coverage.clone(),
     })
 }
 
@@ -391,6 +395,8 @@ pub struct StatusView {
     pub items: Vec<ItemView>,
     /// Plan-level notes.
     pub notes: Vec<String>,
+    /// Items per coverage value (`covered`, `unverified`, ...).
+    pub coverage: std::collections::BTreeMap<String, u64>,
 }
 
 /// Items of one wave in one state.
@@ -411,6 +417,7 @@ pub fn status_view(r: &pb::CampaignStatusResponse) -> Result<StatusView> {
         waves: r.waves.iter().map(|w| WaveView { wave: w.wave, state: w.state.clone(), count: w.count }).collect(),
         items: r.items.iter().map(item_view).collect::<Result<_>>()?,
         notes: r.notes.clone(),
+        coverage: r.coverage.iter().map(|c| (c.state.clone(), c.count)).collect(),
     })
 }
 
@@ -421,6 +428,10 @@ pub fn print_status(v: &StatusView) {
     println!("{}", headline(c));
     let counts: Vec<String> = c.counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
     println!("{} items: {}", v.items.len(), if counts.is_empty() { "none".into() } else { counts.join(", ") });
+    if !v.coverage.is_empty() {
+        let cov: Vec<String> = v.coverage.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        println!("coverage: {}", cov.join(", "));
+    }
     let mut wave = 0;
     let mut line = String::new();
     for w in &v.waves {
@@ -450,12 +461,13 @@ pub fn print_status(v: &StatusView) {
                     i.planned.source.clone(),
                     i.planned.arch.clone(),
                     i.state.clone(),
+                    i.coverage.clone(),
                     i.current_version.clone(),
                     i.reason.clone(),
                 ]
             })
             .collect();
-        print_table(&["WAVE", "SUITE", "SOURCE", "ARCH", "STATE", "VERSION", "REASON"], &rows);
+        print_table(&["WAVE", "SUITE", "SOURCE", "ARCH", "STATE", "COVERAGE", "VERSION", "REASON"], &rows);
     }
     if !v.notes.is_empty() {
         println!("\nNotes:");

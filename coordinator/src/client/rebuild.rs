@@ -216,6 +216,7 @@ pub fn history_json(r: &pb::JobHistoryResponse) -> Value {
                         })
                     })
                     .collect();
+                j["disagreements"] = json!(h.disagreements);
                 j
             })
             .collect(),
@@ -257,6 +258,9 @@ pub fn print_history(r: &pb::JobHistoryResponse) {
             .collect();
         if !rows.is_empty() {
             print_table(&["  FENCE", "NODE", "STARTED", "FINISHED", "OUTCOME", "DETAIL"], &rows);
+        }
+        for d in &h.disagreements {
+            println!("  DISAGREEMENT: {d}");
         }
         for a in h.attempts.iter().filter(|a| !a.differences.is_empty() || !a.diffoscope_sha256.is_empty()) {
             let what = if a.outcome == "environment-mismatch" { "environment differences" } else { "differing files" };

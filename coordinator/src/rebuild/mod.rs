@@ -21,6 +21,8 @@ use sha2::{Digest, Sha256};
 
 pub mod attest;
 pub mod cas;
+pub mod corroborate;
+pub mod coverage;
 
 /// Why a job was queued; lower values are claimed first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -80,7 +82,8 @@ pub enum JobState {
     Queued,
     /// A node holds a lease on it.
     Leased,
-    /// Reproduced by the required number of distinct operators.
+    /// Reproduced by the required number of distinct operators, each with an accepted signed
+    /// attestation.
     Verified,
     /// A budget is exhausted; the reason says which.
     Parked,
@@ -709,7 +712,7 @@ pub struct Policy {
     pub max_failures: u32,
     /// Unreproducible results after which a job is parked.
     pub max_unreproducible: u32,
-    /// Distinct operators that must reproduce a build (k of n).
+    /// Distinct operators that must reproduce a build (k of n), each with an accepted attestation.
     pub verifiers: u32,
 }
 
@@ -747,9 +750,37 @@ pub struct JobAfter {
     pub verified: u32,
     /// Why it was parked.
     pub parked_reason: Option<String>,
+    /// What the attempt's history should say about it, when the outcome alone would mislead
+    /// (a reproducible result that did not count).
+    pub note: Option<String>,
 }
 
+/// The history note of a reproducible attempt that carried no accepted attestation.
+pub const UNATTESTED_NOTE: &str =
+    "reproducible but not attested: no signed in-toto link accepted, so it does not count towards verification";
+
 impl Policy {
+    /// [`Policy::after`] for a whole report: a reproducible attempt counts towards the k
+    /// distinct operators only if it carries an accepted attestation. One without is recorded
+    /// (with [`UNATTESTED_NOTE`] in its history) and leaves the job's counters as they were;
+    /// the job stays queued for other operators.
+    pub fn after_report(
+        &self,
+        report: &AttemptReport,
+        now: i64,
+        failures: u32,
+        unreproducible: u32,
+        verified: u32,
+        operator_already_verified: bool,
+    ) -> JobAfter {
+        if report.outcome == AttemptOutcome::Reproducible && report.attestation_sha256.is_none() {
+            let mut next = self.after(&AttemptOutcome::HandedBack, now, failures, unreproducible, verified, true);
+            next.note = Some(UNATTESTED_NOTE.to_owned());
+            return next;
+        }
+        self.after(&report.outcome, now, failures, unreproducible, verified, operator_already_verified)
+    }
+
     /// The delay before the retry that follows failure number `failures` (1-based).
     pub fn retry_delay(&self, failures: u32) -> Duration {
         let i = (failures.max(1) - 1) as usize;
@@ -757,7 +788,7 @@ impl Policy {
     }
 
     /// The job's next state after an attempt with `outcome` ended at `now`, given its
-    /// counters before. `operator_already_verified`: this operator had reproduced it before
+    /// counters before (an attested attempt: [`Policy::after_report`] decides for reports). `operator_already_verified`: this operator had reproduced it before
     /// (it is then not counted twice).
     pub fn after(
         &self,
@@ -775,6 +806,7 @@ impl Policy {
             unreproducible,
             verified,
             parked_reason: None,
+            note: None,
         };
         match outcome {
             AttemptOutcome::Reproducible => {
@@ -983,6 +1015,20 @@ mod tests {
         assert_eq!(p.after(&AttemptOutcome::Reproducible, 1, 0, 0, 0, false).state, JobState::Queued);
         assert_eq!(p.after(&AttemptOutcome::Reproducible, 1, 0, 0, 1, false).state, JobState::Verified);
         assert_eq!(p.after(&AttemptOutcome::Reproducible, 1, 0, 0, 1, true).state, JobState::Queued);
+    }
+
+    #[test]
+    fn only_attested_reproductions_count() {
+        let p = Policy::default();
+        let mut r = AttemptReport::bare(AttemptOutcome::Reproducible);
+        let a = p.after_report(&r, 1, 0, 0, 1, false);
+        assert_eq!((a.state, a.verified, a.note.as_deref()), (JobState::Queued, 1, Some(UNATTESTED_NOTE)));
+        r.attestation_sha256 = Some("ab".repeat(32));
+        let a = p.after_report(&r, 1, 0, 0, 1, false);
+        assert_eq!((a.state, a.verified, a.note), (JobState::Verified, 2, None));
+        // Other outcomes are judged as before, attested or not.
+        let u = AttemptReport::bare(AttemptOutcome::Unreproducible { differing: vec!["a.deb".into()] });
+        assert_eq!(p.after_report(&u, 1, 0, 1, 0, false).state, JobState::Parked);
     }
 
     fn art(name: &str, sha: &str) -> Artifact {

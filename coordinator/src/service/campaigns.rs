@@ -168,6 +168,7 @@ fn item(p: &PlannedItem, saved: Option<&ItemRecord>) -> pb::CampaignItem {
         state: saved.map(|s| s.state.to_string()).unwrap_or_default(),
         reason: saved.map(|s| s.reason.clone()).unwrap_or_default(),
         current_version: saved.map(|s| s.current_version.clone()).unwrap_or_default(),
+        coverage: saved.map(|s| s.coverage.to_string()).unwrap_or_default(),
         detail_json: String::new(),
         upstream: p
             .upstream
@@ -350,8 +351,10 @@ impl<S: crate::storage::RebuildStore> Campaigns for CampaignService<S> {
             ))
         });
         let mut waves: BTreeMap<(u32, campaign::ItemState), u64> = BTreeMap::new();
+        let mut coverage: BTreeMap<campaign::Coverage, u64> = BTreeMap::new();
         for it in &items {
             *waves.entry((it.planned.wave, it.state)).or_default() += 1;
+            *coverage.entry(it.coverage).or_default() += 1;
         }
         Ok(Response::new(pb::CampaignStatusResponse {
             campaign: Some(info(&c, &counts(&items))),
@@ -361,6 +364,7 @@ impl<S: crate::storage::RebuildStore> Campaigns for CampaignService<S> {
                 .collect(),
             items: items.iter().map(|s| item(&s.planned, Some(s))).collect(),
             notes: c.notes.clone(),
+            coverage: coverage.into_iter().map(|(c, count)| pb::StateCount { state: c.to_string(), count }).collect(),
         }))
     }
 

@@ -715,6 +715,11 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
         }
         tracing::debug!(job = header.job_id, fence = header.fence, node = %holder, outcome = report.outcome.as_str(),
             state = state.as_str(), "result recorded");
+        // A built result can change the coverage of campaign items shipping this build (covered
+        // when the job became verified; unreproducible or disagreement otherwise).
+        if matches!(report.outcome, AttemptOutcome::Reproducible | AttemptOutcome::Unreproducible { .. }) {
+            super::refresh_campaigns(&*self.store, Some(std::slice::from_ref(&job.source)), Some(&self.settings)).await;
+        }
         if let Some(nb) = rebuilt {
             // The result is recorded; the produced build is ingested like any other (a failure
             // here is logged: the buildinfo stays in the content-addressed store).
@@ -931,9 +936,21 @@ impl<S: RebuildStore> RebuildAdmin for AdminService<S> {
         Ok(Response::new(pb::JobHistoryResponse {
             jobs: jobs
                 .iter()
-                .map(|j| pb::JobHistory {
-                    job: Some(job_info(j)),
-                    attempts: attempts.iter().filter(|a| a.job_id == j.id).map(attempt_info).collect(),
+                .map(|j| {
+                    // Disagreements are judged over every job of the same build listed here.
+                    let same_build: Vec<AttemptRecord> = attempts
+                        .iter()
+                        .filter(|a| jobs.iter().any(|o| o.id == a.job_id && o.build_id == j.build_id))
+                        .cloned()
+                        .collect();
+                    pb::JobHistory {
+                        job: Some(job_info(j)),
+                        attempts: attempts.iter().filter(|a| a.job_id == j.id).map(attempt_info).collect(),
+                        disagreements: rebuild::coverage::disagreements(&same_build)
+                            .iter()
+                            .map(|d| d.to_string())
+                            .collect(),
+                    }
                 })
                 .collect(),
         }))

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use super::{StoreError, tokens};
-use crate::campaign::{CampaignRecord, Evidence, ItemEvent, ItemRecord, ItemState, Mode, PlannedItem};
+use crate::campaign::{CampaignRecord, Coverage, Evidence, ItemEvent, ItemRecord, ItemState, Mode, PlannedItem};
 use crate::model::ShippedBinary;
 
 /// The columns of `campaigns` in the order [`campaign`] reads them.
@@ -13,7 +13,7 @@ pub const CAMPAIGN_COLUMNS: &str =
     "id, title, library, fixed_version, suites, arches, mode, advisories, max_depth, notes, created_at";
 
 /// The columns of `campaign_items` in the order [`item`] reads them.
-pub const ITEM_COLUMNS: &str = "id, campaign_id, state, reason, current_version, planned, updated_at";
+pub const ITEM_COLUMNS: &str = "id, campaign_id, state, reason, current_version, planned, updated_at, coverage";
 
 /// A `campaigns` row.
 #[allow(clippy::too_many_arguments)]
@@ -45,7 +45,9 @@ pub fn campaign(
     })
 }
 
-/// A `campaign_items` row.
+/// A `campaign_items` row (`coverage` '' for items saved before migration 0008: implied by
+/// the state).
+#[allow(clippy::too_many_arguments)]
 pub fn item(
     id: i64,
     campaign_id: i64,
@@ -54,12 +56,20 @@ pub fn item(
     current_version: String,
     planned: &str,
     updated_at: i64,
+    coverage: &str,
 ) -> Result<ItemRecord, StoreError> {
+    let state = ItemState::from_str(state).map_err(StoreError::Corrupt)?;
+    let coverage = if coverage.is_empty() {
+        Coverage::of_state(state)
+    } else {
+        Coverage::from_str(coverage).map_err(|e| StoreError::Corrupt(format!("campaign_items.coverage of item {id}: {e}")))?
+    };
     Ok(ItemRecord {
         id,
         campaign_id,
         planned: from_json(planned, "campaign_items.planned")?,
-        state: ItemState::from_str(state).map_err(StoreError::Corrupt)?,
+        state,
+        coverage,
         reason,
         current_version,
         updated_at,

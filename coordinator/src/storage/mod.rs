@@ -30,8 +30,10 @@ mod intern;
 mod postings;
 mod rebuild_rows;
 mod rebuild_store;
+mod coverage_store;
 
 pub use rebuild_store::RebuildStore;
+pub use coverage_store::CoverageStore;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

@@ -161,7 +161,16 @@ impl CampaignStore for PgStore {
         .await?;
         list.iter()
             .map(|r| {
-                rows::item(r.get(0), r.get(1), r.get::<&str, _>(2), r.get(3), r.get(4), r.get::<&str, _>(5), r.get(6))
+                rows::item(
+                    r.get(0),
+                    r.get(1),
+                    r.get::<&str, _>(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get::<&str, _>(5),
+                    r.get(6),
+                    r.get::<&str, _>(7),
+                )
             })
             .collect()
     }
@@ -175,7 +184,7 @@ impl CampaignStore for PgStore {
         let mut applied = 0;
         for t in changes {
             let done = sqlx::query(
-                "UPDATE campaign_items SET state = $1, reason = $2, current_version = $3, updated_at = $4
+                "UPDATE campaign_items SET state = $1, reason = $2, current_version = $3, updated_at = $4, coverage = $7
                  WHERE id = $5 AND state = $6",
             )
             .bind(t.to.as_str())
@@ -184,6 +193,7 @@ impl CampaignStore for PgStore {
             .bind(now)
             .bind(t.item_id)
             .bind(t.from.as_str())
+            .bind(t.coverage.as_str())
             .execute(&mut *tx)
             .await?
             .rows_affected();

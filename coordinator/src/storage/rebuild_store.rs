@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use super::{CampaignStore, StoreError};
+use super::{CoverageStore, StoreError};
 use crate::rebuild::{
     AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, JobFilter, JobRecord, JobState, Lease,
     LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Requeue,
@@ -12,7 +12,7 @@ use crate::rebuild::{
 /// Scheduler persistence. Every method that takes a lease (`job_id`, `fence`) refuses, with a
 /// [`crate::rebuild::Refusal`], unless `node_id` holds the job's current, unexpired lease.
 /// Times are unix seconds passed in by the caller, so that tests control the clock.
-pub trait RebuildStore: CampaignStore {
+pub trait RebuildStore: CoverageStore {
     /// Issue a credential: the operator is created if new. `None` when the operator already has
     /// a node of that name.
     fn add_node(

@@ -209,6 +209,7 @@ impl CampaignStore for SqliteStore {
                     r.get(4),
                     r.get::<&str, _>(5),
                     r.get(6),
+                    r.get::<&str, _>(7),
                 )?);
             }
         }
@@ -224,13 +225,14 @@ impl CampaignStore for SqliteStore {
         let mut applied = 0;
         for t in changes {
             let done = sqlx::query(
-                "UPDATE campaign_items SET state = ?, reason = ?, current_version = ?, updated_at = ?
+                "UPDATE campaign_items SET state = ?, reason = ?, current_version = ?, updated_at = ?, coverage = ?
                  WHERE id = ? AND state = ?",
             )
             .bind(t.to.as_str())
             .bind(&t.reason)
             .bind(&t.version)
             .bind(now)
+            .bind(t.coverage.as_str())
             .bind(t.item_id)
             .bind(t.from.as_str())
             .execute(&mut *tx)

@@ -21,7 +21,8 @@ fn secs(d: std::time::Duration) -> i64 {
 const LEASE_FACTS: &str = "SELECT j.state, j.fence, j.lease_node, j.lease_expires, j.failures, j.unreproducible,
         j.verified, a.id,
         EXISTS (SELECT 1 FROM rebuild_attempts p
-                WHERE p.job_id = j.id AND p.operator_id = a.operator_id AND p.outcome = 'reproducible')
+                WHERE p.job_id = j.id AND p.operator_id = a.operator_id AND p.outcome = 'reproducible'
+                  AND p.attestation_sha256 IS NOT NULL)
      FROM rebuild_jobs j LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence
      WHERE j.id = ?";
 
@@ -81,7 +82,7 @@ async fn end_attempt(
         .ok_or_else(|| StoreError::Corrupt(format!("job {job_id} is leased with token {} but has no attempt", facts.fence)))?;
     let c = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
     let next =
-        policy.after(&report.outcome, now, c(facts.failures), c(facts.unreproducible), c(facts.verified), facts.already);
+        policy.after_report(report, now, c(facts.failures), c(facts.unreproducible), c(facts.verified), facts.already);
     sqlx::query(
         "UPDATE rebuild_jobs SET state = ?, not_before = ?, failures = ?, unreproducible = ?, verified = ?,
              parked_reason = ?, lease_node = NULL, lease_expires = NULL, updated_at = ?
@@ -98,6 +99,7 @@ async fn end_attempt(
     .execute(&mut *tx)
     .await?;
     let (code, message) = rows::outcome_columns(&report.outcome);
+    let message = next.note.clone().unwrap_or(message);
     sqlx::query(
         "UPDATE rebuild_attempts SET finished_at = ?, outcome = ?, failure_code = ?, message = ?,
              buildinfo_sha256 = ?, log_sha256 = ?, diffoscope_sha256 = ?, differences = ?,
