@@ -27,10 +27,12 @@ pub mod sqlite;
 mod batch;
 mod campaign_rows;
 mod intern;
+mod key_store;
 mod postings;
 mod rebuild_rows;
 mod rebuild_store;
 
+pub use key_store::KeyStore;
 pub use rebuild_store::RebuildStore;
 
 /// A storage failure.
