@@ -53,6 +53,31 @@ def generate_stubs(proto_dir, out_dir):
     return pb, rpc
 
 
+def node_key_registration(token):
+    """A fresh ed25519 node key and the RegisterRequest fields proving it is held: the key in
+    OpenSSH form, and its signature over the debcover-register-v1 statement (SHA-256 of the
+    bearer token, the public key, the time), as the coordinator requires."""
+    import base64
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    blob = b"".join(len(p).to_bytes(4, "big") + p for p in (b"ssh-ed25519", public))
+    now = int(time.time())
+    statement = (
+        "debcover-register-v1\n"
+        f"credential-sha256 {hashlib.sha256(token.encode()).hexdigest()}\n"
+        f"public-key {public.hex()}\n"
+        f"time {now}\n"
+    ).encode()
+    return {
+        "public_key": "ssh-ed25519 " + base64.b64encode(blob).decode() + " node_client.py",
+        "registration_time": now,
+        "registration_signature": key.sign(statement),
+    }
+
+
 def checksums_sha256(buildinfo):
     """(name, size, sha256) of every Checksums-Sha256 line of a buildinfo (clearsigned or not)."""
     out = []
@@ -128,7 +153,7 @@ def main():
         # 2. Register.
         r = node.Register(
             pb.RegisterRequest(
-                public_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPythonNodeClientExampleKey",
+                **node_key_registration(token),
                 architectures=["x86_64"],
                 backends=["local"],
                 slots=1,
