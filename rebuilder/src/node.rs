@@ -99,6 +99,8 @@ async fn register(c: &mut Client, config: &Config, key: &NodeKey, shutdown: &Shu
         tags: config.tags.clone(),
         slots: config.slots,
         software: crate::SOFTWARE.to_owned(),
+        registration_signature: Vec::new(),
+        registration_time: 0,
     };
     let mut delay = Duration::from_secs(1);
     loop {
