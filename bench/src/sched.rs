@@ -136,12 +136,23 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
             .into_inner();
         let mut n = RebuildNodesClient::with_interceptor(channel(&opts.server).await?, bearer(&r.token)?)
             .max_decoding_message_size(16 * 1024 * 1024);
+        // Proof of possession: a key per node, the registration statement signed with it.
+        let key = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+        let public = key.verifying_key().to_bytes();
+        let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+        let statement = debcover_formats::intoto::registration_statement(
+            &debcover_formats::sha256_hex(r.token.as_bytes()),
+            &hex::encode(public),
+            time,
+        );
         n.register(pb::RegisterRequest {
-            public_key: String::new(),
+            public_key: debcover_formats::intoto::openssh_public(&public, "bench"),
             architectures: vec!["amd64".into()],
             backends: vec!["local".into()],
             tags: vec![],
             slots: 1,
+            registration_time: time,
+            registration_signature: ed25519_dalek::Signer::sign(&key, &statement).to_bytes().to_vec(),
             ..Default::default()
         })
         .await
