@@ -199,10 +199,8 @@ fn check_link(
             k.valid_until.map_or("now".to_owned(), |u| u.to_string())
         ));
     }
-    if let Some(f) = functionaries {
-        if !f.contains(&l.keyid) {
-            return Err(format!("key {} is not a functionary of the layout's rebuild step", l.keyid));
-        }
+    if functionaries.is_some_and(|f| !f.contains(&l.keyid)) {
+        return Err(format!("key {} is not a functionary of the layout's rebuild step", l.keyid));
     }
     let key = load_key(k, read)?;
     let block: Value = serde_json::from_slice(&read(&l.file)?).map_err(|e| format!("not JSON: {e}"))?;
@@ -216,10 +214,8 @@ fn check_link(
     if operator != l.operator {
         return Err(format!("signed by operator {operator:?}, the manifest says {:?}", l.operator));
     }
-    if let Some(b) = env("debcover_build_id") {
-        if b != manifest.build {
-            return Err(format!("about build {b}, not {}", manifest.build));
-        }
+    if let Some(b) = env("debcover_build_id").filter(|b| *b != manifest.build) {
+        return Err(format!("about build {b}, not {}", manifest.build));
     }
     let products: BTreeMap<&str, &str> = signed
         .get("products")
