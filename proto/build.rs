@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/debcover/v1/coordinator.proto",
         "proto/debcover/v1/campaigns.proto",
         "proto/debcover/v1/rebuild.proto",
+        "proto/debcover/v1/attestations.proto",
     ];
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure()

@@ -315,6 +315,9 @@ fn network_rebuilds_real_packages(db: Option<TestDatabase>) {
     // signed; the stock in-toto verifier accepts libstat's two at threshold 2 against the
     // archive's .deb, and refuses a .deb with other bytes.
     check_attestations_with_in_toto(&net, &job("libstat"), &fixture, &context("libstat"));
+    // The same, through the coordinator: `debcover attestations --export`, checked offline by
+    // `debcover verify` and by the stock in-toto-verify against the coordinator-signed layout.
+    check_export(&net, &job("libstat"), &fixture, &context("libstat"));
 
     // The produced buildinfo was ingested as a build of its own: hello has two more builds.
     let builds = net.server.json(&["build", "show", "hello", "--json"], 0);
@@ -396,6 +399,85 @@ fn check_attestations_with_in_toto(net: &Net, job: &Value, fixture: &Path, conte
     std::fs::write(debs.path().join(deb.file_name().unwrap()), b"not the rebuilt package").unwrap();
     let out = verify("2");
     assert!(!out.status.success(), "a tampered .deb passed in-toto-verify");
+}
+
+/// `debcover attestations libstat VERSION --export DIR`, then `debcover verify DIR`: passes at
+/// threshold 2 (two operators agree with the buildinfo), fails at 3 and with a tampered link;
+/// stock `in-toto-verify` accepts the export with the layout the coordinator signed, the
+/// coordinator's public key, and the archive's .deb files.
+fn check_export(net: &Net, job: &Value, fixture: &Path, context: &str) {
+    let version = job["job"]["version"].as_str().or(job["version"].as_str()).unwrap_or_else(|| panic!("no version: {context}"));
+    let listed = net.server.json(&["attestations", "libstat", version, "--json"], 0);
+    let listed = &listed[0];
+    assert_eq!(listed["attestations"].as_array().map(Vec::len), Some(2), "{listed:#}\n{context}");
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    let export_s = export.to_str().unwrap();
+    let manifest = net.server.json(&["attestations", "libstat", version, "--export", export_s, "--json"], 0);
+    assert_eq!(manifest["links"].as_array().map(Vec::len), Some(2), "{manifest:#}");
+    assert_eq!(manifest["layout_threshold"], 2, "{manifest:#}");
+    let artifacts: Vec<String> = manifest["artifacts"].as_object().unwrap().keys().cloned().collect();
+    assert!(!artifacts.is_empty() && artifacts.iter().all(|a| a.ends_with(".deb")), "{manifest:#}");
+    // The links are the stored bytes.
+    for l in manifest["links"].as_array().unwrap() {
+        let bytes = std::fs::read(export.join(l["file"].as_str().unwrap())).unwrap();
+        use sha2::Digest;
+        let sha = hex::encode(sha2::Sha256::digest(&bytes));
+        assert!(attempts(job).iter().any(|a| a["attestation_sha256"] == sha.as_str()), "{sha} not stored: {context}");
+    }
+    let verify = |dir: &str, k: &str| net.server.cli(&["verify", dir, "--threshold", k, "--json"]);
+    let out = verify(export_s, "2");
+    assert_eq!(out.status.code(), Some(0), "{}\n{context}", debcover_tests::describe(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["report"]["agreeing_operators"], serde_json::json!(["alice", "bob"]), "{report:#}");
+    let out = verify(export_s, "3");
+    assert_eq!(out.status.code(), Some(1), "threshold 3 with two operators: {}", debcover_tests::describe(&out));
+    let text = net.server.cli(&["verify", export_s, "--threshold", "2"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("verified: 2 of 2"), "{}", debcover_tests::describe(&text));
+
+    // Stock in-toto-verify: the coordinator's layout and key, the links, the archive's .debs.
+    let coordinator = manifest["keys"].as_array().unwrap().iter().find(|k| k["role"] == "coordinator").unwrap();
+    let debs = tempfile::tempdir().unwrap();
+    for name in &artifacts {
+        let deb = one(&fixture.join("stage1"), name, "");
+        std::fs::copy(&deb, debs.path().join(name)).unwrap();
+    }
+    let in_toto = |debs: &Path| {
+        Command::new("in-toto-verify")
+            .arg("--layout")
+            .arg(export.join("root.layout"))
+            .arg("--verification-keys")
+            .arg(export.join(coordinator["file"].as_str().unwrap()))
+            .arg("--link-dir")
+            .arg(&export)
+            .current_dir(debs)
+            .output()
+    };
+    match in_toto(debs.path()) {
+        Ok(out) => {
+            assert!(out.status.success(), "in-toto-verify refused the export: {}\n{context}", debcover_tests::describe(&out));
+            std::fs::write(debs.path().join(&artifacts[0]), b"other bytes").unwrap();
+            let out = in_toto(debs.path()).unwrap();
+            assert!(!out.status.success(), "in-toto-verify passed a tampered .deb");
+        }
+        Err(e) => skip_or_fail(&format!("in-toto-verify (PyPI in-toto 3.1.0) cannot run: {e}")),
+    }
+
+    // A tampered product in one link: its signature no longer holds, one operator is left.
+    let tampered = dir.path().join("tampered");
+    std::fs::create_dir(&tampered).unwrap();
+    for e in std::fs::read_dir(&export).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), tampered.join(e.file_name())).unwrap();
+    }
+    let first = manifest["links"][0]["file"].as_str().unwrap();
+    let mut link: Value = serde_json::from_slice(&std::fs::read(tampered.join(first)).unwrap()).unwrap();
+    link["signed"]["products"][&artifacts[0]]["sha256"] = Value::String("0".repeat(64));
+    std::fs::write(tampered.join(first), serde_json::to_vec_pretty(&link).unwrap()).unwrap();
+    let out = verify(tampered.to_str().unwrap(), "2");
+    assert_eq!(out.status.code(), Some(1), "a tampered link passed: {}", debcover_tests::describe(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report["report"]["links"].as_array().unwrap().iter().any(|l| l["status"] == "invalid"), "{report:#}");
 }
 
 #[test]

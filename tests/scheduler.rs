@@ -85,13 +85,28 @@ async fn send(n: &mut Node, chunks: Vec<pb::ReportChunk>) -> Result<pb::ReportRe
     n.report_result(tokio_stream::iter(chunks)).await.map(|r| r.into_inner())
 }
 
-fn register(arches: &[&str], slots: u32) -> pb::RegisterRequest {
+/// A registration with the node key of `token` (seeded by the token, so each credential has
+/// its own), proof of possession included.
+fn register(token: &str, arches: &[&str], slots: u32) -> pb::RegisterRequest {
+    let seed: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+    register_with_key(token, &ed25519_dalek::SigningKey::from_bytes(&seed), arches, slots)
+}
+
+/// A registration of `key` for `token`, signed as the coordinator requires.
+fn register_with_key(token: &str, key: &ed25519_dalek::SigningKey, arches: &[&str], slots: u32) -> pb::RegisterRequest {
+    use ed25519_dalek::Signer;
+    use debcover_formats::intoto;
+    let public = key.verifying_key().to_bytes();
+    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let statement = intoto::registration_statement(&sha256_hex(token.as_bytes()), &hex::encode(public), time);
     pb::RegisterRequest {
-        public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample".into(),
+        public_key: intoto::openssh_public(&public, "test"),
         architectures: arches.iter().map(|a| a.to_string()).collect(),
         backends: vec!["local".into()],
         tags: vec![],
         slots,
+        registration_time: time,
+        registration_signature: key.sign(&statement).to_bytes().to_vec(),
         ..Default::default()
     }
 }
@@ -142,7 +157,7 @@ async fn scenario(s: &Server) {
 
     // Authentication: no token, a made-up token.
     let mut anon = node(&s.url, None).await;
-    assert_eq!(anon.register(register(&["amd64"], 1)).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(anon.register(register("", &["amd64"], 1)).await.unwrap_err().code(), Code::Unauthenticated);
     let mut forged = node(&s.url, Some("dcn_0000")).await;
     assert_eq!(forged.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap_err().code(), Code::Unauthenticated);
 
@@ -150,11 +165,11 @@ async fn scenario(s: &Server) {
     let mut na2 = node(&s.url, Some(&a2)).await;
     let mut nb1 = node(&s.url, Some(&b1)).await;
     assert_eq!(na1.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap_err().code(), Code::FailedPrecondition);
-    let r = na1.register(register(&["x86_64", "i686"], 2)).await.unwrap().into_inner();
+    let r = na1.register(register(&a1, &["x86_64", "i686"], 2)).await.unwrap().into_inner();
     assert_eq!(r.architectures, ["amd64", "i386"]);
     assert_eq!((r.operator.as_str(), r.lease_ttl_seconds), ("alice", 3));
-    na2.register(register(&["amd64"], 1)).await.unwrap();
-    nb1.register(register(&["amd64"], 2)).await.unwrap();
+    na2.register(register(&a2, &["amd64"], 1)).await.unwrap();
+    nb1.register(register(&b1, &["amd64"], 2)).await.unwrap();
 
     // a1 claims: the job carries the original buildinfo byte for byte.
     let j1 = na1.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.expect("a job");
@@ -249,7 +264,7 @@ async fn scenario(s: &Server) {
     // i386 build is requested.
     let c1 = add_node(s, admin, "carol", "c1");
     let mut nc1 = node(&s.url, Some(&c1)).await;
-    nc1.register(register(&["i386"], 1)).await.unwrap();
+    nc1.register(register(&c1, &["i386"], 1)).await.unwrap();
     let waiting = tokio::spawn(async move {
         let start = Instant::now();
         let j = nc1.claim(pb::ClaimRequest { wait_seconds: 20 }).await.unwrap().into_inner().job;
@@ -458,8 +473,7 @@ async fn results_scenario(s: &Server) {
     let token = add_node(s, admin, "alice", "a1");
     let mut n = node(&s.url, Some(&token)).await;
     let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
-    let mut reg = register(&["amd64"], 4);
-    reg.public_key = openssh(&key);
+    let mut reg = register_with_key(&token, &key, &["amd64"], 4);
     reg.software = "debcover-rebuilder 0.1.0".into();
     n.register(reg.clone()).await.unwrap();
     let listed = s.json(&["node", "list", "--admin-token-file", admin, "--json"], 0);
@@ -602,5 +616,89 @@ async fn results_over_grpc_on_postgres() {
     let Some(db) = TestDatabase::create().await else { return };
     let s = Server::start_with(Some(&db.url), &RESULTS_ENV);
     results_scenario(&s).await;
+    assert_eq!(s.terminate(), Some(0), "coordinator did not stop cleanly");
+}
+
+/// Registration proves possession of the node key, and every key a node registered stays
+/// listed with its validity period (`debcover keys`), beside the coordinator's own key.
+async fn keys_scenario(s: &Server) {
+    let admin = s.data_dir.path().join("admin.token");
+    let admin = admin.to_str().unwrap();
+    let token = add_node(s, admin, "alice", "a1");
+    let mut n = node(&s.url, Some(&token)).await;
+
+    // Refused: no proof, a proof by another key, a proof for another credential, a stale one.
+    let mut reg = register(&token, &["amd64"], 1);
+    reg.registration_signature.clear();
+    let e = n.register(reg).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().starts_with("registration_signature: missing"), "{e:?}");
+    let mut reg = register(&token, &["amd64"], 1);
+    reg.registration_signature = register("dcn_other", &["amd64"], 1).registration_signature;
+    let e = n.register(reg).await.unwrap_err();
+    assert!(e.message().contains("does not verify"), "{e:?}");
+    let mut reg = register(&token, &["amd64"], 1);
+    reg.public_key = register("dcn_other", &["amd64"], 1).public_key;
+    let e = n.register(reg).await.unwrap_err();
+    assert!(e.message().contains("does not verify"), "{e:?}");
+    let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+    let mut reg = register_with_key(&token, &key, &["amd64"], 1);
+    reg.registration_time -= 3600;
+    let e = n.register(reg).await.unwrap_err();
+    assert!(e.message().starts_with("registration_time:"), "{e:?}");
+    // Nothing was registered by the refused calls.
+    assert_eq!(n.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap_err().code(), Code::FailedPrecondition);
+    let keys = s.json(&["keys", "--json"], 0);
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 1, "only the coordinator's key: {keys:#?}");
+    assert_eq!(keys[0]["role"], "coordinator");
+    assert!(keys[0]["pem"].as_str().unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
+    let pem = std::fs::read_to_string(s.data_dir.path().join("coordinator-key.pem")).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+
+    // Accepted; registering the same key again changes nothing; a new key closes the old one.
+    n.register(register_with_key(&token, &key, &["amd64"], 1)).await.unwrap();
+    n.register(register_with_key(&token, &key, &["amd64"], 1)).await.unwrap();
+    let keys = s.json(&["keys", "--json"], 0);
+    let nodes: Vec<&Value> = keys.as_array().unwrap().iter().filter(|k| k["role"] == "node").collect();
+    assert_eq!(nodes.len(), 1, "{keys:#}");
+    assert_eq!((nodes[0]["operator"].as_str(), nodes[0]["node"].as_str()), (Some("alice"), Some("a1")));
+    assert!(nodes[0]["valid_until"].is_null());
+    std::thread::sleep(Duration::from_millis(1100));
+    let new = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+    n.register(register_with_key(&token, &new, &["amd64"], 1)).await.unwrap();
+    let keys = s.json(&["keys", "--json"], 0);
+    let nodes: Vec<&Value> = keys.as_array().unwrap().iter().filter(|k| k["role"] == "node").collect();
+    assert_eq!(nodes.len(), 2, "{keys:#}");
+    let old_id = debcover_formats::intoto::keyid(&hex::encode(key.verifying_key().to_bytes()));
+    assert_eq!(nodes[0]["keyid"], old_id.as_str());
+    let closed = nodes[0]["valid_until"].as_i64().expect("the old key is closed");
+    assert!(closed >= nodes[0]["valid_from"].as_i64().unwrap());
+    assert_eq!(nodes[1]["valid_from"].as_i64(), Some(closed));
+    assert!(nodes[1]["valid_until"].is_null());
+    let text = s.cli(&["keys"]);
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(text.contains("alice/a1") && text.contains("current") && text.contains(&old_id[..16]), "{text}");
+
+    // Revocation ends the current key; both stay listed.
+    s.json(&["node", "revoke", "--operator", "alice", "--name", "a1", "--admin-token-file", admin, "--json"], 0);
+    let keys = s.json(&["keys", "--json"], 0);
+    let nodes: Vec<&Value> = keys.as_array().unwrap().iter().filter(|k| k["role"] == "node").collect();
+    assert_eq!(nodes.len(), 2, "{keys:#}");
+    assert!(nodes.iter().all(|k| k["valid_until"].is_i64()), "{keys:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_over_grpc_on_sqlite() {
+    let s = Server::start_with(None, &RESULTS_ENV);
+    keys_scenario(&s).await;
+    assert_eq!(s.terminate(), Some(0), "coordinator did not stop cleanly");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_over_grpc_on_postgres() {
+    let Some(db) = TestDatabase::create().await else { return };
+    let s = Server::start_with(Some(&db.url), &RESULTS_ENV);
+    keys_scenario(&s).await;
     assert_eq!(s.terminate(), Some(0), "coordinator did not stop cleanly");
 }

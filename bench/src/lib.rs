@@ -13,11 +13,13 @@
 //! `plan` plans builds and renders them, `render` holds text helpers (dates, clearsigning).
 //! [`sched`] drives simulated rebuilder nodes against a coordinator (scheduler throughput).
 //! [`hash`] times the rebuilder's artifact hashing against `sha256sum`.
+//! [`verify`] times attestation verification (signatures/s).
 #![deny(missing_docs)]
 
 pub mod archive;
 pub mod hash;
 pub mod sched;
+pub mod verify;
 mod base;
 mod plan;
 mod render;

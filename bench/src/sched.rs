@@ -139,16 +139,20 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
             .into_inner();
         let mut n = RebuildNodesClient::with_interceptor(channel(&opts.server).await?, bearer(&r.token)?)
             .max_decoding_message_size(16 * 1024 * 1024);
-        // Each node signs its results like a real one: only attested results count.
+        // Each node proves it holds its key at registration and signs its results like a real
+        // one: only attested results count.
         let key_file = std::env::temp_dir().join(format!("debcover-sched-{}-{i}.pem", std::process::id()));
         let key = NodeKey::load_or_create(&key_file).with_context(|| format!("node key {}", key_file.display()))?;
         let _ = std::fs::remove_file(&key_file);
+        let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
         n.register(pb::RegisterRequest {
             public_key: key.openssh_public(),
             architectures: vec!["amd64".into()],
             backends: vec!["local".into()],
             tags: vec![],
             slots: 1,
+            registration_time: time,
+            registration_signature: key.registration_signature(&r.token, time),
             ..Default::default()
         })
         .await

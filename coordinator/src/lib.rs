@@ -8,6 +8,8 @@
 //! - [`index`]: the in-memory, generation-checked `built-with` index the server answers from.
 //! - [`campaign`]: one library fix: impact analysis, rebuild waves, exports, tracking.
 //! - [`service`]: the gRPC server (`debcover serve`) and its wire conversions.
+//! - [`attestation`]: published keys, the coordinator's signed in-toto layout, exports and
+//!   their offline check.
 //! - [`client`]: the client side of the `debcover` commands.
 //! - [`config`]: configuration from flags, TOML file and `DEBCOVER_*` variables.
 #![deny(missing_docs)]
@@ -19,6 +21,7 @@ pub mod query;
 pub mod index;
 pub mod campaign;
 pub mod rebuild;
+pub mod attestation;
 pub mod service;
 pub mod client;
 pub mod config;

@@ -81,9 +81,17 @@ enum Command {
     /// Queue verification rebuilds (admin).
     #[command(subcommand)]
     Rebuild(RebuildCommand),
-    /// Queue background verification of everything a suite ships (admin).
-    #[command(subcommand)]
-    Verify(VerifyCommand),
+    /// `verify DIR`: check an exported set of attestations offline (no server): signatures,
+    /// key validity, and that K distinct operators agree with the buildinfo (exit 0 only if
+    /// verified). `verify suite SUITE`: queue background verification of everything a suite
+    /// ships (admin).
+    #[command(args_conflicts_with_subcommands = true)]
+    Verify(VerifyArgs),
+    /// Every published public key (nodes' with their validity periods, and the coordinator's).
+    Keys(client::attest::KeysArgs),
+    /// The stored signed attestations of a build; --export DIR writes them with their keys and
+    /// the coordinator-signed in-toto layout, for `debcover verify` or in-toto-verify.
+    Attestations(client::attest::AttestationsArgs),
     /// The rebuild queue: counts per state and priority, and the first jobs.
     Queue(QueueArgs),
     /// Read what a local .deb's binaries say they contain (Go build info, Rust .dep-v0, rustc)
@@ -179,6 +187,16 @@ enum VerifyCommand {
         #[command(flatten)]
         server: ServerArg,
     },
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[command(subcommand)]
+    command: Option<VerifyCommand>,
+    /// An export directory (`debcover attestations ... --export DIR`).
+    dir: Option<PathBuf>,
+    #[command(flatten)]
+    offline: client::attest::VerifyDirArgs,
 }
 
 #[derive(Args)]
@@ -620,7 +638,19 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify(VerifyCommand::Suite { suite, arches, admin, server }) => {
+        Command::Verify(VerifyArgs { command: None, dir, offline }) => {
+            let dir = dir.context("name an export directory (`debcover verify DIR --threshold K`) or `verify suite SUITE`")?;
+            Ok(if client::attest::verify_dir(&dir, &offline)? { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Keys(a) => {
+            client::attest::keys(&config::resolve_server(a.server.clone(), &file), &a).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Attestations(a) => {
+            client::attest::attestations(&config::resolve_server(a.server.clone(), &file), &a).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify(VerifyArgs { command: Some(VerifyCommand::Suite { suite, arches, admin, server }), .. }) => {
             let mut c = admin_client(&server, &admin, &file).await?;
             let r = c
                 .verify_suite(pb::VerifySuiteRequest { suite, architectures: arches })
@@ -938,7 +968,7 @@ async fn serve(
     }
 }
 
-async fn run_with<S: storage::RebuildStore>(
+async fn run_with<S: storage::KeyStore>(
     store: S,
     listener: tokio::net::TcpListener,
     limits: Limits,

@@ -108,6 +108,7 @@ conformance!(
     rebuild_builds_are_never_linked_or_queued,
     campaign_fixes_queue_verification_once,
     coverage_rests_on_attested_rebuilds,
+    keys_history_and_coordinator_keys,
 );
 
 // ---------------------------------------------------------------- scenarios
@@ -1489,4 +1490,46 @@ async fn coverage_rests_on_attested_rebuilds<S: RebuildStore, F: std::future::Fu
 
 fn sha256_hex_of(s: &str) -> String {
     debcover_formats::sha256_hex(s.as_bytes())
+}
+
+/// Key history (migration 0007): a node's keys with their validity periods, closed by a new key
+/// or by revocation, never dropped; coordinator keys recorded once.
+async fn keys_history_and_coordinator_keys<S: debcover_coordinator::storage::KeyStore, F: std::future::Future<Output = S>>(
+    open: impl Fn() -> F,
+) {
+    use debcover_coordinator::attestation::KeyRole;
+    use debcover_coordinator::rebuild::{self, NodeCaps};
+    let store = open().await;
+    let token = rebuild::new_token();
+    let n = store.add_node("alice", "a1", &rebuild::token_digest(&token), 1).await.unwrap().expect("new node");
+    let caps = |key: &str| NodeCaps {
+        public_key: key.to_owned(),
+        arches: vec!["amd64".into()],
+        backends: vec!["local".into()],
+        tags: vec![],
+        slots: 1,
+        software: String::new(),
+    };
+    assert!(store.node_keys().await.unwrap().is_empty());
+    store.register_node(n.id, &caps("ssh-ed25519 KEY1"), 10).await.unwrap();
+    store.register_node(n.id, &caps("ssh-ed25519 KEY1"), 20).await.unwrap();
+    store.register_node(n.id, &caps("ssh-ed25519 KEY2"), 30).await.unwrap();
+    let keys = store.node_keys().await.unwrap();
+    let got: Vec<(&str, i64, Option<i64>)> = keys.iter().map(|k| (k.public_key.as_str(), k.valid_from, k.valid_until)).collect();
+    assert_eq!(got, [("ssh-ed25519 KEY1", 10, Some(30)), ("ssh-ed25519 KEY2", 30, None)]);
+    assert!(keys.iter().all(|k| k.role == KeyRole::Node && k.operator == "alice" && k.node == "a1"));
+    assert!(keys[0].valid_at(30) && !keys[0].valid_at(31) && keys[1].valid_at(1_000));
+    // Back to the first key: a new period, the old ones kept.
+    store.register_node(n.id, &caps("ssh-ed25519 KEY1"), 40).await.unwrap();
+    assert_eq!(store.node_keys().await.unwrap().len(), 3);
+    // Revocation ends the current key.
+    assert!(store.revoke_node("alice", "a1", 50).await.unwrap());
+    let keys = store.node_keys().await.unwrap();
+    assert_eq!(keys[2].valid_until, Some(50), "{keys:?}");
+    // Coordinator keys: recorded once, at their first start.
+    store.record_coordinator_key("ssh-ed25519 C1", 5).await.unwrap();
+    store.record_coordinator_key("ssh-ed25519 C1", 60).await.unwrap();
+    let c = store.coordinator_keys().await.unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!((c[0].role, c[0].valid_from, c[0].valid_until), (KeyRole::Coordinator, 5, None));
 }

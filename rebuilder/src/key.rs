@@ -91,6 +91,19 @@ impl NodeKey {
         self.key.verifying_key().to_public_key_pem(LineEnding::LF).unwrap_or_default()
     }
 
+    /// Proof of possession for registering with the bearer token `token` at `unix_time`: the
+    /// signature over [`debcover_formats::intoto::registration_statement`].
+    pub fn registration_signature(&self, token: &str, unix_time: i64) -> Vec<u8> {
+        use ed25519_dalek::Signer;
+        let public_hex = hex::encode(self.key.verifying_key().to_bytes());
+        let statement = debcover_formats::intoto::registration_statement(
+            &debcover_formats::sha256_hex(token.as_bytes()),
+            &public_hex,
+            unix_time,
+        );
+        self.key.sign(&statement).to_bytes().to_vec()
+    }
+
     /// The signing key, for attestations.
     pub fn signing_key(&self) -> &SigningKey {
         &self.key

@@ -82,18 +82,31 @@ fn transient(s: &tonic::Status) -> bool {
     matches!(s.code(), Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Internal | Code::Cancelled | Code::ResourceExhausted | Code::Aborted)
 }
 
+/// Unix seconds now (0 if the clock is before 1970: the coordinator then says the clock is off).
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Register, retrying while the coordinator is unreachable. Bad credentials are fatal.
 async fn register(c: &mut Client, config: &Config, key: &NodeKey, shutdown: &Shutdown) -> Result<pb::RegisterResponse> {
-    let req = pb::RegisterRequest {
+    let mut req = pb::RegisterRequest {
         public_key: key.openssh_public(),
         architectures: config.architectures.clone(),
         backends: config.backends.iter().map(|b| b.as_str().to_owned()).collect(),
         tags: config.tags.clone(),
         slots: config.slots,
         software: crate::SOFTWARE.to_owned(),
+        registration_signature: Vec::new(),
+        registration_time: 0,
     };
     let mut delay = Duration::from_secs(1);
     loop {
+        // Signed afresh on every try: the coordinator accepts a proof only minutes old.
+        req.registration_time = unix_now();
+        req.registration_signature = key.registration_signature(config.token.trim(), req.registration_time);
         match c.register(req.clone()).await {
             Ok(r) => return Ok(r.into_inner()),
             Err(s) if s.code() == Code::Unauthenticated => {

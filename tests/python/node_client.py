@@ -54,6 +54,29 @@ def generate_stubs(proto_dir, out_dir):
     return pb, rpc
 
 
+def node_key_registration(token, key):
+    """The RegisterRequest fields proving the ed25519 node key `key` is held: the key in
+    OpenSSH form, and its signature over the debcover-register-v1 statement (SHA-256 of the
+    bearer token, the public key, the time), as the coordinator requires."""
+    import base64
+    from cryptography.hazmat.primitives import serialization
+
+    public = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    blob = b"".join(len(p).to_bytes(4, "big") + p for p in (b"ssh-ed25519", public))
+    now = int(time.time())
+    statement = (
+        "debcover-register-v1\n"
+        f"credential-sha256 {hashlib.sha256(token.encode()).hexdigest()}\n"
+        f"public-key {public.hex()}\n"
+        f"time {now}\n"
+    ).encode()
+    return {
+        "public_key": "ssh-ed25519 " + base64.b64encode(blob).decode() + " node_client.py",
+        "registration_time": now,
+        "registration_signature": key.sign(statement),
+    }
+
+
 def checksums_sha256(buildinfo):
     """(name, size, sha256) of every Checksums-Sha256 line of a buildinfo (clearsigned or not)."""
     out = []
@@ -167,10 +190,10 @@ def main():
         expect("claim with a forged token", bad and bad["code"], "UNAUTHENTICATED")
 
         # 2. Register, with the ed25519 key its results are signed with.
-        key, openssh, keyid = ed25519_identity()
+        key, _, keyid = ed25519_identity()
         r = node.Register(
             pb.RegisterRequest(
-                public_key=openssh,
+                **node_key_registration(token, key),
                 architectures=["x86_64"],
                 backends=["local"],
                 slots=1,

@@ -72,6 +72,16 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         reps: usize,
     },
+    /// Attestation verification rate (signatures/s): the coordinator's check of a reported
+    /// link, the offline `debcover verify` over an export, bare ed25519 as the floor.
+    Verify {
+        /// Links (distinct operators' signatures) in the export checked offline.
+        #[arg(long, default_value_t = 16)]
+        links: usize,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
     /// Scheduler throughput with simulated zero-time nodes.
     Sched {
         #[arg(long, default_value = "http://127.0.0.1:7430")]
@@ -275,6 +285,12 @@ fn main() -> Result<()> {
             }
         }
         Cmd::Hash { paths, big_mib, tmp, reps } => hash(paths, big_mib, tmp, reps)?,
+        Cmd::Verify { links, seconds } => {
+            let r = debcover_bench::verify::run(links, seconds)?;
+            println!("ed25519 verify (floor):          {:>9.0} signatures/s", r.bare);
+            println!("coordinator check of a link:     {:>9.0} signatures/s", r.coordinator);
+            println!("debcover verify ({} links + layout): {:>9.0} signatures/s", r.links, r.offline);
+        }
         Cmd::Grep { dir, package } => {
             let (med, found) = grep_baseline(&dir, &package)?;
             println!("grep -rlF \" {package} (= \": {found} files; median {:.0} ms (warm cache)", med.as_secs_f64() * 1e3);

@@ -17,6 +17,7 @@ use debcover_proto::v1::coordinator_client::CoordinatorClient;
 use tonic::transport::{Channel, Endpoint};
 
 pub mod archive;
+pub mod attest;
 pub mod buildinfo;
 pub mod campaign;
 pub mod inspect;

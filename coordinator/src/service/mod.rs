@@ -21,8 +21,9 @@ use crate::index::BuiltWithIndex;
 use crate::ingest::{self, Limits};
 use crate::model::Stored;
 use crate::query;
-use crate::storage::{RebuildStore, Store};
+use crate::storage::{KeyStore, RebuildStore, Store};
 
+pub mod attestations;
 pub mod campaigns;
 pub mod convert;
 mod encoded;
@@ -75,7 +76,7 @@ fn built_with_query(r: &pb::BuiltWithRequest) -> Result<query::BuiltWithQuery, S
 /// Serve `service` and the rebuild scheduler (with its lease reclaimer) on `listener` until
 /// `shutdown` is cancelled; over TLS when `tls` is given (rustls, ring provider), else plain
 /// HTTP/2.
-pub async fn run<S: RebuildStore>(
+pub async fn run<S: KeyStore>(
     listener: TcpListener,
     mut service: CoordinatorService<S>,
     scheduler: Arc<rebuild::RebuildSettings>,
@@ -118,6 +119,10 @@ pub async fn run<S: RebuildStore>(
     )
     .max_decoding_message_size(MAX_MESSAGE_BYTES)
     .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let attestations = debcover_proto::v1::attestations_server::AttestationsServer::new(
+        attestations::AttestationService::new(service.store.clone(), scheduler.clone()),
+    )
+    .max_encoding_message_size(MAX_MESSAGE_BYTES);
     // BuiltWith answers go out as bytes assembled from the index's per-build encodings.
     let svc = encoded::WithEncodedBuiltWith::new(service);
     let served = builder
@@ -125,6 +130,7 @@ pub async fn run<S: RebuildStore>(
         .add_service(campaigns)
         .add_service(nodes)
         .add_service(admin)
+        .add_service(attestations)
         // TCP_NODELAY: small unary answers otherwise wait ~40 ms for Nagle's algorithm to meet
         // the client's delayed ACK. Keepalive notices clients that vanished.
         .serve_with_incoming_shutdown(

@@ -483,7 +483,20 @@ impl<S: RebuildStore> NodeService<S> {
 impl<S: RebuildStore> RebuildNodes for NodeService<S> {
     async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
         let node = authenticate_node(&*self.store, &self.settings, request.metadata()).await?;
+        let token_sha256 = rebuild::token_digest(bearer(request.metadata())?);
         let r = request.into_inner();
+        // Proof of possession: the node signed this credential, its key and the time with it.
+        crate::attestation::registration::check(
+            &token_sha256,
+            r.public_key.trim(),
+            r.registration_time,
+            &r.registration_signature,
+            now_unix(),
+        )
+        .map_err(|e| {
+            tracing::warn!(operator = %node.operator, node = %node.name, error = %e, "registration refused");
+            Status::invalid_argument(e)
+        })?;
         let arches = rebuild::normalise(r.architectures.iter().map(|a| rebuild::canonical_arch(a)));
         if arches.is_empty() {
             return Err(Status::invalid_argument("architectures: at least one is required"));

@@ -27,11 +27,13 @@ pub mod sqlite;
 mod batch;
 mod campaign_rows;
 mod intern;
+mod key_store;
 mod postings;
 mod rebuild_rows;
 mod rebuild_store;
 mod coverage_store;
 
+pub use key_store::KeyStore;
 pub use rebuild_store::RebuildStore;
 pub use coverage_store::CoverageStore;
 

@@ -25,6 +25,8 @@ mod campaigns;
 mod rebuild;
 #[path = "postgres_coverage.rs"]
 mod coverage;
+#[path = "postgres_keys.rs"]
+mod keys;
 
 /// PostgreSQL implementation of [`Store`].
 pub struct PgStore {
@@ -59,6 +61,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (4, "rebuild jobs", include_str!("../../../migrations/postgres/0004_rebuild_jobs.sql")),
         (5, "rebuild results", include_str!("../../../migrations/postgres/0005_rebuild_results.sql")),
         (6, "attestations", include_str!("../../../migrations/postgres/0006_attestations.sql")),
+        (7, "key history", include_str!("../../../migrations/postgres/0007_key_history.sql")),
         (8, "coverage", include_str!("../../../migrations/postgres/0008_coverage.sql")),
     ])
 }

@@ -227,6 +227,7 @@ impl RebuildStore for PgStore {
     }
 
     async fn register_node(&self, node_id: i64, caps: &NodeCaps, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE rebuild_nodes SET public_key = $1, arches = $2, backends = $3, tags = $4, slots = $5,
                  registered_at = $6, last_seen = $6, software = $8
@@ -240,8 +241,30 @@ impl RebuildStore for PgStore {
         .bind(now)
         .bind(node_id)
         .bind(&caps.software)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        // Key history (migration 0007): a different key closes the current one. The node row
+        // updated above is locked, so concurrent registrations of one node take turns.
+        sqlx::query(
+            "UPDATE rebuild_node_keys SET valid_until = $1 WHERE node_id = $2 AND valid_until IS NULL AND public_key <> $3",
+        )
+        .bind(now)
+        .bind(node_id)
+        .bind(&caps.public_key)
+        .execute(&mut *tx)
+        .await?;
+        if !caps.public_key.is_empty() {
+            sqlx::query(
+                "INSERT INTO rebuild_node_keys (node_id, public_key, valid_from)
+                 SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM rebuild_node_keys WHERE node_id = $1 AND valid_until IS NULL)",
+            )
+            .bind(node_id)
+            .bind(&caps.public_key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -27,6 +27,8 @@ mod campaigns;
 mod rebuild;
 #[path = "sqlite_coverage.rs"]
 mod coverage;
+#[path = "sqlite_keys.rs"]
+mod keys;
 
 /// Rows per multi-row INSERT: 4 columns × 2,000 rows stays far below SQLite's 32,766 variables.
 const ROWS_PER_INSERT: usize = 2000;
@@ -132,6 +134,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (4, "rebuild jobs", include_str!("../../../migrations/sqlite/0004_rebuild_jobs.sql")),
         (5, "rebuild results", include_str!("../../../migrations/sqlite/0005_rebuild_results.sql")),
         (6, "attestations", include_str!("../../../migrations/sqlite/0006_attestations.sql")),
+        (7, "key history", include_str!("../../../migrations/sqlite/0007_key_history.sql")),
         (8, "coverage", include_str!("../../../migrations/sqlite/0008_coverage.sql")),
     ])
 }

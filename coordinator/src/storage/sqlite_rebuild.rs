@@ -230,6 +230,25 @@ impl RebuildStore for SqliteStore {
         .bind(node_id)
         .execute(&mut *tx)
         .await?;
+        // Key history (migration 0007): a different key closes the current one.
+        sqlx::query("UPDATE rebuild_node_keys SET valid_until = ? WHERE node_id = ? AND valid_until IS NULL AND public_key <> ?")
+            .bind(now)
+            .bind(node_id)
+            .bind(&caps.public_key)
+            .execute(&mut *tx)
+            .await?;
+        if !caps.public_key.is_empty() {
+            sqlx::query(
+                "INSERT INTO rebuild_node_keys (node_id, public_key, valid_from)
+                 SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM rebuild_node_keys WHERE node_id = ? AND valid_until IS NULL)",
+            )
+            .bind(node_id)
+            .bind(&caps.public_key)
+            .bind(now)
+            .bind(node_id)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
