@@ -30,8 +30,10 @@ mod intern;
 mod postings;
 mod rebuild_rows;
 mod rebuild_store;
+pub mod views;
 
 pub use rebuild_store::RebuildStore;
+pub use views::ViewStore;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

@@ -23,6 +23,8 @@ use crate::model::{
 mod campaigns;
 #[path = "postgres_rebuild.rs"]
 mod rebuild;
+#[path = "postgres_views.rs"]
+mod views;
 
 /// PostgreSQL implementation of [`Store`].
 pub struct PgStore {
@@ -57,6 +59,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (4, "rebuild jobs", include_str!("../../../migrations/postgres/0004_rebuild_jobs.sql")),
         (5, "rebuild results", include_str!("../../../migrations/postgres/0005_rebuild_results.sql")),
         (6, "attestations", include_str!("../../../migrations/postgres/0006_attestations.sql")),
+        (9, "view indexes", include_str!("../../../migrations/postgres/0009_view_indexes.sql")),
     ])
 }
 

@@ -25,6 +25,8 @@ use crate::model::{
 mod campaigns;
 #[path = "sqlite_rebuild.rs"]
 mod rebuild;
+#[path = "sqlite_views.rs"]
+mod views;
 
 /// Rows per multi-row INSERT: 4 columns × 2,000 rows stays far below SQLite's 32,766 variables.
 const ROWS_PER_INSERT: usize = 2000;
@@ -130,6 +132,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (4, "rebuild jobs", include_str!("../../../migrations/sqlite/0004_rebuild_jobs.sql")),
         (5, "rebuild results", include_str!("../../../migrations/sqlite/0005_rebuild_results.sql")),
         (6, "attestations", include_str!("../../../migrations/sqlite/0006_attestations.sql")),
+        (9, "view indexes", include_str!("../../../migrations/sqlite/0009_view_indexes.sql")),
     ])
 }
 
