@@ -8,6 +8,7 @@
 //! - [`index`]: the in-memory, generation-checked `built-with` index the server answers from.
 //! - [`campaign`]: one library fix: impact analysis, rebuild waves, exports, tracking.
 //! - [`service`]: the gRPC server (`debcover serve`) and its wire conversions.
+//! - [`web`]: the HTML pages, their JSON twins, Prometheus metrics and `Buildinfo.xz`.
 //! - [`client`]: the client side of the `debcover` commands.
 //! - [`config`]: configuration from flags, TOML file and `DEBCOVER_*` variables.
 #![deny(missing_docs)]
@@ -20,5 +21,6 @@ pub mod index;
 pub mod campaign;
 pub mod rebuild;
 pub mod service;
+pub mod web;
 pub mod client;
 pub mod config;
