@@ -7,6 +7,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:7430"                 # serve: gRPC listen address
+//! http_listen = "127.0.0.1:7440"            # serve: web pages, JSON, /metrics ("off": none)
 //! db = "sqlite:///var/lib/debcover/db.sqlite" # serve: database URL (or postgres://...)
 //! data_dir = "/var/lib/debcover"            # serve: where the default SQLite file lives
 //! server = "http://127.0.0.1:7430"          # clients: coordinator to talk to
@@ -32,6 +33,8 @@ use serde::Deserialize;
 
 /// Default gRPC listen address of `debcover serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7430";
+/// Default listen address of the web views (pages, JSON, metrics) of `debcover serve`.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7440";
 /// Default coordinator URL of the client commands.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7430";
 
@@ -41,6 +44,8 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7430";
 pub struct FileConfig {
     /// gRPC listen address.
     pub listen: Option<String>,
+    /// Web views listen address, or `off`.
+    pub http_listen: Option<String>,
     /// Database URL.
     pub db: Option<String>,
     /// Data directory.
@@ -262,6 +267,20 @@ impl ServeConfig {
         })?;
         Ok(ServeConfig { listen, db, data_dir })
     }
+}
+
+/// The web views' listen address of `debcover serve` (flag or `DEBCOVER_HTTP_LISTEN`, then
+/// the file's `http_listen`, then [`DEFAULT_HTTP_LISTEN`]); `None` for `off`.
+pub fn resolve_http_listen(flag: Option<String>, file: &FileConfig) -> Result<Option<SocketAddr>, ConfigError> {
+    let text = flag.or_else(|| file.http_listen.clone()).unwrap_or_else(|| DEFAULT_HTTP_LISTEN.to_owned());
+    if text == "off" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|e: std::net::AddrParseError| ConfigError::Invalid {
+        setting: "http_listen",
+        value: text.clone(),
+        reason: format!("{e}; expected HOST:PORT such as {DEFAULT_HTTP_LISTEN}, or off"),
+    })
 }
 
 /// The coordinator URL a client command talks to.

@@ -10,6 +10,7 @@
 //! - [`service`]: the gRPC server (`debcover serve`) and its wire conversions.
 //! - [`attestation`]: published keys, the coordinator's signed in-toto layout, exports and
 //!   their offline check.
+//! - [`web`]: the HTML pages, their JSON twins, Prometheus metrics and `Buildinfo.xz`.
 //! - [`client`]: the client side of the `debcover` commands.
 //! - [`config`]: configuration from flags, TOML file and `DEBCOVER_*` variables.
 #![deny(missing_docs)]
@@ -23,5 +24,6 @@ pub mod campaign;
 pub mod rebuild;
 pub mod attestation;
 pub mod service;
+pub mod web;
 pub mod client;
 pub mod config;

@@ -300,6 +300,10 @@ struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:7430].
     #[arg(long, env = "DEBCOVER_LISTEN", value_name = "HOST:PORT")]
     listen: Option<String>,
+    /// Address of the web pages, their JSON twins (/api/...), /metrics and
+    /// /dists/SUITE/ARCH/Buildinfo.xz, or `off` [default: 127.0.0.1:7440].
+    #[arg(long, env = "DEBCOVER_HTTP_LISTEN", value_name = "HOST:PORT|off")]
+    http_listen: Option<String>,
     /// Database: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite in the data directory].
     #[arg(long, env = "DEBCOVER_DB", value_name = "URL")]
     db: Option<String>,
@@ -602,6 +606,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Campaign(cmd) => campaign(cmd, &file).await,
         Command::Serve(a) => {
             let cfg = ServeConfig::resolve(a.listen, a.db, a.data_dir, &file)?;
+            let http_listen = config::resolve_http_listen(a.http_listen, &file)?;
             let flags = config::RebuildFlags {
                 lease_ttl: a.lease_ttl,
                 retry_delays: a.retry_delays,
@@ -613,7 +618,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let rebuild = config::RebuildConfig::resolve(flags, &file)?;
             let token_file = config::admin_token_file(a.admin_token_file, Some(&cfg.data_dir), &file);
             let tls = config::TlsFiles::resolve(a.tls_cert, a.tls_key, &file)?;
-            serve(cfg, rebuild, token_file, tls).await?;
+            serve(cfg, http_listen, rebuild, token_file, tls).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Node(cmd) => node(cmd, &file).await,
@@ -927,6 +932,7 @@ fn serve_admin_token(path: &std::path::Path) -> Result<String> {
 /// Open the configured backend and serve until SIGINT or SIGTERM.
 async fn serve(
     cfg: ServeConfig,
+    http_listen: Option<std::net::SocketAddr>,
     rebuild: config::RebuildConfig,
     token_file: PathBuf,
     tls: Option<config::TlsFiles>,
@@ -953,24 +959,31 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {} (is another coordinator running? set --listen)", cfg.listen))?;
+    let web = match http_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr} for the web views (set --http-listen, or --http-listen off)")
+        })?),
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(signal_shutdown(shutdown.clone()));
     let limits = Limits::default();
+    let listeners = (listener, web);
     match storage::backend_of_url(&cfg.db)? {
         "postgres" => {
             let store = PgStore::open(&cfg.db).await.context("cannot open the PostgreSQL database")?;
-            run_with(store, listener, limits, scheduler, tls, shutdown, &cfg).await
+            run_with(store, listeners, limits, scheduler, tls, shutdown, &cfg).await
         }
         _ => {
             let store = SqliteStore::open(&cfg.db).await.with_context(|| format!("cannot open {}", cfg.db))?;
-            run_with(store, listener, limits, scheduler, tls, shutdown, &cfg).await
+            run_with(store, listeners, limits, scheduler, tls, shutdown, &cfg).await
         }
     }
 }
 
-async fn run_with<S: storage::KeyStore>(
+async fn run_with<S: storage::KeyStore + storage::ViewStore>(
     store: S,
-    listener: tokio::net::TcpListener,
+    (listener, web): (tokio::net::TcpListener, Option<tokio::net::TcpListener>),
     limits: Limits,
     scheduler: Arc<service::rebuild::RebuildSettings>,
     tls: Option<tonic::transport::ServerTlsConfig>,
@@ -979,10 +992,33 @@ async fn run_with<S: storage::KeyStore>(
 ) -> Result<()> {
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let store = Arc::new(store);
+    // The web views share the gRPC server's token: whichever stops first stops both.
+    let web = match web {
+        Some(web) => {
+            let addr = web.local_addr()?;
+            tracing::info!(web = %addr, "web views listening: pages, /api, /metrics");
+            let (store, data_dir, token) = (store.clone(), cfg.data_dir.clone(), shutdown.clone());
+            Some(tokio::spawn(async move {
+                let served = debcover_coordinator::web::serve(web, store, data_dir, token.clone()).await;
+                token.cancel();
+                served
+            }))
+        }
+        None => None,
+    };
+    // Logged last: the address announces a server that is ready, web views included.
     tracing::info!(%scheme, %addr, backend = store.backend(), db = %redact(&cfg.db), "coordinator listening");
-    service::run(listener, CoordinatorService::new(Arc::new(store), limits), scheduler, tls, shutdown)
-        .await
-        .context("the gRPC server failed (with TLS: check --tls-cert and --tls-key)")?;
+    let served = service::run(listener, CoordinatorService::new(store, limits), scheduler, tls, shutdown.clone()).await;
+    shutdown.cancel();
+    if let Some(web) = web {
+        match web.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "the web views failed"),
+            Err(e) => tracing::error!(error = %e, "the web views task failed"),
+        }
+    }
+    served.context("the gRPC server failed (with TLS: check --tls-cert and --tls-key)")?;
     tracing::info!("coordinator stopped");
     Ok(())
 }

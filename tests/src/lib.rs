@@ -83,6 +83,8 @@ impl Server {
             .arg(data_dir)
             .env_remove("DEBCOVER_DB")
             .env("DEBCOVER_LOG", "info")
+            // The web views on a free port too (see Server::web_url), so servers run in parallel.
+            .env("DEBCOVER_HTTP_LISTEN", "127.0.0.1:0")
             .env("HOME", data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -155,6 +157,17 @@ impl Server {
         let out = self.cli(args);
         assert_eq!(out.status.code(), Some(code), "debcover {args:?}: {}", describe(&out));
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("debcover {args:?}: not JSON ({e}): {}", describe(&out)))
+    }
+
+    /// `http://HOST:PORT` of the web views (pages, `/api`, `/metrics`), as the server logged it
+    /// (`web=HOST:PORT`, logged before the gRPC address is announced).
+    pub fn web_url(&self) -> String {
+        let log = self.log();
+        let addr = log
+            .iter()
+            .find_map(|l| l.split(" web=").nth(1).map(|r| r.split_whitespace().next().unwrap_or_default().to_owned()))
+            .unwrap_or_else(|| panic!("the server did not log its web address: {log:?}"));
+        format!("http://{addr}")
     }
 
     /// The server's log lines so far.

@@ -258,6 +258,26 @@ fn counts(saved: &[ItemRecord]) -> Vec<(String, u64)> {
     m.into_iter().map(|(s, n)| (s.to_string(), n)).collect()
 }
 
+/// A saved campaign's plan export in its mode, as `ExportCampaign` renders it: wanna-build
+/// lines (`binnmu`) or the sourceful uploads as text (`sourceful`). For the web views.
+pub fn export_text(c: &CampaignRecord, items: &[ItemRecord], library_binaries: Vec<String>) -> String {
+    let plan = saved_plan(c, items, library_binaries);
+    let date = chrono::Utc::now().to_rfc2822();
+    let ctx = ExportContext {
+        id: (c.id != 0).then_some(c.id),
+        library: &c.library,
+        fixed: &c.fixed_version,
+        advisories: &c.advisories,
+        title: &c.title,
+        changed_by: DEFAULT_CHANGED_BY,
+        date: &date,
+    };
+    match c.mode {
+        Mode::Binnmu => export::wanna_build(&plan, &ctx),
+        Mode::Sourceful => export::uploads_text(&plan, &ctx),
+    }
+}
+
 /// The plan of a saved campaign, rebuilt from its items.
 fn saved_plan(c: &CampaignRecord, items: &[ItemRecord], library_binaries: Vec<String>) -> Plan {
     let mut groups: BTreeMap<u32, CycleGroup> = BTreeMap::new();

@@ -312,6 +312,7 @@ impl<S: RebuildStore> Coordinator for CoordinatorService<S> {
                     entries,
                 };
                 let s = self.store.import_packages(&import).await.map_err(convert::store_status)?;
+                crate::web::metrics::global().packages_entries.inc_by(s.entries);
                 refresh_campaigns(&*self.store, None, self.scheduler.as_deref()).await;
                 tracing::info!(suite = %header.suite, %arch, origin = %header.name, entries = s.entries,
                     added = s.added, removed = s.removed, linked = s.linked, "Packages index applied");
@@ -563,5 +564,11 @@ async fn write_batch<S: RebuildStore>(
             } as i32;
         }
     }
+    let count = |s: pb::FileStatus| outcomes.iter().filter(|o| o.status == s as i32).count() as u64;
+    crate::web::metrics::global().record_buildinfos(
+        count(pb::FileStatus::Ingested),
+        count(pb::FileStatus::AlreadyKnown),
+        count(pb::FileStatus::Rejected),
+    );
     Ok(pb::BatchOutcome { outcomes })
 }

@@ -350,6 +350,7 @@ pub async fn reclaimer<S: RebuildStore>(
         match store.reclaim_expired(now_unix(), &settings.policy).await {
             Ok(0) => {}
             Ok(n) => {
+                crate::web::metrics::global().lease_expiries.inc_by(n);
                 tracing::info!(jobs = n, "expired leases reclaimed (node-lost)");
                 settings.work.notify_waiters();
             }
@@ -723,6 +724,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             .await
             .map_err(store_status)?
             .map_err(refused)?;
+        crate::web::metrics::global().record_result(report.outcome.as_str());
         if state == JobState::Queued {
             self.settings.work.notify_waiters();
         }

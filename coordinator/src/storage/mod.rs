@@ -32,10 +32,12 @@ mod postings;
 mod rebuild_rows;
 mod rebuild_store;
 mod coverage_store;
+pub mod views;
 
 pub use key_store::KeyStore;
 pub use rebuild_store::RebuildStore;
 pub use coverage_store::CoverageStore;
+pub use views::ViewStore;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

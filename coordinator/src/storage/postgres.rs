@@ -27,6 +27,8 @@ mod rebuild;
 mod coverage;
 #[path = "postgres_keys.rs"]
 mod keys;
+#[path = "postgres_views.rs"]
+mod views;
 
 /// PostgreSQL implementation of [`Store`].
 pub struct PgStore {
@@ -63,6 +65,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (6, "attestations", include_str!("../../../migrations/postgres/0006_attestations.sql")),
         (7, "key history", include_str!("../../../migrations/postgres/0007_key_history.sql")),
         (8, "coverage", include_str!("../../../migrations/postgres/0008_coverage.sql")),
+        (9, "view indexes", include_str!("../../../migrations/postgres/0009_view_indexes.sql")),
     ])
 }
 

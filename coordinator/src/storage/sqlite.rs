@@ -29,6 +29,8 @@ mod rebuild;
 mod coverage;
 #[path = "sqlite_keys.rs"]
 mod keys;
+#[path = "sqlite_views.rs"]
+mod views;
 
 /// Rows per multi-row INSERT: 4 columns × 2,000 rows stays far below SQLite's 32,766 variables.
 const ROWS_PER_INSERT: usize = 2000;
@@ -136,6 +138,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (6, "attestations", include_str!("../../../migrations/sqlite/0006_attestations.sql")),
         (7, "key history", include_str!("../../../migrations/sqlite/0007_key_history.sql")),
         (8, "coverage", include_str!("../../../migrations/sqlite/0008_coverage.sql")),
+        (9, "view indexes", include_str!("../../../migrations/sqlite/0009_view_indexes.sql")),
     ])
 }
 

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Page latency at suite scale (issue 5): the standard corpus (35,000 buildinfos) and its Packages
+# index in a fresh SQLite coordinator, every shipped build queued for verification, and a
+# campaign with thousands of items; then each page timed with curl over loopback (median and
+# maximum of 15 requests after one warm-up). Loopback adds well under a millisecond, so the
+# figures are the server's time plus a connection.
+# Usage: bench/pages.sh [GRPC_PORT] [HTTP_PORT] [LIBRARY] [FIXED]
+set -eu
+port=${1:-7530}
+http=${2:-7531}
+library=${3:-libxml2}
+fixed=${4:-99}
+bin=target/release/debcover
+data=$(mktemp -d)
+DEBCOVER_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http" \
+    --data-dir "$data" 2>"$data/server.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; rm -rf "$data"' EXIT
+export DEBCOVER_SERVER="http://127.0.0.1:$port"
+for _ in $(seq 1 100); do "$bin" status >/dev/null 2>&1 && break; sleep 0.1; done
+"$bin" ingest buildinfo bench-data/corpus/Buildinfo.xz >/dev/null
+"$bin" ingest archive --suite bookworm --arch amd64 bench-data/corpus/Packages >/dev/null
+"$bin" verify suite bookworm --admin-token-file "$data/admin.token" >/dev/null
+id=$("$bin" campaign create --library "$library" --fixed "$fixed" --suite bookworm --json \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["campaign"]["id"])')
+base="http://127.0.0.1:$http"
+printf '%-44s %8s %10s %8s\n' page bytes "median ms" "max ms"
+for path in "/campaigns/$id" "/campaigns/$id?page=50" "/api/campaigns/$id" "/campaigns" \
+    "/suites/bookworm" "/suites/bookworm?page=300" "/api/suites/bookworm" "/api/suites/bookworm/status" \
+    "/source/$library" "/nodes" "/metrics"; do
+    curl -fsS -o /dev/null "$base$path"
+    times=$(for _ in $(seq 1 15); do curl -fsS -o /dev/null -w '%{time_total}\n' "$base$path"; done | sort -n)
+    bytes=$(curl -fsS "$base$path" | wc -c)
+    median=$(echo "$times" | sed -n 8p)
+    max=$(echo "$times" | tail -n 1)
+    printf '%-44s %8s %10.1f %8.1f\n' "$path" "$bytes" "$(echo "$median * 1000" | bc -l)" "$(echo "$max * 1000" | bc -l)"
+done

@@ -1,0 +1,214 @@
+//! [`ViewStore`]: the read-only queries behind the web pages, the JSON endpoints, the
+//! Prometheus metrics and the aggregated `Buildinfo.xz` (see `crate::web`).
+//!
+//! Each query is written once here, with PostgreSQL's `$N` placeholders; the SQLite backend
+//! uses the same text with `?N` (SQLite's numbered parameters), so both backends answer from
+//! the same SQL. Every aggregate is cast to `BIGINT`, which both read as `i64`. Every query is
+//! bounded by an index (migration 0009 adds the ones the pages need) or by one suite or
+//! campaign. Nothing here judges: statuses are decided by the web module from the counts.
+
+use std::future::Future;
+
+use serde::Serialize;
+
+use super::{RebuildStore, StoreError};
+use crate::campaign::ItemRecord;
+
+/// A build behind a binary shipped in a suite, with the facts its rebuild status is judged on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SuiteBuild {
+    /// `builds.id`.
+    pub build_id: i64,
+    /// Source package.
+    pub source: String,
+    /// Binary version.
+    pub version: String,
+    /// Host architecture (`all` for arch-independent builds).
+    pub arch: String,
+    /// SHA-256 of the buildinfo.
+    pub sha256: String,
+    /// Unix seconds the build was ingested.
+    pub ingested_at: i64,
+    /// A rebuild job of it reached `verified`.
+    pub verified: bool,
+    /// A rebuild job of it was parked (a budget exhausted).
+    pub parked: bool,
+    /// Attempts that reproduced it.
+    pub reproducible: u64,
+    /// Attempts that produced different bytes.
+    pub unreproducible: u64,
+    /// Attempts that failed (including environment mismatches).
+    pub failed: u64,
+    /// Unix seconds of the latest change of its jobs or attempts (0: never queued).
+    pub last_change: i64,
+}
+
+/// Attempts that ended on one day, for one architecture and outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DayCount {
+    /// Days since the epoch (UTC).
+    pub day: i64,
+    /// Host architecture of the rebuilt builds.
+    pub arch: String,
+    /// Attempt outcome (`reproducible`, `unreproducible`, `failed`, ...).
+    pub outcome: String,
+    /// How many.
+    pub count: u64,
+}
+
+/// Queued rebuild jobs of one architecture and priority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    /// Host architecture.
+    pub arch: String,
+    /// Priority number (0 campaign, 1 request, 2 background).
+    pub priority: i64,
+    /// Queued jobs.
+    pub count: u64,
+}
+
+/// Item counts of a campaign for one wave, architecture and state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WaveCount {
+    /// Wave, from 1.
+    pub wave: u32,
+    /// Architecture.
+    pub arch: String,
+    /// State name (kebab-case, as stored).
+    pub state: String,
+    /// Items.
+    pub count: u64,
+}
+
+/// A build for the aggregated buildinfo index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexBuild {
+    /// `builds.id`.
+    pub build_id: i64,
+    /// Source package.
+    pub source: String,
+    /// Binary version.
+    pub version: String,
+    /// SHA-256 of the stored buildinfo.
+    pub sha256: String,
+}
+
+/// Read queries of the web views. Both backends implement it with the SQL of this module.
+pub trait ViewStore: RebuildStore {
+    /// Every suite an index was imported for, sorted.
+    fn suites(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Every build linked to a binary shipped in `suite`, once, by source, version, arch.
+    fn suite_builds(&self, suite: &str) -> impl Future<Output = Result<Vec<SuiteBuild>, StoreError>> + Send;
+
+    /// Ended attempts on the builds of `suite`, per day, architecture and outcome.
+    fn suite_history(&self, suite: &str) -> impl Future<Output = Result<Vec<DayCount>, StoreError>> + Send;
+
+    /// Unix seconds of the last index imported for `suite` (0: none).
+    fn suite_imported_at(&self, suite: &str) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Attempts ended since `since` (handed-back ones excluded), per node id.
+    fn node_activity(&self, since: i64) -> impl Future<Output = Result<Vec<(i64, u64)>, StoreError>> + Send;
+
+    /// Queued jobs per architecture and priority.
+    fn queue_depth(&self) -> impl Future<Output = Result<Vec<QueueDepth>, StoreError>> + Send;
+
+    /// Item counts of a campaign per wave, architecture and state.
+    fn campaign_progress(&self, campaign: i64) -> impl Future<Output = Result<Vec<WaveCount>, StoreError>> + Send;
+
+    /// One page of a campaign's items, by wave, suite, source, architecture.
+    fn campaign_item_page(
+        &self,
+        campaign: i64,
+        offset: u64,
+        limit: u64,
+    ) -> impl Future<Output = Result<Vec<ItemRecord>, StoreError>> + Send;
+
+    /// The builds behind the binaries of architecture `arch` (`all` included as its own
+    /// architecture) shipped in `suite`, once each, unordered.
+    fn index_builds(&self, suite: &str, arch: &str)
+    -> impl Future<Output = Result<Vec<IndexBuild>, StoreError>> + Send;
+}
+
+/// The builds of a suite: a subquery on `$1`.
+const SUITE_BUILD_IDS: &str = "SELECT b.build_id FROM suite_binaries s JOIN binaries b ON b.id = s.binary_id
+     WHERE s.suite = $1 AND b.build_id IS NOT NULL";
+
+/// [`ViewStore::suite_builds`].
+pub(super) fn suite_builds_sql() -> String {
+    format!(
+        "SELECT bu.id, bu.source, bu.version, bu.host_arch, bu.sha256, bu.ingested_at,
+            CAST(COALESCE(j.verified, 0) AS BIGINT), CAST(COALESCE(j.parked, 0) AS BIGINT),
+            CAST(COALESCE(j.updated, 0) AS BIGINT),
+            CAST(COALESCE(a.repro, 0) AS BIGINT), CAST(COALESCE(a.unrepro, 0) AS BIGINT),
+            CAST(COALESCE(a.failed, 0) AS BIGINT), CAST(COALESCE(a.last_at, 0) AS BIGINT)
+         FROM builds bu
+         LEFT JOIN (SELECT build_id,
+                MAX(CASE WHEN state = 'verified' THEN 1 ELSE 0 END) AS verified,
+                MAX(CASE WHEN state = 'parked' THEN 1 ELSE 0 END) AS parked,
+                MAX(updated_at) AS updated
+             FROM rebuild_jobs WHERE build_id IN ({SUITE_BUILD_IDS}) GROUP BY build_id) j ON j.build_id = bu.id
+         LEFT JOIN (SELECT jj.build_id,
+                SUM(CASE WHEN t.outcome = 'reproducible' THEN 1 ELSE 0 END) AS repro,
+                SUM(CASE WHEN t.outcome = 'unreproducible' THEN 1 ELSE 0 END) AS unrepro,
+                SUM(CASE WHEN t.outcome IN ('failed', 'environment-mismatch') THEN 1 ELSE 0 END) AS failed,
+                MAX(COALESCE(t.finished_at, t.started_at)) AS last_at
+             FROM rebuild_attempts t JOIN rebuild_jobs jj ON jj.id = t.job_id
+             WHERE jj.build_id IN ({SUITE_BUILD_IDS}) GROUP BY jj.build_id) a ON a.build_id = bu.id
+         WHERE bu.id IN ({SUITE_BUILD_IDS})
+         ORDER BY bu.source, bu.version, bu.host_arch, bu.id"
+    )
+}
+
+/// [`ViewStore::suite_history`].
+pub(super) fn suite_history_sql() -> String {
+    format!(
+        "SELECT CAST(t.finished_at / 86400 AS BIGINT), jj.arch, t.outcome, CAST(COUNT(*) AS BIGINT)
+         FROM rebuild_attempts t JOIN rebuild_jobs jj ON jj.id = t.job_id
+         WHERE t.finished_at IS NOT NULL AND t.outcome IS NOT NULL AND jj.build_id IN ({SUITE_BUILD_IDS})
+         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+    )
+}
+
+/// [`ViewStore::suites`].
+pub(super) const SUITES: &str = "SELECT DISTINCT suite FROM archive_imports ORDER BY suite";
+
+/// [`ViewStore::suite_imported_at`].
+pub(super) const SUITE_IMPORTED_AT: &str =
+    "SELECT CAST(COALESCE(MAX(imported_at), 0) AS BIGINT) FROM archive_imports WHERE suite = $1";
+
+/// [`ViewStore::node_activity`].
+pub(super) const NODE_ACTIVITY: &str = "SELECT node_id, CAST(COUNT(*) AS BIGINT) FROM rebuild_attempts
+     WHERE finished_at >= $1 AND outcome IS NOT NULL AND outcome <> 'handed-back' GROUP BY node_id";
+
+/// [`ViewStore::queue_depth`].
+pub(super) const QUEUE_DEPTH: &str = "SELECT arch, priority, CAST(COUNT(*) AS BIGINT) FROM rebuild_jobs
+     WHERE state = 'queued' GROUP BY arch, priority ORDER BY arch, priority";
+
+/// [`ViewStore::campaign_progress`].
+pub(super) const CAMPAIGN_PROGRESS: &str = "SELECT CAST(wave AS BIGINT), arch, state, CAST(COUNT(*) AS BIGINT)
+     FROM campaign_items WHERE campaign_id = $1 GROUP BY wave, arch, state ORDER BY 1, 2, 3";
+
+/// [`ViewStore::campaign_item_page`].
+pub(super) fn campaign_item_page_sql() -> String {
+    format!(
+        "SELECT {} FROM campaign_items WHERE campaign_id = $1
+         ORDER BY wave, suite, source, arch, id LIMIT $2 OFFSET $3",
+        super::campaign_rows::ITEM_COLUMNS
+    )
+}
+
+/// [`ViewStore::index_builds`].
+pub(super) const INDEX_BUILDS: &str = "SELECT DISTINCT bu.id, bu.source, bu.version, bu.sha256
+     FROM suite_binaries s JOIN binaries b ON b.id = s.binary_id JOIN builds bu ON bu.id = b.build_id
+     WHERE s.suite = $1 AND b.architecture = $2";
+
+/// A query of this module in SQLite's spelling (`$N` → `?N`; no `$` appears otherwise).
+pub(super) fn sqlite(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+/// Counts read as `BIGINT` are never negative; a negative one is clamped to 0.
+pub(super) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}

@@ -1,0 +1,249 @@
+//! `/suites/{suite}`: reproducibility of the builds behind a suite's binaries, per
+//! architecture, and over time (attempts per day); `/api/suites/{suite}/status`: the whole
+//! suite's status list for scripts, with `Last-Modified` and `If-Modified-Since`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
+use maud::html;
+use serde::Serialize;
+
+use super::{PageInfo, PageQuery, St, WebError, WebResult, layout, respond, seg, when};
+use crate::storage::ViewStore;
+use crate::storage::views::SuiteBuild;
+
+/// Where a build stands in the rebuilder network, from its jobs and attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuildStatus {
+    /// Verified by the required operators, or reproduced with no attempt that differed.
+    Reproducible,
+    /// Some attempt produced different bytes.
+    Unreproducible,
+    /// Attempts failed (or the job was parked) and none reproduced it.
+    Failed,
+    /// Not rebuilt yet (queued, leased, or never queued).
+    Pending,
+}
+
+impl BuildStatus {
+    /// Every status, in display order.
+    pub const ALL: [BuildStatus; 4] =
+        [BuildStatus::Reproducible, BuildStatus::Unreproducible, BuildStatus::Failed, BuildStatus::Pending];
+
+    /// The rule: a differing result outweighs a reproduction (the bytes are not what every
+    /// rebuild gives), a reproduction outweighs failures, failures outweigh nothing.
+    pub fn of(b: &SuiteBuild) -> BuildStatus {
+        if b.unreproducible > 0 && !b.verified {
+            BuildStatus::Unreproducible
+        } else if b.verified || b.reproducible > 0 {
+            BuildStatus::Reproducible
+        } else if b.failed > 0 || b.parked {
+            BuildStatus::Failed
+        } else {
+            BuildStatus::Pending
+        }
+    }
+
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::Reproducible => "reproducible",
+            BuildStatus::Unreproducible => "unreproducible",
+            BuildStatus::Failed => "failed",
+            BuildStatus::Pending => "pending",
+        }
+    }
+}
+
+/// Counts per status of one architecture.
+#[derive(Serialize, Default)]
+struct ArchCounts {
+    arch: String,
+    reproducible: u64,
+    unreproducible: u64,
+    failed: u64,
+    pending: u64,
+    total: u64,
+}
+
+impl ArchCounts {
+    fn add(&mut self, s: BuildStatus) {
+        self.total += 1;
+        match s {
+            BuildStatus::Reproducible => self.reproducible += 1,
+            BuildStatus::Unreproducible => self.unreproducible += 1,
+            BuildStatus::Failed => self.failed += 1,
+            BuildStatus::Pending => self.pending += 1,
+        }
+    }
+}
+
+/// Attempts of one day and architecture, per outcome.
+#[derive(Serialize)]
+struct Day {
+    date: String,
+    arch: String,
+    outcomes: BTreeMap<String, u64>,
+}
+
+/// One build of the suite with its status.
+#[derive(Serialize)]
+struct Entry {
+    source: String,
+    version: String,
+    arch: String,
+    buildinfo_sha256: String,
+    status: BuildStatus,
+    last_change: i64,
+}
+
+impl From<&SuiteBuild> for Entry {
+    fn from(b: &SuiteBuild) -> Self {
+        Entry {
+            source: b.source.clone(),
+            version: b.version.clone(),
+            arch: b.arch.clone(),
+            buildinfo_sha256: b.sha256.clone(),
+            status: BuildStatus::of(b),
+            last_change: b.last_change.max(b.ingested_at),
+        }
+    }
+}
+
+/// `/suites/{suite}` as data.
+#[derive(Serialize)]
+struct SuitePage {
+    suite: String,
+    arches: Vec<ArchCounts>,
+    history: Vec<Day>,
+    builds: Vec<Entry>,
+    page: PageInfo,
+    status_list: String,
+}
+
+/// `/suites/{suite}?page=N&per_page=M`.
+pub async fn page<S: ViewStore, const JSON: bool>(
+    State(web): St<S>,
+    Path(suite): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> WebResult {
+    let builds = web.store.suite_builds(&suite).await?;
+    if builds.is_empty() && web.store.suite_imported_at(&suite).await? == 0 {
+        return Err(WebError::not_found(format!("no suite {suite:?}: no index of it was imported")));
+    }
+    let mut arches: BTreeMap<&str, ArchCounts> = BTreeMap::new();
+    for b in &builds {
+        arches
+            .entry(b.arch.as_str())
+            .or_insert_with(|| ArchCounts { arch: b.arch.clone(), ..Default::default() })
+            .add(BuildStatus::of(b));
+    }
+    let mut history: Vec<Day> = Vec::new();
+    for d in web.store.suite_history(&suite).await? {
+        let date = when(d.day * 86400).get(..10).unwrap_or_default().to_owned();
+        match history.last_mut() {
+            Some(h) if h.date == date && h.arch == d.arch => {
+                h.outcomes.insert(d.outcome, d.count);
+            }
+            _ => history.push(Day { date, arch: d.arch, outcomes: BTreeMap::from([(d.outcome, d.count)]) }),
+        }
+    }
+    let page = q.resolve(builds.len() as u64);
+    let data = SuitePage {
+        status_list: format!("/api/suites/{}/status", seg(&suite)),
+        arches: arches.into_values().collect(),
+        history,
+        builds: page.slice(&builds).iter().map(Entry::from).collect(),
+        page,
+        suite,
+    };
+    respond(JSON, &data, |d| {
+        let outcomes: Vec<&String> = {
+            let mut o: Vec<&String> = d.history.iter().flat_map(|h| h.outcomes.keys()).collect();
+            o.sort();
+            o.dedup();
+            o
+        };
+        layout(
+            &d.suite,
+            html! {
+                h1 { "Suite " (d.suite) }
+                p { "Reproducibility of the builds behind the suite's binaries. "
+                    a href=(d.status_list) { "Whole-suite status list (JSON)" } }
+                h2 { "Per architecture" }
+                table {
+                    tr { th { "arch" } @for s in BuildStatus::ALL { th { (s.as_str()) } } th { "builds" } }
+                    @for a in &d.arches {
+                        tr { td { (a.arch) } td.n { (a.reproducible) } td.n { (a.unreproducible) } td.n { (a.failed) }
+                             td.n { (a.pending) } td.n { (a.total) } }
+                    }
+                }
+                h2 { "Over time (rebuild attempts per day)" }
+                @if d.history.is_empty() { p.muted { "No rebuild attempt has ended yet." } }
+                @else {
+                    table {
+                        tr { th { "day" } th { "arch" } @for o in &outcomes { th { (o) } } }
+                        @for h in &d.history {
+                            tr { td { (h.date) } td { (h.arch) }
+                                 @for o in &outcomes { td.n { (h.outcomes.get(*o).copied().unwrap_or(0)) } } }
+                        }
+                    }
+                }
+                h2 { "Builds" }
+                (d.page.nav(&format!("/suites/{}", seg(&d.suite))))
+                table {
+                    tr { th { "source" } th { "version" } th { "arch" } th { "status" } th { "last change" } }
+                    @for b in &d.builds {
+                        tr { td { a href={ "/source/" (seg(&b.source)) } { (b.source) } } td { code { (b.version) } }
+                             td { (b.arch) } td.state { (b.status.as_str()) } td { (when(b.last_change)) } }
+                    }
+                }
+                (d.page.nav(&format!("/suites/{}", seg(&d.suite))))
+            },
+        )
+    })
+}
+
+/// The whole-suite status list.
+#[derive(Serialize)]
+struct StatusList {
+    suite: String,
+    last_modified: i64,
+    builds: Vec<Entry>,
+}
+
+/// `/api/suites/{suite}/status`: every build of the suite with its status. `Last-Modified` is
+/// the latest change in the suite's data (an index imported, a build ingested, a job or
+/// attempt of one of its builds changed); a request whose `If-Modified-Since` is not older
+/// gets `304 Not Modified` with no body. Times have one-second resolution, as HTTP dates.
+pub async fn status<S: ViewStore>(State(web): St<S>, Path(suite): Path<String>, headers: HeaderMap) -> WebResult {
+    let builds = web.store.suite_builds(&suite).await?;
+    let imported = web.store.suite_imported_at(&suite).await?;
+    if builds.is_empty() && imported == 0 {
+        return Err(WebError::not_found(format!("no suite {suite:?}: no index of it was imported")));
+    }
+    let builds: Vec<Entry> = builds.iter().map(Entry::from).collect();
+    let last_modified = builds.iter().map(|b| b.last_change).fold(imported, i64::max);
+    let stamp = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(u64::try_from(last_modified).unwrap_or(0)));
+    let stamp = HeaderValue::from_str(&stamp).map_err(|e| WebError::bad_request(e.to_string()))?;
+    if let Some(since) = headers.get(header::IF_MODIFIED_SINCE) {
+        // An unparsable date is ignored, as RFC 9110 asks.
+        if let Some(since) = since.to_str().ok().and_then(|s| httpdate::parse_http_date(s).ok()) {
+            let since = since.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+            if last_modified <= since {
+                return Ok((StatusCode::NOT_MODIFIED, [(header::LAST_MODIFIED, stamp)]).into_response());
+            }
+        }
+    }
+    let body = serde_json::to_vec(&StatusList { suite, last_modified, builds })
+        .map_err(|e| WebError::bad_request(e.to_string()))?;
+    Ok((
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json")), (header::LAST_MODIFIED, stamp)],
+        body,
+    )
+        .into_response())
+}
