@@ -96,6 +96,7 @@ impl ViewStore for PgStore {
                     r.get(4),
                     r.get::<&str, _>(5),
                     r.get(6),
+                    r.get::<&str, _>(7),
                 )
             })
             .collect()

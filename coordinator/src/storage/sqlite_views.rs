@@ -97,6 +97,7 @@ impl ViewStore for SqliteStore {
                     r.get(4),
                     r.get::<&str, _>(5),
                     r.get(6),
+                    r.get::<&str, _>(7),
                 )
             })
             .collect()
