@@ -85,7 +85,8 @@ async fn scenario<S: ViewStore>(store: S) {
         } else {
             AttemptOutcome::Unreproducible { differing: vec![format!("{}_1.0-1_amd64.deb", lease.source)] }
         };
-        let report = AttemptReport::bare(outcome);
+        // Signed, as only attested reproductions count towards verification.
+        let report = AttemptReport { attestation_sha256: Some("ab".repeat(32)), ..AttemptReport::bare(outcome) };
         store.finish(node.id, lease.job_id, lease.fence, &report, T0 + 60, &policy).await.unwrap().unwrap();
     }
 
