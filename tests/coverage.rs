@@ -122,17 +122,11 @@ async fn operator_node(s: &Server, operator: &str, key: &SigningKey) -> Node {
     let token = v["token"].as_str().expect("token").to_owned();
     let channel = Channel::from_shared(s.url.clone()).unwrap().connect().await.unwrap();
     let mut n = RebuildNodesClient::with_interceptor(channel, BearerAuth(token.clone()));
-    // Proof of possession: the registration statement signed with the node key.
-    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let statement = debcover_formats::intoto::registration_statement(
-        &debcover_formats::sha256_hex(token.as_bytes()),
-        &hex::encode(key.verifying_key().to_bytes()),
-        time,
-    );
+    let (time, signature) = debcover_tests::registration_proof(&token, key);
     n.register(pb::RegisterRequest {
         public_key: openssh(key),
         registration_time: time,
-        registration_signature: ed25519_dalek::Signer::sign(key, &statement).to_bytes().to_vec(),
+        registration_signature: signature,
         architectures: vec!["amd64".into(), "arm64".into(), "i386".into()],
         backends: vec!["local".into()],
         slots: 4,

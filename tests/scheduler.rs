@@ -94,19 +94,15 @@ fn register(token: &str, arches: &[&str], slots: u32) -> pb::RegisterRequest {
 
 /// A registration of `key` for `token`, signed as the coordinator requires.
 fn register_with_key(token: &str, key: &ed25519_dalek::SigningKey, arches: &[&str], slots: u32) -> pb::RegisterRequest {
-    use ed25519_dalek::Signer;
-    use debcover_formats::intoto;
-    let public = key.verifying_key().to_bytes();
-    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let statement = intoto::registration_statement(&sha256_hex(token.as_bytes()), &hex::encode(public), time);
+    let (time, signature) = debcover_tests::registration_proof(token, key);
     pb::RegisterRequest {
-        public_key: intoto::openssh_public(&public, "test"),
+        public_key: debcover_formats::intoto::openssh_public(&key.verifying_key().to_bytes(), "test"),
         architectures: arches.iter().map(|a| a.to_string()).collect(),
         backends: vec!["local".into()],
         tags: vec![],
         slots,
         registration_time: time,
-        registration_signature: key.sign(&statement).to_bytes().to_vec(),
+        registration_signature: signature,
         ..Default::default()
     }
 }
@@ -385,24 +381,6 @@ fn header(job: &pb::Job, result: &str) -> pb::ReportChunk {
             ..Default::default()
         })),
     }
-}
-
-/// The OpenSSH form of an ed25519 public key, as a node registers it.
-fn openssh(key: &ed25519_dalek::SigningKey) -> String {
-    let mut blob = Vec::new();
-    for part in [b"ssh-ed25519".as_slice(), key.verifying_key().as_bytes().as_slice()] {
-        blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        blob.extend_from_slice(part);
-    }
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = String::new();
-    for c in blob.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            b64.push(if i <= c.len() { A[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
-        }
-    }
-    format!("ssh-ed25519 {b64} scheduler-test")
 }
 
 /// A report made to count: the in-toto link of this lease and these artifacts, signed with

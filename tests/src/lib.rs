@@ -339,3 +339,16 @@ mod tidy {
         }
     }
 }
+
+/// The proof of possession a test node sends with its registration: the time and the node
+/// key's signature over the `debcover-register-v1` statement for credential `token`.
+pub fn registration_proof(token: &str, key: &ed25519_dalek::SigningKey) -> (i64, Vec<u8>) {
+    use ed25519_dalek::Signer;
+    let time = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let statement = debcover_formats::intoto::registration_statement(
+        &debcover_formats::sha256_hex(token.as_bytes()),
+        &hex::encode(key.verifying_key().to_bytes()),
+        time,
+    );
+    (time, key.sign(&statement).to_bytes().to_vec())
+}
