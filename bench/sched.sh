@@ -24,8 +24,10 @@ find "$corpus/buildinfo" -name '*.buildinfo' | sort | head -n "$jobs" | while re
     cp "$f" "$work/in/"
 done
 export DEBCOVER_SERVER="http://127.0.0.1:$port"
+run=0
 for n in $nodes; do
-    data="$work/data-$n"
+    run=$((run + 1))
+    data="$work/data-$run-$n"
     mkdir "$data"
     case "$backend" in
         sqlite) db="sqlite://$data/bench.sqlite" ;;
