@@ -105,6 +105,7 @@ conformance!(
     sched_nodes_credentials_and_history,
     sched_jobs_carry_source_and_archive_originals,
     sched_results_store_differences_diffoscope_and_environment_mismatch,
+    corroboration_is_stored_with_its_attempt,
     rebuild_builds_are_never_linked_or_queued,
     campaign_fixes_queue_verification_once,
     coverage_rests_on_attested_rebuilds,
@@ -1080,6 +1081,7 @@ async fn sched_nodes_credentials_and_history<S: RebuildStore, F: std::future::Fu
         log_sha256: Some("ef".repeat(32)),
         diffoscope_sha256: None,
         attestation_sha256: Some("12".repeat(32)),
+        corroboration: Vec::new(),
     };
     store.finish(m.id, l.job_id, l.fence, &r, T0 + 3, &policy(1)).await.unwrap().unwrap();
     let h = store.attempts(&[l.job_id]).await.unwrap();
@@ -1229,6 +1231,80 @@ async fn sched_results_store_differences_diffoscope_and_environment_mismatch<
     assert_eq!(u[0].outcome.as_deref(), Some("unreproducible"));
     assert_eq!(u[0].differences, ["x_1_amd64.deb", "y_1_all.deb"]);
     assert_eq!(u[0].diffoscope_sha256, Some("ab".repeat(32)));
+}
+
+/// What rebuilt binaries say against the original buildinfo is stored with the attempt, in the
+/// result's transaction, in the order computed, and read back by job and fencing token; it
+/// changes nothing of the job's fate.
+async fn corroboration_is_stored_with_its_attempt<S: RebuildStore, F: std::future::Future<Output = S>>(
+    open: impl Fn() -> F,
+) {
+    use debcover_coordinator::rebuild::corroborate::{AttemptCorroboration, Corroboration};
+    use debcover_formats::corroborate::{Finding, Verdict};
+    let store = open().await;
+    store.ingest_builds(&synthetic_builds(2)).await.unwrap();
+    store.enqueue(&jobs_for(&store, &["synth0", "synth1"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    let p = policy(1);
+    let n = node(&store, "op", "n", &["amd64"], &[], 2).await;
+    let finding = |binary: &str, subject: &str, embedded: &str, declared: &[&str], verdict| Corroboration {
+        deb: "lego_4.9.1-1_amd64.deb".into(),
+        finding: Finding {
+            binary: binary.into(),
+            subject: subject.into(),
+            embedded: embedded.into(),
+            declared: declared.iter().map(|d| d.to_string()).collect(),
+            verdict,
+        },
+    };
+    let disagreeing = vec![
+        finding("usr/bin/lego", "go toolchain", "go1.19.5", &["Installed-Build-Depends: golang-1.19 1.19.4-1"], Verdict::Disagrees),
+        finding("usr/bin/lego", "go module github.com/miekg/dns", "v1.1.50", &[
+            "Installed-Build-Depends: golang-github-miekg-dns 1.1.50-1",
+            "Installed-Build-Depends: golang-github-miekg-dns 1.1.49-1",
+        ], Verdict::Agrees),
+        finding("usr/bin/lego", "crate libc", "0.2.140", &[], Verdict::Undeclared),
+    ];
+    let l0 = store.claim(&n, T0, &p).await.unwrap().unwrap();
+    let l1 = store.claim(&n, T0, &p).await.unwrap().unwrap();
+    let r0 = AttemptReport {
+        artifacts: vec![rebuild::Artifact { name: "lego_4.9.1-1_amd64.deb".into(), size: 3, sha256: "5a".repeat(32) }],
+        corroboration: disagreeing.clone(),
+        ..report(AttemptOutcome::Reproducible)
+    };
+    // A disagreement is a report: the attested reproduction verifies the job all the same.
+    assert_eq!(store.finish(n.id, l0.job_id, l0.fence, &r0, T0 + 1, &p).await.unwrap(), Ok(JobState::Verified));
+    // A result refused for its stale token stores nothing.
+    assert!(store.finish(n.id, l0.job_id, l0.fence, &r0, T0 + 2, &p).await.unwrap().is_err());
+    // A hand-back (no findings), then another operator's attempt with many findings (more
+    // than one insert statement's worth), kept in order.
+    store.finish(n.id, l1.job_id, l1.fence, &AttemptReport::bare(AttemptOutcome::HandedBack), T0 + 1, &p).await.unwrap().unwrap();
+    let m = node(&store, "op2", "m", &["amd64"], &[], 1).await;
+    let l1b = store.claim(&m, T0 + 2, &p).await.unwrap().unwrap();
+    assert_eq!((l1b.job_id, l1b.fence), (l1.job_id, l1.fence + 1));
+    let many: Vec<Corroboration> = (0..1_200)
+        .map(|i| finding(&format!("usr/bin/t{i}"), "rustc", "1.63.0", &["Installed-Build-Depends: rustc 1.63.0+dfsg1-2"], Verdict::Agrees))
+        .collect();
+    let r1 = AttemptReport {
+        corroboration: many.clone(),
+        ..report(AttemptOutcome::Unreproducible { differing: vec!["x.deb".into()] })
+    };
+    store.finish(m.id, l1b.job_id, l1b.fence, &r1, T0 + 3, &p).await.unwrap().unwrap();
+    let tag = |l: &debcover_coordinator::rebuild::Lease, list: &[Corroboration]| {
+        list.iter().map(|c| AttemptCorroboration { job_id: l.job_id, fence: l.fence, corroboration: c.clone() }).collect::<Vec<_>>()
+    };
+    let expect = if l0.job_id < l1.job_id {
+        [tag(&l0, &disagreeing), tag(&l1b, &many)].concat()
+    } else {
+        [tag(&l1b, &many), tag(&l0, &disagreeing)].concat()
+    };
+    let got = store.corroboration(&[l1.job_id, l0.job_id]).await.unwrap();
+    assert_eq!(got.len(), 1_203);
+    assert_eq!(got, expect);
+    assert_eq!(store.corroboration(&[l0.job_id]).await.unwrap(), tag(&l0, &disagreeing));
+    assert!(store.corroboration(&[]).await.unwrap().is_empty());
+    // The attempts themselves are as without findings.
+    let h = store.attempts(&[l0.job_id]).await.unwrap();
+    assert_eq!((h.len(), h[0].outcome.as_deref()), (1, Some("reproducible")));
 }
 
 async fn rebuild_builds_are_never_linked_or_queued<S: RebuildStore, F: std::future::Future<Output = S>>(

@@ -24,6 +24,7 @@ pub mod attest;
 pub mod backend;
 pub mod config;
 pub mod connect;
+pub mod embedded;
 pub mod envcheck;
 pub mod hash;
 pub mod key;

@@ -26,6 +26,7 @@ use tonic::transport::Channel;
 
 use crate::backend::{self, BackendKind, Ctx, JobSpec, Outcome};
 use crate::config::Config;
+use crate::embedded::Embedded;
 use crate::key::NodeKey;
 use crate::process::Log;
 use crate::source::SourceRequest;
@@ -320,7 +321,8 @@ async fn run_job(
         }
     } else {
         let attestation = attest(me, &job, spec.as_ref().ok(), used_backend, &outcome, &dir).await;
-        match report(c, job_id, fence, &outcome, &log, &attestation).await {
+        let embedded = embedded_info(&outcome, &mut log).await;
+        match report(c, job_id, fence, &outcome, &log, &attestation, embedded).await {
             Ok(r) => tracing::info!(outcome = %r.outcome, job_state = %r.job_state, differing = ?r.differing, "result reported"),
             Err(e) => tracing::error!(error = %format!("{e:#}"), "result not accepted"),
         }
@@ -416,6 +418,22 @@ async fn attest(
     sign(&me.key, &claim)
 }
 
+/// What the produced .debs of a built result say about their build (read on a blocking
+/// thread). A .deb that cannot be read is noted in the node's log and the build log; the
+/// result is reported all the same.
+async fn embedded_info(outcome: &Outcome, log: &mut Log) -> Embedded {
+    let Outcome::Built { files, .. } = outcome else { return Embedded::default() };
+    let files = files.clone();
+    let embedded = tokio::task::spawn_blocking(move || crate::embedded::read_produced(&files))
+        .await
+        .unwrap_or_else(|e| Embedded { truncated: true, notes: vec![format!("reading the produced .debs failed: {e}")], ..Default::default() });
+    for note in &embedded.notes {
+        tracing::warn!(note = %note, "embedded build info of a produced binary not read");
+        let _ = log.note(&format!("embedded build info: {note}"));
+    }
+    embedded
+}
+
 async fn report(
     c: &mut Client,
     job_id: i64,
@@ -423,9 +441,16 @@ async fn report(
     outcome: &Outcome,
     log: &Log,
     attestation: &[u8],
+    embedded: Embedded,
 ) -> Result<pb::ReportResponse> {
     use pb::report_chunk::Chunk;
-    let mut header = pb::ReportHeader { job_id, fence, ..Default::default() };
+    let mut header = pb::ReportHeader {
+        job_id,
+        fence,
+        embedded: embedded.binaries,
+        embedded_truncated: embedded.truncated,
+        ..Default::default()
+    };
     let mut artifacts = Vec::new();
     let mut buildinfo = None;
     let mut diffoscope = None;

@@ -12,6 +12,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use super::campaign::print_table;
+use crate::rebuild::corroborate;
 
 /// Adds `authorization: Bearer TOKEN` to every call.
 #[derive(Clone)]
@@ -213,6 +214,10 @@ pub fn history_json(r: &pb::JobHistoryResponse) -> Value {
                             "differences": a.differences,
                             "attestation_sha256": (!a.attestation_sha256.is_empty()).then_some(&a.attestation_sha256),
                             "artifacts": a.artifacts.iter().map(|f| json!({"name": f.name, "size": f.size, "sha256": f.sha256})).collect::<Vec<_>>(),
+                            "corroboration": a.corroboration.iter().map(|c| json!({
+                                "deb": c.deb, "binary": c.binary, "subject": c.subject, "embedded": c.embedded,
+                                "declared": c.declared, "verdict": c.verdict,
+                            })).collect::<Vec<_>>(),
                         })
                     })
                     .collect();
@@ -261,6 +266,21 @@ pub fn print_history(r: &pb::JobHistoryResponse) {
         }
         for d in &h.disagreements {
             println!("  DISAGREEMENT: {d}");
+        }
+        // What the rebuilt binaries say against the original buildinfo: a count per attempt,
+        // and a line per disagreement (reported only; the buildinfo decides).
+        for a in h.attempts.iter().filter(|a| !a.corroboration.is_empty()) {
+            let count = |v: &str| a.corroboration.iter().filter(|c| c.verdict == v).count();
+            println!(
+                "  attempt {} corroboration: {} agree, {} disagree, {} undeclared",
+                a.fence,
+                count("agrees"),
+                count("disagrees"),
+                count("undeclared")
+            );
+            for c in a.corroboration.iter().filter(|c| c.verdict == "disagrees") {
+                println!("  CORROBORATION: {}", corroborate::line(&c.binary, &c.deb, &c.subject, &c.embedded, &c.declared));
+            }
         }
         for a in h.attempts.iter().filter(|a| !a.differences.is_empty() || !a.diffoscope_sha256.is_empty()) {
             let what = if a.outcome == "environment-mismatch" { "environment differences" } else { "differing files" };

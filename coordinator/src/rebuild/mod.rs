@@ -246,6 +246,9 @@ pub struct AttemptReport {
     pub diffoscope_sha256: Option<String>,
     /// The node's signed attestation (content-store key), verified before it was accepted.
     pub attestation_sha256: Option<String>,
+    /// What the rebuilt binaries say about their build against the original buildinfo
+    /// ([`corroborate::findings`]): reports only, never part of the outcome.
+    pub corroboration: Vec<corroborate::Corroboration>,
 }
 
 impl AttemptReport {
@@ -258,6 +261,7 @@ impl AttemptReport {
             log_sha256: None,
             diffoscope_sha256: None,
             attestation_sha256: None,
+            corroboration: Vec::new(),
         }
     }
 }

@@ -7,6 +7,7 @@ use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
 use crate::index::{IndexedAnswer, IndexedMatch, ResolvedBuild};
 use crate::model::{BuildRecord, PkgVer, ProducedFile};
+use crate::rebuild::corroborate::{Corroboration, EmbeddedBinary, Module, verdict_name};
 use crate::storage::StoreError;
 
 /// Map a storage failure to a gRPC status. Details go to the server log; the client gets a
@@ -16,6 +17,96 @@ pub fn store_status(e: StoreError) -> tonic::Status {
     match e {
         StoreError::Corrupt(m) => tonic::Status::data_loss(m),
         other => tonic::Status::unavailable(format!("storage failure ({other}); retry later")),
+    }
+}
+
+/// Most binaries in `ReportHeader.embedded` (rebuild.proto; the node keeps to the same bounds).
+pub const MAX_EMBEDDED_BINARIES: usize = 200;
+/// Most Go modules, and most crates, of one embedded binary.
+pub const MAX_EMBEDDED_MODULES: usize = 2_000;
+/// Most Go modules and crates of one report, all binaries together.
+pub const MAX_EMBEDDED_MODULES_TOTAL: usize = 10_000;
+/// Longest `EmbeddedBinary.path`.
+pub const MAX_EMBEDDED_PATH_BYTES: usize = 4_096;
+/// Longest `EmbeddedBinary.deb` (a file name).
+pub const MAX_EMBEDDED_DEB_BYTES: usize = 255;
+/// Longest other string of an embedded binary.
+pub const MAX_EMBEDDED_STRING_BYTES: usize = 256;
+
+/// A report header's embedded build info as domain values, checked against the bounds of
+/// rebuild.proto; every refusal names the field (`embedded[3].go_modules[7].version`).
+pub fn embedded_binaries(header: &pb::ReportHeader) -> Result<Vec<EmbeddedBinary>, tonic::Status> {
+    let bad = |field: String, why: &str| tonic::Status::invalid_argument(format!("{field}: {why}"));
+    let text = |field: String, s: &str, max: usize, required: bool| -> Result<(), tonic::Status> {
+        if required && s.is_empty() {
+            return Err(bad(field, "required"));
+        }
+        if s.len() > max {
+            return Err(bad(field, &format!("longer than {max} bytes")));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(bad(field, "contains control characters"));
+        }
+        Ok(())
+    };
+    if header.embedded.len() > MAX_EMBEDDED_BINARIES {
+        return Err(bad("embedded".into(), &format!("more than {MAX_EMBEDDED_BINARIES} binaries")));
+    }
+    let total: usize = header.embedded.iter().map(|b| b.go_modules.len() + b.rust_crates.len()).sum();
+    if total > MAX_EMBEDDED_MODULES_TOTAL {
+        return Err(bad("embedded".into(), &format!("more than {MAX_EMBEDDED_MODULES_TOTAL} modules and crates in all")));
+    }
+    let modules = |field: String, list: &[pb::EmbeddedModule]| -> Result<Vec<Module>, tonic::Status> {
+        if list.len() > MAX_EMBEDDED_MODULES {
+            return Err(bad(field, &format!("more than {MAX_EMBEDDED_MODULES} entries")));
+        }
+        list.iter()
+            .enumerate()
+            .map(|(j, m)| {
+                text(format!("{field}[{j}].name"), &m.name, MAX_EMBEDDED_STRING_BYTES, true)?;
+                text(format!("{field}[{j}].version"), &m.version, MAX_EMBEDDED_STRING_BYTES, false)?;
+                Ok(Module { name: m.name.clone(), version: m.version.clone() })
+            })
+            .collect()
+    };
+    header
+        .embedded
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let field = |name: &str| format!("embedded[{i}].{name}");
+            text(field("deb"), &b.deb, MAX_EMBEDDED_DEB_BYTES, true)?;
+            if b.deb.contains('/') {
+                return Err(bad(field("deb"), "must be a file name"));
+            }
+            text(field("path"), &b.path, MAX_EMBEDDED_PATH_BYTES, true)?;
+            text(field("go_version"), &b.go_version, MAX_EMBEDDED_STRING_BYTES, false)?;
+            text(field("rustc_version"), &b.rustc_version, MAX_EMBEDDED_STRING_BYTES, false)?;
+            let go_modules = modules(field("go_modules"), &b.go_modules)?;
+            if !go_modules.is_empty() && b.go_version.is_empty() {
+                return Err(bad(field("go_modules"), "Go modules without a go_version"));
+            }
+            Ok(EmbeddedBinary {
+                deb: b.deb.clone(),
+                path: b.path.clone(),
+                go_version: (!b.go_version.is_empty()).then(|| b.go_version.clone()),
+                go_modules,
+                rustc_version: (!b.rustc_version.is_empty()).then(|| b.rustc_version.clone()),
+                rust_crates: modules(field("rust_crates"), &b.rust_crates)?,
+            })
+        })
+        .collect()
+}
+
+/// A stored corroboration finding on the wire.
+pub fn corroboration_finding(c: &Corroboration) -> pb::CorroborationFinding {
+    pb::CorroborationFinding {
+        deb: c.deb.clone(),
+        binary: c.finding.binary.clone(),
+        subject: c.finding.subject.clone(),
+        embedded: c.finding.embedded.clone(),
+        declared: c.finding.declared.clone(),
+        verdict: verdict_name(c.finding.verdict).to_owned(),
     }
 }
 
@@ -141,5 +232,62 @@ pub fn built_with_response(answer: &IndexedAnswer) -> pb::BuiltWithResponse {
                 binaries: m.files().iter().map(binary).collect(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(name: &str, version: &str) -> pb::EmbeddedModule {
+        pb::EmbeddedModule { name: name.into(), version: version.into() }
+    }
+
+    #[test]
+    fn embedded_binaries_are_checked_and_converted() {
+        let lego = pb::EmbeddedBinary {
+            deb: "lego_4.9.1-1_amd64.deb".into(),
+            path: "usr/bin/lego".into(),
+            go_version: "go1.19.5".into(),
+            go_modules: vec![module("github.com/miekg/dns", "v1.1.50")],
+            ..Default::default()
+        };
+        let header = |embedded: Vec<pb::EmbeddedBinary>| pb::ReportHeader { embedded, ..Default::default() };
+        let got = embedded_binaries(&header(vec![lego.clone()])).unwrap();
+        assert_eq!(
+            got,
+            [EmbeddedBinary {
+                deb: "lego_4.9.1-1_amd64.deb".into(),
+                path: "usr/bin/lego".into(),
+                go_version: Some("go1.19.5".into()),
+                go_modules: vec![Module { name: "github.com/miekg/dns".into(), version: "v1.1.50".into() }],
+                rustc_version: None,
+                rust_crates: vec![],
+            }]
+        );
+        let refused = |b: pb::EmbeddedBinary| embedded_binaries(&header(vec![lego.clone(), b])).unwrap_err().message().to_owned();
+        assert_eq!(refused(pb::EmbeddedBinary { deb: "a/b.deb".into(), ..lego.clone() }), "embedded[1].deb: must be a file name");
+        assert_eq!(refused(pb::EmbeddedBinary { path: String::new(), ..lego.clone() }), "embedded[1].path: required");
+        assert_eq!(
+            refused(pb::EmbeddedBinary { go_modules: vec![module("m", "v1"), module("m", "v\u{1b}[31m")], ..lego.clone() }),
+            "embedded[1].go_modules[1].version: contains control characters"
+        );
+        assert_eq!(
+            refused(pb::EmbeddedBinary { rustc_version: "1".repeat(MAX_EMBEDDED_STRING_BYTES + 1), ..lego.clone() }),
+            "embedded[1].rustc_version: longer than 256 bytes"
+        );
+        assert_eq!(
+            refused(pb::EmbeddedBinary { go_version: String::new(), ..lego.clone() }),
+            "embedded[1].go_modules: Go modules without a go_version"
+        );
+        assert_eq!(
+            refused(pb::EmbeddedBinary { rust_crates: vec![module("c", "1"); MAX_EMBEDDED_MODULES + 1], go_modules: vec![], ..lego.clone() }),
+            "embedded[1].rust_crates: more than 2000 entries"
+        );
+        let many = vec![pb::EmbeddedBinary { go_modules: vec![], ..lego.clone() }; MAX_EMBEDDED_BINARIES + 1];
+        assert_eq!(embedded_binaries(&header(many)).unwrap_err().message(), "embedded: more than 200 binaries");
+        let big = pb::EmbeddedBinary { go_modules: vec![module("m", "v1"); MAX_EMBEDDED_MODULES], ..lego.clone() };
+        let total = vec![big; MAX_EMBEDDED_MODULES_TOTAL / MAX_EMBEDDED_MODULES + 1];
+        assert_eq!(embedded_binaries(&header(total)).unwrap_err().message(), "embedded: more than 10000 modules and crates in all");
     }
 }

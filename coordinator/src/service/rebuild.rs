@@ -278,8 +278,9 @@ fn artifact_wire(a: &Artifact) -> pb::Artifact {
     pb::Artifact { name: a.name.clone(), size: a.size, sha256: a.sha256.clone() }
 }
 
-fn attempt_info(a: &AttemptRecord) -> pb::AttemptInfo {
+fn attempt_info(a: &AttemptRecord, corroboration: Vec<pb::CorroborationFinding>) -> pb::AttemptInfo {
     pb::AttemptInfo {
+        corroboration,
         fence: a.fence,
         operator: a.operator.clone(),
         node: a.node.clone(),
@@ -467,6 +468,63 @@ async fn prepare_produced(origin: String, bytes: Vec<u8>, job: &rebuild::LeaseVi
     Ok(nb)
 }
 
+/// What the rebuilt binaries say (`embedded`) against the original buildinfo's
+/// Installed-Build-Depends; every disagreement is logged. Best effort: the buildinfo stays
+/// authoritative, so a failure here is logged and yields no findings, never a refused report.
+async fn corroborate<S: RebuildStore>(
+    store: &S,
+    job: &rebuild::LeaseView,
+    embedded: Vec<rebuild::corroborate::EmbeddedBinary>,
+    holder: &str,
+    job_id: i64,
+    fence: i64,
+) -> Vec<rebuild::corroborate::Corroboration> {
+    let build = match store.builds_by_id(&[job.build_id]).await {
+        Ok(b) => b.into_iter().next(),
+        Err(e) => {
+            tracing::error!(job = job_id, error = %e, "corroboration skipped: the original build could not be read");
+            return Vec::new();
+        }
+    };
+    let Some(build) = build else {
+        tracing::error!(job = job_id, build = job.build_id, "corroboration skipped: the original build is not stored");
+        return Vec::new();
+    };
+    let text = match store.raw_buildinfo(&build.sha256).await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            tracing::error!(job = job_id, build = %build.sha256, "corroboration skipped: the original buildinfo text is not stored");
+            return Vec::new();
+        }
+        Err(e) => {
+            tracing::error!(job = job_id, build = %build.sha256, error = %e, "corroboration skipped: the original buildinfo could not be read");
+            return Vec::new();
+        }
+    };
+    let computed = tokio::task::spawn_blocking(move || {
+        let b = debcover_formats::Buildinfo::parse(&text).map_err(|e| e.to_string())?;
+        let installed: Vec<(String, String)> =
+            b.installed_build_depends.iter().map(|d| (d.name.clone(), d.version.to_string())).collect();
+        Ok::<_, String>(rebuild::corroborate::findings(&embedded, &installed))
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    let findings = match computed {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(job = job_id, build = %build.sha256, error = %e, "corroboration skipped: the original buildinfo does not parse");
+            return Vec::new();
+        }
+    };
+    for c in findings.iter().filter(|c| c.finding.verdict == debcover_formats::corroborate::Verdict::Disagrees) {
+        tracing::warn!(build = %build.sha256, job = job_id, fence, node = %holder, deb = %c.deb, binary = %c.finding.binary,
+            field = %c.finding.subject, embedded = %c.finding.embedded, declared = %c.finding.declared.join(", "),
+            "corroboration: a rebuilt binary disagrees with the original buildinfo (reported; the buildinfo stays authoritative)");
+    }
+    findings
+}
+
 /// The node-facing service.
 pub struct NodeService<S> {
     store: Arc<S>,
@@ -614,6 +672,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             return Err(refused(Refusal::NotYours));
         }
         let result = result_of(&header)?;
+        let embedded = super::convert::embedded_binaries(&header)?;
         let cas = |e: CasError| match e {
             CasError::TooLarge { .. } => Status::resource_exhausted(e.to_string()),
             other => {
@@ -674,6 +733,9 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
                 None => {}
             }
         }
+        if let Some(b) = embedded.iter().find(|b| !artifacts.iter().any(|a| a.name == b.deb)) {
+            return Err(Status::invalid_argument(format!("embedded: {:?} is not one of the reported artifacts", b.deb)));
+        }
         // A signed attestation must verify with the node's registered key and speak of this
         // lease and exactly these files; nothing is recorded otherwise.
         let attestation_sha256 = if attestation.is_empty() {
@@ -716,8 +778,25 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
                 outcome
             }
         };
-        let report =
-            AttemptReport { outcome, artifacts, buildinfo_sha256, log_sha256, diffoscope_sha256, attestation_sha256 };
+        if header.embedded_truncated {
+            tracing::info!(job = header.job_id, fence = header.fence, node = %holder,
+                "the node listed only part of what its binaries embed (bounds, or an unreadable .deb)");
+        }
+        let corroboration = match (&outcome, embedded.is_empty()) {
+            (AttemptOutcome::Reproducible | AttemptOutcome::Unreproducible { .. }, false) => {
+                corroborate(&*self.store, &job, embedded, &holder, header.job_id, header.fence).await
+            }
+            _ => Vec::new(),
+        };
+        let report = AttemptReport {
+            outcome,
+            artifacts,
+            buildinfo_sha256,
+            log_sha256,
+            diffoscope_sha256,
+            attestation_sha256,
+            corroboration,
+        };
         let state = self
             .store
             .finish(node.id, header.job_id, header.fence, &report, now_unix(), &self.settings.policy)
@@ -948,6 +1027,10 @@ impl<S: RebuildStore> RebuildAdmin for AdminService<S> {
         let jobs = self.store.jobs(&filter).await.map_err(store_status)?;
         let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
         let attempts = self.store.attempts(&ids).await.map_err(store_status)?;
+        let mut corroboration: std::collections::HashMap<(i64, i64), Vec<pb::CorroborationFinding>> = Default::default();
+        for c in self.store.corroboration(&ids).await.map_err(store_status)? {
+            corroboration.entry((c.job_id, c.fence)).or_default().push(super::convert::corroboration_finding(&c.corroboration));
+        }
         Ok(Response::new(pb::JobHistoryResponse {
             jobs: jobs
                 .iter()
@@ -960,7 +1043,10 @@ impl<S: RebuildStore> RebuildAdmin for AdminService<S> {
                         .collect();
                     pb::JobHistory {
                         job: Some(job_info(j)),
-                        attempts: attempts.iter().filter(|a| a.job_id == j.id).map(attempt_info).collect(),
+                        attempts: attempts.iter().filter(|a| a.job_id == j.id).map(|a| {
+                            attempt_info(a, corroboration.get(&(a.job_id, a.fence)).cloned().unwrap_or_default())
+                        })
+                        .collect(),
                         disagreements: rebuild::coverage::disagreements(&same_build)
                             .iter()
                             .map(|d| d.to_string())

@@ -11,6 +11,7 @@ use crate::rebuild::{
     AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, JobFilter, JobRecord, JobState,
     Lease, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Refusal, Requeue,
 };
+use crate::rebuild::corroborate::{AttemptCorroboration, verdict_name};
 use crate::storage::rebuild_rows::{self as rows, ATTEMPT_SELECT, NODE_SELECT};
 use crate::storage::{RebuildStore, StoreError, unzstd};
 
@@ -133,6 +134,31 @@ async fn end_attempt(
         .bind(&names)
         .bind(&sizes)
         .bind(&shas)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !report.corroboration.is_empty() {
+        let c = &report.corroboration;
+        let seqs: Vec<i64> = (0..c.len()).map(|i| i64::try_from(i).unwrap_or(i64::MAX)).collect();
+        let debs: Vec<&str> = c.iter().map(|c| c.deb.as_str()).collect();
+        let binaries: Vec<&str> = c.iter().map(|c| c.finding.binary.as_str()).collect();
+        let subjects: Vec<&str> = c.iter().map(|c| c.finding.subject.as_str()).collect();
+        let embedded: Vec<&str> = c.iter().map(|c| c.finding.embedded.as_str()).collect();
+        let declared: Vec<String> = c.iter().map(|c| rows::declared_column(&c.finding.declared)).collect();
+        let verdicts: Vec<&str> = c.iter().map(|c| verdict_name(c.finding.verdict)).collect();
+        sqlx::query(
+            "INSERT INTO rebuild_findings (attempt_id, seq, deb, binary_path, subject, embedded, declared, verdict)
+             SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(attempt_id)
+        .bind(&seqs)
+        .bind(&debs)
+        .bind(&binaries)
+        .bind(&subjects)
+        .bind(&embedded)
+        .bind(&declared)
+        .bind(&verdicts)
         .execute(&mut *tx)
         .await?;
     }
@@ -598,5 +624,18 @@ impl RebuildStore for PgStore {
                 a
             })
             .collect())
+    }
+
+    async fn corroboration(&self, job_ids: &[i64]) -> Result<Vec<AttemptCorroboration>, StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{} WHERE a.job_id = ANY($1) ORDER BY a.job_id, a.fence, f.seq",
+            rows::FINDING_SELECT
+        )))
+        .bind(job_ids)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(rows::corroboration)
+        .collect()
     }
 }

@@ -6,7 +6,9 @@ use std::str::FromStr;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::{StoreError, tokens};
+use crate::rebuild::corroborate::{AttemptCorroboration, Corroboration, verdict_from_name};
 use crate::rebuild::{ArchiveBinary, AttemptRecord, JobRecord, JobState, LeaseView, NodeCaps, NodeRecord, Priority};
+use debcover_formats::corroborate::Finding;
 
 /// `SELECT` of a job row as [`job`] reads it; `tags_agg` is the backend's aggregate of the
 /// job's tags into one space-separated text (`group_concat(tag, ' ')` / `string_agg(tag, ' ')`).
@@ -254,5 +256,42 @@ where
         archive: crate::rebuild::archive_files(&archive_column(archive.as_deref())?),
         source: r.try_get(4)?,
         version: r.try_get(5)?,
+    })
+}
+
+/// `SELECT` of a stored corroboration finding as [`corroboration`] reads it; the caller adds
+/// the condition on `a.job_id` and `ORDER BY a.job_id, a.fence, f.seq`.
+pub const FINDING_SELECT: &str = "SELECT a.job_id, a.fence, f.deb, f.binary_path, f.subject, f.embedded, f.declared, f.verdict
+     FROM rebuild_findings f JOIN rebuild_attempts a ON a.id = f.attempt_id";
+
+/// The `declared` column: one declaration per line.
+pub fn declared_column(declared: &[String]) -> String {
+    declared.join("\n")
+}
+
+/// An [`AttemptCorroboration`] from a row of [`FINDING_SELECT`].
+pub fn corroboration<'r, R>(r: &'r R) -> Result<AttemptCorroboration, StoreError>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let verdict: String = r.try_get(7)?;
+    let declared: String = r.try_get(6)?;
+    Ok(AttemptCorroboration {
+        job_id: r.try_get(0)?,
+        fence: r.try_get(1)?,
+        corroboration: Corroboration {
+            deb: r.try_get(2)?,
+            finding: Finding {
+                binary: r.try_get(3)?,
+                subject: r.try_get(4)?,
+                embedded: r.try_get(5)?,
+                declared: lines(&declared),
+                verdict: verdict_from_name(&verdict)
+                    .ok_or_else(|| StoreError::Corrupt(format!("rebuild_findings.verdict {verdict:?}")))?,
+            },
+        },
     })
 }

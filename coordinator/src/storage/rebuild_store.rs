@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use super::{CoverageStore, StoreError};
+use crate::rebuild::corroborate::AttemptCorroboration;
 use crate::rebuild::{
     AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, JobFilter, JobRecord, JobState, Lease,
     LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Requeue,
@@ -90,8 +91,8 @@ pub trait RebuildStore: CoverageStore {
         policy: &Policy,
     ) -> impl Future<Output = Result<Fenced<i64>, StoreError>> + Send;
 
-    /// End an attempt with its report and move the job by [`Policy::after`], in one
-    /// transaction. Returns the job's new state.
+    /// End an attempt with its report (artifacts and corroboration findings included) and move
+    /// the job by [`Policy::after`], in one transaction. Returns the job's new state.
     fn finish(
         &self,
         node_id: i64,
@@ -117,4 +118,12 @@ pub trait RebuildStore: CoverageStore {
 
     /// The attempts of these jobs, oldest first, with their artifacts.
     fn attempts(&self, job_ids: &[i64]) -> impl Future<Output = Result<Vec<AttemptRecord>, StoreError>> + Send;
+
+    /// The corroboration findings stored with the attempts of these jobs (written by
+    /// [`RebuildStore::finish`] from [`AttemptReport::corroboration`]), by job, fencing token
+    /// and the order they were computed in.
+    fn corroboration(
+        &self,
+        job_ids: &[i64],
+    ) -> impl Future<Output = Result<Vec<AttemptCorroboration>, StoreError>> + Send;
 }

@@ -139,6 +139,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (7, "key history", include_str!("../../../migrations/sqlite/0007_key_history.sql")),
         (8, "coverage", include_str!("../../../migrations/sqlite/0008_coverage.sql")),
         (9, "view indexes", include_str!("../../../migrations/sqlite/0009_view_indexes.sql")),
+        (10, "corroboration", include_str!("../../../migrations/sqlite/0010_corroboration.sql")),
     ])
 }
 

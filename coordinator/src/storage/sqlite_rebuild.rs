@@ -9,6 +9,7 @@ use crate::rebuild::{
     AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, JobFilter, JobRecord, JobState,
     Lease, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Refusal, Requeue,
 };
+use crate::rebuild::corroborate::{AttemptCorroboration, verdict_name};
 use crate::storage::rebuild_rows::{self as rows, ATTEMPT_SELECT, NODE_SELECT};
 use crate::storage::{RebuildStore, StoreError, unzstd};
 
@@ -125,6 +126,25 @@ async fn end_attempt(
                 .push_bind(&f.name)
                 .push_bind(i64::try_from(f.size).unwrap_or(i64::MAX))
                 .push_bind(&f.sha256);
+        });
+        qb.push(" ON CONFLICT DO NOTHING");
+        qb.build().execute(&mut *tx).await?;
+    }
+    let numbered: Vec<(i64, &crate::rebuild::corroborate::Corroboration)> =
+        report.corroboration.iter().enumerate().map(|(i, c)| (i64::try_from(i).unwrap_or(i64::MAX), c)).collect();
+    for chunk in numbered.chunks(500) {
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO rebuild_findings (attempt_id, seq, deb, binary_path, subject, embedded, declared, verdict) ",
+        );
+        qb.push_values(chunk, |mut b, (seq, c)| {
+            b.push_bind(attempt_id)
+                .push_bind(*seq)
+                .push_bind(&c.deb)
+                .push_bind(&c.finding.binary)
+                .push_bind(&c.finding.subject)
+                .push_bind(&c.finding.embedded)
+                .push_bind(rows::declared_column(&c.finding.declared))
+                .push_bind(verdict_name(c.finding.verdict));
         });
         qb.push(" ON CONFLICT DO NOTHING");
         qb.build().execute(&mut *tx).await?;
@@ -537,6 +557,21 @@ impl RebuildStore for SqliteStore {
                 a
             })
             .collect())
+    }
+
+    async fn corroboration(&self, job_ids: &[i64]) -> Result<Vec<AttemptCorroboration>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in job_ids.chunks(IN_CHUNK) {
+            let mut qb = QueryBuilder::<Sqlite>::new(rows::FINDING_SELECT);
+            qb.push(" WHERE a.job_id IN ").push_tuples(chunk, |mut b, id| {
+                b.push_bind(*id);
+            });
+            qb.push(" ORDER BY a.job_id, a.fence, f.seq");
+            for r in qb.build().fetch_all(&self.reader).await? {
+                out.push(rows::corroboration(&r)?);
+            }
+        }
+        Ok(out)
     }
 }
 

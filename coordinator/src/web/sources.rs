@@ -1,17 +1,22 @@
 //! `/source/{name}`: a source package's builds (where they ship, what they were built
-//! against in summary), its rebuild history and the attestations of each attempt;
+//! against in summary), its rebuild history with the attestations of each attempt and what
+//! its rebuilt binaries say against the original buildinfo (corroboration findings);
 //! `/source/{name}/{sha256}/built-against`: one build's full Installed-Build-Depends;
 //! `/cas/attestations/{sha256}`: a node's signed in-toto link, byte for byte as stored.
+
+use std::collections::HashMap;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::IntoResponse;
 use debcover_formats::buildinfo::Buildinfo;
+use debcover_formats::corroborate::Verdict;
 use maud::html;
 use serde::Serialize;
 
 use super::{St, WebError, WebResult, layout, respond, seg, when};
 use crate::rebuild::cas::{self, BlobKind};
+use crate::rebuild::corroborate::{Corroboration, verdict_name};
 use crate::rebuild::{AttemptRecord, JobFilter, JobRecord};
 use crate::storage::ViewStore;
 
@@ -45,13 +50,18 @@ struct Job {
     attempts: Vec<Attempt>,
 }
 
-/// An attempt, with its attestation's download link.
+/// An attempt, with its attestation's download link and what its rebuilt binaries say
+/// against the original buildinfo.
 #[derive(Serialize)]
 struct Attempt {
     #[serde(flatten)]
     attempt: AttemptRecord,
     attestation_url: Option<String>,
+    corroboration: Vec<Corroboration>,
 }
+
+/// Findings other than disagreements shown per attempt on the HTML page (all are in the JSON).
+const SHOWN_FINDINGS: usize = 20;
 
 /// `/source/{name}` as data.
 #[derive(Serialize)]
@@ -75,6 +85,10 @@ pub async fn page<S: ViewStore, const JSON: bool>(State(web): St<S>, Path(name):
     }
     let job_ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     let mut attempts = web.store.attempts(&job_ids).await?;
+    let mut corroboration: HashMap<(i64, i64), Vec<Corroboration>> = HashMap::new();
+    for c in web.store.corroboration(&job_ids).await? {
+        corroboration.entry((c.job_id, c.fence)).or_default().push(c.corroboration);
+    }
     let mut builds: Vec<Build> = records
         .into_iter()
         .map(|b| Build {
@@ -107,6 +121,7 @@ pub async fn page<S: ViewStore, const JSON: bool>(State(web): St<S>, Path(name):
                     .into_iter()
                     .map(|a| Attempt {
                         attestation_url: a.attestation_sha256.as_ref().map(|s| format!("/cas/attestations/{s}")),
+                        corroboration: corroboration.remove(&(a.job_id, a.fence)).unwrap_or_default(),
                         attempt: a,
                     })
                     .collect(),
@@ -147,7 +162,7 @@ pub async fn page<S: ViewStore, const JSON: bool>(State(web): St<S>, Path(name):
                     @else {
                         table {
                             tr { th { "lease" } th { "operator / node" } th { "started" } th { "ended" } th { "outcome" }
-                                 th { "details" } th { "attestation" } }
+                                 th { "details" } th { "attestation" } th { "binaries vs. buildinfo" } }
                             @for a in &j.attempts {
                                 tr {
                                     td.n { (a.attempt.fence) }
@@ -158,6 +173,18 @@ pub async fn page<S: ViewStore, const JSON: bool>(State(web): St<S>, Path(name):
                                                @if let Some(c) = &a.attempt.failure_code { " (" (c) ")" } }
                                     td { (a.attempt.message) @for x in &a.attempt.differences { br; (x) } }
                                     td { @if let Some(u) = &a.attestation_url { a href=(u) download { "in-toto link" } } }
+                                    td {
+                                        @for c in a.corroboration.iter().filter(|c| c.finding.verdict == Verdict::Disagrees) {
+                                            span.state.error { "disagrees" } ": " (c.line()) br;
+                                        }
+                                        @let others: Vec<&Corroboration> = a.corroboration.iter().filter(|c| c.finding.verdict != Verdict::Disagrees).collect();
+                                        @for c in others.iter().take(SHOWN_FINDINGS) {
+                                            span.state { (verdict_name(c.finding.verdict)) } ": " (c.line()) br;
+                                        }
+                                        @if others.len() > SHOWN_FINDINGS {
+                                            span.muted { "… and " (others.len() - SHOWN_FINDINGS) " more in the JSON" }
+                                        }
+                                    }
                                 }
                             }
                         }
