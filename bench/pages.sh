@@ -4,18 +4,35 @@
 # campaign with thousands of items; then each page timed with curl over loopback (median and
 # maximum of 15 requests after one warm-up). Loopback adds well under a millisecond, so the
 # figures are the server's time plus a connection.
-# Usage: bench/pages.sh [GRPC_PORT] [HTTP_PORT] [LIBRARY] [FIXED]
+# Usage: [BIN=path/to/debcover] [PG=postgres://USER@HOST:PORT] bench/pages.sh [GRPC_PORT] [HTTP_PORT] [LIBRARY] [FIXED]
+# BIN: the binary to measure (default target/release/debcover), so that two builds can be
+# compared in one run. PG: measure on PostgreSQL instead, in a fresh database created (and
+# dropped at the end) on that server with psql.
 set -eu
 port=${1:-7530}
 http=${2:-7531}
 library=${3:-libxml2}
 fixed=${4:-99}
-bin=target/release/debcover
+bin=${BIN:-target/release/debcover}
 data=$(mktemp -d)
+pg=${PG:-}
+if [ -n "$pg" ]; then
+    name=debcover_pages_$$
+    psql -q "$pg/postgres" -c "CREATE DATABASE $name"
+    db="$pg/$name"
+else
+    db="sqlite://$data/debcover.sqlite"
+fi
 DEBCOVER_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http" \
-    --data-dir "$data" 2>"$data/server.log" &
+    --data-dir "$data" --db "$db" 2>"$data/server.log" &
 pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$data"' EXIT
+cleanup() {
+    kill $pid 2>/dev/null || true
+    wait $pid 2>/dev/null || true
+    if [ -n "$pg" ]; then psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $name"; fi
+    rm -rf "$data"
+}
+trap cleanup EXIT
 export DEBCOVER_SERVER="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do "$bin" status >/dev/null 2>&1 && break; sleep 0.1; done
 "$bin" ingest buildinfo bench-data/corpus/Buildinfo.xz >/dev/null

@@ -139,6 +139,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (7, "key history", include_str!("../../../migrations/sqlite/0007_key_history.sql")),
         (8, "coverage", include_str!("../../../migrations/sqlite/0008_coverage.sql")),
         (9, "view indexes", include_str!("../../../migrations/sqlite/0009_view_indexes.sql")),
+        (11, "suite page indexes", include_str!("../../../migrations/sqlite/0011_suite_page_indexes.sql")),
     ])
 }
 
