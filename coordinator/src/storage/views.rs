@@ -320,12 +320,14 @@ pub(super) fn status_groups(rows: Vec<CountRow>) -> Vec<StatusGroup> {
     groups
 }
 
-/// Whether the build `{build}` is behind a binary shipped in suite `$1` (index probes:
-/// `binaries_build`, `suite_binaries_binary`).
+/// Whether the build `{build}` is behind a binary shipped in suite `$1`: index probes,
+/// `binaries_build` then `suite_binaries_binary`. `CROSS JOIN` fixes that order for SQLite
+/// (PostgreSQL reads it as an inner join): without it SQLite 3.51 may scan the suite's
+/// membership for every build, which turns a page of 50 ms into minutes.
 fn in_suite(build: &str) -> String {
     format!(
-        "EXISTS (SELECT 1 FROM binaries b JOIN suite_binaries s ON s.binary_id = b.id
-             WHERE b.build_id = {build} AND s.suite = $1)"
+        "EXISTS (SELECT 1 FROM binaries b CROSS JOIN suite_binaries s
+             WHERE b.build_id = {build} AND s.binary_id = b.id AND s.suite = $1)"
     )
 }
 
