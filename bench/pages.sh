@@ -42,13 +42,21 @@ id=$("$bin" campaign create --library "$library" --fixed "$fixed" --suite bookwo
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["campaign"]["id"])')
 base="http://127.0.0.1:$http"
 printf '%-44s %8s %10s %8s\n' page bytes "median ms" "max ms"
+# measure LABEL PATH [HEADER]: one warm-up, then 15 timed requests.
+measure() {
+    set -- "$1" "$2" "${3:-X-Bench: 1}"
+    curl -fsS -o /dev/null -H "$3" "$base$2"
+    times=$(for _ in $(seq 1 15); do curl -fsS -o /dev/null -H "$3" -w '%{time_total}\n' "$base$2"; done | sort -n)
+    bytes=$(curl -fsS -H "$3" "$base$2" | wc -c)
+    median=$(echo "$times" | sed -n 8p)
+    max=$(echo "$times" | tail -n 1)
+    printf '%-44s %8s %10.1f %8.1f\n' "$1" "$bytes" "$(echo "$median * 1000" | bc -l)" "$(echo "$max * 1000" | bc -l)"
+}
 for path in "/campaigns/$id" "/campaigns/$id?page=50" "/api/campaigns/$id" "/campaigns" \
     "/suites/bookworm" "/suites/bookworm?page=300" "/api/suites/bookworm" "/api/suites/bookworm/status" \
     "/source/$library" "/nodes" "/metrics"; do
-    curl -fsS -o /dev/null "$base$path"
-    times=$(for _ in $(seq 1 15); do curl -fsS -o /dev/null -w '%{time_total}\n' "$base$path"; done | sort -n)
-    bytes=$(curl -fsS "$base$path" | wc -c)
-    median=$(echo "$times" | sed -n 8p)
-    max=$(echo "$times" | tail -n 1)
-    printf '%-44s %8s %10.1f %8.1f\n' "$path" "$bytes" "$(echo "$median * 1000" | bc -l)" "$(echo "$max * 1000" | bc -l)"
+    measure "$path" "$path"
 done
+# A poller of the status list that is up to date: 304, no body.
+modified=$(curl -fsS -D - -o /dev/null "$base/api/suites/bookworm/status" | sed -n 's/^[Ll]ast-[Mm]odified: *//p' | tr -d '\r')
+measure "/api/suites/bookworm/status (304)" "/api/suites/bookworm/status" "If-Modified-Since: $modified"
