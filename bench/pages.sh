@@ -29,10 +29,11 @@ pid=$!
 cleanup() {
     kill $pid 2>/dev/null || true
     wait $pid 2>/dev/null || true
-    if [ -n "$pg" ]; then psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $name"; fi
+    if [ -n "$pg" ]; then psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $name WITH (FORCE)"; fi
     rm -rf "$data"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 export DEBCOVER_SERVER="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do "$bin" status >/dev/null 2>&1 && break; sleep 0.1; done
 "$bin" ingest buildinfo bench-data/corpus/Buildinfo.xz >/dev/null
