@@ -4,18 +4,36 @@
 # campaign with thousands of items; then each page timed with curl over loopback (median and
 # maximum of 15 requests after one warm-up). Loopback adds well under a millisecond, so the
 # figures are the server's time plus a connection.
-# Usage: bench/pages.sh [GRPC_PORT] [HTTP_PORT] [LIBRARY] [FIXED]
+# Usage: [BIN=path/to/debcover] [PG=postgres://USER@HOST:PORT] bench/pages.sh [GRPC_PORT] [HTTP_PORT] [LIBRARY] [FIXED]
+# BIN: the binary to measure (default target/release/debcover), so that two builds can be
+# compared in one run. PG: measure on PostgreSQL instead, in a fresh database created (and
+# dropped at the end) on that server with psql.
 set -eu
 port=${1:-7530}
 http=${2:-7531}
 library=${3:-libxml2}
 fixed=${4:-99}
-bin=target/release/debcover
+bin=${BIN:-target/release/debcover}
 data=$(mktemp -d)
+pg=${PG:-}
+if [ -n "$pg" ]; then
+    name=debcover_pages_$$
+    psql -q "$pg/postgres" -c "CREATE DATABASE $name"
+    db="$pg/$name"
+else
+    db="sqlite://$data/debcover.sqlite"
+fi
 DEBCOVER_LOG=warn "$bin" serve --listen "127.0.0.1:$port" --http-listen "127.0.0.1:$http" \
-    --data-dir "$data" 2>"$data/server.log" &
+    --data-dir "$data" --db "$db" 2>"$data/server.log" &
 pid=$!
-trap 'kill $pid 2>/dev/null; rm -rf "$data"' EXIT
+cleanup() {
+    kill $pid 2>/dev/null || true
+    wait $pid 2>/dev/null || true
+    if [ -n "$pg" ]; then psql -q "$pg/postgres" -c "DROP DATABASE IF EXISTS $name WITH (FORCE)"; fi
+    rm -rf "$data"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
 export DEBCOVER_SERVER="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do "$bin" status >/dev/null 2>&1 && break; sleep 0.1; done
 "$bin" ingest buildinfo bench-data/corpus/Buildinfo.xz >/dev/null
@@ -25,13 +43,21 @@ id=$("$bin" campaign create --library "$library" --fixed "$fixed" --suite bookwo
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["campaign"]["id"])')
 base="http://127.0.0.1:$http"
 printf '%-44s %8s %10s %8s\n' page bytes "median ms" "max ms"
+# measure LABEL PATH [HEADER]: one warm-up, then 15 timed requests.
+measure() {
+    set -- "$1" "$2" "${3:-X-Bench: 1}"
+    curl -fsS -o /dev/null -H "$3" "$base$2"
+    times=$(for _ in $(seq 1 15); do curl -fsS -o /dev/null -H "$3" -w '%{time_total}\n' "$base$2"; done | sort -n)
+    bytes=$(curl -fsS -H "$3" "$base$2" | wc -c)
+    median=$(echo "$times" | sed -n 8p)
+    max=$(echo "$times" | tail -n 1)
+    printf '%-44s %8s %10.1f %8.1f\n' "$1" "$bytes" "$(echo "$median * 1000" | bc -l)" "$(echo "$max * 1000" | bc -l)"
+}
 for path in "/campaigns/$id" "/campaigns/$id?page=50" "/api/campaigns/$id" "/campaigns" \
     "/suites/bookworm" "/suites/bookworm?page=300" "/api/suites/bookworm" "/api/suites/bookworm/status" \
     "/source/$library" "/nodes" "/metrics"; do
-    curl -fsS -o /dev/null "$base$path"
-    times=$(for _ in $(seq 1 15); do curl -fsS -o /dev/null -w '%{time_total}\n' "$base$path"; done | sort -n)
-    bytes=$(curl -fsS "$base$path" | wc -c)
-    median=$(echo "$times" | sed -n 8p)
-    max=$(echo "$times" | tail -n 1)
-    printf '%-44s %8s %10.1f %8.1f\n' "$path" "$bytes" "$(echo "$median * 1000" | bc -l)" "$(echo "$max * 1000" | bc -l)"
+    measure "$path" "$path"
 done
+# A poller of the status list that is up to date: 304, no body.
+modified=$(curl -fsS -D - -o /dev/null "$base/api/suites/bookworm/status" | sed -n 's/^[Ll]ast-[Mm]odified: *//p' | tr -d '\r')
+measure "/api/suites/bookworm/status (304)" "/api/suites/bookworm/status" "If-Modified-Since: $modified"

@@ -241,6 +241,18 @@ fn check_server(s: &Server, dir: &Path) {
     assert!(again.body.is_empty());
     let old = get(&web, "/api/suites/sid/status", &[("If-Modified-Since", "Mon, 01 Jan 2001 00:00:00 GMT")]);
     assert_eq!(old.status, 200);
+    // The suite page's builds, page by page, are the status list's, in its order.
+    let key = |b: &Value| (b["source"].to_string(), b["version"].to_string(), b["arch"].to_string());
+    let whole: Vec<_> = list["builds"].as_array().unwrap().iter().map(key).collect();
+    let mut paged = Vec::new();
+    for p in 1..=whole.len().div_ceil(2) + 1 {
+        let page = get(&web, &format!("/api/suites/sid?page={p}&per_page=2"), &[]).json();
+        assert_eq!(page["page"]["total"], whole.len(), "{page:#}");
+        let builds = page["builds"].as_array().unwrap();
+        assert!(builds.len() <= 2 && builds.iter().all(|b| b["status"] == "pending"), "{page:#}");
+        paged.extend(builds.iter().map(key));
+    }
+    assert_eq!(paged, whole);
     // A change in the suite's data (a rebuild job queued for its builds, a second later)
     // moves Last-Modified: the poller gets the new list.
     std::thread::sleep(Duration::from_millis(1100));

@@ -4,10 +4,13 @@
 
 use debcover_coordinator::ingest::{self, Limits};
 use debcover_coordinator::model::PackagesImport;
+use std::collections::{BTreeMap, BTreeSet};
+
 use debcover_coordinator::rebuild::{
-    self, AttemptOutcome, AttemptReport, NewJob, NodeCaps, Policy, Priority, Requeue,
+    self, AttemptOutcome, AttemptReport, FailureCode, NewJob, NodeCaps, Policy, Priority, Requeue,
 };
-use debcover_coordinator::storage::views::{QueueDepth, ViewStore};
+use debcover_coordinator::storage::views::{QueueDepth, StatusFacts, SuiteBuild, ViewStore};
+use debcover_coordinator::web::BuildStatus;
 
 /// Day 20,000 since the epoch, 10:00 UTC.
 const T0: i64 = 20_000 * 86_400 + 36_000;
@@ -124,6 +127,126 @@ async fn scenario<S: ViewStore>(store: S) {
     let all: Vec<String> = store.index_builds("sid", "all").await.unwrap().into_iter().map(|b| b.source).collect();
     assert_eq!(all, ["doc"]);
     assert!(store.index_builds("nosuch", "amd64").await.unwrap().is_empty());
+
+    // Every status present: a failed attempt, a parked job, a build never queued, a running
+    // attempt; times after the ingestion, so that they decide the suite's last change.
+    let t1 = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64 + 86_400;
+    let more: Vec<_> = [("broken", "amd64"), ("stuck", "amd64"), ("idle", "amd64")]
+        .iter()
+        .map(|(s, a)| ingest::prepare_build(s, buildinfo(s, a).as_bytes(), &Limits::default()).unwrap())
+        .collect();
+    store.ingest_builds(&more).await.unwrap();
+    let text = packages(&[
+        ("repro", "amd64"),
+        ("differs", "amd64"),
+        ("waiting", "amd64"),
+        ("doc", "all"),
+        ("broken", "amd64"),
+        ("stuck", "amd64"),
+        ("idle", "amd64"),
+    ]);
+    let entries = ingest::read_packages("Packages", text.as_bytes(), &Limits::default()).unwrap().0;
+    let import = PackagesImport { suite: "sid".into(), arch: "amd64".into(), origin: "t".into(), sha256: sha(&text), entries };
+    store.import_packages(&import).await.unwrap();
+    let failing: Vec<NewJob> = store
+        .shipped_builds("sid", &[])
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|b| b.source == "broken" || b.source == "stuck")
+        .map(|b| NewJob {
+            build_id: b.build_id,
+            source: b.source,
+            version: b.version,
+            arch: b.arch,
+            backend: String::new(),
+            tags: Vec::new(),
+            priority: Priority::Campaign,
+            origin: "test".into(),
+        })
+        .collect();
+    assert_eq!(failing.len(), 2);
+    store.enqueue(&failing, Requeue::UnlessActive, t1).await.unwrap();
+    for i in 0..2 {
+        let lease = store.claim(&node, t1 + 10 * i, &policy).await.unwrap().expect("a failing job");
+        let failed = AttemptOutcome::Failed { code: FailureCode::BuildFailed, message: "boom".into() };
+        // One failure parks "stuck"; "broken" is retried later.
+        let budget = Policy { max_failures: if lease.source == "stuck" { 1 } else { 4 }, ..policy.clone() };
+        store.finish(node.id, lease.job_id, lease.fence, &AttemptReport::bare(failed), t1 + 10 * i + 5, &budget).await.unwrap().unwrap();
+    }
+    let running = store.claim(&node, t1 + 100, &policy).await.unwrap().expect("a queued job");
+    assert!(running.source == "waiting" || running.source == "doc", "{}", running.source);
+    // Activity on a build the suite does not ship moves nothing of the suite's.
+    let gone = store.builds_of_source("gone", None, None).await.unwrap();
+    let gone_job = NewJob {
+        build_id: gone[0].id,
+        source: "gone".into(),
+        version: "1.0-1".into(),
+        arch: "amd64".into(),
+        backend: String::new(),
+        tags: Vec::new(),
+        priority: Priority::Background,
+        origin: "test".into(),
+    };
+    store.enqueue(&[gone_job], Requeue::UnlessActive, t1 + 1_000).await.unwrap();
+
+    let all = store.suite_builds("sid").await.unwrap();
+    assert_eq!(all.len(), 7, "{all:?}");
+    let statuses: BTreeSet<BuildStatus> = all.iter().map(BuildStatus::of).collect();
+    assert_eq!(statuses.len(), BuildStatus::ALL.len(), "every status present: {all:?}");
+    let status = |s: &str| BuildStatus::of(all.iter().find(|b| b.source == s).unwrap());
+    assert_eq!(status("broken"), BuildStatus::Failed);
+    assert_eq!(status("stuck"), BuildStatus::Failed);
+    assert_eq!(status("idle"), BuildStatus::Pending);
+    assert!(all.iter().find(|b| b.source == "stuck").unwrap().parked);
+
+    // The grouped counts are what the rule gives over the whole list.
+    let mut expected: BTreeMap<(String, StatusFacts), u64> = BTreeMap::new();
+    for b in &all {
+        *expected.entry((b.arch.clone(), b.facts())).or_default() += 1;
+    }
+    let groups = store.suite_status_counts("sid").await.unwrap();
+    let got: BTreeMap<(String, StatusFacts), u64> = groups.iter().map(|g| ((g.arch.clone(), g.facts), g.count)).collect();
+    assert_eq!(got.len(), groups.len(), "one group per arch and facts: {groups:?}");
+    assert_eq!(got, expected, "{groups:?}");
+    let sorted: Vec<(String, StatusFacts)> = groups.iter().map(|g| (g.arch.clone(), g.facts)).collect();
+    assert!(sorted.is_sorted(), "{groups:?}");
+    let mut per_status: BTreeMap<BuildStatus, u64> = BTreeMap::new();
+    for g in &groups {
+        *per_status.entry(BuildStatus::judge(g.facts)).or_default() += g.count;
+    }
+    let mut by_rule: BTreeMap<BuildStatus, u64> = BTreeMap::new();
+    for b in &all {
+        *by_rule.entry(BuildStatus::of(b)).or_default() += 1;
+    }
+    assert_eq!(per_status, by_rule);
+    assert!(store.suite_status_counts("nosuch").await.unwrap().is_empty());
+
+    // Pages: every size, concatenated, are the whole list in its order; past the end, nothing.
+    for limit in 1..=all.len() as u64 + 1 {
+        let mut paged: Vec<SuiteBuild> = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = store.suite_build_page("sid", offset, limit).await.unwrap();
+            assert!(page.len() as u64 <= limit);
+            if page.is_empty() {
+                break;
+            }
+            paged.extend(page);
+            offset += limit;
+        }
+        assert_eq!(paged, all, "pages of {limit}");
+    }
+    assert_eq!(store.suite_build_page("sid", 2, 3).await.unwrap(), all[2..5]);
+    assert!(store.suite_build_page("sid", all.len() as u64, 10).await.unwrap().is_empty());
+    assert!(store.suite_build_page("sid", u64::MAX, u64::MAX).await.unwrap().is_empty());
+    assert!(store.suite_build_page("nosuch", 0, 10).await.unwrap().is_empty());
+
+    // The last change, read without the list, is the list's: the running attempt's claim.
+    let latest = all.iter().map(|b| b.last_change.max(b.ingested_at)).max().unwrap();
+    assert_eq!(latest, t1 + 100);
+    assert_eq!(store.suite_last_change("sid").await.unwrap(), latest);
+    assert_eq!(store.suite_last_change("nosuch").await.unwrap(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

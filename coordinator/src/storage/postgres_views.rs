@@ -3,14 +3,20 @@
 use std::sync::LazyLock;
 
 use sqlx::Row;
+use sqlx::postgres::PgRow;
 
 use super::PgStore;
 use crate::storage::campaign_rows as rows;
-use crate::storage::views::{self, DayCount, IndexBuild, QueueDepth, SuiteBuild, ViewStore, WaveCount, count};
+use crate::storage::views::{
+    self, CountRow, DayCount, IndexBuild, QueueDepth, StatusFacts, StatusGroup, SuiteBuild, ViewStore, WaveCount, count,
+};
 use crate::campaign::ItemRecord;
 use crate::storage::StoreError;
 
 static SUITE_BUILDS: LazyLock<String> = LazyLock::new(views::suite_builds_sql);
+static SUITE_BUILD_PAGE: LazyLock<String> = LazyLock::new(views::suite_build_page_sql);
+static SUITE_STATUS_COUNTS: LazyLock<String> = LazyLock::new(views::suite_status_counts_sql);
+static SUITE_LAST_CHANGE: LazyLock<String> = LazyLock::new(views::suite_last_change_sql);
 static SUITE_HISTORY: LazyLock<String> = LazyLock::new(views::suite_history_sql);
 static SUITE_IMPORTED_AT: LazyLock<String> = LazyLock::new(|| views::SUITE_IMPORTED_AT.to_owned());
 static NODE_ACTIVITY: LazyLock<String> = LazyLock::new(|| views::NODE_ACTIVITY.to_owned());
@@ -25,23 +31,42 @@ impl ViewStore for PgStore {
 
     async fn suite_builds(&self, suite: &str) -> Result<Vec<SuiteBuild>, StoreError> {
         let rows = sqlx::query(SUITE_BUILDS.as_str()).bind(suite).fetch_all(&self.pool).await?;
-        Ok(rows
-            .iter()
-            .map(|r| SuiteBuild {
-                build_id: r.get(0),
-                source: r.get(1),
-                version: r.get(2),
-                arch: r.get(3),
-                sha256: r.get(4),
-                ingested_at: r.get(5),
-                verified: r.get::<i64, _>(6) != 0,
-                parked: r.get::<i64, _>(7) != 0,
-                reproducible: count(r.get(9)),
-                unreproducible: count(r.get(10)),
-                failed: count(r.get(11)),
-                last_change: r.get::<i64, _>(8).max(r.get(12)),
-            })
-            .collect())
+        Ok(rows.iter().map(suite_build).collect())
+    }
+
+    async fn suite_status_counts(&self, suite: &str) -> Result<Vec<StatusGroup>, StoreError> {
+        let rows = sqlx::query(SUITE_STATUS_COUNTS.as_str()).bind(suite).fetch_all(&self.pool).await?;
+        Ok(views::status_groups(
+            rows.iter()
+                .map(|r| CountRow {
+                    kind: r.get(0),
+                    arch: r.get(1),
+                    facts: StatusFacts {
+                        verified: r.get::<i64, _>(2) != 0,
+                        parked: r.get::<i64, _>(3) != 0,
+                        reproduced: r.get::<i64, _>(4) != 0,
+                        differed: r.get::<i64, _>(5) != 0,
+                        failed: r.get::<i64, _>(6) != 0,
+                    },
+                    count: count(r.get(7)),
+                })
+                .collect(),
+        ))
+    }
+
+    async fn suite_build_page(&self, suite: &str, offset: u64, limit: u64) -> Result<Vec<SuiteBuild>, StoreError> {
+        let rows = sqlx::query(SUITE_BUILD_PAGE.as_str())
+            .bind(suite)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(suite_build).collect())
+    }
+
+    async fn suite_last_change(&self, suite: &str) -> Result<i64, StoreError> {
+        let r = sqlx::query(SUITE_LAST_CHANGE.as_str()).bind(suite).fetch_one(&self.pool).await?;
+        Ok((0..4usize).map(|i| r.get::<i64, _>(i)).fold(0, i64::max))
     }
 
     async fn suite_history(&self, suite: &str) -> Result<Vec<DayCount>, StoreError> {
@@ -108,5 +133,23 @@ impl ViewStore for PgStore {
             .iter()
             .map(|r| IndexBuild { build_id: r.get(0), source: r.get(1), version: r.get(2), sha256: r.get(3) })
             .collect())
+    }
+}
+
+/// A row of `suite_builds_sql` or `suite_build_page_sql`.
+fn suite_build(r: &PgRow) -> SuiteBuild {
+    SuiteBuild {
+        build_id: r.get(0),
+        source: r.get(1),
+        version: r.get(2),
+        arch: r.get(3),
+        sha256: r.get(4),
+        ingested_at: r.get(5),
+        verified: r.get::<i64, _>(6) != 0,
+        parked: r.get::<i64, _>(7) != 0,
+        reproducible: count(r.get(9)),
+        unreproducible: count(r.get(10)),
+        failed: count(r.get(11)),
+        last_change: r.get::<i64, _>(8).max(r.get(12)),
     }
 }

@@ -4,8 +4,9 @@
 //! Each query is written once here, with PostgreSQL's `$N` placeholders; the SQLite backend
 //! uses the same text with `?N` (SQLite's numbered parameters), so both backends answer from
 //! the same SQL. Every aggregate is cast to `BIGINT`, which both read as `i64`. Every query is
-//! bounded by an index (migration 0009 adds the ones the pages need) or by one suite or
-//! campaign. Nothing here judges: statuses are decided by the web module from the counts.
+//! bounded by an index (migrations 0009 and 0011 add the ones the pages need) or by one suite
+//! or campaign. Nothing here judges: statuses are decided by the web module from the facts
+//! ([`StatusFacts`]) read here.
 
 use std::future::Future;
 
@@ -41,6 +42,46 @@ pub struct SuiteBuild {
     pub failed: u64,
     /// Unix seconds of the latest change of its jobs or attempts (0: never queued).
     pub last_change: i64,
+}
+
+impl SuiteBuild {
+    /// The facts its status is judged on.
+    pub fn facts(&self) -> StatusFacts {
+        StatusFacts {
+            verified: self.verified,
+            parked: self.parked,
+            reproduced: self.reproducible > 0,
+            differed: self.unreproducible > 0,
+            failed: self.failed > 0,
+        }
+    }
+}
+
+/// What a build's rebuild status is judged on (`web::BuildStatus::judge`): whether its jobs
+/// reached `verified` or `parked`, and whether any attempt reproduced it, differed, or failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct StatusFacts {
+    /// A rebuild job of it reached `verified`.
+    pub verified: bool,
+    /// A rebuild job of it was parked (a budget exhausted).
+    pub parked: bool,
+    /// An attempt reproduced it.
+    pub reproduced: bool,
+    /// An attempt produced different bytes.
+    pub differed: bool,
+    /// An attempt failed (including environment mismatches).
+    pub failed: bool,
+}
+
+/// How many builds of a suite, of one host architecture, share one combination of facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusGroup {
+    /// Host architecture (`all` for arch-independent builds).
+    pub arch: String,
+    /// The facts every build of the group has.
+    pub facts: StatusFacts,
+    /// Builds.
+    pub count: u64,
 }
 
 /// Attempts that ended on one day, for one architecture and outcome.
@@ -101,6 +142,25 @@ pub trait ViewStore: RebuildStore {
     /// Every build linked to a binary shipped in `suite`, once, by source, version, arch.
     fn suite_builds(&self, suite: &str) -> impl Future<Output = Result<Vec<SuiteBuild>, StoreError>> + Send;
 
+    /// The builds of [`ViewStore::suite_builds`] counted per host architecture and
+    /// combination of [`StatusFacts`], without reading them: every build in exactly one group,
+    /// groups sorted by architecture and facts, none empty (no group: the suite has no build).
+    fn suite_status_counts(&self, suite: &str) -> impl Future<Output = Result<Vec<StatusGroup>, StoreError>> + Send;
+
+    /// One page of [`ViewStore::suite_builds`]: the same rows in the same order, at most
+    /// `limit` of them from `offset`, with the jobs and attempts of those builds only.
+    fn suite_build_page(
+        &self,
+        suite: &str,
+        offset: u64,
+        limit: u64,
+    ) -> impl Future<Output = Result<Vec<SuiteBuild>, StoreError>> + Send;
+
+    /// Unix seconds of the latest change among the builds of `suite` (0: no build): the latest
+    /// of their `ingested_at` and [`SuiteBuild::last_change`], read with one index probe per
+    /// table instead of the builds themselves.
+    fn suite_last_change(&self, suite: &str) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
     /// Ended attempts on the builds of `suite`, per day, architecture and outcome.
     fn suite_history(&self, suite: &str) -> impl Future<Output = Result<Vec<DayCount>, StoreError>> + Send;
 
@@ -160,13 +220,148 @@ pub(super) fn suite_builds_sql() -> String {
     )
 }
 
-/// [`ViewStore::suite_history`].
+/// [`ViewStore::suite_build_page`]: the columns of [`suite_builds_sql`] for one page
+/// (`LIMIT $2 OFFSET $3`), the jobs and attempts joined for the page's builds only. SQLite walks
+/// `builds_source` (already in page order), tests each build with [`in_suite`]'s two probes and
+/// stops at the page's end: the first page reads a hundred builds, the last all of them.
+pub(super) fn suite_build_page_sql() -> String {
+    format!(
+        "SELECT p.id, p.source, p.version, p.host_arch, p.sha256, p.ingested_at,
+            CAST(COALESCE(MAX(CASE WHEN j.state = 'verified' THEN 1 ELSE 0 END), 0) AS BIGINT),
+            CAST(COALESCE(MAX(CASE WHEN j.state = 'parked' THEN 1 ELSE 0 END), 0) AS BIGINT),
+            CAST(COALESCE(MAX(j.updated_at), 0) AS BIGINT),
+            CAST(COALESCE(SUM(CASE WHEN t.outcome = 'reproducible' THEN 1 ELSE 0 END), 0) AS BIGINT),
+            CAST(COALESCE(SUM(CASE WHEN t.outcome = 'unreproducible' THEN 1 ELSE 0 END), 0) AS BIGINT),
+            CAST(COALESCE(SUM(CASE WHEN t.outcome IN ('failed', 'environment-mismatch') THEN 1 ELSE 0 END), 0) AS BIGINT),
+            CAST(COALESCE(MAX(COALESCE(t.finished_at, t.started_at)), 0) AS BIGINT)
+         FROM (SELECT bu.id, bu.source, bu.version, bu.host_arch, bu.sha256, bu.ingested_at FROM builds bu
+             WHERE {} ORDER BY bu.source, bu.version, bu.host_arch, bu.id LIMIT $2 OFFSET $3) p
+         LEFT JOIN rebuild_jobs j ON j.build_id = p.id
+         LEFT JOIN rebuild_attempts t ON t.job_id = j.id
+         GROUP BY p.id, p.source, p.version, p.host_arch, p.sha256, p.ingested_at
+         ORDER BY p.source, p.version, p.host_arch, p.id",
+        in_suite("bu.id")
+    )
+}
+
+/// [`ViewStore::suite_status_counts`], as rows `(kind, arch, verified, parked, reproduced,
+/// differed, failed, count)` for [`status_groups`]: kind 1 is the number of the suite's builds
+/// of an architecture; kind 0 counts, per architecture and facts, the builds that have at
+/// least one fact, found from the jobs that are verified or parked and the attempts that
+/// ended with a verdict or a failure (indexes `rebuild_jobs_state` and
+/// `rebuild_attempts_outcome`, migration 0011). Builds are tested with [`in_suite`]: on SQLite
+/// two index probes per build cost less than collecting the suite's build ids first.
+pub(super) fn suite_status_counts_sql() -> String {
+    format!(
+        "SELECT CAST(1 AS BIGINT), bu.host_arch, CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(0 AS BIGINT),
+            CAST(0 AS BIGINT), CAST(0 AS BIGINT), CAST(COUNT(*) AS BIGINT)
+         FROM builds bu WHERE {} GROUP BY bu.host_arch
+         UNION ALL
+         SELECT CAST(0 AS BIGINT), bu.host_arch, f.verified, f.parked, f.reproduced, f.differed, f.failed,
+            CAST(COUNT(*) AS BIGINT)
+         FROM (SELECT x.build_id, CAST(MAX(x.verified) AS BIGINT) AS verified, CAST(MAX(x.parked) AS BIGINT) AS parked,
+                CAST(MAX(x.reproduced) AS BIGINT) AS reproduced, CAST(MAX(x.differed) AS BIGINT) AS differed,
+                CAST(MAX(x.failed) AS BIGINT) AS failed
+             FROM (SELECT build_id, CASE WHEN state = 'verified' THEN 1 ELSE 0 END AS verified,
+                    CASE WHEN state = 'parked' THEN 1 ELSE 0 END AS parked,
+                    0 AS reproduced, 0 AS differed, 0 AS failed
+                 FROM rebuild_jobs WHERE state IN ('verified', 'parked')
+                 UNION ALL
+                 SELECT j.build_id, 0, 0, CASE WHEN t.outcome = 'reproducible' THEN 1 ELSE 0 END,
+                    CASE WHEN t.outcome = 'unreproducible' THEN 1 ELSE 0 END,
+                    CASE WHEN t.outcome IN ('failed', 'environment-mismatch') THEN 1 ELSE 0 END
+                 FROM rebuild_attempts t JOIN rebuild_jobs j ON j.id = t.job_id
+                 WHERE t.outcome IN ('reproducible', 'unreproducible', 'failed', 'environment-mismatch')) x
+             GROUP BY x.build_id) f
+         JOIN builds bu ON bu.id = f.build_id
+         WHERE {}
+         GROUP BY bu.host_arch, f.verified, f.parked, f.reproduced, f.differed, f.failed",
+        in_suite("bu.id"),
+        in_suite("f.build_id"),
+    )
+}
+
+/// One row of [`suite_status_counts_sql`].
+pub(super) struct CountRow {
+    /// 1: the architecture's total; 0: builds with these facts.
+    pub kind: i64,
+    /// Host architecture.
+    pub arch: String,
+    /// The facts (all false in a total).
+    pub facts: StatusFacts,
+    /// Builds.
+    pub count: u64,
+}
+
+/// The groups of [`ViewStore::suite_status_counts`] from the rows of
+/// [`suite_status_counts_sql`]: the builds of an architecture that have no fact are its total
+/// less those that have some.
+pub(super) fn status_groups(rows: Vec<CountRow>) -> Vec<StatusGroup> {
+    let mut groups: Vec<StatusGroup> = Vec::new();
+    let mut rest: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for r in &rows {
+        if r.kind == 1 {
+            *rest.entry(r.arch.clone()).or_default() += r.count;
+        }
+    }
+    for r in rows {
+        if r.kind != 1 && r.count > 0 {
+            let left = rest.entry(r.arch.clone()).or_default();
+            *left = left.saturating_sub(r.count);
+            groups.push(StatusGroup { arch: r.arch, facts: r.facts, count: r.count });
+        }
+    }
+    for (arch, count) in rest {
+        if count > 0 {
+            groups.push(StatusGroup { arch, facts: StatusFacts::default(), count });
+        }
+    }
+    groups.sort_by(|a, b| (&a.arch, a.facts).cmp(&(&b.arch, b.facts)));
+    groups
+}
+
+/// Whether the build `{build}` is behind a binary shipped in suite `$1`: index probes,
+/// `binaries_build` then `suite_binaries_binary`. `CROSS JOIN` fixes that order for SQLite
+/// (PostgreSQL reads it as an inner join): without it SQLite 3.51 may scan the suite's
+/// membership for every build, which turns a page of 50 ms into minutes.
+fn in_suite(build: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM binaries b CROSS JOIN suite_binaries s
+             WHERE b.build_id = {build} AND s.binary_id = b.id AND s.suite = $1)"
+    )
+}
+
+/// [`ViewStore::suite_last_change`]: four times (0: none) to take the latest of. Each walks an
+/// index from its latest entry (migration 0011: `builds_ingested`, `rebuild_jobs_updated`;
+/// 0009: `rebuild_attempts_finished`, whose NULLs are the running attempts) and stops at the
+/// first that belongs to the suite.
+pub(super) fn suite_last_change_sql() -> String {
+    format!(
+        "SELECT
+            CAST(COALESCE((SELECT bu.ingested_at FROM builds bu WHERE {}
+                ORDER BY bu.ingested_at DESC LIMIT 1), 0) AS BIGINT),
+            CAST(COALESCE((SELECT j.updated_at FROM rebuild_jobs j WHERE {}
+                ORDER BY j.updated_at DESC LIMIT 1), 0) AS BIGINT),
+            CAST(COALESCE((SELECT t.finished_at FROM rebuild_attempts t JOIN rebuild_jobs j ON j.id = t.job_id
+                WHERE t.finished_at IS NOT NULL AND {} ORDER BY t.finished_at DESC LIMIT 1), 0) AS BIGINT),
+            CAST(COALESCE((SELECT MAX(t.started_at) FROM rebuild_attempts t JOIN rebuild_jobs j ON j.id = t.job_id
+                WHERE t.finished_at IS NULL AND {}), 0) AS BIGINT)",
+        in_suite("bu.id"),
+        in_suite("j.build_id"),
+        in_suite("j.build_id"),
+        in_suite("j.build_id"),
+    )
+}
+
+/// [`ViewStore::suite_history`]: every ended attempt, tested with [`in_suite`] (collecting the
+/// suite's build ids first would cost the same with no attempt at all).
 pub(super) fn suite_history_sql() -> String {
     format!(
         "SELECT CAST(t.finished_at / 86400 AS BIGINT), jj.arch, t.outcome, CAST(COUNT(*) AS BIGINT)
          FROM rebuild_attempts t JOIN rebuild_jobs jj ON jj.id = t.job_id
-         WHERE t.finished_at IS NOT NULL AND t.outcome IS NOT NULL AND jj.build_id IN ({SUITE_BUILD_IDS})
-         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+         WHERE t.finished_at IS NOT NULL AND t.outcome IS NOT NULL AND {}
+         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        in_suite("jj.build_id")
     )
 }
 

@@ -170,13 +170,6 @@ impl PageInfo {
         self.total.div_ceil(self.per_page).max(1)
     }
 
-    /// This page's items of a list held in memory.
-    fn slice<T>(self, all: &[T]) -> &[T] {
-        let start = usize::try_from(self.offset()).unwrap_or(usize::MAX).min(all.len());
-        let end = start.saturating_add(usize::try_from(self.per_page).unwrap_or(usize::MAX)).min(all.len());
-        &all[start..end]
-    }
-
     /// Previous/next links for a page at `base`.
     fn nav(self, base: &str) -> Markup {
         let link = |p: u64| format!("{base}?page={p}&per_page={}", self.per_page);

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::{PageInfo, PageQuery, St, WebError, WebResult, layout, respond, seg, when};
 use crate::storage::ViewStore;
-use crate::storage::views::SuiteBuild;
+use crate::storage::views::{StatusFacts, SuiteBuild};
 
 /// Where a build stands in the rebuilder network, from its jobs and attempts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -34,14 +34,20 @@ impl BuildStatus {
     pub const ALL: [BuildStatus; 4] =
         [BuildStatus::Reproducible, BuildStatus::Unreproducible, BuildStatus::Failed, BuildStatus::Pending];
 
-    /// The rule: a differing result outweighs a reproduction (the bytes are not what every
-    /// rebuild gives), a reproduction outweighs failures, failures outweigh nothing.
+    /// The status of one build: [`BuildStatus::judge`] of its facts.
     pub fn of(b: &SuiteBuild) -> BuildStatus {
-        if b.unreproducible > 0 && !b.verified {
+        BuildStatus::judge(b.facts())
+    }
+
+    /// The rule: a differing result outweighs a reproduction (the bytes are not what every
+    /// rebuild gives) unless the build is verified, a reproduction outweighs failures,
+    /// failures (or a parked job) outweigh nothing.
+    pub fn judge(f: StatusFacts) -> BuildStatus {
+        if f.differed && !f.verified {
             BuildStatus::Unreproducible
-        } else if b.verified || b.reproducible > 0 {
+        } else if f.verified || f.reproduced {
             BuildStatus::Reproducible
-        } else if b.failed > 0 || b.parked {
+        } else if f.failed || f.parked {
             BuildStatus::Failed
         } else {
             BuildStatus::Pending
@@ -71,13 +77,13 @@ struct ArchCounts {
 }
 
 impl ArchCounts {
-    fn add(&mut self, s: BuildStatus) {
-        self.total += 1;
+    fn add(&mut self, s: BuildStatus, n: u64) {
+        self.total += n;
         match s {
-            BuildStatus::Reproducible => self.reproducible += 1,
-            BuildStatus::Unreproducible => self.unreproducible += 1,
-            BuildStatus::Failed => self.failed += 1,
-            BuildStatus::Pending => self.pending += 1,
+            BuildStatus::Reproducible => self.reproducible += n,
+            BuildStatus::Unreproducible => self.unreproducible += n,
+            BuildStatus::Failed => self.failed += n,
+            BuildStatus::Pending => self.pending += n,
         }
     }
 }
@@ -125,22 +131,24 @@ struct SuitePage {
     status_list: String,
 }
 
-/// `/suites/{suite}?page=N&per_page=M`.
+/// `/suites/{suite}?page=N&per_page=M`: counts per architecture and status from grouped facts
+/// (a handful of rows), then only the page's builds.
 pub async fn page<S: ViewStore, const JSON: bool>(
     State(web): St<S>,
     Path(suite): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> WebResult {
-    let builds = web.store.suite_builds(&suite).await?;
-    if builds.is_empty() && web.store.suite_imported_at(&suite).await? == 0 {
+    let groups = web.store.suite_status_counts(&suite).await?;
+    let total: u64 = groups.iter().map(|g| g.count).sum();
+    if total == 0 && web.store.suite_imported_at(&suite).await? == 0 {
         return Err(WebError::not_found(format!("no suite {suite:?}: no index of it was imported")));
     }
     let mut arches: BTreeMap<&str, ArchCounts> = BTreeMap::new();
-    for b in &builds {
+    for g in &groups {
         arches
-            .entry(b.arch.as_str())
-            .or_insert_with(|| ArchCounts { arch: b.arch.clone(), ..Default::default() })
-            .add(BuildStatus::of(b));
+            .entry(g.arch.as_str())
+            .or_insert_with(|| ArchCounts { arch: g.arch.clone(), ..Default::default() })
+            .add(BuildStatus::judge(g.facts), g.count);
     }
     let mut history: Vec<Day> = Vec::new();
     for d in web.store.suite_history(&suite).await? {
@@ -152,12 +160,13 @@ pub async fn page<S: ViewStore, const JSON: bool>(
             _ => history.push(Day { date, arch: d.arch, outcomes: BTreeMap::from([(d.outcome, d.count)]) }),
         }
     }
-    let page = q.resolve(builds.len() as u64);
+    let page = q.resolve(total);
+    let builds = web.store.suite_build_page(&suite, page.offset(), page.per_page).await?;
     let data = SuitePage {
         status_list: format!("/api/suites/{}/status", seg(&suite)),
         arches: arches.into_values().collect(),
         history,
-        builds: page.slice(&builds).iter().map(Entry::from).collect(),
+        builds: builds.iter().map(Entry::from).collect(),
         page,
         suite,
     };
@@ -220,25 +229,28 @@ struct StatusList {
 /// the latest change in the suite's data (an index imported, a build ingested, a job or
 /// attempt of one of its builds changed); a request whose `If-Modified-Since` is not older
 /// gets `304 Not Modified` with no body. Times have one-second resolution, as HTTP dates.
+/// `Last-Modified` is read first, with its own index probes (`ViewStore::suite_last_change`),
+/// so a `304` never reads the list.
 pub async fn status<S: ViewStore>(State(web): St<S>, Path(suite): Path<String>, headers: HeaderMap) -> WebResult {
-    let builds = web.store.suite_builds(&suite).await?;
     let imported = web.store.suite_imported_at(&suite).await?;
-    if builds.is_empty() && imported == 0 {
+    let changed = web.store.suite_last_change(&suite).await?;
+    if changed == 0 && imported == 0 {
         return Err(WebError::not_found(format!("no suite {suite:?}: no index of it was imported")));
     }
-    let builds: Vec<Entry> = builds.iter().map(Entry::from).collect();
-    let last_modified = builds.iter().map(|b| b.last_change).fold(imported, i64::max);
-    let stamp = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(u64::try_from(last_modified).unwrap_or(0)));
-    let stamp = HeaderValue::from_str(&stamp).map_err(|e| WebError::bad_request(e.to_string()))?;
+    let last_modified = imported.max(changed);
     if let Some(since) = headers.get(header::IF_MODIFIED_SINCE) {
         // An unparsable date is ignored, as RFC 9110 asks.
         if let Some(since) = since.to_str().ok().and_then(|s| httpdate::parse_http_date(s).ok()) {
             let since = since.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
             if last_modified <= since {
-                return Ok((StatusCode::NOT_MODIFIED, [(header::LAST_MODIFIED, stamp)]).into_response());
+                return Ok((StatusCode::NOT_MODIFIED, [(header::LAST_MODIFIED, http_date(last_modified)?)]).into_response());
             }
         }
     }
+    let builds: Vec<Entry> = web.store.suite_builds(&suite).await?.iter().map(Entry::from).collect();
+    // The list may have moved since the stamp was read: its own latest change wins.
+    let last_modified = builds.iter().map(|b| b.last_change).fold(last_modified, i64::max);
+    let stamp = http_date(last_modified)?;
     let body = serde_json::to_vec(&StatusList { suite, last_modified, builds })
         .map_err(|e| WebError::bad_request(e.to_string()))?;
     Ok((
@@ -246,4 +258,10 @@ pub async fn status<S: ViewStore>(State(web): St<S>, Path(suite): Path<String>, 
         body,
     )
         .into_response())
+}
+
+/// Unix seconds as an HTTP date header value.
+fn http_date(secs: i64) -> Result<HeaderValue, WebError> {
+    let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0)));
+    HeaderValue::from_str(&date).map_err(|e| WebError::bad_request(e.to_string()))
 }

@@ -1,0 +1,10 @@
+-- Indexes of the suite page (coordinator/src/web/suites.rs, storage/views.rs), so that it never
+-- reads every build of a suite.
+-- Status counts: the jobs that are verified or parked, and the attempts that ended with a
+-- verdict or a failure, are found without scanning the others.
+CREATE INDEX rebuild_jobs_state ON rebuild_jobs (state, build_id);
+CREATE INDEX rebuild_attempts_outcome ON rebuild_attempts (outcome, job_id);
+-- Last-Modified of the whole-suite status list: the latest build ingested and the latest job
+-- change, read from the end of an index.
+CREATE INDEX builds_ingested ON builds (ingested_at);
+CREATE INDEX rebuild_jobs_updated ON rebuild_jobs (updated_at, build_id);
