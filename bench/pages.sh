@@ -4,10 +4,12 @@
 # campaign with thousands of items; then each page timed with curl over loopback (median and
 # maximum of 15 requests after one warm-up). Loopback adds well under a millisecond, so the
 # figures are the server's time plus a connection.
-# Usage: [BIN=path/to/debcover] [PG=postgres://USER@HOST:PORT] bench/pages.sh [GRPC_PORT] [HTTP_PORT] [LIBRARY] [FIXED]
+# Usage: [BIN=path/to/debcover] [PG=postgres://USER@HOST:PORT] [PROCESSED=1] bench/pages.sh [GRPC_PORT] [HTTP_PORT] [LIBRARY] [FIXED]
 # BIN: the binary to measure (default target/release/debcover), so that two builds can be
 # compared in one run. PG: measure on PostgreSQL instead, in a fresh database created (and
-# dropped at the end) on that server with psql.
+# dropped at the end) on that server with psql. PROCESSED=1: before timing, simulated nodes
+# (debcover-measure sched, next to BIN) rebuild every queued build, as after the rebuilder
+# network went through the suite.
 set -eu
 port=${1:-7530}
 http=${2:-7531}
@@ -41,17 +43,26 @@ for _ in $(seq 1 100); do "$bin" status >/dev/null 2>&1 && break; sleep 0.1; don
 "$bin" verify suite bookworm --admin-token-file "$data/admin.token" >/dev/null
 id=$("$bin" campaign create --library "$library" --fixed "$fixed" --suite bookworm --json \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["campaign"]["id"])')
+if [ -n "${PROCESSED:-}" ]; then
+    # The suite after the rebuilder network went through it: simulated nodes of 4 operators
+    # claim and report every job until the queue is empty (each build verified by 2 operators).
+    "$(dirname "$bin")/debcover-measure" sched --server "$DEBCOVER_SERVER" --nodes 16 \
+        --admin-token-file "$data/admin.token" --prefix processed >&2
+    sleep 3   # let the last change settle (see web::suites::SummaryCache)
+fi
 base="http://127.0.0.1:$http"
-printf '%-44s %8s %10s %8s\n' page bytes "median ms" "max ms"
-# measure LABEL PATH [HEADER]: one warm-up, then 15 timed requests.
+printf '%-44s %8s %10s %10s %8s\n' page bytes "first ms" "median ms" "max ms"
+# measure LABEL PATH [HEADER]: one warm-up (timed apart: the first request after a change),
+# then 15 timed requests.
 measure() {
     set -- "$1" "$2" "${3:-X-Bench: 1}"
-    curl -fsS -o /dev/null -H "$3" "$base$2"
+    first=$(curl -fsS -o /dev/null -H "$3" -w '%{time_total}' "$base$2")
     times=$(for _ in $(seq 1 15); do curl -fsS -o /dev/null -H "$3" -w '%{time_total}\n' "$base$2"; done | sort -n)
     bytes=$(curl -fsS -H "$3" "$base$2" | wc -c)
     median=$(echo "$times" | sed -n 8p)
     max=$(echo "$times" | tail -n 1)
-    printf '%-44s %8s %10.1f %8.1f\n' "$1" "$bytes" "$(echo "$median * 1000" | bc -l)" "$(echo "$max * 1000" | bc -l)"
+    printf '%-44s %8s %10.1f %10.1f %8.1f\n' "$1" "$bytes" "$(echo "$first * 1000" | bc -l)" \
+        "$(echo "$median * 1000" | bc -l)" "$(echo "$max * 1000" | bc -l)"
 }
 for path in "/campaigns/$id" "/campaigns/$id?page=50" "/api/campaigns/$id" "/campaigns" \
     "/suites/bookworm" "/suites/bookworm?page=300" "/api/suites/bookworm" "/api/suites/bookworm/status" \

@@ -48,13 +48,15 @@ pub struct Web<S> {
     store: Arc<S>,
     /// The data directory (the content-addressed store lives under it).
     data_dir: PathBuf,
+    /// Suite pages' counts and history, reused while the suite's data is unchanged.
+    summaries: suites::SummaryCache,
 }
 
 type St<S> = axum::extract::State<Arc<Web<S>>>;
 
 /// The router of every page, its JSON twin, `/metrics`, `/cas/...` and `/dists/...`.
 pub fn router<S: ViewStore>(store: Arc<S>, data_dir: PathBuf) -> Router {
-    let state = Arc::new(Web { store, data_dir });
+    let state = Arc::new(Web { store, data_dir, summaries: suites::SummaryCache::default() });
     Router::new()
         .route("/", get(index))
         .route("/api", get(api_index))

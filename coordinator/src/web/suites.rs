@@ -66,7 +66,7 @@ impl BuildStatus {
 }
 
 /// Counts per status of one architecture.
-#[derive(Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 struct ArchCounts {
     arch: String,
     reproducible: u64,
@@ -89,7 +89,7 @@ impl ArchCounts {
 }
 
 /// Attempts of one day and architecture, per outcome.
-#[derive(Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 struct Day {
     date: String,
     arch: String,
@@ -120,6 +120,83 @@ impl From<&SuiteBuild> for Entry {
     }
 }
 
+/// The part of a suite page that reads every build: counts per architecture and status, and
+/// the attempts per day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Summary {
+    arches: Vec<ArchCounts>,
+    history: Vec<Day>,
+    total: u64,
+}
+
+/// What a suite's data looked like when a [`Summary`] was computed: the latest change among
+/// its builds, jobs and attempts ([`ViewStore::suite_last_change`]) and its latest index import.
+/// Both are index probes (well under a millisecond), unlike the summary itself (tens to
+/// hundreds of milliseconds once a suite's builds have been through the rebuilder network).
+pub(super) type Stamp = (i64, i64);
+
+/// Summaries per suite, reused while the suite's [`Stamp`] is unchanged.
+///
+/// Why it is safe: every write that can change a summary (an index import, a build ingested,
+/// a job's state, an attempt started or ended) stamps its row with the Unix second it
+/// happened. A summary is only kept when its stamp is at least [`SummaryCache::SETTLED`]
+/// seconds older than the moment it was read, so no later write can carry the same second:
+/// any change afterwards moves the stamp and the summary is computed again. With several
+/// coordinators on one database the margin must also cover their clocks' difference.
+#[derive(Default)]
+pub(super) struct SummaryCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, (Stamp, std::sync::Arc<Summary>)>>,
+}
+
+impl SummaryCache {
+    /// Seconds a stamp must lie in the past for its summary to be kept.
+    pub(super) const SETTLED: i64 = 2;
+    /// Suites kept at most (the map is emptied when full: suites are few).
+    const CAPACITY: usize = 256;
+
+    /// The summary of `suite` computed at `stamp`, if one is kept.
+    fn get(&self, suite: &str, stamp: Stamp) -> Option<std::sync::Arc<Summary>> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.get(suite).filter(|(s, _)| *s == stamp).map(|(_, v)| v.clone())
+    }
+
+    /// Keep `summary` of `suite`, computed at `stamp` as read at `now`, if the stamp has settled.
+    fn put(&self, suite: &str, stamp: Stamp, now: i64, summary: std::sync::Arc<Summary>) {
+        if stamp.0.max(stamp.1) > now - Self::SETTLED {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= Self::CAPACITY && !entries.contains_key(suite) {
+            entries.clear();
+        }
+        entries.insert(suite.to_owned(), (stamp, summary));
+    }
+}
+
+/// Count and date a suite's builds and attempts (the expensive part of its page).
+async fn summarise<S: ViewStore>(store: &S, suite: &str) -> Result<Summary, WebError> {
+    let groups = store.suite_status_counts(suite).await?;
+    let total: u64 = groups.iter().map(|g| g.count).sum();
+    let mut arches: BTreeMap<&str, ArchCounts> = BTreeMap::new();
+    for g in &groups {
+        arches
+            .entry(g.arch.as_str())
+            .or_insert_with(|| ArchCounts { arch: g.arch.clone(), ..Default::default() })
+            .add(BuildStatus::judge(g.facts), g.count);
+    }
+    let mut history: Vec<Day> = Vec::new();
+    for d in store.suite_history(suite).await? {
+        let date = when(d.day * 86400).get(..10).unwrap_or_default().to_owned();
+        match history.last_mut() {
+            Some(h) if h.date == date && h.arch == d.arch => {
+                h.outcomes.insert(d.outcome, d.count);
+            }
+            _ => history.push(Day { date, arch: d.arch, outcomes: BTreeMap::from([(d.outcome, d.count)]) }),
+        }
+    }
+    Ok(Summary { arches: arches.into_values().collect(), history, total })
+}
+
 /// `/suites/{suite}` as data.
 #[derive(Serialize)]
 struct SuitePage {
@@ -138,33 +215,26 @@ pub async fn page<S: ViewStore, const JSON: bool>(
     Path(suite): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> WebResult {
-    let groups = web.store.suite_status_counts(&suite).await?;
-    let total: u64 = groups.iter().map(|g| g.count).sum();
-    if total == 0 && web.store.suite_imported_at(&suite).await? == 0 {
+    // The clock is read before the stamp: see `SummaryCache` for why that order matters.
+    let now = super::now_unix();
+    let stamp: Stamp = (web.store.suite_last_change(&suite).await?, web.store.suite_imported_at(&suite).await?);
+    let summary = match web.summaries.get(&suite, stamp) {
+        Some(s) => s,
+        None => {
+            let s = std::sync::Arc::new(summarise(&*web.store, &suite).await?);
+            web.summaries.put(&suite, stamp, now, s.clone());
+            s
+        }
+    };
+    if summary.total == 0 && stamp.1 == 0 {
         return Err(WebError::not_found(format!("no suite {suite:?}: no index of it was imported")));
     }
-    let mut arches: BTreeMap<&str, ArchCounts> = BTreeMap::new();
-    for g in &groups {
-        arches
-            .entry(g.arch.as_str())
-            .or_insert_with(|| ArchCounts { arch: g.arch.clone(), ..Default::default() })
-            .add(BuildStatus::judge(g.facts), g.count);
-    }
-    let mut history: Vec<Day> = Vec::new();
-    for d in web.store.suite_history(&suite).await? {
-        let date = when(d.day * 86400).get(..10).unwrap_or_default().to_owned();
-        match history.last_mut() {
-            Some(h) if h.date == date && h.arch == d.arch => {
-                h.outcomes.insert(d.outcome, d.count);
-            }
-            _ => history.push(Day { date, arch: d.arch, outcomes: BTreeMap::from([(d.outcome, d.count)]) }),
-        }
-    }
+    let (arches, history, total) = (summary.arches.clone(), summary.history.clone(), summary.total);
     let page = q.resolve(total);
     let builds = web.store.suite_build_page(&suite, page.offset(), page.per_page).await?;
     let data = SuitePage {
         status_list: format!("/api/suites/{}/status", seg(&suite)),
-        arches: arches.into_values().collect(),
+        arches,
         history,
         builds: builds.iter().map(Entry::from).collect(),
         page,
@@ -264,4 +334,37 @@ pub async fn status<S: ViewStore>(State(web): St<S>, Path(suite): Path<String>, 
 fn http_date(secs: i64) -> Result<HeaderValue, WebError> {
     let date = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0)));
     HeaderValue::from_str(&date).map_err(|e| WebError::bad_request(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn summary(total: u64) -> Arc<Summary> {
+        Arc::new(Summary { arches: Vec::new(), history: Vec::new(), total })
+    }
+
+    #[test]
+    fn a_summary_is_reused_only_for_its_settled_stamp() {
+        let cache = SummaryCache::default();
+        // Read at 100 with the last change at 98: settled, kept.
+        cache.put("sid", (98, 50), 100, summary(1));
+        assert_eq!(cache.get("sid", (98, 50)).map(|s| s.total), Some(1));
+        // Any change moves the stamp: not reused.
+        assert!(cache.get("sid", (99, 50)).is_none());
+        assert!(cache.get("sid", (98, 51)).is_none());
+        assert!(cache.get("bookworm", (98, 50)).is_none());
+        // A change in the last second (or an index imported then) could be followed by another
+        // in the same second: not kept.
+        cache.put("trixie", (99, 10), 100, summary(2));
+        cache.put("forky", (10, 100), 100, summary(3));
+        assert!(cache.get("trixie", (99, 10)).is_none());
+        assert!(cache.get("forky", (10, 100)).is_none());
+        // A newer settled summary replaces the old one.
+        cache.put("sid", (120, 50), 200, summary(4));
+        assert!(cache.get("sid", (98, 50)).is_none());
+        assert_eq!(cache.get("sid", (120, 50)).map(|s| s.total), Some(4));
+    }
 }
