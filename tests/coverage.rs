@@ -51,20 +51,7 @@ fn fixture() -> Option<PathBuf> {
 
 /// The OpenSSH form of an ed25519 public key, as a node registers it.
 fn openssh(key: &SigningKey) -> String {
-    let mut blob = Vec::new();
-    for part in [b"ssh-ed25519".as_slice(), key.verifying_key().as_bytes().as_slice()] {
-        blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
-        blob.extend_from_slice(part);
-    }
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = String::new();
-    for c in blob.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            b64.push(if i <= c.len() { A[((n >> (18 - 6 * i)) & 63) as usize] as char } else { '=' });
-        }
-    }
-    format!("ssh-ed25519 {b64} coverage-test")
+    debcover_formats::intoto::openssh_public(key.verifying_key().as_bytes(), "coverage-test")
 }
 
 /// `(name, size, sha256)` of Checksums-Sha256, by a plain line scan of the buildinfo text.

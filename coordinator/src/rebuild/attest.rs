@@ -65,25 +65,7 @@ mod tests {
     use serde_json::json;
 
     fn openssh(key: &SigningKey) -> String {
-        let mut blob = Vec::new();
-        for part in [b"ssh-ed25519".as_slice(), key.verifying_key().as_bytes().as_slice()] {
-            blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
-            blob.extend_from_slice(part);
-        }
-        // Standard base64, as OpenSSH writes it.
-        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut b64 = String::new();
-        for c in blob.chunks(3) {
-            let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-            for i in 0..4 {
-                if i <= c.len() {
-                    b64.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    b64.push('=');
-                }
-            }
-        }
-        format!("ssh-ed25519 {b64} test")
+        debcover_formats::intoto::openssh_public(key.verifying_key().as_bytes(), "")
     }
 
     fn link(key: &SigningKey, job: &str, products: Value) -> Vec<u8> {
