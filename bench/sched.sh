@@ -37,7 +37,7 @@ for n in $nodes; do
             ;;
     esac
     DEBCOVER_VERIFIERS=1 DEBCOVER_LOG=warn "$bin/debcover" serve --listen "127.0.0.1:$port" --db "$db" \
-        --data-dir "$data" >/dev/null 2>"$data/server.log" &
+        --data-dir "$data" --http-listen off >/dev/null 2>"$data/server.log" &
     pid=$!
     for _ in $(seq 1 100); do "$bin/debcover" status >/dev/null 2>&1 && break; sleep 0.1; done
     "$bin/debcover" ingest buildinfo --json "$work/in" >/dev/null

@@ -110,6 +110,7 @@ conformance!(
     campaign_fixes_queue_verification_once,
     coverage_rests_on_attested_rebuilds,
     keys_history_and_coordinator_keys,
+    sched_finish_stores_every_artifact_and_names_campaign_sources,
 );
 
 // ---------------------------------------------------------------- scenarios
@@ -1170,6 +1171,8 @@ async fn sched_jobs_carry_source_and_archive_originals<S: RebuildStore, F: std::
             let v = store.lease_view(l.job_id).await.unwrap().unwrap();
             assert_eq!((v.source.as_str(), v.version.as_str(), &v.archive), ("0xffff", "0.8-1+b1", &expected));
             assert!(v.checksums.iter().any(|(name, _)| name == "0xffff_0.8-1+b1_amd64.deb"));
+            // The lease carries the same view, so the coordinator can judge without reading it.
+            assert_eq!(l.view(n.id), v);
         } else {
             seen.1 += 1;
             assert_eq!(l.source, "bash");
@@ -1608,4 +1611,76 @@ async fn keys_history_and_coordinator_keys<S: debcover_coordinator::storage::Key
     let c = store.coordinator_keys().await.unwrap();
     assert_eq!(c.len(), 1);
     assert_eq!((c[0].role, c[0].valid_from, c[0].valid_until), (KeyRole::Coordinator, 5, None));
+}
+
+/// Ending an attempt writes the job, the attempt and every artifact (here more than one
+/// INSERT's worth), and says whether a campaign has items for the job's source.
+async fn sched_finish_stores_every_artifact_and_names_campaign_sources<
+    S: RebuildStore,
+    F: std::future::Future<Output = S>,
+>(
+    open: impl Fn() -> F,
+) {
+    use debcover_coordinator::rebuild::{Artifact, Finished};
+    let store = open().await;
+    store.ingest_builds(&synthetic_builds(3)).await.unwrap();
+    store.enqueue(&jobs_for(&store, &["synth0", "synth1", "synth2"], Priority::Request).await, Requeue::UnlessActive, T0)
+        .await
+        .unwrap();
+    let p = policy(1);
+    let n = node(&store, "op", "n", &["amd64"], &[], 3).await;
+    let mut leases = Vec::new();
+    while let Some(l) = store.claim(&n, T0, &p).await.unwrap() {
+        leases.push(l);
+    }
+    assert_eq!(leases.len(), 3);
+    let (a, b, c) = (&leases[0], &leases[1], &leases[2]);
+    // 2,345 artifacts: three INSERT statements in the one round trip.
+    let many: Vec<Artifact> = (0..2345)
+        .map(|i| Artifact { name: format!("f{i:05}.deb"), size: i, sha256: format!("{:064x}", i) })
+        .collect();
+    let attestation = Some(sha256_hex_of("link"));
+    let report = AttemptReport {
+        artifacts: many.clone(),
+        attestation_sha256: attestation.clone(),
+        ..AttemptReport::bare(AttemptOutcome::Reproducible)
+    };
+    assert_eq!(
+        store.finish_report(n.id, a.job_id, a.fence, &report, T0 + 1, &p).await.unwrap(),
+        Ok(Finished { state: JobState::Verified, campaign_items: false })
+    );
+    let attempts = store.attempts(&[a.job_id]).await.unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].artifacts, many, "every artifact stored, in name order");
+    assert_eq!(attempts[0].outcome.as_deref(), Some("reproducible"));
+    // The same report again: the lease is gone, nothing more is written.
+    assert_eq!(
+        store.finish_report(n.id, a.job_id, a.fence, &report, T0 + 2, &p).await.unwrap(),
+        Err(Refusal::StaleFence { current: a.fence })
+    );
+    assert_eq!(store.attempts(&[a.job_id]).await.unwrap()[0].artifacts.len(), 2345);
+    // A campaign with an item for the second job's source: the flag says so, for that source only.
+    let record = CampaignRecord {
+        id: 0,
+        title: "t".into(),
+        library: "libvuln".into(),
+        fixed_version: "1.1-1".into(),
+        suites: vec!["sid".into()],
+        arches: vec![],
+        mode: Mode::Binnmu,
+        advisories: vec![],
+        max_depth: 8,
+        created_at: 1,
+        notes: vec![],
+    };
+    store.create_campaign(&record, &[planned(&b.source, 1)]).await.unwrap();
+    let bare = AttemptReport { attestation_sha256: attestation, ..AttemptReport::bare(AttemptOutcome::Reproducible) };
+    assert_eq!(
+        store.finish_report(n.id, b.job_id, b.fence, &bare, T0 + 3, &p).await.unwrap(),
+        Ok(Finished { state: JobState::Verified, campaign_items: true })
+    );
+    assert_eq!(
+        store.finish_report(n.id, c.job_id, c.fence, &bare, T0 + 3, &p).await.unwrap(),
+        Ok(Finished { state: JobState::Verified, campaign_items: false })
+    );
 }

@@ -391,6 +391,38 @@ pub struct Lease {
     pub dsc: Option<SourceDsc>,
     /// The build's binaries as the archive ships them.
     pub originals: Vec<ArchiveFile>,
+    /// `(file name, SHA-256)` of the original build's Checksums-Sha256, as in [`LeaseView`]:
+    /// the coordinator keeps it with the lease to judge the report without reading it again.
+    pub checksums: Vec<(String, Option<String>)>,
+}
+
+impl Lease {
+    /// What judging this lease's report needs, as [`RebuildStore::lease_view`] would read it
+    /// right after the claim.
+    ///
+    /// [`RebuildStore::lease_view`]: crate::storage::RebuildStore::lease_view
+    pub fn view(&self, node_id: i64) -> LeaseView {
+        LeaseView {
+            build_id: self.build_id,
+            state: JobState::Leased,
+            fence: self.fence,
+            lease_node: Some(node_id),
+            checksums: self.checksums.clone(),
+            archive: self.originals.clone(),
+            source: self.source.clone(),
+            version: self.version.clone(),
+        }
+    }
+}
+
+/// How ending an attempt went, when the lease was the caller's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// The job's new state.
+    pub state: JobState,
+    /// Whether any campaign has an item for the job's source, read in the same transaction:
+    /// only then can a built result change a campaign item's coverage.
+    pub campaign_items: bool,
 }
 
 /// Where a Sources index puts a source package.

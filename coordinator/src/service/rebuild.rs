@@ -27,7 +27,7 @@ use crate::rebuild::cas::{BlobKind, BlobWriter, CasError};
 use crate::campaign::Transition;
 use crate::rebuild::{
     self, Artifact, AttemptOutcome, AttemptRecord, AttemptReport, EnqueueSummary, FailureCode, FileVerdict, JobFilter,
-    JobRecord, JobState, NewJob, NodeCaps, NodeRecord, Policy, Priority, Refusal, Requeue, RouteRule,
+    JobRecord, JobState, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, Priority, Refusal, Requeue, RouteRule,
 };
 use crate::storage::{RebuildStore, StoreError, now_unix};
 
@@ -75,6 +75,8 @@ pub struct RebuildSettings {
     pub stopping: tokio_util::sync::CancellationToken,
     /// Recently authenticated nodes.
     nodes: NodeCache,
+    /// Leases this coordinator handed out, with what judging their reports needs.
+    leases: LeaseCache,
 }
 
 /// How long an authenticated node is remembered. Revocation through this coordinator takes
@@ -109,6 +111,63 @@ impl NodeCache {
     }
 }
 
+/// Most leases kept in a [`LeaseCache`]; beyond it the cache starts again empty (reports of the
+/// forgotten leases read their view from the database, as after a restart).
+const LEASE_CACHE_MAX: usize = 100_000;
+
+/// A lease this coordinator handed out: its holder, its expiry as last extended through this
+/// coordinator, and its view.
+struct CachedLease {
+    node_id: i64,
+    expires_at: i64,
+    view: Arc<LeaseView>,
+}
+
+/// The leases handed out by this coordinator, by job: a report on one of them is checked and
+/// judged without reading the lease again (one database round trip fewer per result). The
+/// cache only ever saves that read: the store checks the lease again, in the transaction that
+/// records the result, so a stale entry cannot let a report through. A report is judged
+/// against the archive's copies as they were when the job was leased, which are the copies the
+/// node was told to compare with. Reports on leases handed out by another coordinator, or
+/// before a restart, read the view from the database.
+#[derive(Default)]
+struct LeaseCache(std::sync::Mutex<std::collections::HashMap<i64, (i64, CachedLease)>>);
+
+impl LeaseCache {
+    fn put(&self, lease: &rebuild::Lease, node_id: i64) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= LEASE_CACHE_MAX {
+                map.clear();
+            }
+            let view = Arc::new(lease.view(node_id));
+            map.insert(lease.job_id, (lease.fence, CachedLease { node_id, expires_at: lease.expires_at, view }));
+        }
+    }
+
+    /// The view of `job_id`'s lease with `fence`, if this coordinator handed it to `node_id`
+    /// and it has not expired by `now` as far as this coordinator knows.
+    fn get(&self, job_id: i64, fence: i64, node_id: i64, now: i64) -> Option<Arc<LeaseView>> {
+        let map = self.0.lock().ok()?;
+        let (f, l) = map.get(&job_id)?;
+        (*f == fence && l.node_id == node_id && l.expires_at >= now).then(|| l.view.clone())
+    }
+
+    fn extend(&self, job_id: i64, fence: i64, expires_at: i64) {
+        if let Ok(mut map) = self.0.lock()
+            && let Some((f, l)) = map.get_mut(&job_id)
+            && *f == fence
+        {
+            l.expires_at = expires_at;
+        }
+    }
+
+    fn forget(&self, job_id: i64) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(&job_id);
+        }
+    }
+}
+
 impl RebuildSettings {
     /// Settings with this policy, routes, admin token (as given; it is hashed here) and data
     /// directory.
@@ -122,6 +181,7 @@ impl RebuildSettings {
             work: Notify::new(),
             stopping: tokio_util::sync::CancellationToken::new(),
             nodes: NodeCache::default(),
+            leases: LeaseCache::default(),
         }
     }
 
@@ -616,6 +676,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             notified.as_mut().enable();
             if let Some(l) = self.store.claim(&node, now_unix(), &self.settings.policy).await.map_err(store_status)? {
                 tracing::debug!(job = l.job_id, fence = l.fence, node = %node.name, "job leased");
+                self.settings.leases.put(&l, node.id);
                 return Ok(Response::new(pb::ClaimResponse {
                     job: Some(lease_to_job(l, self.settings.archive_mirror.as_deref())),
                 }));
@@ -642,6 +703,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             .await
             .map_err(store_status)?
             .map_err(refused)?;
+        self.settings.leases.extend(r.job_id, r.fence, expires);
         Ok(Response::new(pb::HeartbeatResponse { lease_expires_at: expires }))
     }
 
@@ -658,12 +720,16 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
         };
         // Refuse early (before receiving logs) when the lease is not this node's current one;
         // the store checks again when it records the result.
-        let job = self
-            .store
-            .lease_view(header.job_id)
-            .await
-            .map_err(store_status)?
-            .ok_or_else(|| refused(Refusal::NoSuchJob))?;
+        let job = match self.settings.leases.get(header.job_id, header.fence, node.id, now_unix()) {
+            Some(view) => view,
+            None => Arc::new(
+                self.store
+                    .lease_view(header.job_id)
+                    .await
+                    .map_err(store_status)?
+                    .ok_or_else(|| refused(Refusal::NoSuchJob))?,
+            ),
+        };
         let holder = format!("{}/{}", node.operator, node.name);
         if job.state != JobState::Leased || job.fence != header.fence {
             return Err(refused(Refusal::StaleFence { current: job.fence }));
@@ -797,12 +863,15 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             attestation_sha256,
             corroboration,
         };
-        let state = self
+        let finished = self
             .store
-            .finish(node.id, header.job_id, header.fence, &report, now_unix(), &self.settings.policy)
+            .finish_report(node.id, header.job_id, header.fence, &report, now_unix(), &self.settings.policy)
             .await
-            .map_err(store_status)?
-            .map_err(refused)?;
+            .map_err(store_status);
+        // Ended or refused, the lease is not this node's to report on again.
+        self.settings.leases.forget(header.job_id);
+        let finished = finished?.map_err(refused)?;
+        let state = finished.state;
         crate::web::metrics::global().record_result(report.outcome.as_str());
         if state == JobState::Queued {
             self.settings.work.notify_waiters();
@@ -811,7 +880,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             state = state.as_str(), "result recorded");
         // A built result can change the coverage of campaign items shipping this build (covered
         // when the job became verified; unreproducible or disagreement otherwise).
-        if matches!(report.outcome, AttemptOutcome::Reproducible | AttemptOutcome::Unreproducible { .. }) {
+        if finished.campaign_items && matches!(report.outcome, AttemptOutcome::Reproducible | AttemptOutcome::Unreproducible { .. }) {
             super::refresh_campaigns(&*self.store, Some(std::slice::from_ref(&job.source)), Some(&self.settings)).await;
         }
         if let Some(nb) = rebuilt {
@@ -842,11 +911,9 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
         let node = authenticate_node(&*self.store, &self.settings, request.metadata()).await?;
         let r = request.into_inner();
         let report = AttemptReport::bare(AttemptOutcome::HandedBack);
-        self.store
-            .finish(node.id, r.job_id, r.fence, &report, now_unix(), &self.settings.policy)
-            .await
-            .map_err(store_status)?
-            .map_err(refused)?;
+        let ended = self.store.finish(node.id, r.job_id, r.fence, &report, now_unix(), &self.settings.policy).await;
+        self.settings.leases.forget(r.job_id);
+        ended.map_err(store_status)?.map_err(refused)?;
         tracing::info!(job = r.job_id, node = %node.name, reason = %r.reason, "lease handed back");
         self.settings.work.notify_waiters();
         Ok(Response::new(pb::HandBackResponse {}))
@@ -1109,6 +1176,7 @@ mod tests {
                 sha256: "a".repeat(64),
                 filename: "pool/main/h/hello/hello_2.10-3+b1_amd64.deb".into(),
             }],
+            checksums: vec![("hello_2.10-3+b1_amd64.deb".into(), Some("a".repeat(64)))],
         };
         let j = lease_to_job(lease.clone(), Some("file:///srv/mirror"));
         assert_eq!(j.dsc_url, "file:///srv/mirror/pool/main/h/hello/hello_2.10-3.dsc", "no epoch in file names");

@@ -8,7 +8,7 @@ use sqlx::Row;
 
 use super::PgStore;
 use crate::rebuild::{
-    AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, JobFilter, JobRecord, JobState,
+    AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, Finished, JobFilter, JobRecord, JobState,
     Lease, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Refusal, Requeue,
 };
 use crate::rebuild::corroborate::{AttemptCorroboration, verdict_name};
@@ -20,13 +20,14 @@ fn secs(d: std::time::Duration) -> i64 {
 }
 
 /// Everything ending an attempt needs, read in one statement with the job row locked: the
-/// lease (state, token, holder, expiry), the budgets used, the attempt, and whether its
-/// operator reproduced the job before.
+/// lease (state, token, holder, expiry), the budgets used, the attempt, whether its operator
+/// reproduced the job before, and whether a campaign has items for the job's source.
 const LEASE_FACTS: &str = "SELECT j.state, j.fence, j.lease_node, j.lease_expires, j.failures, j.unreproducible,
         j.verified, a.id,
         EXISTS (SELECT 1 FROM rebuild_attempts p
                 WHERE p.job_id = j.id AND p.operator_id = a.operator_id AND p.outcome = 'reproducible'
-                  AND p.attestation_sha256 IS NOT NULL)
+                  AND p.attestation_sha256 IS NOT NULL),
+        EXISTS (SELECT 1 FROM campaign_items c WHERE c.source = j.source)
      FROM rebuild_jobs j LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence
      WHERE j.id = $1
      FOR UPDATE OF j";
@@ -42,6 +43,7 @@ struct Facts {
     verified: i64,
     attempt_id: Option<i64>,
     already: bool,
+    campaign_items: bool,
 }
 
 async fn lease_facts(tx: &mut PgConnection, job_id: i64) -> Result<Option<Facts>, StoreError> {
@@ -55,6 +57,7 @@ async fn lease_facts(tx: &mut PgConnection, job_id: i64) -> Result<Option<Facts>
         verified: r.get(6),
         attempt_id: r.get(7),
         already: r.get(8),
+        campaign_items: r.get(9),
     }))
 }
 
@@ -433,11 +436,12 @@ impl RebuildStore for PgStore {
         };
         let (job_id, fence, build_id): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
         let b = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256, {}
+            "SELECT b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256, {}, {}
              FROM builds b JOIN build_texts t ON t.build_id = b.id
              LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version
              WHERE b.id = $1",
-            rows::archive_subquery(rows::POSTGRES, "b.id")
+            rows::archive_subquery(rows::POSTGRES, "b.id"),
+            rows::files_subquery(rows::POSTGRES, "b.id")
         )))
         .bind(build_id)
         .fetch_one(&mut *tx)
@@ -448,6 +452,7 @@ impl RebuildStore for PgStore {
         let dsc = directory.map(|directory| crate::rebuild::SourceDsc { directory, sha256: b.get(4) });
         let source_version: String = b.get(2);
         let archive = rows::archive_column(b.get::<Option<&str>, _>(5))?;
+        let checksums = rows::files_column(b.get::<Option<&str>, _>(6))?;
         sqlx::query(
             "INSERT INTO rebuild_attempts (job_id, fence, node_id, operator_id, started_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -463,6 +468,7 @@ impl RebuildStore for PgStore {
             source_version,
             dsc,
             originals: crate::rebuild::archive_files(&archive),
+            checksums,
             job_id,
             fence,
             expires_at: expires,
@@ -494,7 +500,7 @@ impl RebuildStore for PgStore {
         Ok(Ok(expires))
     }
 
-    async fn finish(
+    async fn finish_report(
         &self,
         node_id: i64,
         job_id: i64,
@@ -502,7 +508,7 @@ impl RebuildStore for PgStore {
         report: &AttemptReport,
         now: i64,
         policy: &Policy,
-    ) -> Result<Fenced<JobState>, StoreError> {
+    ) -> Result<Fenced<Finished>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let facts = match checked_facts(&mut tx, node_id, job_id, fence, now).await? {
             Ok(f) => f,
@@ -513,7 +519,7 @@ impl RebuildStore for PgStore {
         };
         let state = end_attempt(&mut tx, job_id, &facts, report, now, policy).await?;
         tx.commit().await?;
-        Ok(Ok(state))
+        Ok(Ok(Finished { state, campaign_items: facts.campaign_items }))
     }
 
     async fn reclaim_expired(&self, now: i64, policy: &Policy) -> Result<u64, StoreError> {

@@ -181,6 +181,28 @@ pub fn archive_subquery(d: Dialect, build: &str) -> String {
     )
 }
 
+/// A scalar subquery: the produced files of the build `build` (an SQL expression) with their
+/// Checksums-Sha256, aggregated as [`files_column`] reads them.
+pub fn files_subquery(d: Dialect, build: &str) -> String {
+    format!(
+        "(SELECT {} FROM build_files f WHERE f.build_id = {build})",
+        agg(d, &["f.name", "coalesce(f.sha256, '')"])
+    )
+}
+
+/// `(file name, SHA-256)` pairs, sorted, from the column of [`files_subquery`].
+pub fn files_column(s: Option<&str>) -> Result<Vec<(String, Option<String>)>, StoreError> {
+    let mut checksums = Vec::new();
+    for f in records(s.unwrap_or_default()) {
+        let [name, sha] = f[..] else {
+            return Err(StoreError::Corrupt(format!("build file record with {} fields", f.len())));
+        };
+        checksums.push((name.to_owned(), (!sha.is_empty()).then(|| sha.to_owned())));
+    }
+    checksums.sort();
+    Ok(checksums)
+}
+
 fn records(s: &str) -> impl Iterator<Item = Vec<&str>> {
     s.split('\u{1e}').filter(|r| !r.is_empty()).map(|r| r.split('\u{1f}').collect())
 }
@@ -207,10 +229,9 @@ pub fn archive_column(s: Option<&str>) -> Result<Vec<ArchiveBinary>, StoreError>
 /// files, archive)` of job `param`, the files aggregated as `name US sha256`.
 pub fn lease_view_sql(d: Dialect, param: &str) -> String {
     format!(
-        "SELECT j.build_id, j.state, j.fence, j.lease_node, j.source, j.version,
-                (SELECT {} FROM build_files f WHERE f.build_id = j.build_id), {}
+        "SELECT j.build_id, j.state, j.fence, j.lease_node, j.source, j.version, {}, {}
          FROM rebuild_jobs j WHERE j.id = {param}",
-        agg(d, &["f.name", "coalesce(f.sha256, '')"]),
+        files_subquery(d, "j.build_id"),
         archive_subquery(d, "j.build_id")
     )
 }
@@ -237,15 +258,7 @@ where
     String: Decode<'r, R::Database> + Type<R::Database>,
 {
     let state: String = r.try_get(1)?;
-    let files: Option<String> = r.try_get(6)?;
-    let mut checksums = Vec::new();
-    for f in records(files.as_deref().unwrap_or_default()) {
-        let [name, sha] = f[..] else {
-            return Err(StoreError::Corrupt(format!("build file record with {} fields", f.len())));
-        };
-        checksums.push((name.to_owned(), (!sha.is_empty()).then(|| sha.to_owned())));
-    }
-    checksums.sort();
+    let checksums = files_column(r.try_get::<Option<String>, _>(6)?.as_deref())?;
     let archive: Option<String> = r.try_get(7)?;
     Ok(LeaseView {
         build_id: r.try_get(0)?,

@@ -6,7 +6,7 @@ use std::future::Future;
 use super::{CoverageStore, StoreError};
 use crate::rebuild::corroborate::AttemptCorroboration;
 use crate::rebuild::{
-    AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, JobFilter, JobRecord, JobState, Lease,
+    AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, Finished, JobFilter, JobRecord, JobState, Lease,
     LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Requeue,
 };
 
@@ -92,7 +92,20 @@ pub trait RebuildStore: CoverageStore {
     ) -> impl Future<Output = Result<Fenced<i64>, StoreError>> + Send;
 
     /// End an attempt with its report (artifacts and corroboration findings included) and move
-    /// the job by [`Policy::after`], in one transaction. Returns the job's new state.
+    /// the job by [`Policy::after`], in one transaction. Returns the job's new state, and
+    /// whether a campaign has items for its source (read in the same transaction, so that the
+    /// caller re-judges campaign coverage only when it can change).
+    fn finish_report(
+        &self,
+        node_id: i64,
+        job_id: i64,
+        fence: i64,
+        report: &AttemptReport,
+        now: i64,
+        policy: &Policy,
+    ) -> impl Future<Output = Result<Fenced<Finished>, StoreError>> + Send;
+
+    /// [`RebuildStore::finish_report`], for callers that need only the job's new state.
     fn finish(
         &self,
         node_id: i64,
@@ -101,7 +114,9 @@ pub trait RebuildStore: CoverageStore {
         report: &AttemptReport,
         now: i64,
         policy: &Policy,
-    ) -> impl Future<Output = Result<Fenced<JobState>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Fenced<JobState>, StoreError>> + Send {
+        async move { Ok(self.finish_report(node_id, job_id, fence, report, now, policy).await?.map(|f| f.state)) }
+    }
 
     /// End every lease that expired before `now` as `node-lost`. Returns how many.
     fn reclaim_expired(&self, now: i64, policy: &Policy) -> impl Future<Output = Result<u64, StoreError>> + Send;

@@ -6,24 +6,29 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{IN_CHUNK, SqliteStore};
 use crate::rebuild::{
-    AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, JobFilter, JobRecord, JobState,
+    AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, Finished, JobFilter, JobRecord, JobState,
     Lease, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Refusal, Requeue,
 };
 use crate::rebuild::corroborate::{AttemptCorroboration, verdict_name};
 use crate::storage::rebuild_rows::{self as rows, ATTEMPT_SELECT, NODE_SELECT};
 use crate::storage::{RebuildStore, StoreError, unzstd};
 
+/// Artifact rows per INSERT statement.
+const ARTIFACT_ROWS: usize = 1000;
+
 fn secs(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
 /// Everything ending an attempt needs, read in one statement: the lease (state, token, holder,
-/// expiry), the budgets used, the attempt, and whether its operator reproduced the job before.
+/// expiry), the budgets used, the attempt, whether its operator reproduced the job before, and
+/// whether a campaign has items for the job's source.
 const LEASE_FACTS: &str = "SELECT j.state, j.fence, j.lease_node, j.lease_expires, j.failures, j.unreproducible,
         j.verified, a.id,
         EXISTS (SELECT 1 FROM rebuild_attempts p
                 WHERE p.job_id = j.id AND p.operator_id = a.operator_id AND p.outcome = 'reproducible'
-                  AND p.attestation_sha256 IS NOT NULL)
+                  AND p.attestation_sha256 IS NOT NULL),
+        EXISTS (SELECT 1 FROM campaign_items c WHERE c.source = j.source)
      FROM rebuild_jobs j LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence
      WHERE j.id = ?";
 
@@ -38,6 +43,7 @@ struct Facts {
     verified: i64,
     attempt_id: Option<i64>,
     already: bool,
+    campaign_items: bool,
 }
 
 async fn lease_facts(tx: &mut SqliteConnection, job_id: i64) -> Result<Option<Facts>, StoreError> {
@@ -51,6 +57,7 @@ async fn lease_facts(tx: &mut SqliteConnection, job_id: i64) -> Result<Option<Fa
         verified: r.get(6),
         attempt_id: r.get(7),
         already: r.get(8),
+        campaign_items: r.get(9),
     }))
 }
 
@@ -84,52 +91,53 @@ async fn end_attempt(
     let c = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
     let next =
         policy.after_report(report, now, c(facts.failures), c(facts.unreproducible), c(facts.verified), facts.already);
-    sqlx::query(
-        "UPDATE rebuild_jobs SET state = ?, not_before = ?, failures = ?, unreproducible = ?, verified = ?,
-             parked_reason = ?, lease_node = NULL, lease_expires = NULL, updated_at = ?
-         WHERE id = ?",
-    )
-    .bind(next.state.as_str())
-    .bind(next.not_before)
-    .bind(i64::from(next.failures))
-    .bind(i64::from(next.unreproducible))
-    .bind(i64::from(next.verified))
-    .bind(&next.parked_reason)
-    .bind(now)
-    .bind(job_id)
-    .execute(&mut *tx)
-    .await?;
     let (code, message) = rows::outcome_columns(&report.outcome);
     let message = next.note.clone().unwrap_or(message);
-    sqlx::query(
-        "UPDATE rebuild_attempts SET finished_at = ?, outcome = ?, failure_code = ?, message = ?,
+    // The job, the attempt and its artifacts in one multi-statement query: one round trip to
+    // SQLite's thread instead of three or more (each statement would be a hand-off between a
+    // tokio worker and the connection's thread; at thousands of results a second those
+    // hand-offs were a third of the coordinator's CPU). Anonymous `?` parameters only: sqlx
+    // binds them across the statements in order.
+    let mut sql = String::from(
+        "UPDATE rebuild_jobs SET state = ?, not_before = ?, failures = ?, unreproducible = ?, verified = ?,
+             parked_reason = ?, lease_node = NULL, lease_expires = NULL, updated_at = ?
+         WHERE id = ?;
+         UPDATE rebuild_attempts SET finished_at = ?, outcome = ?, failure_code = ?, message = ?,
              buildinfo_sha256 = ?, log_sha256 = ?, diffoscope_sha256 = ?, differences = ?,
              attestation_sha256 = ?
-         WHERE id = ?",
-    )
-    .bind(now)
-    .bind(report.outcome.as_str())
-    .bind(code)
-    .bind(message)
-    .bind(&report.buildinfo_sha256)
-    .bind(&report.log_sha256)
-    .bind(&report.diffoscope_sha256)
-    .bind(rows::differences_column(report.outcome.differences()))
-    .bind(&report.attestation_sha256)
-    .bind(attempt_id)
-    .execute(&mut *tx)
-    .await?;
-    for chunk in report.artifacts.chunks(1000) {
-        let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO rebuild_artifacts (attempt_id, name, size, sha256) ");
-        qb.push_values(chunk, |mut b, f| {
-            b.push_bind(attempt_id)
-                .push_bind(&f.name)
-                .push_bind(i64::try_from(f.size).unwrap_or(i64::MAX))
-                .push_bind(&f.sha256);
-        });
-        qb.push(" ON CONFLICT DO NOTHING");
-        qb.build().execute(&mut *tx).await?;
+         WHERE id = ?;",
+    );
+    for chunk in report.artifacts.chunks(ARTIFACT_ROWS) {
+        sql.push_str("INSERT INTO rebuild_artifacts (attempt_id, name, size, sha256) VALUES ");
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 { "(?, ?, ?, ?)" } else { ", (?, ?, ?, ?)" });
+        }
+        sql.push_str(" ON CONFLICT DO NOTHING;");
     }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(next.state.as_str())
+        .bind(next.not_before)
+        .bind(i64::from(next.failures))
+        .bind(i64::from(next.unreproducible))
+        .bind(i64::from(next.verified))
+        .bind(&next.parked_reason)
+        .bind(now)
+        .bind(job_id)
+        .bind(now)
+        .bind(report.outcome.as_str())
+        .bind(code)
+        .bind(message)
+        .bind(&report.buildinfo_sha256)
+        .bind(&report.log_sha256)
+        .bind(&report.diffoscope_sha256)
+        .bind(rows::differences_column(report.outcome.differences()))
+        .bind(&report.attestation_sha256)
+        .bind(attempt_id);
+    for f in &report.artifacts {
+        q = q.bind(attempt_id).bind(&f.name).bind(i64::try_from(f.size).unwrap_or(i64::MAX)).bind(&f.sha256);
+    }
+    // Keep the prepared statements of the usual shapes (a few artifacts), not of every size.
+    q.persistent(report.artifacts.len() <= 32).execute(&mut *tx).await?;
     let numbered: Vec<(i64, &crate::rebuild::corroborate::Corroboration)> =
         report.corroboration.iter().enumerate().map(|(i, c)| (i64::try_from(i).unwrap_or(i64::MAX), c)).collect();
     for chunk in numbered.chunks(500) {
@@ -369,34 +377,22 @@ impl RebuildStore for SqliteStore {
             return Err(StoreError::Corrupt("claim answered with another operation's result".into()));
         };
         let Some(c) = claimed else { return Ok(None) };
-        // The text is read outside the write transaction (the reader runs beside the writer),
-        // with where the archive has the source and the binaries.
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256, {}
-             FROM builds b JOIN build_texts t ON t.build_id = b.id
-             LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version
-             WHERE b.id = ?",
-            rows::archive_subquery(rows::SQLITE, "b.id")
-        )))
-        .bind(c.build_id)
-        .fetch_one(&self.reader)
-        .await?;
-        let archive = rows::archive_column(r.get::<Option<&str>, _>(5))?;
-        let directory: Option<String> = r.get(3);
+        let t = c.text.ok_or_else(|| StoreError::Corrupt(format!("leased build {} has no stored text", c.build_id)))?;
         Ok(Some(Lease {
-            source_version: r.get(2),
-            dsc: directory.map(|directory| crate::rebuild::SourceDsc { directory, sha256: r.get(4) }),
-            originals: crate::rebuild::archive_files(&archive),
+            source_version: t.source_version,
+            dsc: t.directory.map(|directory| crate::rebuild::SourceDsc { directory, sha256: t.dsc_sha256 }),
+            originals: crate::rebuild::archive_files(&rows::archive_column(t.archive.as_deref())?),
+            checksums: rows::files_column(t.files.as_deref())?,
             job_id: c.job_id,
             fence: c.fence,
             expires_at: c.expires,
             build_id: c.build_id,
-            build_sha256: r.get(0),
+            build_sha256: t.sha256,
             source: c.source,
             version: c.version,
             arch: c.arch,
             backend: c.backend,
-            buildinfo: unzstd(r.get::<&[u8], _>(1))?,
+            buildinfo: unzstd(&t.raw_zstd)?,
         }))
     }
 
@@ -428,7 +424,7 @@ impl RebuildStore for SqliteStore {
         Ok(Ok(expires))
     }
 
-    async fn finish(
+    async fn finish_report(
         &self,
         node_id: i64,
         job_id: i64,
@@ -436,7 +432,7 @@ impl RebuildStore for SqliteStore {
         report: &AttemptReport,
         now: i64,
         policy: &Policy,
-    ) -> Result<Fenced<JobState>, StoreError> {
+    ) -> Result<Fenced<Finished>, StoreError> {
         let work = Work::Finish { node_id, job_id, fence, report: report.clone(), now, policy: policy.clone() };
         match self.batch.run(&self.writer, work).await? {
             Done::Finish(f) => Ok(f),
@@ -577,7 +573,7 @@ impl RebuildStore for SqliteStore {
 
 // ---------------------------------------------------------------- group commit
 
-/// A claimed job as the write transaction returns it (the text is read afterwards).
+/// A claimed job as the write transaction returns it.
 struct Claimed {
     job_id: i64,
     fence: i64,
@@ -587,6 +583,22 @@ struct Claimed {
     version: String,
     arch: String,
     backend: String,
+    /// Filled by the batch's one read of the claimed builds ([`read_claimed`]).
+    text: Option<ClaimedText>,
+}
+
+/// What a lease carries about its build, as stored (decompressed by the caller, outside the
+/// writer).
+struct ClaimedText {
+    sha256: String,
+    raw_zstd: Vec<u8>,
+    source_version: String,
+    directory: Option<String>,
+    dsc_sha256: Option<String>,
+    /// [`rows::archive_subquery`]'s column.
+    archive: Option<String>,
+    /// [`rows::files_subquery`]'s column.
+    files: Option<String>,
 }
 
 /// A scheduler write waiting for the writer.
@@ -598,7 +610,7 @@ enum Work {
 /// Its result.
 enum Done {
     Claim(Option<Claimed>),
-    Finish(Fenced<JobState>),
+    Finish(Fenced<Finished>),
 }
 
 type Reply = tokio::sync::oneshot::Sender<Result<Done, String>>;
@@ -607,8 +619,9 @@ type Reply = tokio::sync::oneshot::Sender<Result<Done, String>>;
 /// every statement is a round trip to its thread, so under many nodes the writer's latency is
 /// the throughput. Concurrent claims and results are queued; whoever gets the writer runs
 /// everything queued so far in one `BEGIN IMMEDIATE` transaction, in arrival order (each
-/// operation sees the ones before it), and answers each after the commit. A failed
-/// transaction fails every operation in it; none is half-applied.
+/// operation sees the ones before it), reads the texts of every build it leased in one
+/// statement, and answers each after the commit. A failed transaction fails every operation in
+/// it; none is half-applied.
 #[derive(Default)]
 pub(super) struct Batcher {
     pending: std::sync::Mutex<Vec<(Work, Reply)>>,
@@ -670,13 +683,17 @@ async fn run_batch(writer: sqlx::SqlitePool, batch: Vec<(Work, Reply)>) {
                         Some(f) => f.check(node_id, fence, now).map(|()| f),
                     };
                     Done::Finish(match facts {
-                        Ok(f) => Ok(end_attempt(&mut tx, job_id, &f, &report, now, &policy).await?),
+                        Ok(f) => Ok(Finished {
+                            state: end_attempt(&mut tx, job_id, &f, &report, now, &policy).await?,
+                            campaign_items: f.campaign_items,
+                        }),
                         Err(r) => Err(r),
                     })
                 }
             };
-            done.push((reply, Some(d)));
+            done.push((reply, d));
         }
+        read_claimed(&mut tx, &mut done).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -684,9 +701,7 @@ async fn run_batch(writer: sqlx::SqlitePool, batch: Vec<(Work, Reply)>) {
     match result {
         Ok(()) => {
             for (reply, d) in done {
-                if let Some(d) = d {
-                    let _ = reply.send(Ok(d));
-                }
+                let _ = reply.send(Ok(d));
             }
         }
         Err(e) => {
@@ -699,8 +714,70 @@ async fn run_batch(writer: sqlx::SqlitePool, batch: Vec<(Work, Reply)>) {
     }
 }
 
+/// Read what every lease of the batch carries about its build (text, pool directory, .dsc,
+/// the archive's copies, the original Checksums-Sha256), in one statement per [`IN_CHUNK`]
+/// builds, on the writer inside the batch's transaction: its page cache is warm, where a
+/// reader connection's cache is dropped after every write.
+async fn read_claimed(tx: &mut SqliteConnection, done: &mut [(Reply, Done)]) -> Result<(), StoreError> {
+    let mut wanted: Vec<i64> = done
+        .iter()
+        .filter_map(|(_, d)| match d {
+            Done::Claim(Some(c)) => Some(c.build_id),
+            _ => None,
+        })
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut texts: std::collections::HashMap<i64, ClaimedText> = std::collections::HashMap::with_capacity(wanted.len());
+    for chunk in wanted.chunks(IN_CHUNK) {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT b.id, b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256, {}, {}
+             FROM builds b JOIN build_texts t ON t.build_id = b.id
+             LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version
+             WHERE b.id IN ",
+            rows::archive_subquery(rows::SQLITE, "b.id"),
+            rows::files_subquery(rows::SQLITE, "b.id")
+        ));
+        qb.push_tuples(chunk, |mut b, id| {
+            b.push_bind(*id);
+        });
+        // One text per batch size: cached for the common small batches only.
+        let q = qb.build().persistent(chunk.len() <= 8);
+        for r in q.fetch_all(&mut *tx).await? {
+            texts.insert(
+                r.get(0),
+                ClaimedText {
+                    sha256: r.get(1),
+                    raw_zstd: r.get(2),
+                    source_version: r.get(3),
+                    directory: r.get(4),
+                    dsc_sha256: r.get(5),
+                    archive: r.get(6),
+                    files: r.get(7),
+                },
+            );
+        }
+    }
+    for (_, d) in done.iter_mut() {
+        if let Done::Claim(Some(c)) = d {
+            // Two leases of one build in one batch cannot happen (one job per build while
+            // queued or leased); take the text for the first and clone for any other anyway.
+            c.text = texts.get(&c.build_id).map(|t| ClaimedText {
+                sha256: t.sha256.clone(),
+                raw_zstd: t.raw_zstd.clone(),
+                source_version: t.source_version.clone(),
+                directory: t.directory.clone(),
+                dsc_sha256: t.dsc_sha256.clone(),
+                archive: t.archive.clone(),
+                files: t.files.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Lease the first job `node` may take, inside `tx`: one UPDATE choosing the row by subquery,
-/// then the attempt row.
+/// and the attempt row, sent together as one multi-statement query (one round trip).
 async fn claim_in(tx: &mut SqliteConnection, node: &NodeRecord, now: i64, expires: i64) -> Result<Option<Claimed>, StoreError> {
     let arches = node.caps.claimable_arches();
     let mut qb = QueryBuilder::<Sqlite>::new("UPDATE rebuild_jobs SET state = 'leased', fence = fence + 1, lease_node = ");
@@ -734,9 +811,21 @@ async fn claim_in(tx: &mut SqliteConnection, node: &NodeRecord, now: i64, expire
     qb.push(" AND (a.node_id <> ");
     qb.push_bind(node.id);
     qb.push(" OR a.outcome IN ('reproducible', 'unreproducible'))) ORDER BY j.priority, j.id LIMIT 1)");
-    qb.push(" RETURNING id, fence, build_id, source, version, arch, backend");
-    let Some(r) = qb.build().fetch_optional(&mut *tx).await? else { return Ok(None) };
-    let c = Claimed {
+    qb.push(" RETURNING id, fence, build_id, source, version, arch, backend;");
+    // The attempt row of the lease just taken: every leased job has an attempt for its current
+    // token, so the node's only lease without one is the job the UPDATE chose (none when it
+    // chose none).
+    qb.push(" INSERT INTO rebuild_attempts (job_id, fence, node_id, operator_id, started_at) SELECT j.id, j.fence, ");
+    qb.push_bind(node.id);
+    qb.push(", ").push_bind(node.operator_id);
+    qb.push(", ").push_bind(now);
+    qb.push(" FROM rebuild_jobs j WHERE j.state = 'leased' AND j.lease_node = ");
+    qb.push_bind(node.id);
+    qb.push(" AND NOT EXISTS (SELECT 1 FROM rebuild_attempts a WHERE a.job_id = j.id AND a.fence = j.fence)");
+    // fetch_all, not fetch_optional: a row limit would stop before the INSERT runs.
+    let rows = qb.build().fetch_all(&mut *tx).await?;
+    let Some(r) = rows.first() else { return Ok(None) };
+    Ok(Some(Claimed {
         job_id: r.get(0),
         fence: r.get(1),
         expires,
@@ -745,14 +834,6 @@ async fn claim_in(tx: &mut SqliteConnection, node: &NodeRecord, now: i64, expire
         version: r.get(4),
         arch: r.get(5),
         backend: r.get(6),
-    };
-    sqlx::query("INSERT INTO rebuild_attempts (job_id, fence, node_id, operator_id, started_at) VALUES (?, ?, ?, ?, ?)")
-        .bind(c.job_id)
-        .bind(c.fence)
-        .bind(node.id)
-        .bind(node.operator_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-    Ok(Some(c))
+        text: None,
+    }))
 }
