@@ -83,6 +83,39 @@ pub fn blob_path(root: &Path, kind: BlobKind, sha256: &str) -> PathBuf {
     root.join("cas").join(kind.dir()).join(prefix).join(name)
 }
 
+/// Store a blob already held in memory (an attestation: a few kilobytes) and return its
+/// SHA-256. One blocking task does it all, where [`BlobWriter`] streams through a channel; a
+/// blob already stored is not written again.
+pub async fn store_small(root: &Path, kind: BlobKind, bytes: Vec<u8>) -> Result<String, CasError> {
+    let root = root.to_path_buf();
+    tokio::task::spawn_blocking(move || -> Result<String, CasError> {
+        let sha = hex::encode(Sha256::digest(&bytes));
+        let dest = blob_path(&root, kind, &sha);
+        if dest.exists() {
+            return Ok(sha);
+        }
+        let tmp_dir = root.join("cas").join("tmp");
+        std::fs::create_dir_all(&tmp_dir).map_err(|source| CasError::Io { what: "create", path: tmp_dir.clone(), source })?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
+            .map_err(|source| CasError::Io { what: "create a file in", path: tmp_dir.clone(), source })?;
+        let io = |source| CasError::Io { what: "write", path: tmp_dir.clone(), source };
+        if kind.compressed() {
+            let mut z = zstd::Encoder::new(tmp.as_file_mut(), 3).map_err(io)?;
+            z.write_all(&bytes).map_err(io)?;
+            z.finish().map_err(io)?;
+        } else {
+            tmp.write_all(&bytes).map_err(io)?;
+        }
+        if let Some(dir) = dest.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| CasError::Io { what: "create", path: dir.to_path_buf(), source })?;
+        }
+        tmp.persist(&dest).map_err(|e| CasError::Io { what: "rename into", path: dest.clone(), source: e.error })?;
+        Ok(sha)
+    })
+    .await
+    .map_err(|_| CasError::Stopped)?
+}
+
 /// Read a stored blob back (decompressed), if present.
 pub fn read_blob(root: &Path, kind: BlobKind, sha256: &str) -> Result<Option<Vec<u8>>, CasError> {
     let path = blob_path(root, kind, sha256);
@@ -191,6 +224,22 @@ impl BlobWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn small_blobs_are_stored_as_the_streaming_writer_stores_them() {
+        let dir = tempfile::tempdir().unwrap();
+        for kind in [BlobKind::Attestation, BlobKind::Log] {
+            let sha = store_small(dir.path(), kind, b"{\"signed\": {}}".to_vec()).await.unwrap();
+            assert_eq!(sha, hex::encode(Sha256::digest(b"{\"signed\": {}}")));
+            assert_eq!(read_blob(dir.path(), kind, &sha).unwrap().unwrap(), b"{\"signed\": {}}");
+            // Stored twice: one file, the same name.
+            assert_eq!(store_small(dir.path(), kind, b"{\"signed\": {}}".to_vec()).await.unwrap(), sha);
+            let mut w = BlobWriter::start(dir.path(), kind, 1 << 20);
+            w.write(b"{\"signed\": {}}".to_vec()).await.unwrap();
+            assert_eq!(w.finish().await.unwrap(), Some(sha));
+        }
+        assert_eq!(std::fs::read_dir(dir.path().join("cas/tmp")).unwrap().count(), 0, "no temporary file left");
+    }
 
     #[tokio::test]
     async fn stores_by_content_and_compresses_logs() {

@@ -809,9 +809,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
         } else {
             rebuild::attest::check(&attestation, &node.caps.public_key, header.job_id, header.fence, &artifacts)
                 .map_err(|e| Status::invalid_argument(format!("attestation: {e}")))?;
-            let mut w = BlobWriter::start(dir, BlobKind::Attestation, rebuild::attest::MAX_ATTESTATION_BYTES);
-            w.write(attestation).await.map_err(cas)?;
-            w.finish().await.map_err(cas)?
+            Some(rebuild::cas::store_small(dir, BlobKind::Attestation, attestation).await.map_err(cas)?)
         };
         // A built result's buildinfo must parse and describe the job's build before anything of
         // the report is recorded: otherwise the lease stays and the node may report again.

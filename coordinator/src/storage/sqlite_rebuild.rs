@@ -671,6 +671,7 @@ impl Batcher {
 }
 
 async fn run_batch(writer: sqlx::SqlitePool, batch: Vec<(Work, Reply)>) {
+    let ops = batch.len();
     let mut done = Vec::with_capacity(batch.len());
     let result: Result<(), StoreError> = async {
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -700,6 +701,7 @@ async fn run_batch(writer: sqlx::SqlitePool, batch: Vec<(Work, Reply)>) {
     .await;
     match result {
         Ok(()) => {
+            tracing::debug!(ops, "scheduler batch committed");
             for (reply, d) in done {
                 let _ = reply.send(Ok(d));
             }
