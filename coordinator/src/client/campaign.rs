@@ -24,6 +24,28 @@ pub enum PlanFormat {
     Uploads,
 }
 
+/// Item shapes a plan answer can be asked for (`CampaignSpec.items`), smallest last.
+pub const ITEM_SHAPES: [&str; 4] = ["full", "summary", "brief", "none"];
+
+/// The item shape to ask for: `asked` (`--items`), else the smallest `format` prints (JSON:
+/// every field of every item). A page (`offset`, `limit`) applies to JSON only.
+pub fn items_to_ask(format: PlanFormat, asked: Option<String>, offset: u32, limit: u32) -> Result<String> {
+    if format != PlanFormat::Json && (offset != 0 || limit != 0) {
+        bail!("--item-offset and --item-limit apply to --json output only");
+    }
+    Ok(match (format, asked) {
+        // The table shows each item's first vulnerable evidence and its notes.
+        (PlanFormat::Table, Some(a)) if a == "brief" || a == "none" => {
+            bail!("the table shows each item's evidence and notes: --items summary or full")
+        }
+        (_, Some(a)) => a,
+        (PlanFormat::Json, None) => "full".into(),
+        (PlanFormat::Table, None) => "summary".into(),
+        // The exports are rendered by the server: no item is needed.
+        (PlanFormat::Wb | PlanFormat::Uploads, None) => "none".into(),
+    })
+}
+
 /// Open a channel to the coordinator's campaign service.
 pub async fn connect(server: &str) -> Result<CampaignsClient<Channel>> {
     Ok(CampaignsClient::new(super::channel(server).await?)
@@ -158,7 +180,13 @@ pub struct PlanView {
     pub campaign: CampaignView,
     /// Number of waves.
     pub waves: u32,
-    /// Items in wave order.
+    /// The item shape asked for, when not `full`: `summary`, `brief` or `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items_detail: Option<String>,
+    /// Items in the whole plan, when `items` does not hold them all (shape `none`, a page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_count: Option<u64>,
+    /// Items in wave order (in the shape asked for).
     pub items: Vec<ItemView>,
     /// Dependency cycles.
     pub cycles: Vec<CycleView>,
@@ -206,11 +234,15 @@ pub struct UploadView {
     pub changelog: String,
 }
 
-/// Convert a plan answer.
-pub fn plan_view(p: &pb::CampaignPlan) -> Result<PlanView> {
+/// Convert a plan answer, asked for in item shape `detail`.
+pub fn plan_view(p: &pb::CampaignPlan, detail: &str) -> Result<PlanView> {
+    // A server older than item shapes and paging sends every item and no count.
+    let count = if p.item_count == 0 { p.items.len() as u64 } else { p.item_count };
     Ok(PlanView {
         campaign: campaign_view(p.campaign.as_ref()),
         waves: p.waves,
+        items_detail: (!detail.is_empty() && detail != "full").then(|| detail.to_owned()),
+        item_count: (count != p.items.len() as u64).then_some(count),
         items: p.items.iter().map(item_view).collect::<Result<_>>()?,
         cycles: p.cycles.iter().map(|c| CycleView { id: c.id, members: c.members.clone(), wave: c.wave }).collect(),
         notes: p.notes.clone(),
