@@ -15,7 +15,7 @@ port=${1:-7520}
 bin=${BIN:-target/release/debcover}
 data=$(mktemp -d)
 DEBCOVER_LOG=debcover_coordinator::campaign=debug,info "$bin" serve --listen "127.0.0.1:$port" \
-    --data-dir "$data" 2>"$data/server.log" &
+    --http-listen off --data-dir "$data" 2>"$data/server.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$data"' EXIT
 export DEBCOVER_SERVER="http://127.0.0.1:$port"

@@ -216,11 +216,31 @@ fn evidence_owned(e: Evidence) -> pb::Evidence {
 }
 
 fn item(p: &PlannedItem, saved: Option<&ItemRecord>) -> pb::CampaignItem {
-    item_owned(p.clone(), saved, ItemDetail::Full)
+    item_owned(p.clone(), saved, ItemDetail::Full, &mut Vec::new())
 }
 
-/// An item on the wire in shape `detail` (never [`ItemDetail::None`]: no item is sent then).
-fn item_owned(p: PlannedItem, saved: Option<&ItemRecord>, detail: ItemDetail) -> pb::CampaignItem {
+/// Free `garbage` on a blocking thread when there is a runtime: a suite-wide plan is hundreds of
+/// thousands of small allocations, and the answer need not wait for them to be freed.
+fn drop_later<T: Send + 'static>(garbage: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn_blocking(move || drop(garbage));
+        }
+        Err(_) => drop(garbage),
+    }
+}
+
+/// An item on the wire in shape `detail` (never [`ItemDetail::None`]: no item is sent then);
+/// the evidence left out goes to `garbage`.
+fn item_owned(
+    mut p: PlannedItem,
+    saved: Option<&ItemRecord>,
+    detail: ItemDetail,
+    garbage: &mut Vec<Vec<Evidence>>,
+) -> pb::CampaignItem {
+    if detail != ItemDetail::Full {
+        garbage.push(std::mem::take(&mut p.evidence));
+    }
     let (evidence, notes, upstream) = match detail {
         ItemDetail::Full => (
             p.evidence.into_iter().map(evidence_owned).collect(),
@@ -231,7 +251,8 @@ fn item_owned(p: PlannedItem, saved: Option<&ItemRecord>, detail: ItemDetail) ->
                 .collect(),
         ),
         ItemDetail::Summary => {
-            (p.evidence.into_iter().find(|e| e.vulnerable).map(evidence_owned).into_iter().collect(), p.notes, Vec::new())
+            let first = garbage.last().and_then(|ev| ev.iter().find(|e| e.vulnerable)).map(evidence);
+            (first.into_iter().collect(), p.notes, Vec::new())
         }
         ItemDetail::Brief | ItemDetail::None => (Vec::new(), Vec::new(), Vec::new()),
     };
@@ -276,7 +297,8 @@ fn info(c: &CampaignRecord, counts: &[(String, u64)]) -> pb::CampaignInfo {
 }
 
 /// The plan message, with the exports rendered for the campaign's mode and the items in `shape`.
-fn plan_message(c: &CampaignRecord, plan: Plan, saved: &[ItemRecord], changed_by: &str, shape: Shape) -> pb::CampaignPlan {
+fn plan_message(c: &CampaignRecord, mut plan: Plan, saved: &[ItemRecord], changed_by: &str, shape: Shape) -> pb::CampaignPlan {
+    let started = std::time::Instant::now();
     let date = chrono::Utc::now().to_rfc2822();
     let ctx = ExportContext {
         id: (c.id != 0).then_some(c.id),
@@ -297,19 +319,23 @@ fn plan_message(c: &CampaignRecord, plan: Plan, saved: &[ItemRecord], changed_by
         .collect();
     let waves = plan.waves();
     let item_count = plan.items.len() as u64;
+    let mut all = std::mem::take(&mut plan.items);
+    let mut garbage = Vec::new();
     let items: Vec<pb::CampaignItem> = if shape.detail == ItemDetail::None {
         Vec::new()
     } else {
-        plan.items
-            .into_iter()
-            .skip(shape.offset)
-            .take(shape.limit.unwrap_or(usize::MAX))
+        let end = shape.limit.map_or(all.len(), |n| shape.offset.saturating_add(n)).min(all.len());
+        let start = shape.offset.min(end);
+        all.drain(start..end)
             .map(|p| {
                 let s = by_key.get(&(p.suite.as_str(), p.source.as_str(), p.arch.as_str())).copied();
-                item_owned(p, s, shape.detail)
+                item_owned(p, s, shape.detail, &mut garbage)
             })
             .collect()
     };
+    drop_later((all, garbage));
+    tracing::debug!(items = items.len(), detail = shape.detail.as_str(), ms = started.elapsed().as_millis() as u64,
+        "campaign: plan answer");
     pb::CampaignPlan {
         campaign: Some(info(c, &counts(saved))),
         item_count,
