@@ -390,8 +390,8 @@ fn disagreement(
     if ibd.is_empty() {
         return None;
     }
-    let seen = || {
-        let mut text = String::with_capacity(ibd.iter().map(|e| e.package.len() + e.version.len() + 3).sum());
+    // Built piece by piece: one note for nearly every binary of a suite-wide plan.
+    let seen = |text: &mut String| {
         for (n, e) in ibd.iter().enumerate() {
             if n > 0 {
                 text.push_str(", ");
@@ -400,18 +400,20 @@ fn disagreement(
                 text.push_str(part);
             }
         }
-        text
     };
     if decl.is_empty() {
         let vulnerable = ibd.iter().any(|e| e.vulnerable);
         return vulnerable.then(|| {
-            format!(
-                "{} {}: built with {} but declares no Built-Using/Static-Built-Using for {} (missing declaration)",
-                b.package,
-                b.version,
-                seen(),
-                spec.library
-            )
+            let mut text = String::with_capacity(160 + 40 * ibd.len());
+            for part in [b.package.as_str(), " ", b.version.as_str(), ": built with "] {
+                text.push_str(part);
+            }
+            seen(&mut text);
+            for part in [" but declares no Built-Using/Static-Built-Using for ", spec.library.as_str(),
+                         " (missing declaration)"] {
+                text.push_str(part);
+            }
+            text
         });
     }
     // Declarations name binNMU-free versions.
@@ -420,13 +422,10 @@ fn disagreement(
         return None;
     }
     let decls = decl.iter().map(|e| format!("{}: {} (= {})", e.kind.field(), e.package, e.version)).collect::<Vec<_>>();
-    Some(format!(
-        "{} {}: declares {} but its buildinfo shows {} (stale declaration)",
-        b.package,
-        b.version,
-        decls.join(", "),
-        seen()
-    ))
+    let mut shows = String::new();
+    seen(&mut shows);
+    Some(format!("{} {}: declares {} but its buildinfo shows {shows} (stale declaration)", b.package, b.version,
+        decls.join(", ")))
 }
 
 fn found_by(item: &PlannedItem) -> FoundBy {
