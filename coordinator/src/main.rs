@@ -592,7 +592,7 @@ async fn campaign(cmd: CampaignCommand, file: &FileConfig) -> Result<ExitCode> {
                 .await
                 .map_err(|s| client::status_error("campaign export", s))?
                 .into_inner();
-            cc::print_plan(&cc::plan_view(&r, &detail)?, format)?;
+            cc::print_plan(&cc::plan_view(r, &detail)?, format)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -628,7 +628,7 @@ async fn campaign_spec(a: CampaignSpecArgs, file: &FileConfig, save: bool) -> Re
         ("campaign plan", c.plan_campaign(spec).await)
     };
     let r = r.map_err(|s| client::status_error(what, s))?.into_inner();
-    cc::print_plan(&cc::plan_view(&r, &detail)?, format)?;
+    cc::print_plan(&cc::plan_view(r, &detail)?, format)?;
     Ok(ExitCode::SUCCESS)
 }
 
