@@ -11,6 +11,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::Command;
 
+use debcover_proto::v1 as pb;
+use debcover_proto::v1::campaigns_client::CampaignsClient;
 use debcover_tests::{Server, describe, embedding_scan, in_ci, pg::TestDatabase, testdata, workspace};
 use serde_json::Value;
 
@@ -386,6 +388,187 @@ fn bad_campaign_requests_get_clear_errors_and_empty_results_say_so() {
         let st = s.cli(&["campaign", "status", "42"]);
         assert_eq!(st.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&st.stderr).contains("no campaign with id 42"), "{}", describe(&st));
+        assert_eq!(s.terminate(), Some(0));
+    }
+}
+
+/// FULL with each item reduced as `shape` reduces it (see `campaigns.proto`, ITEM SHAPES).
+fn reduced(full: &pb::CampaignPlan, shape: &str) -> pb::CampaignPlan {
+    let mut want = full.clone();
+    match shape {
+        "none" => want.items.clear(),
+        "brief" => {
+            for i in &mut want.items {
+                i.evidence.clear();
+                i.notes.clear();
+                i.upstream.clear();
+            }
+        }
+        "summary" => {
+            for i in &mut want.items {
+                i.evidence = i.evidence.iter().find(|e| e.vulnerable).cloned().into_iter().collect();
+                i.upstream.clear();
+            }
+        }
+        other => panic!("{other}"),
+    }
+    want
+}
+
+/// Changelog trailers carry the time of the answer: compare them without it.
+fn undated(mut p: pb::CampaignPlan) -> pb::CampaignPlan {
+    for u in &mut p.uploads {
+        u.changelog = u
+            .changelog
+            .lines()
+            .map(|l| if l.starts_with(" -- ") { l.split(">  ").next().unwrap_or(l) } else { l })
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
+    p
+}
+
+/// The item shapes of a plan answer carry exactly what the full answer carries minus what they
+/// leave out (compared with the full answer for the same spec, over gRPC), pages are slices of
+/// it, and the CLI's wanna-build and uploads outputs, which now ask for no items, print what
+/// the full answer holds, byte for byte; the table asks for summaries and prints what it
+/// printed from full answers.
+#[test]
+fn item_shapes_carry_the_full_answer_minus_what_they_leave_out() {
+    let Some(dir) = fixture() else { return };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (s, _db) in servers() {
+        s.json(&["ingest", "archive", "--suite", "sid", "--json", dir.join("stage1/Packages").to_str().unwrap()], 0);
+        s.json(&["ingest", "buildinfo", "--json", dir.join("stage1").to_str().unwrap()], 0);
+        let mut c = rt.block_on(CampaignsClient::connect(s.url.clone())).unwrap();
+        let spec = |library: &str, fixed: &str, mode: &str, items: &str| pb::CampaignSpec {
+            library: library.into(),
+            fixed_version: fixed.into(),
+            suites: vec!["sid".into()],
+            mode: mode.into(),
+            advisories: vec!["CVE-2026-0001".into()],
+            changed_by: "Jane Doe <jane@example.org>".into(),
+            items: items.into(),
+            ..Default::default()
+        };
+        let cases = [("libvuln", "1.1-1", "binnmu"), ("libstat", "2.1-1", "binnmu"), ("libstat", "2.1-1", "sourceful")];
+        for (library, fixed, mode) in cases {
+            let full = rt.block_on(c.plan_campaign(spec(library, fixed, mode, "full"))).unwrap().into_inner();
+            let default = rt.block_on(c.plan_campaign(spec(library, fixed, mode, ""))).unwrap().into_inner();
+            assert_eq!(undated(default), undated(full.clone()), "an empty shape is the full answer");
+            assert_eq!(full.item_count, full.items.len() as u64);
+            assert!(!full.items.is_empty() && full.items.iter().all(|i| !i.evidence.is_empty()), "{full:#?}");
+            if library == "libvuln" {
+                assert!(full.items.iter().any(|i| !i.upstream.is_empty()), "the fixture has a wave-2 item: {full:#?}");
+            } else {
+                assert!(full.items.iter().any(|i| !i.notes.is_empty()), "app-b's missing declaration: {full:#?}");
+            }
+            for shape in ["summary", "brief", "none"] {
+                let got = rt.block_on(c.plan_campaign(spec(library, fixed, mode, shape))).unwrap().into_inner();
+                assert_eq!(undated(got), undated(reduced(&full, shape)), "{library} {mode} {shape}");
+            }
+            // A page is a slice of the full answer's items, with the plan's count.
+            let mut page = spec(library, fixed, mode, "full");
+            page.item_offset = 1;
+            page.item_limit = 1;
+            let got = rt.block_on(c.plan_campaign(page)).unwrap().into_inner();
+            let mut want = full.clone();
+            want.items = full.items.iter().skip(1).take(1).cloned().collect();
+            assert_eq!(undated(got), undated(want), "{library} {mode} page");
+
+            // The CLI: exports ask for no items and print the full answer's, byte for byte.
+            let mut args = vec!["campaign", "plan", "--library", library, "--fixed", fixed, "--suite", "sid", "--mode",
+                                mode, "--advisory", "CVE-2026-0001", "--changed-by", "Jane Doe <jane@example.org>"];
+            if mode == "binnmu" {
+                args.extend(["--format", "wb"]);
+                let out = s.cli(&args);
+                assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+                assert_eq!(String::from_utf8(out.stdout).unwrap(), full.wanna_build, "{library}: wb output changed");
+            } else {
+                args.extend(["--format", "uploads"]);
+                let out = s.cli(&args);
+                assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+                let mut want = String::new();
+                for u in &full.uploads {
+                    want.push_str(&format!(
+                        "# wave {}: {} {} -> {} in {} ({})\n\n{}\n",
+                        u.wave, u.source, u.current_version, u.version, u.suite, u.architectures.join(" "), u.changelog
+                    ));
+                }
+                let got = String::from_utf8(out.stdout).unwrap();
+                let strip = |t: &str| t.lines().map(|l| l.split(">  ").next().unwrap_or(l).to_owned()).collect::<Vec<_>>();
+                assert_eq!(strip(&got), strip(&want), "{library}: uploads output changed");
+            }
+            // The table from summaries is the table from full answers.
+            let mut table = args.clone();
+            table.truncate(table.len() - 2);
+            let summary = s.cli(&table);
+            table.extend(["--items", "full"]);
+            let from_full = s.cli(&table);
+            assert_eq!(summary.status.code(), Some(0), "{}", describe(&summary));
+            assert_eq!(summary.stdout, from_full.stdout, "{library} {mode}: table");
+            // JSON shapes: the full JSON minus the keys left out.
+            let j = |shape: &str| {
+                let mut a: Vec<&str> = table[..table.len() - 2].to_vec();
+                a.extend(["--json", "--items", shape]);
+                s.json(&a, 0)
+            };
+            let full_json = j("full");
+            assert!(full_json.get("items_detail").is_none() && full_json.get("item_count").is_none(), "{full_json:#}");
+            let mut brief = full_json.clone();
+            for i in brief["items"].as_array_mut().unwrap() {
+                let i = i.as_object_mut().unwrap();
+                for k in ["evidence", "notes", "upstream"] {
+                    i.remove(k);
+                }
+            }
+            brief["items_detail"] = "brief".into();
+            let mut got = j("brief");
+            if mode == "sourceful" {
+                got["uploads"] = brief["uploads"].clone();
+            }
+            assert_eq!(got, brief);
+            let none = j("none");
+            assert_eq!(none["items"], serde_json::json!([]));
+            assert_eq!(none["item_count"], full.items.len() as u64);
+            assert_eq!(none["items_detail"], "none");
+        }
+        // Bad shapes are refused by name.
+        let e = rt.block_on(c.plan_campaign(spec("libvuln", "1.1-1", "binnmu", "tiny"))).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains("items: unknown item shape \"tiny\""), "{e:?}");
+
+        // Saved campaigns: create and export in every shape.
+        let created = rt.block_on(c.create_campaign(spec("libvuln", "1.1-1", "binnmu", "none"))).unwrap().into_inner();
+        let id = created.campaign.as_ref().unwrap().id;
+        assert_eq!(created.item_count, 3);
+        assert!(created.items.is_empty());
+        let export = |items: &str| {
+            let mut c = c.clone();
+            rt.block_on(c.export_campaign(pb::CampaignRequest { id, items: items.into(), ..Default::default() }))
+                .unwrap()
+                .into_inner()
+        };
+        let full = export("full");
+        assert_eq!(full.items.len(), 3);
+        assert!(full.items.iter().all(|i| i.state == "affected"), "{full:#?}");
+        assert_eq!(created.wanna_build, full.wanna_build);
+        for shape in ["summary", "brief", "none"] {
+            assert_eq!(export(shape), reduced(&full, shape), "export {shape}");
+        }
+        let out = s.cli(&["campaign", "export", &id.to_string()]);
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), full.wanna_build, "export wb output changed");
+        let t1 = s.cli(&["campaign", "export", &id.to_string(), "--format", "table"]);
+        let t2 = s.cli(&["campaign", "export", &id.to_string(), "--format", "table", "--items", "full"]);
+        assert_eq!(t1.status.code(), Some(0), "{}", describe(&t1));
+        assert_eq!(t1.stdout, t2.stdout, "export table");
+        assert!(String::from_utf8_lossy(&t1.stdout).contains("STATE"), "{}", describe(&t1));
+        // Flags that make no sense for an output are refused.
+        let out = s.cli(&["campaign", "export", &id.to_string(), "--format", "table", "--items", "brief"]);
+        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+        let out = s.cli(&["campaign", "export", &id.to_string(), "--item-limit", "1"]);
+        assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
         assert_eq!(s.terminate(), Some(0));
     }
 }

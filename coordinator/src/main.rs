@@ -249,10 +249,33 @@ struct CampaignSpecArgs {
     #[arg(long, value_name = "NAME <EMAIL>")]
     changed_by: Option<String>,
     /// Output: table, json, wb (wanna-build nmu/dw lines) or uploads (sourceful changelogs).
+    /// Each asks the server for no more than it prints: wb and uploads for no items, the table
+    /// for each item without its upstream thresholds and with only its first vulnerable evidence.
     #[arg(long, value_enum, default_value = "table")]
     format: client::campaign::PlanFormat,
     #[command(flatten)]
+    items: ItemArgs,
+    #[command(flatten)]
     server: ServerArg,
+}
+
+/// How much of a plan's items `--json` asks for.
+#[derive(Args)]
+struct ItemArgs {
+    /// How much of each item to ask the server for: full (every field), summary (no upstream
+    /// thresholds, only the first vulnerable evidence), brief (no evidence, notes or upstream
+    /// thresholds) or none (no items: campaign, counts, cycles, notes, waves, exports and
+    /// `item_count`). Default: the least the output prints: full for --json, summary for the
+    /// table (which accepts summary or full), none for wb and uploads. Smaller answers come
+    /// much faster for suite-wide plans.
+    #[arg(long = "items", value_name = "SHAPE", value_parser = client::campaign::ITEM_SHAPES)]
+    detail: Option<String>,
+    /// With --json: skip the first N items (in wave order); `item_count` gives the total.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    item_offset: u32,
+    /// With --json: at most N items (0: all).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    item_limit: u32,
 }
 
 #[derive(Subcommand)]
@@ -284,12 +307,15 @@ enum CampaignCommand {
     Export {
         /// Campaign id.
         id: i64,
-        /// Output format.
+        /// Output format (table, json, wb or uploads); each asks the server for no more than it
+        /// prints.
         #[arg(long, value_enum, default_value = "wb")]
         format: client::campaign::PlanFormat,
         /// "Name <email>" for changelog entries (sourceful campaigns).
         #[arg(long, value_name = "NAME <EMAIL>")]
         changed_by: Option<String>,
+        #[command(flatten)]
+        items: ItemArgs,
         #[command(flatten)]
         server: ServerArg,
     },
@@ -510,7 +536,7 @@ async fn campaign(cmd: CampaignCommand, file: &FileConfig) -> Result<ExitCode> {
             let r = c
                 .campaign_status(pb::CampaignRequest {
                     id,
-                    changed_by: String::new(),
+                    ..Default::default()
                 })
                 .await
                 .map_err(|s| client::status_error("campaign status", s))?
@@ -528,7 +554,7 @@ async fn campaign(cmd: CampaignCommand, file: &FileConfig) -> Result<ExitCode> {
             let r = c
                 .campaign_events(pb::CampaignRequest {
                     id,
-                    changed_by: String::new(),
+                    ..Default::default()
                 })
                 .await
                 .map_err(|s| client::status_error("campaign events", s))?
@@ -545,23 +571,28 @@ async fn campaign(cmd: CampaignCommand, file: &FileConfig) -> Result<ExitCode> {
             id,
             format,
             changed_by: who,
+            items,
             server,
         } => {
-            let mut c = cc::connect(&config::resolve_server(server.server, file)).await?;
-            let r = c
-                .export_campaign(pb::CampaignRequest {
-                    id,
-                    changed_by: changed_by(who),
-                })
-                .await
-                .map_err(|s| client::status_error("campaign export", s))?
-                .into_inner();
             let format = if server.json {
                 cc::PlanFormat::Json
             } else {
                 format
             };
-            cc::print_plan(&cc::plan_view(&r)?, format)?;
+            let detail = cc::items_to_ask(format, items.detail, items.item_offset, items.item_limit)?;
+            let mut c = cc::connect(&config::resolve_server(server.server, file)).await?;
+            let r = c
+                .export_campaign(pb::CampaignRequest {
+                    id,
+                    changed_by: changed_by(who),
+                    items: detail.clone(),
+                    item_offset: items.item_offset,
+                    item_limit: items.item_limit,
+                })
+                .await
+                .map_err(|s| client::status_error("campaign export", s))?
+                .into_inner();
+            cc::print_plan(&cc::plan_view(r, &detail)?, format)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -569,6 +600,12 @@ async fn campaign(cmd: CampaignCommand, file: &FileConfig) -> Result<ExitCode> {
 
 async fn campaign_spec(a: CampaignSpecArgs, file: &FileConfig, save: bool) -> Result<ExitCode> {
     use client::campaign as cc;
+    let format = if a.server.json {
+        cc::PlanFormat::Json
+    } else {
+        a.format
+    };
+    let detail = cc::items_to_ask(format, a.items.detail, a.items.item_offset, a.items.item_limit)?;
     let mut c = cc::connect(&config::resolve_server(a.server.server, file)).await?;
     let spec = pb::CampaignSpec {
         library: a.library,
@@ -581,6 +618,9 @@ async fn campaign_spec(a: CampaignSpecArgs, file: &FileConfig, save: bool) -> Re
         max_depth: a.max_depth,
         changed_by: changed_by(a.changed_by),
         propagate: a.propagate,
+        items: detail.clone(),
+        item_offset: a.items.item_offset,
+        item_limit: a.items.item_limit,
     };
     let (what, r) = if save {
         ("campaign create", c.create_campaign(spec).await)
@@ -588,12 +628,7 @@ async fn campaign_spec(a: CampaignSpecArgs, file: &FileConfig, save: bool) -> Re
         ("campaign plan", c.plan_campaign(spec).await)
     };
     let r = r.map_err(|s| client::status_error(what, s))?.into_inner();
-    let format = if a.server.json {
-        cc::PlanFormat::Json
-    } else {
-        a.format
-    };
-    cc::print_plan(&cc::plan_view(&r)?, format)?;
+    cc::print_plan(&cc::plan_view(r, &detail)?, format)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -20,7 +20,10 @@
 //! packages of C libraries ship a shared library, and following all of them would make half the
 //! archive "affected" by any library in a build chroot.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+type FoldMap<K, V> = foldhash::HashMap<K, V>;
+type FoldSet<T> = foldhash::HashSet<T>;
 
 use debversion::Version;
 
@@ -106,7 +109,7 @@ pub async fn analyze<S: CampaignStore>(
 
     let mut plan = Plan { library_binaries: library_binaries.clone(), ..Plan::default() };
     let mut drafts: Vec<Draft> = Vec::new();
-    let mut index: HashMap<(String, String, String), usize> = HashMap::new();
+    let mut index = ItemIndex::default();
     let mut edges: Vec<(usize, usize)> = Vec::new();
     let mut known_library = !library_binaries.is_empty();
     let mut skipped_all = 0usize;
@@ -114,11 +117,9 @@ pub async fn analyze<S: CampaignStore>(
     for suite in &spec.suites {
         let in_scope = |b: &&ShippedBinary| spec.arches.is_empty() || spec.arches.contains(&b.index_arch);
         let snapshot = &snapshots[suite.as_str()];
-        let mut shipped = snapshot.select(ShippedBy::Builds(&builds));
-        let declaring = snapshot.select(ShippedBy::Embedding(&decl_names));
-        known_library |= !declaring.is_empty();
-        shipped.extend(declaring);
-        let shipped = dedup(shipped.into_iter().filter(in_scope).collect());
+        known_library |= snapshot.any(ShippedBy::Embedding(&decl_names));
+        let shipped = snapshot.select_union(ShippedBy::Builds(&builds), ShippedBy::Embedding(&decl_names));
+        let shipped = dedup_all(shipped.into_iter().filter(in_scope).collect());
         tracing::debug!(%suite, binaries = shipped.len(), ms = started.elapsed().as_millis() as u64, "analysis: shipped binaries");
 
         for &b in &shipped {
@@ -149,10 +150,14 @@ pub async fn analyze<S: CampaignStore>(
                 })
                 .collect();
             for (field, src, ver) in &b.embeds {
+                // The name first: most declarations are about other sources.
+                if !decl_names.contains(src) {
+                    continue;
+                }
                 let (Some(kind), Some(v)) = (EvidenceKind::from_field(field), version(ver)) else {
                     continue;
                 };
-                if decl_names.contains(src) {
+                {
                     ev.push(Evidence {
                         kind,
                         binary: b.package.clone(),
@@ -170,16 +175,14 @@ pub async fn analyze<S: CampaignStore>(
             let ibd_vulnerable = ibd.iter().any(|e| e.vulnerable);
             let decl_vulnerable = decl.iter().any(|e| e.vulnerable);
             let vulnerable = if ibd.is_empty() { decl_vulnerable } else { ibd_vulnerable };
-            let stripped: BTreeSet<&str> = seen.iter().map(|i| i.stripped.as_str()).collect();
-            let disagreement = disagreement(b, &ibd, &decl, &stripped, spec);
+            let disagreement = disagreement(b, &ibd, &decl, &seen, spec);
             if !vulnerable {
                 if let Some(d) = disagreement {
                     plan.notes.push(format!("{suite}: {d} (not affected: the buildinfo is authoritative)"));
                 }
                 continue;
             }
-            let arch = b.architecture.clone();
-            let i = draft_for(&mut drafts, &mut index, suite, b, &arch);
+            let i = draft_for(&mut drafts, &mut index, suite, b);
             let d = &mut drafts[i];
             d.item.evidence.extend(ev);
             if let Some(text) = disagreement {
@@ -212,19 +215,17 @@ pub async fn analyze<S: CampaignStore>(
             }
             let found = dependents(store, &snapshots[suite.as_str()], spec, &drafts, &mine).await?;
             for (b, upstream, ev) in found {
-                let key = (suite.clone(), b.source.clone(), b.architecture.clone());
-                let existing = index.get(&key).copied();
+                let existing = index.get(suite, &b.source, &b.architecture);
                 if existing.is_none() && capped {
                     plan.beyond_depth += 1;
                     // Count each (source, arch) once.
-                    index.insert(key, usize::MAX);
+                    index.insert(suite, &b.source, &b.architecture, usize::MAX);
                     continue;
                 }
                 if existing == Some(usize::MAX) {
                     continue;
                 }
-                let arch = b.architecture.clone();
-                let i = draft_for(&mut drafts, &mut index, suite, b, &arch);
+                let i = draft_for(&mut drafts, &mut index, suite, b);
                 if existing.is_none() {
                     next.push(i);
                 }
@@ -249,8 +250,6 @@ pub async fn analyze<S: CampaignStore>(
         frontier = next;
         depth += 1;
     }
-    // Remove the placeholders of items counted beyond the cap.
-    index.retain(|_, i| *i != usize::MAX);
     if plan.beyond_depth > 0 {
         plan.notes.push(format!(
             "{} more items are affected beyond the depth cap of {}; raise --max-depth to plan them",
@@ -260,11 +259,10 @@ pub async fn analyze<S: CampaignStore>(
 
     let levels = waves::levels(drafts.len(), &edges);
     tracing::debug!(edges = edges.len(), ms = started.elapsed().as_millis() as u64, "analysis: waves");
-    let keys: Vec<String> = drafts.iter().map(|d| d.item.key()).collect();
     let mut after: Vec<BTreeSet<String>> = vec![BTreeSet::new(); drafts.len()];
     for &(a, b) in &edges {
         if a != b {
-            after[b].insert(keys[a].clone());
+            after[b].insert(drafts[a].item.key());
         }
     }
     for (i, d) in drafts.iter_mut().enumerate() {
@@ -280,7 +278,7 @@ pub async fn analyze<S: CampaignStore>(
         }
     }
     for (g, members) in levels.groups.iter().enumerate() {
-        let names: Vec<String> = members.iter().map(|&m| keys[m].clone()).collect();
+        let names: Vec<String> = members.iter().map(|&m| drafts[m].item.key()).collect();
         let wave = levels.wave[members[0]];
         plan.notes.push(format!(
             "dependency cycle {}: {} were each built against another's vulnerable build; they are \
@@ -302,47 +300,71 @@ pub async fn analyze<S: CampaignStore>(
     Ok(plan)
 }
 
-/// One row per (binary, index architecture); arch:all binaries appear once per index.
-fn dedup(mut shipped: Vec<&ShippedBinary>) -> Vec<&ShippedBinary> {
-    let mut seen = HashSet::new();
-    shipped.retain(|b| seen.insert((b.id, b.index_arch.clone())));
-    // arch:all binaries are listed in every architecture's index: keep one.
-    let mut seen_all = HashSet::new();
+/// arch:all binaries are listed in every architecture's index: keep one row of each. (A
+/// snapshot selection has one row per binary and index architecture already.)
+fn dedup_all(mut shipped: Vec<&ShippedBinary>) -> Vec<&ShippedBinary> {
+    let mut seen_all: FoldSet<i64> = FoldSet::default();
     shipped.retain(|b| b.architecture != "all" || seen_all.insert(b.id));
     shipped
 }
 
-/// The draft for `(suite, source, arch)`, created from `b` when new.
-fn draft_for(
-    drafts: &mut Vec<Draft>,
-    index: &mut HashMap<(String, String, String), usize>,
-    suite: &str,
-    b: &ShippedBinary,
-    arch: &str,
-) -> usize {
-    let key = (suite.to_owned(), b.source.clone(), arch.to_owned());
-    let i = *index.entry(key).or_insert_with(|| {
-        drafts.push(Draft {
-            item: PlannedItem {
-                suite: suite.to_owned(),
-                source: b.source.clone(),
-                arch: arch.to_owned(),
-                source_version: b.source_version.clone(),
-                version: b.version.clone(),
-                build_sha256: b.build.as_ref().map(|(_, sha, _)| sha.clone()),
-                binaries: Vec::new(),
-                wave: 1,
-                cycle: None,
-                found_by: FoundBy::Both,
-                evidence: Vec::new(),
-                notes: Vec::new(),
-                after: Vec::new(),
-                upstream: Vec::new(),
-                planned_version: None,
-            },
-        });
-        drafts.len() - 1
-    });
+/// Drafts by `(suite, source, arch)`, looked up without allocating.
+#[derive(Default)]
+struct ItemIndex {
+    map: FoldMap<String, usize>,
+    /// The key being looked up, reused.
+    buf: String,
+}
+
+impl ItemIndex {
+    fn key(&mut self, suite: &str, source: &str, arch: &str) {
+        self.buf.clear();
+        // No name contains a NUL (command-line arguments and index fields cannot).
+        for part in [suite, "\0", source, "\0", arch] {
+            self.buf.push_str(part);
+        }
+    }
+
+    fn get(&mut self, suite: &str, source: &str, arch: &str) -> Option<usize> {
+        self.key(suite, source, arch);
+        self.map.get(self.buf.as_str()).copied()
+    }
+
+    fn insert(&mut self, suite: &str, source: &str, arch: &str, i: usize) {
+        self.key(suite, source, arch);
+        self.map.insert(self.buf.clone(), i);
+    }
+}
+
+/// The draft for `(suite, b.source, b.architecture)`, created from `b` when new.
+fn draft_for(drafts: &mut Vec<Draft>, index: &mut ItemIndex, suite: &str, b: &ShippedBinary) -> usize {
+    let arch = b.architecture.as_str();
+    let i = match index.get(suite, &b.source, arch) {
+        Some(i) => i,
+        None => {
+            drafts.push(Draft {
+                item: PlannedItem {
+                    suite: suite.to_owned(),
+                    source: b.source.clone(),
+                    arch: arch.to_owned(),
+                    source_version: b.source_version.clone(),
+                    version: b.version.clone(),
+                    build_sha256: b.build.as_ref().map(|(_, sha, _)| sha.clone()),
+                    binaries: Vec::new(),
+                    wave: 1,
+                    cycle: None,
+                    found_by: FoundBy::Both,
+                    evidence: Vec::new(),
+                    notes: Vec::new(),
+                    after: Vec::new(),
+                    upstream: Vec::new(),
+                    planned_version: None,
+                },
+            });
+            index.insert(suite, &b.source, arch, drafts.len() - 1);
+            drafts.len() - 1
+        }
+    };
     let item = &mut drafts[i].item;
     item.binaries.push(b.package.clone());
     // Several binaries of one source can differ in version (binNMU of arch-any only): keep the
@@ -362,37 +384,48 @@ fn disagreement(
     b: &ShippedBinary,
     ibd: &[&Evidence],
     decl: &[&Evidence],
-    installed: &BTreeSet<&str>,
+    installed: &[&Installed],
     spec: &CampaignSpec,
 ) -> Option<String> {
     if ibd.is_empty() {
         return None;
     }
-    let seen = || ibd.iter().map(|e| format!("{} {}", e.package, e.version)).collect::<Vec<_>>().join(", ");
+    // Built piece by piece: one note for nearly every binary of a suite-wide plan.
+    let seen = |text: &mut String| {
+        for (n, e) in ibd.iter().enumerate() {
+            if n > 0 {
+                text.push_str(", ");
+            }
+            for part in [e.package.as_str(), " ", e.version.as_str()] {
+                text.push_str(part);
+            }
+        }
+    };
     if decl.is_empty() {
         let vulnerable = ibd.iter().any(|e| e.vulnerable);
         return vulnerable.then(|| {
-            format!(
-                "{} {}: built with {} but declares no Built-Using/Static-Built-Using for {} (missing declaration)",
-                b.package,
-                b.version,
-                seen(),
-                spec.library
-            )
+            let mut text = String::with_capacity(160 + 40 * ibd.len());
+            for part in [b.package.as_str(), " ", b.version.as_str(), ": built with "] {
+                text.push_str(part);
+            }
+            seen(&mut text);
+            for part in [" but declares no Built-Using/Static-Built-Using for ", spec.library.as_str(),
+                         " (missing declaration)"] {
+                text.push_str(part);
+            }
+            text
         });
     }
-    let declared: BTreeSet<String> = decl.iter().map(|e| e.version.clone()).collect();
-    if declared.iter().all(|d| installed.contains(d.as_str())) {
+    // Declarations name binNMU-free versions.
+    let installed: BTreeSet<&str> = installed.iter().map(|i| i.stripped.as_str()).collect();
+    if decl.iter().all(|d| installed.contains(d.version.as_str())) {
         return None;
     }
     let decls = decl.iter().map(|e| format!("{}: {} (= {})", e.kind.field(), e.package, e.version)).collect::<Vec<_>>();
-    Some(format!(
-        "{} {}: declares {} but its buildinfo shows {} (stale declaration)",
-        b.package,
-        b.version,
-        decls.join(", "),
-        seen()
-    ))
+    let mut shows = String::new();
+    seen(&mut shows);
+    Some(format!("{} {}: declares {} but its buildinfo shows {shows} (stale declaration)", b.package, b.version,
+        decls.join(", ")))
 }
 
 fn found_by(item: &PlannedItem) -> FoundBy {
@@ -437,16 +470,20 @@ async fn dependents<'a, S: CampaignStore>(
 ) -> Result<Vec<(&'a ShippedBinary, usize, Evidence)>, CampaignError> {
     // package name → [(upstream item, arch, vulnerable version)]
     let mut by_package: BTreeMap<String, Vec<(usize, String, Version)>> = BTreeMap::new();
-    let mut by_source: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut by_source: FoldMap<&str, Vec<usize>> = FoldMap::default();
     for &u in upstream {
         let it = &drafts[u].item;
-        let Some(v) = version(&it.version) else {
-            continue;
-        };
-        for bin in it.binaries.iter().filter(|b| propagates_through(it, b, spec.propagate)) {
-            by_package.entry(bin.clone()).or_default().push((u, it.arch.clone(), v.clone()));
+        let mut through = it.binaries.iter().filter(|b| propagates_through(it, b, spec.propagate)).peekable();
+        // Parsed only for items that propagate through a binary (few of a large plan).
+        if through.peek().is_some()
+            && let Some(v) = version(&it.version)
+        {
+            for bin in through {
+                by_package.entry(bin.clone()).or_default().push((u, it.arch.clone(), v.clone()));
+            }
         }
-        by_source.entry(it.source.clone()).or_default().push(u);
+        // Declarations naming the item's source are compared with its source version.
+        by_source.entry(it.source.as_str()).or_default().push(u);
     }
     let names: Vec<String> = by_package.keys().cloned().collect();
     let pvs = store.pkgvers_named(&names).await?;
@@ -466,10 +503,8 @@ async fn dependents<'a, S: CampaignStore>(
     }
     let mut builds: Vec<i64> = installed.keys().copied().collect();
     builds.sort_unstable();
-    let sources: Vec<String> = by_source.keys().cloned().collect();
-    let mut shipped = snapshot.select(ShippedBy::Builds(&builds));
-    shipped.extend(snapshot.select(ShippedBy::Embedding(&sources)));
-    let shipped = dedup(shipped);
+    let sources: Vec<String> = by_source.keys().map(|s| (*s).to_owned()).collect();
+    let shipped = dedup_all(snapshot.select_union(ShippedBy::Builds(&builds), ShippedBy::Embedding(&sources)));
 
     let mut out = Vec::new();
     for b in shipped {
@@ -500,13 +535,20 @@ async fn dependents<'a, S: CampaignStore>(
             }
         }
         for (field, src, ver) in &b.embeds {
+            // The name first: most declarations are about sources that are not affected.
+            let Some(ups) = by_source.get(src.as_str()) else {
+                continue;
+            };
             let (Some(kind), Some(v)) = (EvidenceKind::from_field(field), version(ver)) else {
                 continue;
             };
-            for &u in by_source.get(src).into_iter().flatten() {
+            for &u in ups {
                 let up = &drafts[u].item;
+                if up.arch != b.architecture {
+                    continue;
+                }
                 let max = version(&up.source_version);
-                if up.arch == b.architecture && max.is_some_and(|m| v <= m) {
+                if max.is_some_and(|m| v <= m) {
                     found.push((
                         u,
                         Evidence {

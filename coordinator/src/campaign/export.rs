@@ -104,32 +104,50 @@ fn rebuilt_version(up: &PlannedItem) -> String {
 }
 
 /// The library's binary packages the item was built with (for `--extra-depends`).
-fn library_packages(item: &PlannedItem, plan: &Plan) -> Vec<String> {
-    let mut names: Vec<String> = item
+fn library_packages<'a>(item: &'a PlannedItem, plan: &'a Plan) -> Vec<&'a str> {
+    let mut names: Vec<&str> = item
         .evidence
         .iter()
         .filter(|e| e.kind == EvidenceKind::InstalledBuildDepends && e.through.is_none())
-        .map(|e| e.package.clone())
+        .map(|e| e.package.as_str())
         .collect();
     if names.is_empty() && item.evidence.iter().any(|e| e.through.is_none()) {
         // Found by declaration only: the library's -dev packages, if it has any.
-        names = plan.library_binaries.iter().filter(|b| b.ends_with("-dev")).cloned().collect();
+        names = plan.library_binaries.iter().filter(|b| b.ends_with("-dev")).map(String::as_str).collect();
     }
-    names.sort();
+    names.sort_unstable();
     names.dedup();
     names
 }
 
-/// Items by `(suite, SOURCE/ARCH)`.
-type ItemIndex<'a> = std::collections::HashMap<(&'a str, String), &'a PlannedItem>;
+/// Items by `(suite, source, arch)`.
+type ItemIndex<'a> = std::collections::HashMap<(&'a str, &'a str, &'a str), &'a PlannedItem>;
+
+/// The item `through` ("SOURCE/ARCH", names without a slash) of `suite`.
+fn item_named<'m>(index: &'m ItemIndex<'m>, suite: &'m str, through: &'m str) -> Option<&'m PlannedItem> {
+    let (source, arch) = through.split_once('/')?;
+    index.get(&(suite, source, arch)).copied()
+}
 
 /// The dependencies a rebuild of `item` must wait for: the fixed library, and the rebuilt
-/// versions of the upstream items it was built against.
-fn wait_for(item: &PlannedItem, plan: &Plan, index: &ItemIndex<'_>, ctx: &ExportContext<'_>) -> Vec<String> {
-    let mut deps: Vec<String> =
-        library_packages(item, plan).into_iter().map(|p| format!("{p} (>= {})", ctx.fixed)).collect();
+/// versions of the upstream items it was built against. `fixed_deps` memoizes the first part
+/// (`PACKAGE (>= FIXED)`) by package.
+fn wait_for<'a>(
+    item: &'a PlannedItem,
+    plan: &'a Plan,
+    index: &ItemIndex<'_>,
+    ctx: &ExportContext<'_>,
+    fixed_deps: &mut std::collections::HashMap<&'a str, String>,
+) -> Vec<String> {
+    let mut deps: Vec<String> = library_packages(item, plan)
+        .into_iter()
+        .map(|p| fixed_deps.entry(p).or_insert_with(|| format!("{p} (>= {})", ctx.fixed)).clone())
+        .collect();
+    if item.upstream.is_empty() {
+        return deps;
+    }
     for up in &item.upstream {
-        if let Some(u) = index.get(&(item.suite.as_str(), up.through.clone())) {
+        if let Some(u) = item_named(index, &item.suite, &up.through) {
             // Members of one cycle are rebuilt together: waiting for each other would deadlock.
             if item.cycle.is_some() && u.cycle == item.cycle {
                 continue;
@@ -159,21 +177,29 @@ pub fn wanna_build(plan: &Plan, ctx: &ExportContext<'_>) -> String {
         plan.waves()
     );
     // (wave, suite, source, source_version, dependencies) → arches
-    type Line = (u32, String, String, String, Vec<String>);
-    let mut lines: BTreeMap<Line, Vec<String>> = BTreeMap::new();
+    type Line<'a> = (u32, &'a str, &'a str, &'a str, Vec<String>);
+    let mut lines: BTreeMap<Line<'_>, Vec<&str>> = BTreeMap::new();
     let mut cannot: Vec<&PlannedItem> = Vec::new();
-    let index: ItemIndex<'_> = plan.items.iter().map(|i| ((i.suite.as_str(), i.key()), i)).collect();
+    // Only items that later items were built against are looked up.
+    let index: ItemIndex<'_> = if plan.items.iter().any(|i| !i.upstream.is_empty()) {
+        plan.items.iter().map(|i| ((i.suite.as_str(), i.source.as_str(), i.arch.as_str()), i)).collect()
+    } else {
+        ItemIndex::new()
+    };
+    let mut fixed_deps = std::collections::HashMap::new();
     for item in &plan.items {
         if item.arch == "all" {
             cannot.push(item);
             continue;
         }
-        let deps = wait_for(item, plan, &index, ctx);
+        let deps = wait_for(item, plan, &index, ctx, &mut fixed_deps);
         lines
-            .entry((item.wave, item.suite.clone(), item.source.clone(), item.source_version.clone(), deps))
+            .entry((item.wave, item.suite.as_str(), item.source.as_str(), item.source_version.as_str(), deps))
             .or_default()
-            .push(item.arch.clone());
+            .push(item.arch.as_str());
     }
+    let reason = ctx.reason();
+    let fixed_suffix = format!("(>= {})", ctx.fixed);
     let mut wave = 0;
     for ((w, suite, source, sv, deps), arches) in &lines {
         if *w != wave {
@@ -186,16 +212,16 @@ pub fn wanna_build(plan: &Plan, ctx: &ExportContext<'_>) -> String {
             }
         }
         let mut arches = arches.clone();
-        arches.sort();
+        arches.sort_unstable();
         arches.dedup();
         let arches = arches.join(" ");
-        let mut line = format!("nmu {source}_{sv} . {arches} . {suite} . -m \"{}\"", ctx.reason());
+        let _ = write!(out, "nmu {source}_{sv} . {arches} . {suite} . -m \"{reason}\"");
         if !deps.is_empty() {
-            let _ = write!(line, " --extra-depends \"{}\"", deps.join(", "));
+            let _ = write!(out, " --extra-depends \"{}\"", deps.join(", "));
         }
-        let _ = writeln!(out, "{line}");
+        out.push('\n');
         if wave > 1 {
-            let upstream: Vec<&String> = deps.iter().filter(|d| !d.ends_with(&format!("(>= {})", ctx.fixed))).collect();
+            let upstream: Vec<&String> = deps.iter().filter(|d| !d.ends_with(&fixed_suffix)).collect();
             if !upstream.is_empty() {
                 let joined: Vec<&str> = upstream.iter().map(|s| s.as_str()).collect();
                 let _ = writeln!(out, "dw {source}_{sv} . {arches} . {suite} . -m \"{}\"", joined.join(", "));

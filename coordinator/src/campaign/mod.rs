@@ -150,6 +150,17 @@ impl EvidenceKind {
         }
     }
 
+    /// The kebab-case name, as serialized (`installed-build-depends`, `built-using`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceKind::InstalledBuildDepends => "installed-build-depends",
+            EvidenceKind::BuiltUsing => "built-using",
+            EvidenceKind::StaticBuiltUsing => "static-built-using",
+            EvidenceKind::XCargoBuiltUsing => "x-cargo-built-using",
+            EvidenceKind::Attestation => "attestation",
+        }
+    }
+
     /// The declaration kind for a stored `binary_embeds.field` value.
     pub fn from_field(field: &str) -> Option<Self> {
         match field {
@@ -207,6 +218,17 @@ pub enum FoundBy {
     DeclarationOnly,
 }
 
+impl FoundBy {
+    /// The kebab-case name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FoundBy::Both => "both",
+            FoundBy::BuildinfoOnly => "buildinfo-only",
+            FoundBy::DeclarationOnly => "declaration-only",
+        }
+    }
+}
+
 /// A version of a package that counts as vulnerable for an item: installed at or below
 /// `max_version` means built against the affected intermediate `through`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,7 +266,8 @@ pub struct PlannedItem {
     pub cycle: Option<u32>,
     /// Which evidence found it.
     pub found_by: FoundBy,
-    /// The facts.
+    /// The facts (never empty in a plan; left out of answers that ask for less).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub evidence: Vec<Evidence>,
     /// Disagreements between buildinfo and declarations, in words.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -696,6 +719,17 @@ pub(crate) fn version(s: &str) -> Option<Version> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_names_are_the_serialized_names() {
+        use EvidenceKind::*;
+        for k in [InstalledBuildDepends, BuiltUsing, StaticBuiltUsing, XCargoBuiltUsing, Attestation] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
+        for f in [FoundBy::Both, FoundBy::BuildinfoOnly, FoundBy::DeclarationOnly] {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.as_str());
+        }
+    }
 
     fn newer(how: How, verdict: Verdict) -> Observation {
         Observation::Newer { version: "1.0-1+b1".into(), how, verdict }

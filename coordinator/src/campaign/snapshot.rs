@@ -48,16 +48,56 @@ impl SuiteSnapshot {
 
     /// Binaries selected as [`CampaignStore::shipped_binaries`] would select them.
     pub fn select(&self, by: ShippedBy<'_>) -> Vec<&ShippedBinary> {
-        let mut idx: Vec<u32> = match by {
-            ShippedBy::All => return self.binaries.iter().collect(),
-            ShippedBy::Builds(ids) => ids.iter().filter_map(|id| self.by_build.get(id)).flatten().copied().collect(),
-            ShippedBy::Embedding(names) => {
-                names.iter().filter_map(|n| self.by_embedded.get(n)).flatten().copied().collect()
-            }
-            ShippedBy::Sources(names) => {
-                return self.binaries.iter().filter(|b| names.contains(&b.source)).collect();
-            }
-        };
+        if let ShippedBy::Sources(names) = by {
+            return self.binaries.iter().filter(|b| names.contains(&b.source)).collect();
+        }
+        let mut idx = Vec::new();
+        self.indices(by, &mut idx);
+        self.rows(idx)
+    }
+
+    /// Binaries selected by `a`, then those selected by `b` and not by `a`: each row once.
+    pub fn select_union(&self, a: ShippedBy<'_>, b: ShippedBy<'_>) -> Vec<&ShippedBinary> {
+        if matches!(a, ShippedBy::Sources(_)) || matches!(b, ShippedBy::Sources(_)) {
+            let mut rows = self.select(a);
+            rows.extend(self.select(b));
+            let mut seen = std::collections::HashSet::new();
+            rows.retain(|r| seen.insert(std::ptr::from_ref(*r)));
+            return rows;
+        }
+        let mut first = Vec::new();
+        self.indices(a, &mut first);
+        first.sort_unstable();
+        first.dedup();
+        let mut second = Vec::new();
+        self.indices(b, &mut second);
+        second.sort_unstable();
+        second.dedup();
+        second.retain(|i| first.binary_search(i).is_err());
+        first.into_iter().chain(second).map(|i| &self.binaries[i as usize]).collect()
+    }
+
+    /// Whether `by` selects any binary.
+    pub fn any(&self, by: ShippedBy<'_>) -> bool {
+        match by {
+            ShippedBy::All => !self.binaries.is_empty(),
+            ShippedBy::Builds(ids) => ids.iter().any(|id| self.by_build.contains_key(id)),
+            ShippedBy::Embedding(names) => names.iter().any(|n| self.by_embedded.contains_key(n)),
+            ShippedBy::Sources(names) => self.binaries.iter().any(|b| names.contains(&b.source)),
+        }
+    }
+
+    /// Append the rows `by` selects (not `Sources`).
+    fn indices(&self, by: ShippedBy<'_>, idx: &mut Vec<u32>) {
+        match by {
+            ShippedBy::All => idx.extend(0..self.binaries.len() as u32),
+            ShippedBy::Builds(ids) => idx.extend(ids.iter().filter_map(|id| self.by_build.get(id)).flatten()),
+            ShippedBy::Embedding(names) => idx.extend(names.iter().filter_map(|n| self.by_embedded.get(n)).flatten()),
+            ShippedBy::Sources(_) => {}
+        }
+    }
+
+    fn rows(&self, mut idx: Vec<u32>) -> Vec<&ShippedBinary> {
         idx.sort_unstable();
         idx.dedup();
         idx.into_iter().map(|i| &self.binaries[i as usize]).collect()

@@ -3,6 +3,8 @@
 //! Server answers are converted once into views (domain [`PlannedItem`]s from the item's JSON
 //! detail, plus state); the text and `--json` renderings work on those views.
 
+use std::fmt::Write as _;
+
 use anyhow::{Context, Result, bail};
 use debcover_proto::v1 as pb;
 use debcover_proto::v1::campaigns_client::CampaignsClient;
@@ -22,6 +24,28 @@ pub enum PlanFormat {
     Wb,
     /// No-change uploads with changelog entries (sourceful campaigns).
     Uploads,
+}
+
+/// Item shapes a plan answer can be asked for (`CampaignSpec.items`), smallest last.
+pub const ITEM_SHAPES: [&str; 4] = ["full", "summary", "brief", "none"];
+
+/// The item shape to ask for: `asked` (`--items`), else the smallest `format` prints (JSON:
+/// every field of every item). A page (`offset`, `limit`) applies to JSON only.
+pub fn items_to_ask(format: PlanFormat, asked: Option<String>, offset: u32, limit: u32) -> Result<String> {
+    if format != PlanFormat::Json && (offset != 0 || limit != 0) {
+        bail!("--item-offset and --item-limit apply to --json output only");
+    }
+    Ok(match (format, asked) {
+        // The table shows each item's first vulnerable evidence and its notes.
+        (PlanFormat::Table, Some(a)) if a == "brief" || a == "none" => {
+            bail!("the table shows each item's evidence and notes: --items summary or full")
+        }
+        (_, Some(a)) => a,
+        (PlanFormat::Json, None) => "full".into(),
+        (PlanFormat::Table, None) => "summary".into(),
+        // The exports are rendered by the server: no item is needed.
+        (PlanFormat::Wb | PlanFormat::Uploads, None) => "none".into(),
+    })
 }
 
 /// Open a channel to the coordinator's campaign service.
@@ -59,52 +83,48 @@ fn wire_enum<T: serde::de::DeserializeOwned>(value: &str, what: &str, i: &pb::Ca
 }
 
 fn item_view(i: &pb::CampaignItem) -> Result<ItemView> {
-    let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    item_view_owned(i.clone())
+}
+
+fn item_view_owned(i: pb::CampaignItem) -> Result<ItemView> {
+    let some = |s: String| (!s.is_empty()).then_some(s);
+    let found_by = wire_enum(&i.found_by, "found_by", &i)?;
+    let evidence = i
+        .evidence
+        .iter()
+        .map(|e| {
+            Ok(Evidence {
+                kind: wire_enum(&e.kind, "evidence kind", &i)?,
+                binary: e.binary.clone(),
+                package: e.package.clone(),
+                version: e.version.clone(),
+                vulnerable: e.vulnerable,
+                through: some(e.through.clone()),
+            })
+        })
+        .collect::<Result<_>>()?;
     let planned = PlannedItem {
-        suite: i.suite.clone(),
-        source: i.source.clone(),
-        arch: i.architecture.clone(),
-        source_version: i.source_version.clone(),
-        version: i.version.clone(),
-        build_sha256: some(&i.build_id),
-        binaries: i.binaries.clone(),
+        suite: i.suite,
+        source: i.source,
+        arch: i.architecture,
+        source_version: i.source_version,
+        version: i.version,
+        build_sha256: some(i.build_id),
+        binaries: i.binaries,
         wave: i.wave,
         cycle: (i.cycle != 0).then_some(i.cycle),
-        found_by: wire_enum(&i.found_by, "found_by", i)?,
-        evidence: i
-            .evidence
-            .iter()
-            .map(|e| {
-                Ok(Evidence {
-                    kind: wire_enum(&e.kind, "evidence kind", i)?,
-                    binary: e.binary.clone(),
-                    package: e.package.clone(),
-                    version: e.version.clone(),
-                    vulnerable: e.vulnerable,
-                    through: some(&e.through),
-                })
-            })
-            .collect::<Result<_>>()?,
-        notes: i.notes.clone(),
-        after: i.after.clone(),
+        found_by,
+        evidence,
+        notes: i.notes,
+        after: i.after,
         upstream: i
             .upstream
-            .iter()
-            .map(|u| UpstreamThreshold {
-                package: u.package.clone(),
-                max_version: u.max_version.clone(),
-                through: u.through.clone(),
-            })
+            .into_iter()
+            .map(|u| UpstreamThreshold { package: u.package, max_version: u.max_version, through: u.through })
             .collect(),
-        planned_version: some(&i.planned_version),
+        planned_version: some(i.planned_version),
     };
-    Ok(ItemView {
-        planned,
-        state: i.state.clone(),
-        reason: i.reason.clone(),
-        current_version: i.current_version.clone(),
-        coverage: i.coverage.clone(),
-    })
+    Ok(ItemView { planned, state: i.state, reason: i.reason, current_version: i.current_version, coverage: i.coverage })
 }
 
 /// A campaign's header as shown.
@@ -158,7 +178,13 @@ pub struct PlanView {
     pub campaign: CampaignView,
     /// Number of waves.
     pub waves: u32,
-    /// Items in wave order.
+    /// The item shape asked for, when not `full`: `summary`, `brief` or `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items_detail: Option<String>,
+    /// Items in the whole plan, when `items` does not hold them all (shape `none`, a page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_count: Option<u64>,
+    /// Items in wave order (in the shape asked for).
     pub items: Vec<ItemView>,
     /// Dependency cycles.
     pub cycles: Vec<CycleView>,
@@ -206,12 +232,17 @@ pub struct UploadView {
     pub changelog: String,
 }
 
-/// Convert a plan answer.
-pub fn plan_view(p: &pb::CampaignPlan) -> Result<PlanView> {
+/// Convert a plan answer, asked for in item shape `detail`.
+pub fn plan_view(mut p: pb::CampaignPlan, detail: &str) -> Result<PlanView> {
+    // A server older than item shapes and paging sends every item and no count.
+    let count = if p.item_count == 0 { p.items.len() as u64 } else { p.item_count };
+    let items = std::mem::take(&mut p.items);
     Ok(PlanView {
         campaign: campaign_view(p.campaign.as_ref()),
         waves: p.waves,
-        items: p.items.iter().map(item_view).collect::<Result<_>>()?,
+        items_detail: (!detail.is_empty() && detail != "full").then(|| detail.to_owned()),
+        item_count: (count != items.len() as u64).then_some(count),
+        items: items.into_iter().map(item_view_owned).collect::<Result<_>>()?,
         cycles: p.cycles.iter().map(|c| CycleView { id: c.id, members: c.members.clone(), wave: c.wave }).collect(),
         notes: p.notes.clone(),
         beyond_depth: p.beyond_depth,
@@ -260,7 +291,7 @@ pub fn print_plan(v: &PlanView, format: PlanFormat) -> Result<()> {
                 println!("{}", u.changelog);
             }
         }
-        PlanFormat::Table => print_plan_table(v),
+        PlanFormat::Table => print!("{}", plan_table(v)),
     }
     Ok(())
 }
@@ -277,16 +308,18 @@ fn headline(c: &CampaignView) -> String {
     s
 }
 
-fn print_plan_table(v: &PlanView) {
+/// The table of a plan, as text (printed in one write: suite-wide plans have ~60,000 lines).
+fn plan_table(v: &PlanView) -> String {
+    let mut out = String::new();
     let c = &v.campaign;
     if c.id != 0 {
-        println!("Campaign {}: {}", c.id, c.title);
+        let _ = writeln!(out, "Campaign {}: {}", c.id, c.title);
     } else {
-        println!("Campaign plan (not saved): {}", c.title);
+        let _ = writeln!(out, "Campaign plan (not saved): {}", c.title);
     }
-    println!("{}", headline(c));
+    let _ = writeln!(out, "{}", headline(c));
     if v.items.is_empty() {
-        println!(
+        let _ = writeln!(out, 
             "\nNo shipped binary in {} embeds {} below {}: nothing to rebuild.",
             c.suites.join(", "),
             c.library,
@@ -294,7 +327,7 @@ fn print_plan_table(v: &PlanView) {
         );
     } else {
         let count = |f: crate::campaign::FoundBy| v.items.iter().filter(|i| i.planned.found_by == f).count();
-        println!(
+        let _ = writeln!(out, 
             "{} items in {} waves; found by both buildinfo and declarations: {}, buildinfo only: {}, declarations only: {}",
             v.items.len(),
             v.waves,
@@ -302,7 +335,7 @@ fn print_plan_table(v: &PlanView) {
             count(crate::campaign::FoundBy::BuildinfoOnly),
             count(crate::campaign::FoundBy::DeclarationOnly),
         );
-        println!();
+        out.push('\n');
         let saved = v.items.iter().any(|i| !i.state.is_empty());
         let rows: Vec<Vec<String>> = v
             .items
@@ -329,25 +362,26 @@ fn print_plan_table(v: &PlanView) {
             header.push("STATE");
         }
         header.extend(["FOUND BY", "EVIDENCE"]);
-        print_table(&header, &rows);
+        out.push_str(&table_text(&header, &rows));
         let disagreements: Vec<String> = v
             .items
             .iter()
             .flat_map(|i| i.planned.notes.iter().map(move |n| format!("{}/{}: {n}", i.planned.suite, i.planned.source)))
             .collect();
         if !disagreements.is_empty() {
-            println!("\nDisagreements between buildinfo and declarations:");
+            let _ = writeln!(out, "\nDisagreements between buildinfo and declarations:");
             for d in disagreements {
-                println!("  - {d}");
+                let _ = writeln!(out, "  - {d}");
             }
         }
     }
     if !v.notes.is_empty() {
-        println!("\nNotes:");
+        let _ = writeln!(out, "\nNotes:");
         for n in &v.notes {
-            println!("  - {n}");
+            let _ = writeln!(out, "  - {n}");
         }
     }
+    out
 }
 
 fn found_by(f: crate::campaign::FoundBy) -> &'static str {
@@ -360,6 +394,11 @@ fn found_by(f: crate::campaign::FoundBy) -> &'static str {
 
 /// Print rows under a header, columns padded to their widest cell (the last one unpadded).
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    print!("{}", table_text(header, rows));
+}
+
+/// Rows under a header as text, columns padded to their widest cell (the last one unpadded).
+pub fn table_text(header: &[&str], rows: &[Vec<String>]) -> String {
     let n = header.len();
     let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
@@ -367,21 +406,24 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
             width[i] = width[i].max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let start = out.len();
         for (i, c) in cells.iter().enumerate() {
             if i + 1 == cells.len() {
-                s.push_str(c);
+                out.push_str(c);
             } else {
-                s.push_str(&format!("{c:<w$}  ", w = width[i]));
+                let _ = write!(out, "{c:<w$}  ", w = width[i]);
             }
         }
-        println!("{}", s.trim_end());
+        out.truncate(out[start..].trim_end().len() + start);
+        out.push('\n');
     };
     line(header.to_vec());
     for r in rows {
         line(r.iter().map(String::as_str).collect());
     }
+    out
 }
 
 /// A campaign's status as shown.

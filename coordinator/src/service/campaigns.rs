@@ -55,6 +55,61 @@ impl<S: crate::storage::RebuildStore> CampaignService<S> {
     }
 }
 
+/// How much of each item a plan answer carries (`CampaignSpec.items`; see the ITEM SHAPES of
+/// `campaigns.proto`). A property of the answer only: the analysis is the same for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemDetail {
+    /// Every field (the default).
+    Full,
+    /// Without `upstream`, and only the first vulnerable evidence (what a table shows).
+    Summary,
+    /// Without `evidence`, `notes` and `upstream`.
+    Brief,
+    /// No items.
+    None,
+}
+
+impl ItemDetail {
+    /// `full`, `summary`, `brief` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemDetail::Full => "full",
+            ItemDetail::Summary => "summary",
+            ItemDetail::Brief => "brief",
+            ItemDetail::None => "none",
+        }
+    }
+}
+
+impl std::str::FromStr for ItemDetail {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "" | "full" => Ok(ItemDetail::Full),
+            "summary" => Ok(ItemDetail::Summary),
+            "brief" => Ok(ItemDetail::Brief),
+            "none" => Ok(ItemDetail::None),
+            other => Err(format!("unknown item shape {other:?}: expected full, summary, brief or none")),
+        }
+    }
+}
+
+/// The shape and page of the items a plan answer carries.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    detail: ItemDetail,
+    offset: usize,
+    /// `None`: every item after the offset.
+    limit: Option<usize>,
+}
+
+impl Shape {
+    fn from_wire(items: &str, offset: u32, limit: u32) -> Result<Shape, Status> {
+        let detail = items.parse().map_err(|e: String| Status::invalid_argument(format!("items: {e}")))?;
+        Ok(Shape { detail, offset: offset as usize, limit: (limit != 0).then_some(limit as usize) })
+    }
+}
+
 fn campaign_status(e: CampaignError) -> Status {
     match e {
         CampaignError::UnknownLibrary(_) | CampaignError::UnknownSuite { .. } | CampaignError::NoSuchCampaign(_) => {
@@ -140,7 +195,7 @@ fn record_of(spec: &CampaignSpec, plan: &Plan) -> CampaignRecord {
 
 fn evidence(e: &Evidence) -> pb::Evidence {
     pb::Evidence {
-        kind: serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        kind: e.kind.as_str().to_owned(),
         binary: e.binary.clone(),
         package: e.package.clone(),
         version: e.version.clone(),
@@ -149,36 +204,79 @@ fn evidence(e: &Evidence) -> pb::Evidence {
     }
 }
 
+fn evidence_owned(e: Evidence) -> pb::Evidence {
+    pb::Evidence {
+        kind: e.kind.as_str().to_owned(),
+        binary: e.binary,
+        package: e.package,
+        version: e.version,
+        vulnerable: e.vulnerable,
+        through: e.through.unwrap_or_default(),
+    }
+}
+
 fn item(p: &PlannedItem, saved: Option<&ItemRecord>) -> pb::CampaignItem {
+    item_owned(p.clone(), saved, ItemDetail::Full, &mut Vec::new())
+}
+
+/// Free `garbage` on a blocking thread when there is a runtime: a suite-wide plan is hundreds of
+/// thousands of small allocations, and the answer need not wait for them to be freed.
+fn drop_later<T: Send + 'static>(garbage: T) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn_blocking(move || drop(garbage));
+        }
+        Err(_) => drop(garbage),
+    }
+}
+
+/// An item on the wire in shape `detail` (never [`ItemDetail::None`]: no item is sent then);
+/// the evidence left out goes to `garbage`.
+fn item_owned(
+    mut p: PlannedItem,
+    saved: Option<&ItemRecord>,
+    detail: ItemDetail,
+    garbage: &mut Vec<Vec<Evidence>>,
+) -> pb::CampaignItem {
+    if detail != ItemDetail::Full {
+        garbage.push(std::mem::take(&mut p.evidence));
+    }
+    let (evidence, notes, upstream) = match detail {
+        ItemDetail::Full => (
+            p.evidence.into_iter().map(evidence_owned).collect(),
+            p.notes,
+            p.upstream
+                .into_iter()
+                .map(|u| pb::UpstreamThreshold { package: u.package, max_version: u.max_version, through: u.through })
+                .collect(),
+        ),
+        ItemDetail::Summary => {
+            let first = garbage.last().and_then(|ev| ev.iter().find(|e| e.vulnerable)).map(evidence);
+            (first.into_iter().collect(), p.notes, Vec::new())
+        }
+        ItemDetail::Brief | ItemDetail::None => (Vec::new(), Vec::new(), Vec::new()),
+    };
     pb::CampaignItem {
-        suite: p.suite.clone(),
-        source: p.source.clone(),
-        architecture: p.arch.clone(),
-        source_version: p.source_version.clone(),
-        version: p.version.clone(),
-        build_id: p.build_sha256.clone().unwrap_or_default(),
-        binaries: p.binaries.clone(),
+        suite: p.suite,
+        source: p.source,
+        architecture: p.arch,
+        source_version: p.source_version,
+        version: p.version,
+        build_id: p.build_sha256.unwrap_or_default(),
+        binaries: p.binaries,
         wave: p.wave,
         cycle: p.cycle.unwrap_or(0),
-        found_by: serde_json::to_value(p.found_by).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-        evidence: p.evidence.iter().map(evidence).collect(),
-        notes: p.notes.clone(),
-        after: p.after.clone(),
-        planned_version: p.planned_version.clone().unwrap_or_default(),
+        found_by: p.found_by.as_str().to_owned(),
+        evidence,
+        notes,
+        after: p.after,
+        planned_version: p.planned_version.unwrap_or_default(),
         state: saved.map(|s| s.state.to_string()).unwrap_or_default(),
         reason: saved.map(|s| s.reason.clone()).unwrap_or_default(),
         current_version: saved.map(|s| s.current_version.clone()).unwrap_or_default(),
         coverage: saved.map(|s| s.coverage.to_string()).unwrap_or_default(),
         detail_json: String::new(),
-        upstream: p
-            .upstream
-            .iter()
-            .map(|u| pb::UpstreamThreshold {
-                package: u.package.clone(),
-                max_version: u.max_version.clone(),
-                through: u.through.clone(),
-            })
-            .collect(),
+        upstream,
     }
 }
 
@@ -198,8 +296,9 @@ fn info(c: &CampaignRecord, counts: &[(String, u64)]) -> pb::CampaignInfo {
     }
 }
 
-/// The plan message, with the exports rendered for the campaign's mode.
-fn plan_message(c: &CampaignRecord, plan: &Plan, saved: &[ItemRecord], changed_by: &str) -> pb::CampaignPlan {
+/// The plan message, with the exports rendered for the campaign's mode and the items in `shape`.
+fn plan_message(c: &CampaignRecord, mut plan: Plan, saved: &[ItemRecord], changed_by: &str, shape: Shape) -> pb::CampaignPlan {
+    let started = std::time::Instant::now();
     let date = chrono::Utc::now().to_rfc2822();
     let ctx = ExportContext {
         id: (c.id != 0).then_some(c.id),
@@ -211,29 +310,41 @@ fn plan_message(c: &CampaignRecord, plan: &Plan, saved: &[ItemRecord], changed_b
         date: &date,
     };
     let (wanna_build, uploads) = match c.mode {
-        Mode::Binnmu => (export::wanna_build(plan, &ctx), Vec::new()),
-        Mode::Sourceful => (String::new(), export::uploads(plan, &ctx)),
+        Mode::Binnmu => (export::wanna_build(&plan, &ctx), Vec::new()),
+        Mode::Sourceful => (String::new(), export::uploads(&plan, &ctx)),
     };
     let by_key: BTreeMap<(&str, &str, &str), &ItemRecord> = saved
         .iter()
         .map(|s| ((s.planned.suite.as_str(), s.planned.source.as_str(), s.planned.arch.as_str()), s))
         .collect();
+    let waves = plan.waves();
+    let item_count = plan.items.len() as u64;
+    let mut all = std::mem::take(&mut plan.items);
+    let mut garbage = Vec::new();
+    let items: Vec<pb::CampaignItem> = if shape.detail == ItemDetail::None {
+        Vec::new()
+    } else {
+        let end = shape.limit.map_or(all.len(), |n| shape.offset.saturating_add(n)).min(all.len());
+        let start = shape.offset.min(end);
+        all.drain(start..end)
+            .map(|p| {
+                let s = by_key.get(&(p.suite.as_str(), p.source.as_str(), p.arch.as_str())).copied();
+                item_owned(p, s, shape.detail, &mut garbage)
+            })
+            .collect()
+    };
+    drop_later((all, garbage));
+    tracing::debug!(items = items.len(), detail = shape.detail.as_str(), ms = started.elapsed().as_millis() as u64,
+        "campaign: plan answer");
     pb::CampaignPlan {
         campaign: Some(info(c, &counts(saved))),
-        items: plan
-            .items
-            .iter()
-            .map(|p| item(p, by_key.get(&(p.suite.as_str(), p.source.as_str(), p.arch.as_str())).copied()))
-            .collect(),
-        cycles: plan
-            .cycles
-            .iter()
-            .map(|g| pb::CycleGroup { id: g.id, members: g.members.clone(), wave: g.wave })
-            .collect(),
-        notes: plan.notes.clone(),
+        item_count,
+        items,
+        cycles: plan.cycles.into_iter().map(|g| pb::CycleGroup { id: g.id, members: g.members, wave: g.wave }).collect(),
+        notes: plan.notes,
         beyond_depth: plan.beyond_depth as u64,
-        library_binaries: plan.library_binaries.clone(),
-        waves: plan.waves(),
+        library_binaries: plan.library_binaries,
+        waves,
         wanna_build,
         uploads: uploads
             .into_iter()
@@ -316,15 +427,17 @@ impl<S: crate::storage::RebuildStore> Campaigns for CampaignService<S> {
     async fn plan_campaign(&self, request: Request<pb::CampaignSpec>) -> Result<Response<pb::CampaignPlan>, Status> {
         let r = request.into_inner();
         let changed_by = r.changed_by.clone();
+        let shape = Shape::from_wire(&r.items, r.item_offset, r.item_limit)?;
         let spec = spec_from_wire(r)?;
         let plan = analysis::analyze(&*self.store, &self.archive, &spec).await.map_err(campaign_status)?;
         let record = CampaignRecord { created_at: 0, ..record_of(&spec, &plan) };
-        Ok(Response::new(plan_message(&record, &plan, &[], &changed_by)))
+        Ok(Response::new(plan_message(&record, plan, &[], &changed_by, shape)))
     }
 
     async fn create_campaign(&self, request: Request<pb::CampaignSpec>) -> Result<Response<pb::CampaignPlan>, Status> {
         let r = request.into_inner();
         let changed_by = r.changed_by.clone();
+        let shape = Shape::from_wire(&r.items, r.item_offset, r.item_limit)?;
         let spec = spec_from_wire(r)?;
         let plan = analysis::analyze(&*self.store, &self.archive, &spec).await.map_err(campaign_status)?;
         let mut record = record_of(&spec, &plan);
@@ -339,7 +452,7 @@ impl<S: crate::storage::RebuildStore> Campaigns for CampaignService<S> {
         } else {
             items
         };
-        Ok(Response::new(plan_message(&record, &plan, &items, &changed_by)))
+        Ok(Response::new(plan_message(&record, plan, &items, &changed_by, shape)))
     }
 
     async fn list_campaigns(
@@ -417,9 +530,10 @@ impl<S: crate::storage::RebuildStore> Campaigns for CampaignService<S> {
         request: Request<pb::CampaignRequest>,
     ) -> Result<Response<pb::CampaignPlan>, Status> {
         let r = request.into_inner();
+        let shape = Shape::from_wire(&r.items, r.item_offset, r.item_limit)?;
         let (c, items) = self.load(r.id).await?;
         let bins = self.store.binaries_of_source(&c.library).await.map_err(store_status)?;
         let plan = saved_plan(&c, &items, bins);
-        Ok(Response::new(plan_message(&c, &plan, &items, &r.changed_by)))
+        Ok(Response::new(plan_message(&c, plan, &items, &r.changed_by, shape)))
     }
 }
