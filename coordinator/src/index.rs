@@ -54,6 +54,9 @@ pub struct ResolvedBuild {
     /// Opaque bytes the service derives from this entry once per generation (its wire
     /// encoding: the record part and the binaries part); the index never reads them.
     pub encoded: OnceLock<(Vec<u8>, Vec<u8>)>,
+    /// The same for the compact answer: the entry with its strings interned in the
+    /// generation's [`Symbols`] and its SHA-256s raw (built and read by `service::compact`).
+    pub compact: OnceLock<crate::service::compact::CompactBuild>,
 }
 
 /// One matching build of an indexed answer.
@@ -81,6 +84,9 @@ pub struct IndexedAnswer {
     pub resolved: Vec<String>,
     /// Matching builds, ordered by source, version, architecture and id.
     pub builds: Vec<IndexedMatch>,
+    /// The strings interned by the generation that answered (the compact answer's per-build
+    /// parts refer to them); `None` for an answer with no builds.
+    pub symbols: Option<Arc<Symbols>>,
 }
 
 impl IndexedAnswer {
@@ -116,6 +122,63 @@ struct Generation {
     resolved: Mutex<HashMap<i64, Arc<ResolvedBuild>>>,
     /// Answer order of the builds in `resolved`.
     ranks: Mutex<Arc<HashMap<i64, u32>>>,
+    /// Strings of this generation's compact per-build parts, each once.
+    symbols: Arc<Symbols>,
+}
+
+/// A string interner: each distinct string gets a number, valid for one generation. Symbol 0
+/// is always "".
+#[derive(Debug)]
+pub struct Symbols {
+    inner: RwLock<SymbolTable>,
+}
+
+#[derive(Debug, Default)]
+struct SymbolTable {
+    by_text: HashMap<Arc<str>, u32>,
+    texts: Vec<Arc<str>>,
+}
+
+impl Default for Symbols {
+    fn default() -> Self {
+        let s = Symbols { inner: RwLock::new(SymbolTable::default()) };
+        s.intern("");
+        s
+    }
+}
+
+impl Symbols {
+    /// The number of `text`, giving it one if it has none.
+    pub fn intern(&self, text: &str) -> u32 {
+        if let Some(n) = self.inner.read().unwrap_or_else(|e| e.into_inner()).by_text.get(text) {
+            return *n;
+        }
+        let mut t = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = t.by_text.get(text) {
+            return *n;
+        }
+        // More than 4 billion distinct strings would not fit in memory first.
+        let n = u32::try_from(t.texts.len()).unwrap_or(u32::MAX);
+        let text: Arc<str> = Arc::from(text);
+        t.texts.push(text.clone());
+        t.by_text.insert(text, n);
+        n
+    }
+
+    /// How many symbols there are.
+    pub fn len(&self) -> usize {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).texts.len()
+    }
+
+    /// Whether only "" is interned.
+    pub fn is_empty(&self) -> bool {
+        self.len() <= 1
+    }
+
+    /// Call `f` with the text of every symbol (indexable by number), under one read lock.
+    pub fn with_texts<R>(&self, f: impl FnOnce(&[Arc<str>]) -> R) -> R {
+        f(&self.inner.read().unwrap_or_else(|e| e.into_inner()).texts)
+    }
 }
 
 /// Timings of the last question, for the debug log and benchmarks.
@@ -175,9 +238,10 @@ impl BuiltWithIndex {
         if resolved.is_empty() {
             return Ok(IndexedAnswer::default());
         }
+        let symbols = Some(g.symbols.clone());
         let candidates = self.candidates(store, &g, &resolved, q.before.as_ref()).await?;
         if candidates.is_empty() {
-            return Ok(IndexedAnswer { resolved, builds: Vec::new() });
+            return Ok(IndexedAnswer { resolved, builds: Vec::new(), symbols });
         }
 
         // Posting lists → (build id, candidate) pairs, grouped by build.
@@ -248,7 +312,7 @@ impl BuiltWithIndex {
             matches_us = (t.sort_us - t.resolve_us) as u64,
             "built-with answered from the index"
         );
-        Ok(IndexedAnswer { resolved, builds: out })
+        Ok(IndexedAnswer { resolved, builds: out, symbols })
     }
 
     /// The generation the store is at, loading its shipping snapshot if it is not the one held.
@@ -294,6 +358,7 @@ impl BuiltWithIndex {
             sources: Mutex::default(),
             resolved: Mutex::default(),
             ranks: Mutex::default(),
+            symbols: Arc::default(),
         });
         tracing::debug!(
             generation,
@@ -491,5 +556,5 @@ fn resolve(g: &Generation, b: &Arc<CachedBuild>) -> ResolvedBuild {
             ProducedFile { shipped_in: shipped, ..f.clone() }
         })
         .collect();
-    ResolvedBuild { build: b.clone(), files, encoded: OnceLock::new() }
+    ResolvedBuild { build: b.clone(), files, encoded: OnceLock::new(), compact: OnceLock::new() }
 }

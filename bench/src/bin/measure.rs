@@ -6,7 +6,9 @@
 //!   the BuiltWith RPC as a client sees it, the whole answer received and decoded into
 //!   messages (min, median, p95 over N calls after one warm-up); then the same for
 //!   BuiltWithEncoded, (a) received, (b) received and every field read (each string checked as
-//!   UTF-8, no copies), (c) received and decoded into the same messages as BuiltWith. With
+//!   UTF-8, no copies), (c) received and decoded into the same messages as BuiltWith; then
+//!   BuiltWithCompact, (a) received, (b) every field read in place (`CompactView`), (c) decoded
+//!   into the domain values the CLI renders (checked equal to BuiltWith's). With
 //!   `--grep DIR`, the grep baseline in the same run and the ratios.
 //! - `sched --server URL --nodes N`: scheduler throughput with N simulated nodes doing
 //!   zero-time builds of the queued jobs over gRPC (cycles/s, claim and report latency,
@@ -229,12 +231,50 @@ fn main() -> Result<()> {
                 let r = report("BuiltWithEncoded, received", builds, recv);
                 let w = report("BuiltWithEncoded, received + every field read", builds, read);
                 let d = report("BuiltWithEncoded, received + decoded into messages", builds, dec);
-                Ok::<_, anyhow::Error>(vec![
+                let mut rows = vec![
                     ("BuiltWith, decoded", standard),
                     ("Encoded, received", r),
                     ("Encoded, read", w),
                     ("Encoded, decoded", d),
-                ])
+                ];
+
+                // BuiltWithCompact: the dictionary-coded answer (servers before it: skipped).
+                use debcover_coordinator::service::compact;
+                let warm_compact = match c.built_with_compact(req.clone()).await {
+                    Ok(r) => r.into_inner(),
+                    Err(s) if s.code() == tonic::Code::Unimplemented => {
+                        println!("  (this server has no BuiltWithCompact)");
+                        return Ok(rows);
+                    }
+                    Err(s) => return Err(s.into()),
+                };
+                let expected = debcover_coordinator::service::convert::built_with_result(warm.clone());
+                anyhow::ensure!(compact::decode(&warm_compact)? == expected, "BuiltWithCompact differs from BuiltWith");
+                let compact_bytes = prost::Message::encoded_len(&warm_compact);
+                println!(
+                    "  answer sizes: BuiltWithEncoded {} bytes, BuiltWithCompact {} bytes ({:.0}%; {} distinct strings)",
+                    warm_enc.response.len(),
+                    compact_bytes,
+                    compact_bytes as f64 * 100.0 / warm_enc.response.len().max(1) as f64,
+                    warm_compact.strings.len()
+                );
+                let (mut recv, mut read, mut dec) = (Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..n {
+                    let start = Instant::now();
+                    let r = c.built_with_compact(req.clone()).await?.into_inner();
+                    recv.push(start.elapsed());
+                    let walked = walk_compact(&r)?;
+                    read.push(start.elapsed());
+                    assert_eq!(walked, warm.builds.len());
+                    let start2 = Instant::now();
+                    let d = compact::decode(&r)?;
+                    dec.push(recv.last().copied().unwrap_or_default() + start2.elapsed());
+                    assert_eq!(d.builds.len(), warm.builds.len());
+                }
+                rows.push(("Compact, received", report("BuiltWithCompact, received", builds, recv)));
+                rows.push(("Compact, read", report("BuiltWithCompact, received + every field read", builds, read)));
+                rows.push(("Compact, decoded", report("BuiltWithCompact, received + decoded into domain values", builds, dec)));
+                Ok::<_, anyhow::Error>(rows)
             })?;
             if let Some(dir) = grep {
                 let (g, found) = grep_baseline(&dir, &package)?;
@@ -373,6 +413,34 @@ fn grep_baseline(dir: &PathBuf, package: &str) -> Result<(Duration, usize)> {
     }
     let (_, med, _) = stats(times);
     Ok((med, found))
+}
+
+/// Read every field of a compact answer in place: the view checks every column and index, then
+/// each build's and each binary's fields are fetched (strings as slices of the table, hashes as
+/// slices of the raw column, no copies). Returns the number of builds.
+fn walk_compact(r: &debcover_proto::v1::CompactBuiltWithResponse) -> Result<usize> {
+    use debcover_coordinator::service::compact::CompactView;
+    use std::hint::black_box;
+    let v = CompactView::new(r)?;
+    let mut builds = 0;
+    for b in v.builds() {
+        builds += 1;
+        black_box((b.id(), b.source(), b.source_version(), b.version(), b.host_architecture(), b.build_date()));
+        black_box((b.build_origin(), b.installed_build_depends(), b.signed(), b.origin_parts()));
+        for a in b.architectures() {
+            black_box(a);
+        }
+        for m in b.matched() {
+            black_box(m);
+        }
+        for x in b.binaries() {
+            black_box((x.package(), x.version(), x.architecture(), x.filename_parts(), x.size(), x.sha256()));
+            for s in x.shipped_in() {
+                black_box(s);
+            }
+        }
+    }
+    Ok(builds)
 }
 
 /// What reading every field of an encoded answer saw.
