@@ -127,16 +127,37 @@ struct Generation {
 }
 
 /// A string interner: each distinct string gets a number, valid for one generation. Symbol 0
-/// is always "".
+/// is always "". The texts are kept one after another, each behind its length as a protobuf
+/// varint, so that whoever writes them out (a compact answer's string table) copies bytes.
 #[derive(Debug)]
 pub struct Symbols {
     inner: RwLock<SymbolTable>,
 }
 
+/// The symbols' texts, read under one lock.
 #[derive(Debug, Default)]
-struct SymbolTable {
-    by_text: HashMap<Arc<str>, u32>,
-    texts: Vec<Arc<str>>,
+pub struct SymbolTable {
+    by_text: HashMap<Box<str>, u32>,
+    /// Every text, each preceded by its length (varint).
+    arena: Vec<u8>,
+    /// Per symbol: where its length starts in `arena`, and where its text starts.
+    spans: Vec<(usize, usize)>,
+}
+
+impl SymbolTable {
+    /// Symbol `n` as its length (varint) followed by its text; empty for an unknown symbol.
+    pub fn prefixed(&self, n: u32) -> &[u8] {
+        let Some((start, _)) = self.spans.get(n as usize) else { return &[] };
+        let end = self.spans.get(n as usize + 1).map_or(self.arena.len(), |(s, _)| *s);
+        self.arena.get(*start..end).unwrap_or_default()
+    }
+
+    /// The text of symbol `n` ("" for an unknown symbol).
+    pub fn text(&self, n: u32) -> &str {
+        let Some((_, text)) = self.spans.get(n as usize) else { return "" };
+        let end = self.spans.get(n as usize + 1).map_or(self.arena.len(), |(s, _)| *s);
+        self.arena.get(*text..end).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default()
+    }
 }
 
 impl Default for Symbols {
@@ -158,16 +179,19 @@ impl Symbols {
             return *n;
         }
         // More than 4 billion distinct strings would not fit in memory first.
-        let n = u32::try_from(t.texts.len()).unwrap_or(u32::MAX);
-        let text: Arc<str> = Arc::from(text);
-        t.texts.push(text.clone());
-        t.by_text.insert(text, n);
+        let n = u32::try_from(t.spans.len()).unwrap_or(u32::MAX);
+        let start = t.arena.len();
+        prost::encoding::encode_varint(text.len() as u64, &mut t.arena);
+        let text_start = t.arena.len();
+        t.arena.extend_from_slice(text.as_bytes());
+        t.spans.push((start, text_start));
+        t.by_text.insert(text.into(), n);
         n
     }
 
     /// How many symbols there are.
     pub fn len(&self) -> usize {
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).texts.len()
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).spans.len()
     }
 
     /// Whether only "" is interned.
@@ -175,9 +199,9 @@ impl Symbols {
         self.len() <= 1
     }
 
-    /// Call `f` with the text of every symbol (indexable by number), under one read lock.
-    pub fn with_texts<R>(&self, f: impl FnOnce(&[Arc<str>]) -> R) -> R {
-        f(&self.inner.read().unwrap_or_else(|e| e.into_inner()).texts)
+    /// Call `f` with the table, under one read lock.
+    pub fn with_table<R>(&self, f: impl FnOnce(&SymbolTable) -> R) -> R {
+        f(&self.inner.read().unwrap_or_else(|e| e.into_inner()))
     }
 }
 

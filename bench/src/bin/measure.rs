@@ -155,7 +155,8 @@ fn main() -> Result<()> {
                 if frame_kib > 0 {
                     endpoint = endpoint.max_frame_size(frame_kib * 1024);
                 }
-                let mut c = debcover_proto::v1::coordinator_client::CoordinatorClient::new(endpoint.connect().await?)
+                let channel = endpoint.connect().await?;
+                let mut c = debcover_proto::v1::coordinator_client::CoordinatorClient::new(channel.clone())
                     .max_decoding_message_size(256 * 1024 * 1024);
                 let req = debcover_proto::v1::BuiltWithRequest {
                     package: package.clone(),
@@ -238,10 +239,11 @@ fn main() -> Result<()> {
                     ("Encoded, decoded", d),
                 ];
 
-                // BuiltWithCompact: the dictionary-coded answer (servers before it: skipped).
-                use debcover_coordinator::service::compact;
-                let warm_compact = match c.built_with_compact(req.clone()).await {
-                    Ok(r) => r.into_inner(),
+                // BuiltWithCompact: the dictionary-coded answer, received as bytes and read in
+                // place (servers before it: skipped).
+                use debcover_coordinator::service::compact::{self, CompactView};
+                let warm_compact = match compact::request(channel.clone(), req.clone()).await {
+                    Ok(r) => r,
                     Err(s) if s.code() == tonic::Code::Unimplemented => {
                         println!("  (this server has no BuiltWithCompact)");
                         return Ok(rows);
@@ -249,25 +251,26 @@ fn main() -> Result<()> {
                     Err(s) => return Err(s.into()),
                 };
                 let expected = debcover_coordinator::service::convert::built_with_result(warm.clone());
-                anyhow::ensure!(compact::decode(&warm_compact)? == expected, "BuiltWithCompact differs from BuiltWith");
-                let compact_bytes = prost::Message::encoded_len(&warm_compact);
+                anyhow::ensure!(compact::decode_bytes(&warm_compact)? == expected, "BuiltWithCompact differs from BuiltWith");
+                let start = Instant::now();
+                let strings = CompactView::parse(&warm_compact).map(|v| v.len())?;
+                let parse_ms = ms(start.elapsed());
                 println!(
-                    "  answer sizes: BuiltWithEncoded {} bytes, BuiltWithCompact {} bytes ({:.0}%; {} distinct strings)",
+                    "  answer sizes: BuiltWithEncoded {} bytes, BuiltWithCompact {} bytes ({:.0}%); parsing the compact one (every column checked): {parse_ms:.1} ms for {strings} builds",
                     warm_enc.response.len(),
-                    compact_bytes,
-                    compact_bytes as f64 * 100.0 / warm_enc.response.len().max(1) as f64,
-                    warm_compact.strings.len()
+                    warm_compact.len(),
+                    warm_compact.len() as f64 * 100.0 / warm_enc.response.len().max(1) as f64,
                 );
                 let (mut recv, mut read, mut dec) = (Vec::new(), Vec::new(), Vec::new());
                 for _ in 0..n {
                     let start = Instant::now();
-                    let r = c.built_with_compact(req.clone()).await?.into_inner();
+                    let r = compact::request(channel.clone(), req.clone()).await?;
                     recv.push(start.elapsed());
                     let walked = walk_compact(&r)?;
                     read.push(start.elapsed());
                     assert_eq!(walked, warm.builds.len());
                     let start2 = Instant::now();
-                    let d = compact::decode(&r)?;
+                    let d = compact::decode_bytes(&r)?;
                     dec.push(recv.last().copied().unwrap_or_default() + start2.elapsed());
                     assert_eq!(d.builds.len(), warm.builds.len());
                 }
@@ -415,13 +418,14 @@ fn grep_baseline(dir: &PathBuf, package: &str) -> Result<(Duration, usize)> {
     Ok((med, found))
 }
 
-/// Read every field of a compact answer in place: the view checks every column and index, then
+/// Read every field of a compact answer in place: the view reads the bytes (strings as slices,
+/// numbers into columns) and checks every column and index, then
 /// each build's and each binary's fields are fetched (strings as slices of the table, hashes as
 /// slices of the raw column, no copies). Returns the number of builds.
-fn walk_compact(r: &debcover_proto::v1::CompactBuiltWithResponse) -> Result<usize> {
+fn walk_compact(r: &[u8]) -> Result<usize> {
     use debcover_coordinator::service::compact::CompactView;
     use std::hint::black_box;
-    let v = CompactView::new(r)?;
+    let v = CompactView::parse(r)?;
     let mut builds = 0;
     for b in v.builds() {
         builds += 1;

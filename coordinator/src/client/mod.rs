@@ -122,14 +122,19 @@ pub async fn connect(server: &str) -> Result<CoordinatorClient<Channel>> {
 /// the size), decoded by `service::compact` into the same domain values `BuiltWith`'s answer
 /// converts to; servers without that call are asked `BuiltWith`.
 pub async fn built_with(
-    c: &mut CoordinatorClient<Channel>,
+    channel: Channel,
     req: debcover_proto::v1::BuiltWithRequest,
 ) -> Result<crate::model::BuiltWithResult> {
-    match c.built_with_compact(req.clone()).await {
-        Ok(r) => Ok(crate::service::compact::decode(r.get_ref())?),
-        Err(s) if s.code() == tonic::Code::Unimplemented => Ok(crate::service::convert::built_with_result(
-            c.built_with(req).await.map_err(|s| status_error("built-with", s))?.into_inner(),
-        )),
+    match crate::service::compact::request(channel.clone(), req.clone()).await {
+        Ok(bytes) => Ok(crate::service::compact::decode_bytes(&bytes)?),
+        Err(s) if s.code() == tonic::Code::Unimplemented => {
+            let mut c = CoordinatorClient::new(channel)
+                .max_decoding_message_size(crate::service::MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(crate::service::MAX_MESSAGE_BYTES);
+            Ok(crate::service::convert::built_with_result(
+                c.built_with(req).await.map_err(|s| status_error("built-with", s))?.into_inner(),
+            ))
+        }
         Err(s) => Err(status_error("built-with", s)),
     }
 }

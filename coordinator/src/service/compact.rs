@@ -10,9 +10,10 @@
 //! renumbered densely (a table lookup each), so nothing is hashed per answer but the matched
 //! entries. Whole answers are never kept.
 //!
-//! Client side, the one place the compact form is read: [`CompactView::new`] checks every
-//! column's length and every index once (an error names the column) and then reads fields
-//! without copying; [`decode`] turns it into the domain values the CLI renders
+//! Client side, the one place the compact form is read: [`request`] receives the answer's bytes
+//! as they are, [`CompactView::parse`] reads them in place (strings as slices of the buffer,
+//! numbers into columns), checks every column's length and every index once (an error names
+//! the column) and then reads fields without copying; [`decode`] turns it into the domain values the CLI renders
 //! ([`BuiltWithResult`]), the same values `convert::built_with_result` makes of `BuiltWith`.
 
 use std::collections::HashMap;
@@ -164,39 +165,97 @@ impl Remap {
     }
 }
 
-/// The columns of a `CompactBuiltWithResponse` being filled.
+/// A packed varint column, written as it is filled (one pass, no second encoding).
 #[derive(Default)]
-struct Columns {
-    build_ids: Vec<u8>,
-    texts: [Vec<u32>; 7],
-    origin_number: Vec<u64>,
-    architecture_counts: Vec<u32>,
-    architectures: Vec<u32>,
-    installed_build_depends: Vec<u32>,
-    signed: Vec<bool>,
-    dependency: [Vec<u32>; 3],
-    matched_counts: Vec<u32>,
-    matched: Vec<u32>,
-    binary_counts: Vec<u32>,
-    binary_package: Vec<u32>,
-    binary_version: Vec<u32>,
-    binary_architecture: Vec<u32>,
-    binary_extension: Vec<u32>,
-    binary_size: Vec<u64>,
-    binary_sha256: Vec<u8>,
-    shipped_counts: Vec<u32>,
-    shipped_in: Vec<u32>,
-    odd_build_ids: (Vec<u32>, Vec<u32>),
-    odd_filenames: (Vec<u32>, Vec<u32>),
-    odd_sha256: (Vec<u32>, Vec<u32>),
+struct Packed(Vec<u8>);
+
+impl Packed {
+    fn with_capacity(n: usize) -> Self {
+        Packed(Vec::with_capacity(n))
+    }
+
+    #[inline]
+    fn push(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
 }
 
-fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
+/// The columns of a `CompactBuiltWithResponse` being filled, each with its field number.
+struct Columns {
+    build_ids: Vec<u8>,
+    texts: [Packed; 7],
+    origin_number: Packed,
+    architecture_counts: Packed,
+    architectures: Packed,
+    installed_build_depends: Packed,
+    signed: Packed,
+    dependency: [Packed; 3],
+    matched_counts: Packed,
+    matched: Packed,
+    binary_counts: Packed,
+    binary_package: Packed,
+    binary_version: Packed,
+    binary_architecture: Packed,
+    binary_extension: Packed,
+    binary_size: Packed,
+    binary_sha256: Vec<u8>,
+    shipped_counts: Packed,
+    shipped_in: Packed,
+    odd_build_ids: (Packed, Vec<u32>),
+    odd_filenames: (Packed, Vec<u32>),
+    odd_sha256: (Packed, Vec<u32>),
+}
+
+impl Columns {
+    /// Room for `n` builds and `m` binaries (most indices take 1-3 bytes).
+    fn new(n: usize, m: usize) -> Self {
+        let p = Packed::with_capacity;
+        Columns {
+            build_ids: Vec::with_capacity(32 * n),
+            texts: [p(3 * n), p(3 * n), p(3 * n), p(n), p(3 * n), p(n), p(n)],
+            origin_number: p(4 * n),
+            architecture_counts: p(n),
+            architectures: p(2 * n),
+            installed_build_depends: p(2 * n),
+            signed: p(n),
+            dependency: Default::default(),
+            matched_counts: p(n),
+            matched: p(n),
+            binary_counts: p(n),
+            binary_package: p(3 * m),
+            binary_version: p(3 * m),
+            binary_architecture: p(m),
+            binary_extension: p(m),
+            binary_size: p(3 * m),
+            binary_sha256: Vec::with_capacity(32 * m),
+            shipped_counts: p(m),
+            shipped_in: p(2 * m),
+            odd_build_ids: Default::default(),
+            odd_filenames: Default::default(),
+            odd_sha256: Default::default(),
+        }
+    }
+}
+
+fn count(n: usize) -> u64 {
+    n as u64
 }
 
 /// Field numbers of `CompactBuiltWithResponse`, per build text (`CompactBuild::texts` order).
 const TEXT_FIELDS: [u32; 7] = [4, 5, 6, 9, 10, 11, 14];
+
+/// A length-delimited field (a packed column or bytes), left out when empty.
+fn field(tag: u32, b: &[u8], buf: &mut Vec<u8>) {
+    if !b.is_empty() {
+        encode_key(tag, WireType::LengthDelimited, buf);
+        encode_varint(b.len() as u64, buf);
+        buf.extend_from_slice(b);
+    }
+}
 
 /// An indexed answer as the bytes of a `CompactBuiltWithResponse` (see the module comment).
 /// `answer` must come from the index (its per-build parts refer to `answer.symbols`).
@@ -209,14 +268,12 @@ pub fn encode(answer: &IndexedAnswer) -> Vec<u8> {
             &fallback
         }
     };
-    let mut remap = Remap::new(symbols.len());
-    let mut c = Columns::default();
-    let binaries: usize = answer.builds.iter().map(|m| m.files().len()).sum();
     let n = answer.builds.len();
-    c.build_ids.reserve(32 * n);
-    c.binary_sha256.reserve(32 * binaries);
+    let binaries: usize = answer.builds.iter().map(|m| m.files().len()).sum();
+    let mut remap = Remap::new(symbols.len());
+    let mut c = Columns::new(n, binaries);
     let mut deps: HashMap<i64, u32> = HashMap::new();
-    let mut binary_pos: u32 = 0;
+    let mut binary_pos: u64 = 0;
     for (i, m) in answer.builds.iter().enumerate() {
         let p = m.resolved.compact.get_or_init(|| compact_build(&m.resolved, symbols));
         match p.id {
@@ -228,45 +285,32 @@ pub fn encode(answer: &IndexedAnswer) -> Vec<u8> {
             }
         }
         for (col, s) in c.texts.iter_mut().zip(p.texts) {
-            col.push(remap.get(s));
+            col.push(remap.get(s).into());
         }
         c.origin_number.push(p.origin_number);
         c.architecture_counts.push(count(p.architectures.len()));
-        c.architectures.extend(p.architectures.iter().map(|s| remap.get(*s)));
-        c.installed_build_depends.push(p.installed_build_depends);
-        c.signed.push(p.signed);
+        for s in &p.architectures {
+            c.architectures.push(remap.get(*s).into());
+        }
+        c.installed_build_depends.push(p.installed_build_depends.into());
+        c.signed.push(p.signed.into());
         c.matched_counts.push(count(m.matched.len()));
         for d in &m.matched {
-            let next = count(deps.len());
+            let next = u32::try_from(deps.len()).unwrap_or(u32::MAX);
             let k = *deps.entry(d.id).or_insert_with(|| {
                 for (col, text) in c.dependency.iter_mut().zip([&d.name, &d.arch, &d.version]) {
-                    col.push(remap.get(symbols.intern(text)));
+                    col.push(remap.get(symbols.intern(text)).into());
                 }
                 next
             });
-            c.matched.push(k);
+            c.matched.push(k.into());
         }
-        // With a suite, the binaries shipped there: a subsequence of the entry's files.
-        let chosen: Vec<&CompactBinary> = match &m.suite_files {
-            None => p.binaries.iter().collect(),
-            Some(kept) => {
-                let mut kept = kept.iter().peekable();
-                m.resolved
-                    .files
-                    .iter()
-                    .zip(&p.binaries)
-                    .filter(|(f, _)| kept.next_if(|k| *k == *f).is_some())
-                    .map(|(_, b)| b)
-                    .collect()
-            }
-        };
-        c.binary_counts.push(count(chosen.len()));
-        for b in chosen {
-            c.binary_package.push(remap.get(b.package));
-            c.binary_version.push(remap.get(b.version));
-            c.binary_architecture.push(remap.get(b.architecture));
+        let mut put = |b: &CompactBinary| {
+            c.binary_package.push(remap.get(b.package).into());
+            c.binary_version.push(remap.get(b.version).into());
+            c.binary_architecture.push(remap.get(b.architecture).into());
             match b.name {
-                FileName::Ext(s) => c.binary_extension.push(remap.get(s)),
+                FileName::Ext(s) => c.binary_extension.push(remap.get(s).into()),
                 FileName::Odd(s) => {
                     c.binary_extension.push(0);
                     c.odd_filenames.0.push(binary_pos);
@@ -283,60 +327,72 @@ pub fn encode(answer: &IndexedAnswer) -> Vec<u8> {
                 }
             }
             c.shipped_counts.push(count(b.shipped_in.len()));
-            c.shipped_in.extend(b.shipped_in.iter().map(|s| remap.get(*s)));
-            binary_pos = binary_pos.saturating_add(1);
+            for s in &b.shipped_in {
+                c.shipped_in.push(remap.get(*s).into());
+            }
+            binary_pos += 1;
+        };
+        match &m.suite_files {
+            None => {
+                c.binary_counts.push(count(p.binaries.len()));
+                p.binaries.iter().for_each(&mut put);
+            }
+            // With a suite, the binaries shipped there: a subsequence of the entry's files.
+            Some(kept) => {
+                c.binary_counts.push(count(kept.len()));
+                let mut kept = kept.iter().peekable();
+                for (f, b) in m.resolved.files.iter().zip(&p.binaries) {
+                    if kept.next_if(|k| *k == f).is_some() {
+                        put(b);
+                    }
+                }
+            }
         }
     }
 
-    let mut buf = Vec::with_capacity(c.build_ids.len() + c.binary_sha256.len() + 16 * n + 16 * binaries + 4096);
-    let bytes = |tag: u32, b: &[u8], buf: &mut Vec<u8>| {
-        if !b.is_empty() {
-            encode_key(tag, WireType::LengthDelimited, buf);
-            encode_varint(b.len() as u64, buf);
-            buf.extend_from_slice(b);
-        }
-    };
-    use prost::encoding::{bool as pbool, uint32, uint64};
-    symbols.with_texts(|texts| {
+    let table: usize = symbols.with_table(|t| remap.order.iter().map(|s| 1 + t.prefixed(*s).len()).sum());
+    let mut buf = Vec::with_capacity(
+        table + c.build_ids.len() + c.binary_sha256.len() + c.texts.iter().map(|t| t.0.len()).sum::<usize>() + 8 * binaries + 4096,
+    );
+    symbols.with_table(|t| {
         for s in &remap.order {
-            let t = texts.get(*s as usize).map_or("", |t| &**t);
-            // Field 1 is repeated: even "" must be written, to keep the indices.
+            // Field 1 is repeated: even "" is written, to keep the indices.
             encode_key(1, WireType::LengthDelimited, &mut buf);
-            encode_varint(t.len() as u64, &mut buf);
-            buf.extend_from_slice(t.as_bytes());
+            buf.extend_from_slice(t.prefixed(*s));
         }
         for r in &answer.resolved {
             prost::encoding::string::encode(2, r, &mut buf);
         }
-        bytes(3, &c.build_ids, &mut buf);
+        field(3, &c.build_ids, &mut buf);
         for (tag, col) in TEXT_FIELDS.iter().zip(&c.texts) {
-            uint32::encode_packed(*tag, col, &mut buf);
+            field(*tag, &col.0, &mut buf);
         }
-        uint32::encode_packed(7, &c.architecture_counts, &mut buf);
-        uint32::encode_packed(8, &c.architectures, &mut buf);
-        uint32::encode_packed(12, &c.installed_build_depends, &mut buf);
-        pbool::encode_packed(13, &c.signed, &mut buf);
-        uint64::encode_packed(15, &c.origin_number, &mut buf);
+        field(7, &c.architecture_counts.0, &mut buf);
+        field(8, &c.architectures.0, &mut buf);
+        field(12, &c.installed_build_depends.0, &mut buf);
+        field(13, &c.signed.0, &mut buf);
+        field(15, &c.origin_number.0, &mut buf);
         for (tag, col) in [16, 17, 18].iter().zip(&c.dependency) {
-            uint32::encode_packed(*tag, col, &mut buf);
+            field(*tag, &col.0, &mut buf);
         }
-        uint32::encode_packed(19, &c.matched_counts, &mut buf);
-        uint32::encode_packed(20, &c.matched, &mut buf);
-        uint32::encode_packed(21, &c.binary_counts, &mut buf);
-        uint32::encode_packed(22, &c.binary_package, &mut buf);
-        uint32::encode_packed(23, &c.binary_version, &mut buf);
-        uint32::encode_packed(24, &c.binary_architecture, &mut buf);
-        uint32::encode_packed(25, &c.binary_extension, &mut buf);
-        uint64::encode_packed(26, &c.binary_size, &mut buf);
-        bytes(27, &c.binary_sha256, &mut buf);
-        uint32::encode_packed(28, &c.shipped_counts, &mut buf);
-        uint32::encode_packed(29, &c.shipped_in, &mut buf);
+        field(19, &c.matched_counts.0, &mut buf);
+        field(20, &c.matched.0, &mut buf);
+        field(21, &c.binary_counts.0, &mut buf);
+        field(22, &c.binary_package.0, &mut buf);
+        field(23, &c.binary_version.0, &mut buf);
+        field(24, &c.binary_architecture.0, &mut buf);
+        field(25, &c.binary_extension.0, &mut buf);
+        field(26, &c.binary_size.0, &mut buf);
+        field(27, &c.binary_sha256, &mut buf);
+        field(28, &c.shipped_counts.0, &mut buf);
+        field(29, &c.shipped_in.0, &mut buf);
         for (tags, (positions, odd)) in
             [(30, 31), (32, 33), (34, 35)].iter().zip([&c.odd_build_ids, &c.odd_filenames, &c.odd_sha256])
         {
-            uint32::encode_packed(tags.0, positions, &mut buf);
+            field(tags.0, &positions.0, &mut buf);
             for s in odd {
-                prost::encoding::string::encode(tags.1, &texts.get(*s as usize).map_or("", |t| &**t).to_owned(), &mut buf);
+                encode_key(tags.1, WireType::LengthDelimited, &mut buf);
+                buf.extend_from_slice(t.prefixed(*s));
             }
         }
     });
@@ -344,6 +400,50 @@ pub fn encode(answer: &IndexedAnswer) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------- client side
+
+/// The gRPC path of `BuiltWithCompact`.
+pub const PATH: &str = "/debcover.v1.Coordinator/BuiltWithCompact";
+
+/// Client codec: requests encoded by prost, the answer kept as the message's bytes.
+#[derive(Default)]
+struct RawAnswerCodec;
+
+/// Hands over the received message bytes.
+struct RawDecoder;
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = prost::bytes::Bytes;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<prost::bytes::Bytes>, tonic::Status> {
+        use prost::bytes::Buf;
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+impl tonic::codec::Codec for RawAnswerCodec {
+    type Encode = pb::BuiltWithRequest;
+    type Decode = prost::bytes::Bytes;
+    type Encoder = tonic_prost::ProstEncoder<pb::BuiltWithRequest>;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> Self::Encoder {
+        tonic_prost::ProstEncoder::default()
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+/// Ask `BuiltWithCompact` on `channel` and receive the answer's bytes as they are, for
+/// [`CompactView::parse`] (no protobuf decoding into owned strings).
+pub async fn request(
+    channel: tonic::transport::Channel,
+    req: pb::BuiltWithRequest,
+) -> Result<prost::bytes::Bytes, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel).max_decoding_message_size(super::MAX_MESSAGE_BYTES);
+    grpc.ready().await.map_err(|e| tonic::Status::unknown(format!("service was not ready: {e}")))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(PATH);
+    Ok(grpc.unary(tonic::Request::new(req), path, RawAnswerCodec).await?.into_inner())
+}
 
 /// A compact answer that does not hold together: the column and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -359,58 +459,233 @@ fn bad(field: &'static str, message: impl Into<String>) -> CompactError {
     CompactError { field, message: message.into() }
 }
 
-fn same_len<T>(field: &'static str, col: &[T], n: usize, of: &str) -> Result<(), CompactError> {
-    if col.len() != n {
-        return Err(bad(field, format!("{} values for {n} {of}", col.len())));
+/// Field numbers of `CompactBuiltWithResponse`.
+mod f {
+    pub const STRINGS: usize = 1;
+    pub const RESOLVED: usize = 2;
+    pub const BUILD_IDS: usize = 3;
+    pub const SOURCE: usize = 4;
+    pub const SOURCE_VERSION: usize = 5;
+    pub const VERSION: usize = 6;
+    pub const ARCH_COUNTS: usize = 7;
+    pub const ARCHS: usize = 8;
+    pub const HOST_ARCH: usize = 9;
+    pub const DATE: usize = 10;
+    pub const BUILD_ORIGIN: usize = 11;
+    pub const IBD: usize = 12;
+    pub const SIGNED: usize = 13;
+    pub const ORIGIN_PREFIX: usize = 14;
+    pub const ORIGIN_NUMBER: usize = 15;
+    pub const DEP_NAME: usize = 16;
+    pub const DEP_ARCH: usize = 17;
+    pub const DEP_VERSION: usize = 18;
+    pub const MATCHED_COUNTS: usize = 19;
+    pub const MATCHED: usize = 20;
+    pub const BINARY_COUNTS: usize = 21;
+    pub const PACKAGE: usize = 22;
+    pub const BINARY_VERSION: usize = 23;
+    pub const BINARY_ARCH: usize = 24;
+    pub const EXTENSION: usize = 25;
+    pub const SIZE: usize = 26;
+    pub const SHA256: usize = 27;
+    pub const SHIPPED_COUNTS: usize = 28;
+    pub const SHIPPED_IN: usize = 29;
+    pub const ODD_IDS: usize = 30;
+    pub const ODD_ID_TEXTS: usize = 31;
+    pub const ODD_FILENAMES: usize = 32;
+    pub const ODD_FILENAME_TEXTS: usize = 33;
+    pub const ODD_SHA256: usize = 34;
+    pub const ODD_SHA256_TEXTS: usize = 35;
+    pub const COUNT: usize = 36;
+}
+
+/// The name of field `n` in coordinator.proto (for errors).
+fn name(n: usize) -> &'static str {
+    const NAMES: [&str; f::COUNT] = [
+        "?",
+        "strings",
+        "resolved_packages",
+        "build_ids",
+        "build_source",
+        "build_source_version",
+        "build_version",
+        "build_architecture_counts",
+        "build_architectures",
+        "build_host_architecture",
+        "build_date",
+        "build_origin",
+        "build_installed_build_depends",
+        "build_signed",
+        "build_origin_prefix",
+        "build_origin_number",
+        "dependency_name",
+        "dependency_arch",
+        "dependency_version",
+        "matched_counts",
+        "matched",
+        "binary_counts",
+        "binary_package",
+        "binary_version",
+        "binary_architecture",
+        "binary_extension",
+        "binary_size",
+        "binary_sha256",
+        "binary_shipped_counts",
+        "binary_shipped_in",
+        "odd_build_ids",
+        "odd_build_id_texts",
+        "odd_filename_binaries",
+        "odd_filenames",
+        "odd_sha256_binaries",
+        "odd_sha256_texts",
+    ];
+    NAMES.get(n).copied().unwrap_or("?")
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Str,
+    Bytes,
+    U32,
+    U64,
+    Unknown,
+}
+
+fn kind(n: usize) -> Kind {
+    match n {
+        f::STRINGS | f::RESOLVED | f::ODD_ID_TEXTS | f::ODD_FILENAME_TEXTS | f::ODD_SHA256_TEXTS => Kind::Str,
+        f::BUILD_IDS | f::SHA256 => Kind::Bytes,
+        f::ORIGIN_NUMBER | f::SIZE => Kind::U64,
+        // build_signed is a packed bool: a varint too, read as 0 or not.
+        4..=35 => Kind::U32,
+        _ => Kind::Unknown,
+    }
+}
+
+#[inline]
+fn varint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The message's fields, read in place: strings and bytes as slices of the received buffer,
+/// numbers decoded into columns (by field number).
+#[derive(Debug)]
+struct Wire<'a> {
+    strs: [Vec<&'a str>; f::COUNT],
+    bytes: [&'a [u8]; f::COUNT],
+    u32s: [Vec<u32>; f::COUNT],
+    u64s: [Vec<u64>; f::COUNT],
+}
+
+impl<'a> Wire<'a> {
+    fn parse(buf: &'a [u8]) -> Result<Self, CompactError> {
+        let mut w = Wire {
+            strs: std::array::from_fn(|_| Vec::new()),
+            bytes: [&[]; f::COUNT],
+            u32s: std::array::from_fn(|_| Vec::new()),
+            u64s: std::array::from_fn(|_| Vec::new()),
+        };
+        let truncated = |n: usize| bad(name(n), "truncated");
+        let mut pos = 0;
+        while pos < buf.len() {
+            let key = varint(buf, &mut pos).ok_or_else(|| bad("message", "truncated field key"))?;
+            let n = usize::try_from(key >> 3).unwrap_or(usize::MAX);
+            let k = if n < f::COUNT { kind(n) } else { Kind::Unknown };
+            match key & 7 {
+                // A number: an unpacked element of a repeated column, or an unknown field.
+                0 => {
+                    let v = varint(buf, &mut pos).ok_or_else(|| truncated(n))?;
+                    match k {
+                        Kind::U32 => w.u32s[n].push(u32::try_from(v).map_err(|_| bad(name(n), format!("{v} is out of range")))?),
+                        Kind::U64 => w.u64s[n].push(v),
+                        Kind::Unknown => {}
+                        _ => return Err(bad(name(n), "wrong wire type")),
+                    }
+                }
+                2 => {
+                    let len = varint(buf, &mut pos).ok_or_else(|| truncated(n))?;
+                    let end = usize::try_from(len).ok().and_then(|l| pos.checked_add(l)).filter(|e| *e <= buf.len());
+                    let end = end.ok_or_else(|| truncated(n))?;
+                    let body = &buf[pos..end];
+                    pos = end;
+                    match k {
+                        Kind::Str => w.strs[n].push(std::str::from_utf8(body).map_err(|_| bad(name(n), "not UTF-8"))?),
+                        Kind::Bytes => w.bytes[n] = body,
+                        Kind::U32 => {
+                            let col = &mut w.u32s[n];
+                            col.reserve(body.len());
+                            let mut p = 0;
+                            while p < body.len() {
+                                let v = varint(body, &mut p).ok_or_else(|| truncated(n))?;
+                                col.push(u32::try_from(v).map_err(|_| bad(name(n), format!("{v} is out of range")))?);
+                            }
+                        }
+                        Kind::U64 => {
+                            let col = &mut w.u64s[n];
+                            col.reserve(body.len());
+                            let mut p = 0;
+                            while p < body.len() {
+                                col.push(varint(body, &mut p).ok_or_else(|| truncated(n))?);
+                            }
+                        }
+                        Kind::Unknown => {}
+                    }
+                }
+                // Unknown fixed-width fields are skipped.
+                1 if k == Kind::Unknown => pos = pos.checked_add(8).filter(|e| *e <= buf.len()).ok_or_else(|| truncated(n))?,
+                5 if k == Kind::Unknown => pos = pos.checked_add(4).filter(|e| *e <= buf.len()).ok_or_else(|| truncated(n))?,
+                other => return Err(bad(if k == Kind::Unknown { "message" } else { name(n) }, format!("wire type {other}"))),
+            }
+        }
+        Ok(w)
+    }
+}
+
+fn same_len(n: usize, len: usize, rows: usize, of: &str) -> Result<(), CompactError> {
+    if len != rows {
+        return Err(bad(name(n), format!("{len} values for {rows} {of}")));
     }
     Ok(())
 }
 
-fn indices(field: &'static str, col: &[u32], bound: usize, of: &str) -> Result<(), CompactError> {
+fn indices(n: usize, col: &[u32], bound: usize, of: &str) -> Result<(), CompactError> {
     if let Some((i, v)) = col.iter().enumerate().find(|(_, v)| **v as usize >= bound) {
-        return Err(bad(field, format!("value {i} is {v}, beyond the {bound} {of}")));
+        return Err(bad(name(n), format!("value {i} is {v}, beyond the {bound} {of}")));
     }
     Ok(())
 }
 
-/// Starts of each row's run in a flat column: `counts` prefix-summed, checked to end at `total`.
-fn starts(field: &'static str, counts: &[u32], total: usize, of: &str) -> Result<Vec<usize>, CompactError> {
+/// Starts of each row's run in a flat column: counts prefix-summed, checked to end at `total`.
+fn starts(n: usize, counts: &[u32], total: usize, of: &str) -> Result<Vec<usize>, CompactError> {
     let mut out = Vec::with_capacity(counts.len() + 1);
     let mut at = 0usize;
     out.push(0);
     for c in counts {
-        at = at.checked_add(*c as usize).ok_or_else(|| bad(field, "counts overflow"))?;
+        at = at.checked_add(*c as usize).ok_or_else(|| bad(name(n), "counts overflow"))?;
         if at > total {
-            return Err(bad(field, format!("counts add up to more than the {total} {of}")));
+            return Err(bad(name(n), format!("counts add up to more than the {total} {of}")));
         }
         out.push(at);
     }
     if at != total {
-        return Err(bad(field, format!("counts add up to {at}, not the {total} {of}")));
+        return Err(bad(name(n), format!("counts add up to {at}, not the {total} {of}")));
     }
     Ok(out)
 }
 
-fn exceptions(
-    field: &'static str,
-    positions: &[u32],
-    texts_field: &'static str,
-    texts: &[String],
-    bound: usize,
-    of: &str,
-) -> Result<(), CompactError> {
-    same_len(texts_field, texts, positions.len(), field)?;
-    indices(field, positions, bound, of)?;
-    if positions.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(bad(field, "positions not strictly ascending"));
-    }
-    Ok(())
-}
-
-/// A checked compact answer, read in place.
+/// A checked compact answer, read in place from the received bytes.
 #[derive(Debug)]
 pub struct CompactView<'a> {
-    r: &'a pb::CompactBuiltWithResponse,
+    w: Wire<'a>,
     architecture_starts: Vec<usize>,
     matched_starts: Vec<usize>,
     binary_starts: Vec<usize>,
@@ -460,75 +735,88 @@ pub struct BinaryRef<'v, 'a> {
 }
 
 impl<'a> CompactView<'a> {
-    /// Check every length, count, index and exception list of `r`.
-    pub fn new(r: &'a pb::CompactBuiltWithResponse) -> Result<Self, CompactError> {
-        let strings = r.strings.len();
-        let n = r.build_source.len();
+    /// Read the serialized `CompactBuiltWithResponse` in `bytes` and check every length, count,
+    /// index and exception list.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, CompactError> {
+        let w = Wire::parse(bytes)?;
+        let strings = w.strs[f::STRINGS].len();
+        let n = w.u32s[f::SOURCE].len();
         let of = "builds";
-        same_len("build_source_version", &r.build_source_version, n, of)?;
-        same_len("build_version", &r.build_version, n, of)?;
-        same_len("build_architecture_counts", &r.build_architecture_counts, n, of)?;
-        same_len("build_host_architecture", &r.build_host_architecture, n, of)?;
-        same_len("build_date", &r.build_date, n, of)?;
-        same_len("build_origin", &r.build_origin, n, of)?;
-        same_len("build_installed_build_depends", &r.build_installed_build_depends, n, of)?;
-        same_len("build_signed", &r.build_signed, n, of)?;
-        same_len("build_origin_prefix", &r.build_origin_prefix, n, of)?;
-        same_len("build_origin_number", &r.build_origin_number, n, of)?;
-        same_len("matched_counts", &r.matched_counts, n, of)?;
-        same_len("binary_counts", &r.binary_counts, n, of)?;
-        if r.build_ids.len() != n.saturating_mul(32) {
-            return Err(bad("build_ids", format!("{} bytes for {n} builds (32 each)", r.build_ids.len())));
+        for col in [
+            f::SOURCE_VERSION,
+            f::VERSION,
+            f::ARCH_COUNTS,
+            f::HOST_ARCH,
+            f::DATE,
+            f::BUILD_ORIGIN,
+            f::IBD,
+            f::SIGNED,
+            f::ORIGIN_PREFIX,
+            f::MATCHED_COUNTS,
+            f::BINARY_COUNTS,
+        ] {
+            same_len(col, w.u32s[col].len(), n, of)?;
+        }
+        same_len(f::ORIGIN_NUMBER, w.u64s[f::ORIGIN_NUMBER].len(), n, of)?;
+        if w.bytes[f::BUILD_IDS].len() != n.saturating_mul(32) {
+            return Err(bad("build_ids", format!("{} bytes for {n} builds (32 each)", w.bytes[f::BUILD_IDS].len())));
         }
         let s = "strings";
-        indices("build_source", &r.build_source, strings, s)?;
-        indices("build_source_version", &r.build_source_version, strings, s)?;
-        indices("build_version", &r.build_version, strings, s)?;
-        indices("build_architectures", &r.build_architectures, strings, s)?;
-        indices("build_host_architecture", &r.build_host_architecture, strings, s)?;
-        indices("build_date", &r.build_date, strings, s)?;
-        indices("build_origin", &r.build_origin, strings, s)?;
-        indices("build_origin_prefix", &r.build_origin_prefix, strings, s)?;
-        let architecture_starts =
-            starts("build_architecture_counts", &r.build_architecture_counts, r.build_architectures.len(), "build_architectures")?;
-
-        let d = r.dependency_name.len();
-        same_len("dependency_arch", &r.dependency_arch, d, "dependencies")?;
-        same_len("dependency_version", &r.dependency_version, d, "dependencies")?;
-        indices("dependency_name", &r.dependency_name, strings, s)?;
-        indices("dependency_arch", &r.dependency_arch, strings, s)?;
-        indices("dependency_version", &r.dependency_version, strings, s)?;
-        indices("matched", &r.matched, d, "dependencies")?;
-        let matched_starts = starts("matched_counts", &r.matched_counts, r.matched.len(), "matched entries")?;
-
-        let m = r.binary_package.len();
-        let binary_starts = starts("binary_counts", &r.binary_counts, m, "binaries")?;
-        let of = "binaries";
-        same_len("binary_version", &r.binary_version, m, of)?;
-        same_len("binary_architecture", &r.binary_architecture, m, of)?;
-        same_len("binary_extension", &r.binary_extension, m, of)?;
-        same_len("binary_size", &r.binary_size, m, of)?;
-        same_len("binary_shipped_counts", &r.binary_shipped_counts, m, of)?;
-        if r.binary_sha256.len() != m.saturating_mul(32) {
-            return Err(bad("binary_sha256", format!("{} bytes for {m} binaries (32 each)", r.binary_sha256.len())));
+        for col in [
+            f::SOURCE,
+            f::SOURCE_VERSION,
+            f::VERSION,
+            f::ARCHS,
+            f::HOST_ARCH,
+            f::DATE,
+            f::BUILD_ORIGIN,
+            f::ORIGIN_PREFIX,
+            f::DEP_NAME,
+            f::DEP_ARCH,
+            f::DEP_VERSION,
+            f::PACKAGE,
+            f::BINARY_VERSION,
+            f::BINARY_ARCH,
+            f::EXTENSION,
+            f::SHIPPED_IN,
+        ] {
+            indices(col, &w.u32s[col], strings, s)?;
         }
-        indices("binary_package", &r.binary_package, strings, s)?;
-        indices("binary_version", &r.binary_version, strings, s)?;
-        indices("binary_architecture", &r.binary_architecture, strings, s)?;
-        indices("binary_extension", &r.binary_extension, strings, s)?;
-        indices("binary_shipped_in", &r.binary_shipped_in, strings, s)?;
-        let shipped_starts =
-            starts("binary_shipped_counts", &r.binary_shipped_counts, r.binary_shipped_in.len(), "binary_shipped_in")?;
+        let architecture_starts =
+            starts(f::ARCH_COUNTS, &w.u32s[f::ARCH_COUNTS], w.u32s[f::ARCHS].len(), "build_architectures")?;
+        let d = w.u32s[f::DEP_NAME].len();
+        same_len(f::DEP_ARCH, w.u32s[f::DEP_ARCH].len(), d, "dependencies")?;
+        same_len(f::DEP_VERSION, w.u32s[f::DEP_VERSION].len(), d, "dependencies")?;
+        indices(f::MATCHED, &w.u32s[f::MATCHED], d, "dependencies")?;
+        let matched_starts = starts(f::MATCHED_COUNTS, &w.u32s[f::MATCHED_COUNTS], w.u32s[f::MATCHED].len(), "matched entries")?;
 
-        exceptions("odd_build_ids", &r.odd_build_ids, "odd_build_id_texts", &r.odd_build_id_texts, n, "builds")?;
-        exceptions("odd_filename_binaries", &r.odd_filename_binaries, "odd_filenames", &r.odd_filenames, m, of)?;
-        exceptions("odd_sha256_binaries", &r.odd_sha256_binaries, "odd_sha256_texts", &r.odd_sha256_texts, m, of)?;
-        Ok(CompactView { r, architecture_starts, matched_starts, binary_starts, shipped_starts })
+        let m = w.u32s[f::PACKAGE].len();
+        let binary_starts = starts(f::BINARY_COUNTS, &w.u32s[f::BINARY_COUNTS], m, "binaries")?;
+        let of = "binaries";
+        for col in [f::BINARY_VERSION, f::BINARY_ARCH, f::EXTENSION, f::SHIPPED_COUNTS] {
+            same_len(col, w.u32s[col].len(), m, of)?;
+        }
+        same_len(f::SIZE, w.u64s[f::SIZE].len(), m, of)?;
+        if w.bytes[f::SHA256].len() != m.saturating_mul(32) {
+            return Err(bad("binary_sha256", format!("{} bytes for {m} binaries (32 each)", w.bytes[f::SHA256].len())));
+        }
+        let shipped_starts =
+            starts(f::SHIPPED_COUNTS, &w.u32s[f::SHIPPED_COUNTS], w.u32s[f::SHIPPED_IN].len(), "binary_shipped_in")?;
+        for (positions, texts, bound, of) in
+            [(f::ODD_IDS, f::ODD_ID_TEXTS, n, "builds"), (f::ODD_FILENAMES, f::ODD_FILENAME_TEXTS, m, of), (f::ODD_SHA256, f::ODD_SHA256_TEXTS, m, of)]
+        {
+            same_len(texts, w.strs[texts].len(), w.u32s[positions].len(), name(positions))?;
+            indices(positions, &w.u32s[positions], bound, of)?;
+            if w.u32s[positions].windows(2).any(|p| p[0] >= p[1]) {
+                return Err(bad(name(positions), "positions not strictly ascending"));
+            }
+        }
+        Ok(CompactView { w, architecture_starts, matched_starts, binary_starts, shipped_starts })
     }
 
     /// How many builds.
     pub fn len(&self) -> usize {
-        self.r.build_source.len()
+        self.w.u32s[f::SOURCE].len()
     }
 
     /// Whether there is no build.
@@ -537,8 +825,8 @@ impl<'a> CompactView<'a> {
     }
 
     /// The resolved package names.
-    pub fn resolved_packages(&self) -> &'a [String] {
-        &self.r.resolved_packages
+    pub fn resolved_packages(&self) -> &[&'a str] {
+        &self.w.strs[f::RESOLVED]
     }
 
     /// The builds, in answer order.
@@ -546,14 +834,23 @@ impl<'a> CompactView<'a> {
         (0..self.len()).map(move |i| BuildRef { v: self, i })
     }
 
-    fn text(&self, col: &[u32], i: usize) -> &'a str {
-        let r: &'a pb::CompactBuiltWithResponse = self.r;
-        col.get(i).and_then(|s| r.strings.get(*s as usize)).map_or("", String::as_str)
+    /// The string of column `col`, row `i`.
+    fn text(&self, col: usize, i: usize) -> &'a str {
+        self.w.u32s[col].get(i).and_then(|s| self.w.strs[f::STRINGS].get(*s as usize)).copied().unwrap_or_default()
     }
 
-    fn odd(positions: &[u32], texts: &'a [String], i: usize) -> Option<&'a str> {
+    fn number(&self, col: usize, i: usize) -> u32 {
+        self.w.u32s[col].get(i).copied().unwrap_or_default()
+    }
+
+    fn odd(&self, positions: usize, texts: usize, i: usize) -> Option<&'a str> {
         let i = u32::try_from(i).ok()?;
-        positions.binary_search(&i).ok().and_then(|k| texts.get(k)).map(String::as_str)
+        self.w.u32s[positions].binary_search(&i).ok().and_then(|k| self.w.strs[texts].get(k)).copied()
+    }
+
+    fn raw(&self, col: usize, i: usize) -> &'a [u8] {
+        let b: &'a [u8] = self.w.bytes[col];
+        i.checked_mul(32).and_then(|s| b.get(s..s + 32)).unwrap_or_default()
     }
 
     fn range(starts: &[usize], i: usize) -> std::ops::Range<usize> {
@@ -566,66 +863,61 @@ impl<'a> CompactView<'a> {
     /// Domain values of the whole answer.
     pub fn to_result(&self) -> BuiltWithResult {
         BuiltWithResult {
-            resolved_packages: self.r.resolved_packages.clone(),
+            resolved_packages: self.resolved_packages().iter().map(|s| (*s).to_owned()).collect(),
             builds: self.builds().map(|b| b.to_result()).collect(),
         }
     }
 }
 
 impl<'v, 'a> BuildRef<'v, 'a> {
-    fn t(&self, col: &'a [u32]) -> &'a str {
-        self.v.text(col, self.i)
-    }
     /// BuildSummary.id.
     pub fn id(&self) -> HashRef<'a> {
-        let r: &'a pb::CompactBuiltWithResponse = self.v.r;
-        match CompactView::odd(&r.odd_build_ids, &r.odd_build_id_texts, self.i) {
+        match self.v.odd(f::ODD_IDS, f::ODD_ID_TEXTS, self.i) {
             Some(t) => HashRef::Text(t),
-            None => HashRef::Raw(r.build_ids.get(32 * self.i..32 * self.i + 32).unwrap_or_default()),
+            None => HashRef::Raw(self.v.raw(f::BUILD_IDS, self.i)),
         }
     }
     /// BuildSummary.source.
     pub fn source(&self) -> &'a str {
-        self.t(&self.v.r.build_source)
+        self.v.text(f::SOURCE, self.i)
     }
     /// BuildSummary.source_version.
     pub fn source_version(&self) -> &'a str {
-        self.t(&self.v.r.build_source_version)
+        self.v.text(f::SOURCE_VERSION, self.i)
     }
     /// BuildSummary.version.
     pub fn version(&self) -> &'a str {
-        self.t(&self.v.r.build_version)
+        self.v.text(f::VERSION, self.i)
     }
     /// BuildSummary.architectures.
     pub fn architectures(&self) -> impl Iterator<Item = &'a str> + 'v {
         let v = self.v;
-        let col: &'a [u32] = &v.r.build_architectures;
-        CompactView::range(&v.architecture_starts, self.i).map(move |k| v.text(col, k))
+        CompactView::range(&v.architecture_starts, self.i).map(move |k| v.text(f::ARCHS, k))
     }
     /// BuildSummary.host_architecture.
     pub fn host_architecture(&self) -> &'a str {
-        self.t(&self.v.r.build_host_architecture)
+        self.v.text(f::HOST_ARCH, self.i)
     }
     /// BuildSummary.build_date.
     pub fn build_date(&self) -> &'a str {
-        self.t(&self.v.r.build_date)
+        self.v.text(f::DATE, self.i)
     }
     /// BuildSummary.build_origin.
     pub fn build_origin(&self) -> &'a str {
-        self.t(&self.v.r.build_origin)
+        self.v.text(f::BUILD_ORIGIN, self.i)
     }
     /// BuildSummary.installed_build_depends.
     pub fn installed_build_depends(&self) -> u32 {
-        self.v.r.build_installed_build_depends.get(self.i).copied().unwrap_or_default()
+        self.v.number(f::IBD, self.i)
     }
     /// BuildSummary.signed.
     pub fn signed(&self) -> bool {
-        self.v.r.build_signed.get(self.i).copied().unwrap_or_default()
+        self.v.number(f::SIGNED, self.i) != 0
     }
     /// BuildSummary.origin as its prefix and number (`None`: the prefix is the whole origin).
     pub fn origin_parts(&self) -> (&'a str, Option<u64>) {
-        let n = self.v.r.build_origin_number.get(self.i).copied().unwrap_or_default();
-        (self.t(&self.v.r.build_origin_prefix), n.checked_sub(1))
+        let n = self.v.w.u64s[f::ORIGIN_NUMBER].get(self.i).copied().unwrap_or_default();
+        (self.v.text(f::ORIGIN_PREFIX, self.i), n.checked_sub(1))
     }
     /// BuildSummary.origin.
     pub fn origin(&self) -> String {
@@ -637,10 +929,9 @@ impl<'v, 'a> BuildRef<'v, 'a> {
     /// The matched entries as (name, arch, version).
     pub fn matched(&self) -> impl Iterator<Item = (&'a str, &'a str, &'a str)> + 'v {
         let v = self.v;
-        let r: &'a pb::CompactBuiltWithResponse = v.r;
         CompactView::range(&v.matched_starts, self.i).map(move |k| {
-            let d = r.matched.get(k).map_or(usize::MAX, |d| *d as usize);
-            (v.text(&r.dependency_name, d), v.text(&r.dependency_arch, d), v.text(&r.dependency_version, d))
+            let d = v.w.u32s[f::MATCHED].get(k).map_or(usize::MAX, |d| *d as usize);
+            (v.text(f::DEP_NAME, d), v.text(f::DEP_ARCH, d), v.text(f::DEP_VERSION, d))
         })
     }
     /// The binaries.
@@ -674,27 +965,23 @@ impl<'v, 'a> BuildRef<'v, 'a> {
 }
 
 impl<'v, 'a> BinaryRef<'v, 'a> {
-    fn t(&self, col: &'a [u32]) -> &'a str {
-        self.v.text(col, self.i)
-    }
     /// Binary.package.
     pub fn package(&self) -> &'a str {
-        self.t(&self.v.r.binary_package)
+        self.v.text(f::PACKAGE, self.i)
     }
     /// Binary.version.
     pub fn version(&self) -> &'a str {
-        self.t(&self.v.r.binary_version)
+        self.v.text(f::BINARY_VERSION, self.i)
     }
     /// Binary.architecture.
     pub fn architecture(&self) -> &'a str {
-        self.t(&self.v.r.binary_architecture)
+        self.v.text(f::BINARY_ARCH, self.i)
     }
     /// Binary.filename, as held.
     pub fn filename_parts(&self) -> FileNameRef<'a> {
-        let r: &'a pb::CompactBuiltWithResponse = self.v.r;
-        match CompactView::odd(&r.odd_filename_binaries, &r.odd_filenames, self.i) {
+        match self.v.odd(f::ODD_FILENAMES, f::ODD_FILENAME_TEXTS, self.i) {
             Some(t) => FileNameRef::Text(t),
-            None => FileNameRef::Extension(self.t(&r.binary_extension)),
+            None => FileNameRef::Extension(self.v.text(f::EXTENSION, self.i)),
         }
     }
     /// Binary.filename.
@@ -706,21 +993,19 @@ impl<'v, 'a> BinaryRef<'v, 'a> {
     }
     /// Binary.size.
     pub fn size(&self) -> u64 {
-        self.v.r.binary_size.get(self.i).copied().unwrap_or_default()
+        self.v.w.u64s[f::SIZE].get(self.i).copied().unwrap_or_default()
     }
     /// Binary.sha256.
     pub fn sha256(&self) -> HashRef<'a> {
-        let r: &'a pb::CompactBuiltWithResponse = self.v.r;
-        match CompactView::odd(&r.odd_sha256_binaries, &r.odd_sha256_texts, self.i) {
+        match self.v.odd(f::ODD_SHA256, f::ODD_SHA256_TEXTS, self.i) {
             Some(t) => HashRef::Text(t),
-            None => HashRef::Raw(r.binary_sha256.get(32 * self.i..32 * self.i + 32).unwrap_or_default()),
+            None => HashRef::Raw(self.v.raw(f::SHA256, self.i)),
         }
     }
     /// Binary.shipped_in.
     pub fn shipped_in(&self) -> impl Iterator<Item = &'a str> + 'v {
         let v = self.v;
-        let col: &'a [u32] = &v.r.binary_shipped_in;
-        CompactView::range(&v.shipped_starts, self.i).map(move |k| v.text(col, k))
+        CompactView::range(&v.shipped_starts, self.i).map(move |k| v.text(f::SHIPPED_IN, k))
     }
     /// Domain values.
     pub fn to_result(&self) -> BinarySummary {
@@ -736,15 +1021,14 @@ impl<'v, 'a> BinaryRef<'v, 'a> {
     }
 }
 
-/// A received compact answer as domain values, every column checked first.
-pub fn decode(r: &pb::CompactBuiltWithResponse) -> Result<BuiltWithResult, CompactError> {
-    Ok(CompactView::new(r)?.to_result())
+/// The serialized bytes of a compact answer as domain values, every column checked first.
+pub fn decode_bytes(bytes: &[u8]) -> Result<BuiltWithResult, CompactError> {
+    Ok(CompactView::parse(bytes)?.to_result())
 }
 
-/// The serialized bytes of a compact answer as domain values.
-pub fn decode_bytes(bytes: &[u8]) -> Result<BuiltWithResult, CompactError> {
-    let r = pb::CompactBuiltWithResponse::decode(bytes).map_err(|e| bad("message", e.to_string()))?;
-    decode(&r)
+/// A compact answer decoded by prost, as domain values (through its bytes).
+pub fn decode(r: &pb::CompactBuiltWithResponse) -> Result<BuiltWithResult, CompactError> {
+    decode_bytes(&r.encode_to_vec())
 }
 
 #[cfg(test)]
