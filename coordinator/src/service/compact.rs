@@ -58,7 +58,8 @@ struct CompactBinary {
     name: FileName,
     size: u64,
     sha256: Hash,
-    shipped_in: Vec<u32>,
+    /// Its shipping places: `CompactBuild::symbols[shipped.0..shipped.1]`.
+    shipped: (u32, u32),
 }
 
 /// One index entry (a build, its binaries and their shipping places in one generation) with
@@ -71,10 +72,24 @@ pub struct CompactBuild {
     /// prefix.
     texts: [u32; 7],
     origin_number: u64,
-    architectures: Vec<u32>,
     installed_build_depends: u32,
     signed: bool,
-    binaries: Vec<CompactBinary>,
+    /// How many of `symbols` are the architectures (the rest: shipping places of the binaries).
+    architectures: u32,
+    /// Architectures, then every binary's shipping places: one allocation, so that an answer
+    /// touches few places in memory per build.
+    symbols: Box<[u32]>,
+    binaries: Box<[CompactBinary]>,
+}
+
+impl CompactBuild {
+    fn architectures(&self) -> &[u32] {
+        self.symbols.get(..self.architectures as usize).unwrap_or_default()
+    }
+
+    fn shipped(&self, b: &CompactBinary) -> &[u32] {
+        self.symbols.get(b.shipped.0 as usize..b.shipped.1 as usize).unwrap_or_default()
+    }
 }
 
 /// `origin` as (prefix, number + 1) when it ends in a decimal number written without leading
@@ -88,7 +103,7 @@ fn split_origin(origin: &str) -> (&str, u64) {
     }
 }
 
-fn compact_binary(f: &ProducedFile, symbols: &Symbols) -> CompactBinary {
+fn compact_binary(f: &ProducedFile, symbols: &Symbols, places: &mut Vec<u32>) -> CompactBinary {
     let (package, version, architecture, ext) = file_name_parts(&f.name);
     let name = match ext {
         Some(ext)
@@ -106,13 +121,18 @@ fn compact_binary(f: &ProducedFile, symbols: &Symbols) -> CompactBinary {
         name,
         size: f.size,
         sha256: hash(f.sha256.as_deref().unwrap_or_default(), symbols),
-        shipped_in: f.shipped_in.iter().map(|s| symbols.intern(s)).collect(),
+        shipped: {
+            let start = places.len() as u32;
+            places.extend(f.shipped_in.iter().map(|s| symbols.intern(s)));
+            (start, places.len() as u32)
+        },
     }
 }
 
 fn compact_build(r: &ResolvedBuild, symbols: &Symbols) -> CompactBuild {
     let b = &r.build.record;
     let (prefix, origin_number) = split_origin(&b.origin);
+    let mut places: Vec<u32> = b.architectures.iter().map(|a| symbols.intern(a)).collect();
     CompactBuild {
         id: hash(&b.sha256, symbols),
         texts: [
@@ -125,10 +145,11 @@ fn compact_build(r: &ResolvedBuild, symbols: &Symbols) -> CompactBuild {
             symbols.intern(prefix),
         ],
         origin_number,
-        architectures: b.architectures.iter().map(|a| symbols.intern(a)).collect(),
         installed_build_depends: b.ibd_count,
         signed: b.signed,
-        binaries: r.files.iter().map(|f| compact_binary(f, symbols)).collect(),
+        architectures: b.architectures.len() as u32,
+        binaries: r.files.iter().map(|f| compact_binary(f, symbols, &mut places)).collect(),
+        symbols: places.into_boxed_slice(),
     }
 }
 
@@ -288,8 +309,8 @@ pub fn encode(answer: &IndexedAnswer) -> Vec<u8> {
             col.push(remap.get(s).into());
         }
         c.origin_number.push(p.origin_number);
-        c.architecture_counts.push(count(p.architectures.len()));
-        for s in &p.architectures {
+        c.architecture_counts.push(count(p.architectures().len()));
+        for s in p.architectures() {
             c.architectures.push(remap.get(*s).into());
         }
         c.installed_build_depends.push(p.installed_build_depends.into());
@@ -326,8 +347,9 @@ pub fn encode(answer: &IndexedAnswer) -> Vec<u8> {
                     c.odd_sha256.1.push(s);
                 }
             }
-            c.shipped_counts.push(count(b.shipped_in.len()));
-            for s in &b.shipped_in {
+            let shipped = p.shipped(b);
+            c.shipped_counts.push(count(shipped.len()));
+            for s in shipped {
                 c.shipped_in.push(remap.get(*s).into());
             }
             binary_pos += 1;
