@@ -10,7 +10,7 @@ n=${2:-10}
 bin=${3:-target/release/debcover}
 measure=target/release/debcover-measure
 data=$(mktemp -d)
-DEBCOVER_LOG=debcover_coordinator=debug "$bin" serve --listen "127.0.0.1:$port" --data-dir "$data" \
+DEBCOVER_LOG=debcover_coordinator=debug "$bin" serve --listen "127.0.0.1:$port" --http-listen off --data-dir "$data" \
     2>"$data/server.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$data"' EXIT

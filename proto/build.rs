@@ -13,6 +13,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         // Large pre-encoded answers: received without a copy (a slice of the receive buffer).
         .bytes(".debcover.v1.EncodedBuiltWithResponse.response")
+        .bytes(".debcover.v1.CompactBuiltWithResponse.build_ids")
+        .bytes(".debcover.v1.CompactBuiltWithResponse.binary_sha256")
         .compile_fds(fds)?;
     for f in files {
         println!("cargo:rerun-if-changed={f}");

@@ -797,9 +797,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::BuiltWith(a) => {
             let url = config::resolve_server(a.server.server, &file);
-            let mut c = client::connect(&url).await?;
             let r = client::built_with(
-                &mut c,
+                client::channel(&url).await?,
                 pb::BuiltWithRequest {
                     package: a.package.clone(),
                     before: a.before.unwrap_or_default(),

@@ -230,3 +230,82 @@ pub enum ShippedBy<'a> {
     /// Those of these source packages.
     Sources(&'a [String]),
 }
+
+/// A `built-with` answer as a client holds it: everything `BuiltWithResponse` carries, whichever
+/// form it arrived in (`BuiltWith`, or `BuiltWithCompact` decoded by `service::compact`).
+/// Absent texts are empty strings, as on the wire.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuiltWithResult {
+    /// The binary package names the question resolved to.
+    pub resolved_packages: Vec<String>,
+    /// The matching builds, in answer order.
+    pub builds: Vec<ResultBuild>,
+}
+
+/// One build of a [`BuiltWithResult`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResultBuild {
+    /// The build.
+    pub build: BuildSummary,
+    /// The Installed-Build-Depends entries that matched the question.
+    pub matched: Vec<Dependency>,
+    /// The binaries it produced, with where each ships.
+    pub binaries: Vec<BinarySummary>,
+}
+
+/// A build as answers describe it (no storage id).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildSummary {
+    /// SHA-256 of the buildinfo text, lowercase hexadecimal.
+    pub id: String,
+    /// Source package.
+    pub source: String,
+    /// Source version.
+    pub source_version: String,
+    /// Binary version.
+    pub version: String,
+    /// The Architecture field's tokens.
+    pub architectures: Vec<String>,
+    /// Concrete architecture, `all` or `source`.
+    pub host_architecture: String,
+    /// Build-Date as written (empty: none).
+    pub build_date: String,
+    /// Build-Origin (empty: none).
+    pub build_origin: String,
+    /// Number of Installed-Build-Depends entries.
+    pub installed_build_depends: u32,
+    /// Whether the ingested file was clearsigned.
+    pub signed: bool,
+    /// File or URL it was first ingested from.
+    pub origin: String,
+}
+
+/// An installed package (an Installed-Build-Depends entry).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dependency {
+    /// Binary package name.
+    pub name: String,
+    /// Architecture qualifier, empty when none.
+    pub arch: String,
+    /// Version.
+    pub version: String,
+}
+
+/// A produced binary package as answers describe it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BinarySummary {
+    /// Package name (from the file name).
+    pub package: String,
+    /// Version (from the file name: no epoch).
+    pub version: String,
+    /// Architecture (from the file name).
+    pub architecture: String,
+    /// File name as produced.
+    pub filename: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256, lowercase hexadecimal as the buildinfo lists it (empty: none).
+    pub sha256: String,
+    /// `suite/arch` of every suite shipping exactly these bytes (or linked by name).
+    pub shipped_in: Vec<String>,
+}

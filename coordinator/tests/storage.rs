@@ -14,6 +14,7 @@ use debcover_coordinator::index::BuiltWithIndex;
 use debcover_coordinator::ingest::{self, Limits};
 use debcover_coordinator::model::{NewBuild, PackagesImport, SourcesImport, Stored};
 use debcover_coordinator::query::{self, BuiltWithQuery, PackageSpec};
+use debcover_coordinator::service::compact;
 use debcover_coordinator::campaign::{
     CampaignRecord, Coverage, Evidence, EvidenceKind, FoundBy, ItemState, Mode, PlannedItem, Transition,
 };
@@ -96,6 +97,7 @@ conformance!(
     campaign_round_trip_and_compare_and_set,
     index_agrees_with_the_store_and_sees_ingest_by_another_coordinator,
     index_follows_archive_reimport,
+    compact_answer_equals_built_with,
     sched_dedup_and_priority_order,
     sched_arch_aliases_backends_and_tags,
     sched_lease_expiry_reclaim_and_stale_tokens,
@@ -636,6 +638,19 @@ async fn same_answer<S: Store>(index: &BuiltWithIndex, store: &S, q: &BuiltWithQ
     let encoded = debcover_coordinator::service::convert::encode_built_with(&indexed);
     let message = debcover_coordinator::service::convert::built_with_response(&indexed);
     assert!(encoded == prost::Message::encode_to_vec(&message), "encodings differ for {q:?}");
+    // BuiltWithCompact's answer decodes to the same domain values, field by field.
+    let compact = compact::decode_bytes(&compact::encode(&indexed)).unwrap_or_else(|e| panic!("{q:?}: {e}"));
+    let full = debcover_coordinator::service::convert::built_with_result(message);
+    assert_eq!(compact.resolved_packages, full.resolved_packages, "{q:?}");
+    assert_eq!(compact.builds.len(), full.builds.len(), "{q:?}");
+    for (c, f) in compact.builds.iter().zip(&full.builds) {
+        assert_eq!(c.build, f.build, "{q:?}");
+        assert_eq!(c.matched, f.matched, "{q:?} {}", f.build.id);
+        assert_eq!(c.binaries.len(), f.binaries.len(), "{q:?} {}", f.build.id);
+        for (cb, fb) in c.binaries.iter().zip(&f.binaries) {
+            assert_eq!(cb, fb, "{q:?} {}", f.build.id);
+        }
+    }
     let cached = flat(indexed.into_answer());
     let direct = flat(query::built_with(store, q).await.unwrap());
     assert_eq!(cached, direct, "{q:?}");
@@ -693,6 +708,71 @@ async fn index_agrees_with_the_store_and_sees_ingest_by_another_coordinator<
         .filter(|(_, t)| scan_ibd(&String::from_utf8_lossy(t)).iter().any(|(n, _)| n == "libc6"))
         .count();
     assert_eq!(all.1.len(), expected);
+}
+
+/// The compact answer against BuiltWith's (in `same_answer`) on many builds, with `--before`,
+/// `--suite`, `--arch` and `src:NAME`, and builds whose values are not of the compact form
+/// (a file name that is not NAME_VERSION_ARCH.EXT, no Checksums-Sha256, origins without a number).
+async fn compact_answer_equals_built_with<S: Store, F: std::future::Future<Output = S>>(open: impl Fn() -> F) {
+    let a = open().await;
+    a.ingest_builds(&prepared()).await.unwrap();
+    a.ingest_builds(&synthetic_builds(300)).await.unwrap();
+    let text = std::fs::read_to_string(testdata().join("buildinfo/aptly__hardlink_0.2.1_amd64.buildinfo")).unwrap();
+    let odd = text.replacen("Source: hardlink\n", "Source: oddity\n", 1).replace("hardlink_0.2.1_amd64.deb", "odd_name.deb");
+    let sha_line = odd.lines().skip_while(|l| !l.starts_with("Checksums-Sha256:")).take(2).collect::<Vec<_>>().join("\n");
+    let no_sha = odd.replacen("Source: oddity\n", "Source: oddity2\n", 1).replacen(&format!("{sha_line}\n"), "", 1);
+    let mut odd_builds = vec![ingest::prepare_build("odd/path.buildinfo", odd.as_bytes(), &Limits::default()).unwrap()];
+    match ingest::prepare_build("nosha", no_sha.as_bytes(), &Limits::default()) {
+        Ok(b) => {
+            assert!(b.info.checksums.iter().all(|f| f.sha256.is_none()));
+            odd_builds.push(b);
+        }
+        Err(e) => eprintln!("a buildinfo without Checksums-Sha256 is refused ({e}); that case is not checked"),
+    }
+    a.ingest_builds(&odd_builds).await.unwrap();
+    a.import_packages(&PackagesImport {
+        suite: "sid".into(),
+        arch: "amd64".into(),
+        origin: "t".into(),
+        sha256: "s".into(),
+        entries: parse_packages(&packages_for_0xffff()),
+    })
+    .await
+    .unwrap();
+    let index = BuiltWithIndex::new();
+    let bin = |p: &str| PackageSpec::Binary(p.into());
+    let q = |package, before: Option<&str>, suite: Option<&str>, arch: Option<&str>| BuiltWithQuery {
+        package,
+        before: before.map(|v| Version::from_str(v).unwrap()),
+        suite: suite.map(str::to_owned),
+        arch: arch.map(str::to_owned),
+    };
+    let questions = [
+        q(bin("libc6"), None, None, None),
+        q(bin("libc6"), Some("2.28-10"), None, None),
+        q(bin("libc6"), None, Some("sid"), None),
+        q(bin("libusb-dev"), None, Some("sid"), None),
+        q(bin("libc6"), None, None, Some("amd64")),
+        q(PackageSpec::Source("bash".into()), None, None, None),
+        q(PackageSpec::Source("bash".into()), Some("5"), None, None),
+        q(bin("no-such-package"), None, None, None),
+    ];
+    let mut sizes = Vec::new();
+    for question in &questions {
+        let got = same_answer(&index, &a, question).await;
+        sizes.push(got.1.len());
+    }
+    assert!(sizes[0] > 300, "libc6 is in every build: {sizes:?}");
+    assert!(sizes[1] < sizes[0] && sizes[2] >= 1 && sizes[2] < sizes[0], "{sizes:?}");
+    // The odd builds are in the libc6 answer, with their odd values.
+    let all = compact::decode_bytes(&compact::encode(&index.built_with(&a, &questions[0]).await.unwrap())).unwrap();
+    let odd = all.builds.iter().find(|b| b.build.source == "oddity").expect("the odd build answers");
+    assert_eq!((odd.binaries[0].filename.as_str(), odd.binaries[0].package.as_str()), ("odd_name.deb", "odd"));
+    assert_eq!(odd.build.origin, "odd/path.buildinfo");
+    if let Some(nosha) = all.builds.iter().find(|b| b.build.source == "oddity2") {
+        assert!(nosha.binaries.iter().all(|b| b.sha256.is_empty()));
+    }
+    assert!(all.builds.iter().any(|b| b.build.origin == "synth7"));
 }
 
 async fn index_follows_archive_reimport<S: Store, F: std::future::Future<Output = S>>(open: impl Fn() -> F) {

@@ -6,7 +6,9 @@
 //!   the BuiltWith RPC as a client sees it, the whole answer received and decoded into
 //!   messages (min, median, p95 over N calls after one warm-up); then the same for
 //!   BuiltWithEncoded, (a) received, (b) received and every field read (each string checked as
-//!   UTF-8, no copies), (c) received and decoded into the same messages as BuiltWith. With
+//!   UTF-8, no copies), (c) received and decoded into the same messages as BuiltWith; then
+//!   BuiltWithCompact, (a) received, (b) every field read in place (`CompactView`), (c) decoded
+//!   into the domain values the CLI renders (checked equal to BuiltWith's). With
 //!   `--grep DIR`, the grep baseline in the same run and the ratios.
 //! - `sched --server URL --nodes N`: scheduler throughput with N simulated nodes doing
 //!   zero-time builds of the queued jobs over gRPC (cycles/s, claim and report latency,
@@ -153,7 +155,8 @@ fn main() -> Result<()> {
                 if frame_kib > 0 {
                     endpoint = endpoint.max_frame_size(frame_kib * 1024);
                 }
-                let mut c = debcover_proto::v1::coordinator_client::CoordinatorClient::new(endpoint.connect().await?)
+                let channel = endpoint.connect().await?;
+                let mut c = debcover_proto::v1::coordinator_client::CoordinatorClient::new(channel.clone())
                     .max_decoding_message_size(256 * 1024 * 1024);
                 let req = debcover_proto::v1::BuiltWithRequest {
                     package: package.clone(),
@@ -229,12 +232,52 @@ fn main() -> Result<()> {
                 let r = report("BuiltWithEncoded, received", builds, recv);
                 let w = report("BuiltWithEncoded, received + every field read", builds, read);
                 let d = report("BuiltWithEncoded, received + decoded into messages", builds, dec);
-                Ok::<_, anyhow::Error>(vec![
+                let mut rows = vec![
                     ("BuiltWith, decoded", standard),
                     ("Encoded, received", r),
                     ("Encoded, read", w),
                     ("Encoded, decoded", d),
-                ])
+                ];
+
+                // BuiltWithCompact: the dictionary-coded answer, received as bytes and read in
+                // place (servers before it: skipped).
+                use debcover_coordinator::service::compact::{self, CompactView};
+                let warm_compact = match compact::request(channel.clone(), req.clone()).await {
+                    Ok(r) => r,
+                    Err(s) if s.code() == tonic::Code::Unimplemented => {
+                        println!("  (this server has no BuiltWithCompact)");
+                        return Ok(rows);
+                    }
+                    Err(s) => return Err(s.into()),
+                };
+                let expected = debcover_coordinator::service::convert::built_with_result(warm.clone());
+                anyhow::ensure!(compact::decode_bytes(&warm_compact)? == expected, "BuiltWithCompact differs from BuiltWith");
+                let start = Instant::now();
+                let strings = CompactView::parse(&warm_compact).map(|v| v.len())?;
+                let parse_ms = ms(start.elapsed());
+                println!(
+                    "  answer sizes: BuiltWithEncoded {} bytes, BuiltWithCompact {} bytes ({:.0}%); parsing the compact one (every column checked): {parse_ms:.1} ms for {strings} builds",
+                    warm_enc.response.len(),
+                    warm_compact.len(),
+                    warm_compact.len() as f64 * 100.0 / warm_enc.response.len().max(1) as f64,
+                );
+                let (mut recv, mut read, mut dec) = (Vec::new(), Vec::new(), Vec::new());
+                for _ in 0..n {
+                    let start = Instant::now();
+                    let r = compact::request(channel.clone(), req.clone()).await?;
+                    recv.push(start.elapsed());
+                    let walked = walk_compact(&r)?;
+                    read.push(start.elapsed());
+                    assert_eq!(walked, warm.builds.len());
+                    let start2 = Instant::now();
+                    let d = compact::decode_bytes(&r)?;
+                    dec.push(recv.last().copied().unwrap_or_default() + start2.elapsed());
+                    assert_eq!(d.builds.len(), warm.builds.len());
+                }
+                rows.push(("Compact, received", report("BuiltWithCompact, received", builds, recv)));
+                rows.push(("Compact, read", report("BuiltWithCompact, received + every field read", builds, read)));
+                rows.push(("Compact, decoded", report("BuiltWithCompact, received + decoded into domain values", builds, dec)));
+                Ok::<_, anyhow::Error>(rows)
             })?;
             if let Some(dir) = grep {
                 let (g, found) = grep_baseline(&dir, &package)?;
@@ -373,6 +416,35 @@ fn grep_baseline(dir: &PathBuf, package: &str) -> Result<(Duration, usize)> {
     }
     let (_, med, _) = stats(times);
     Ok((med, found))
+}
+
+/// Read every field of a compact answer in place: the view reads the bytes (strings as slices,
+/// numbers into columns) and checks every column and index, then
+/// each build's and each binary's fields are fetched (strings as slices of the table, hashes as
+/// slices of the raw column, no copies). Returns the number of builds.
+fn walk_compact(r: &[u8]) -> Result<usize> {
+    use debcover_coordinator::service::compact::CompactView;
+    use std::hint::black_box;
+    let v = CompactView::parse(r)?;
+    let mut builds = 0;
+    for b in v.builds() {
+        builds += 1;
+        black_box((b.id(), b.source(), b.source_version(), b.version(), b.host_architecture(), b.build_date()));
+        black_box((b.build_origin(), b.installed_build_depends(), b.signed(), b.origin_parts()));
+        for a in b.architectures() {
+            black_box(a);
+        }
+        for m in b.matched() {
+            black_box(m);
+        }
+        for x in b.binaries() {
+            black_box((x.package(), x.version(), x.architecture(), x.filename_parts(), x.size(), x.sha256()));
+            for s in x.shipped_in() {
+                black_box(s);
+            }
+        }
+    }
+    Ok(builds)
 }
 
 /// What reading every field of an encoded answer saw.

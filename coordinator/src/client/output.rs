@@ -4,6 +4,8 @@
 use debcover_proto::v1 as pb;
 use serde::Serialize;
 
+use crate::model;
+
 /// A build as shown to users.
 #[derive(Debug, Serialize)]
 pub struct BuildView {
@@ -56,6 +58,43 @@ pub struct DepView {
     pub arch: String,
     /// Version.
     pub version: String,
+}
+
+impl From<&model::BuildSummary> for BuildView {
+    fn from(b: &model::BuildSummary) -> Self {
+        BuildView {
+            id: b.id.clone(),
+            source: b.source.clone(),
+            source_version: b.source_version.clone(),
+            version: b.version.clone(),
+            architectures: b.architectures.clone(),
+            host_architecture: b.host_architecture.clone(),
+            build_date: b.build_date.clone(),
+            installed_build_depends: b.installed_build_depends,
+            signed: b.signed,
+            origin: b.origin.clone(),
+        }
+    }
+}
+
+impl From<&model::Dependency> for DepView {
+    fn from(d: &model::Dependency) -> Self {
+        DepView { name: d.name.clone(), arch: d.arch.clone(), version: d.version.clone() }
+    }
+}
+
+impl From<&model::BinarySummary> for BinaryView {
+    fn from(b: &model::BinarySummary) -> Self {
+        BinaryView {
+            package: b.package.clone(),
+            version: b.version.clone(),
+            architecture: b.architecture.clone(),
+            filename: b.filename.clone(),
+            size: b.size,
+            sha256: b.sha256.clone(),
+            shipped_in: b.shipped_in.clone(),
+        }
+    }
 }
 
 impl From<&pb::Dependency> for DepView {
@@ -119,8 +158,8 @@ pub struct BuiltWithView {
     pub builds: Vec<MatchView>,
 }
 
-impl From<&pb::BuiltWithResponse> for BuiltWithView {
-    fn from(r: &pb::BuiltWithResponse) -> Self {
+impl From<&model::BuiltWithResult> for BuiltWithView {
+    fn from(r: &model::BuiltWithResult) -> Self {
         BuiltWithView {
             resolved_packages: r.resolved_packages.clone(),
             count: r.builds.len(),
@@ -128,7 +167,7 @@ impl From<&pb::BuiltWithResponse> for BuiltWithView {
                 .builds
                 .iter()
                 .map(|m| MatchView {
-                    build: m.build.as_ref().map(BuildView::from).unwrap_or_else(|| BuildView::from(&pb::BuildSummary::default())),
+                    build: BuildView::from(&m.build),
                     matched: m.matched.iter().map(DepView::from).collect(),
                     binaries: m.binaries.iter().map(BinaryView::from).collect(),
                 })
@@ -170,7 +209,7 @@ impl From<&pb::BuildDetail> for DetailView {
 }
 
 /// Print a `built-with` answer as a table.
-pub fn print_built_with(r: &pb::BuiltWithResponse, package: &str) {
+pub fn print_built_with(r: &model::BuiltWithResult, package: &str) {
     if r.resolved_packages.is_empty() {
         println!("No binary package is known for {package}: ingest Packages/Sources indices or buildinfos of that source first.");
         return;
@@ -181,7 +220,7 @@ pub fn print_built_with(r: &pb::BuiltWithResponse, package: &str) {
     }
     println!("{:<32} {:<28} {:<8} {:<40} BINARIES", "SOURCE", "VERSION", "ARCH", "BUILT WITH");
     for m in &r.builds {
-        let Some(b) = &m.build else { continue };
+        let b = &m.build;
         let with: Vec<String> = m.matched.iter().map(|d| format!("{} {}", d.name, d.version)).collect();
         let bins: Vec<String> = m
             .binaries

@@ -6,7 +6,9 @@ use prost::Message;
 use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
 
 use crate::index::{IndexedAnswer, IndexedMatch, ResolvedBuild};
-use crate::model::{BuildRecord, PkgVer, ProducedFile};
+use crate::model::{
+    BinarySummary, BuildRecord, BuildSummary, BuiltWithResult, Dependency, PkgVer, ProducedFile, ResultBuild,
+};
 use crate::rebuild::corroborate::{Corroboration, EmbeddedBinary, Module, verdict_name};
 use crate::storage::StoreError;
 
@@ -135,16 +137,69 @@ pub fn dependency(p: &PkgVer) -> pb::Dependency {
 /// A produced binary package on the wire; package, version and architecture come from the
 /// Debian file name `NAME_VERSION_ARCH.deb` (with the epoch dropped, as dpkg names files).
 pub fn binary(f: &ProducedFile) -> pb::Binary {
-    let stem = f.name.rsplit_once('.').map(|(s, _)| s).unwrap_or(&f.name);
-    let mut parts = stem.splitn(3, '_');
+    let (package, version, architecture, _) = file_name_parts(&f.name);
     pb::Binary {
-        package: parts.next().unwrap_or_default().to_owned(),
-        version: parts.next().unwrap_or_default().to_owned(),
-        architecture: parts.next().unwrap_or_default().to_owned(),
+        package: package.to_owned(),
+        version: version.to_owned(),
+        architecture: architecture.to_owned(),
         filename: f.name.clone(),
         size: f.size,
         sha256: f.sha256.clone().unwrap_or_default(),
         shipped_in: f.shipped_in.clone(),
+    }
+}
+
+/// Package, version and architecture that `Binary` reports for the file name `NAME_VERSION_ARCH.EXT`
+/// (missing parts empty), and the extension (`None`: the name has no '.').
+pub fn file_name_parts(name: &str) -> (&str, &str, &str, Option<&str>) {
+    let (stem, ext) = match name.rsplit_once('.') {
+        Some((s, e)) => (s, Some(e)),
+        None => (name, None),
+    };
+    let mut parts = stem.splitn(3, '_');
+    (parts.next().unwrap_or_default(), parts.next().unwrap_or_default(), parts.next().unwrap_or_default(), ext)
+}
+
+/// A `BuiltWithResponse` as domain values (what the client renders), moving its strings.
+pub fn built_with_result(r: pb::BuiltWithResponse) -> BuiltWithResult {
+    BuiltWithResult {
+        resolved_packages: r.resolved_packages,
+        builds: r
+            .builds
+            .into_iter()
+            .map(|m| {
+                let b = m.build.unwrap_or_default();
+                ResultBuild {
+                    build: BuildSummary {
+                        id: b.id,
+                        source: b.source,
+                        source_version: b.source_version,
+                        version: b.version,
+                        architectures: b.architectures,
+                        host_architecture: b.host_architecture,
+                        build_date: b.build_date,
+                        build_origin: b.build_origin,
+                        installed_build_depends: b.installed_build_depends,
+                        signed: b.signed,
+                        origin: b.origin,
+                    },
+                    matched: m.matched.into_iter().map(|d| Dependency { name: d.name, arch: d.arch, version: d.version }).collect(),
+                    binaries: m
+                        .binaries
+                        .into_iter()
+                        .map(|x| BinarySummary {
+                            package: x.package,
+                            version: x.version,
+                            architecture: x.architecture,
+                            filename: x.filename,
+                            size: x.size,
+                            sha256: x.sha256,
+                            shipped_in: x.shipped_in,
+                        })
+                        .collect(),
+                }
+            })
+            .collect(),
     }
 }
 

@@ -7,6 +7,10 @@
 //! routes the one path `/debcover.v1.Coordinator/BuiltWith` to a handler that sends those bytes
 //! as the message, and every other path to the generated server. The wire contract is
 //! unchanged: clients receive a `BuiltWithResponse`.
+//!
+//! `/debcover.v1.Coordinator/BuiltWithCompact` goes the same way: `compact::encode` writes the
+//! `CompactBuiltWithResponse` straight from the index's per-build parts, and the handler sends
+//! those bytes as the message.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -20,11 +24,22 @@ use tonic::codegen::{BoxFuture, Service, StdError, http};
 use tonic::server::{NamedService, UnaryService};
 use tonic::{Request, Response, Status};
 
-use super::{CoordinatorService, MAX_MESSAGE_BYTES, built_with_query, convert};
+use super::{CoordinatorService, MAX_MESSAGE_BYTES, built_with_query, compact, convert};
 use crate::storage::RebuildStore;
 
 /// The gRPC path of `BuiltWith`.
 const BUILT_WITH_PATH: &str = "/debcover.v1.Coordinator/BuiltWith";
+/// The gRPC path of `BuiltWithCompact`.
+const BUILT_WITH_COMPACT_PATH: &str = "/debcover.v1.Coordinator/BuiltWithCompact";
+
+/// Which answer a pre-encoded handler writes.
+#[derive(Clone, Copy, Debug)]
+enum Shape {
+    /// `BuiltWithResponse`.
+    Full,
+    /// `CompactBuiltWithResponse`.
+    Compact,
+}
 
 /// Requests decoded by prost; responses are message bytes, written as they are.
 #[derive(Default)]
@@ -66,22 +81,27 @@ impl Codec for PreEncodedCodec {
     }
 }
 
-/// The `BuiltWith` handler: the index's answer, encoded from its per-build bytes.
-struct EncodedBuiltWith<S>(Arc<CoordinatorService<S>>);
+/// The `BuiltWith` and `BuiltWithCompact` handler: the index's answer, encoded from its
+/// per-build parts.
+struct EncodedBuiltWith<S>(Arc<CoordinatorService<S>>, Shape);
 
 impl<S: RebuildStore> UnaryService<pb::BuiltWithRequest> for EncodedBuiltWith<S> {
     type Response = Bytes;
     type Future = BoxFuture<Response<Bytes>, Status>;
     fn call(&mut self, request: Request<pb::BuiltWithRequest>) -> Self::Future {
-        let service = self.0.clone();
+        let (service, shape) = (self.0.clone(), self.1);
         Box::pin(async move {
             let q = built_with_query(request.get_ref())?;
             let answer = service.index.built_with(&*service.store, &q).await.map_err(convert::store_status)?;
             let started = std::time::Instant::now();
-            let bytes = convert::encode_built_with(&answer);
+            let bytes = match shape {
+                Shape::Full => convert::encode_built_with(&answer),
+                Shape::Compact => compact::encode(&answer),
+            };
             tracing::debug!(
                 builds = answer.builds.len(),
                 bytes = bytes.len(),
+                ?shape,
                 encode_us = started.elapsed().as_micros() as u64,
                 "built-with encoded"
             );
@@ -132,14 +152,16 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() != BUILT_WITH_PATH {
-            return self.inner.call(req);
-        }
+        let shape = match req.uri().path() {
+            BUILT_WITH_PATH => Shape::Full,
+            BUILT_WITH_COMPACT_PATH => Shape::Compact,
+            _ => return self.inner.call(req),
+        };
         let service = self.service.clone();
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(PreEncodedCodec)
                 .apply_max_message_size_config(Some(MAX_MESSAGE_BYTES), Some(MAX_MESSAGE_BYTES));
-            Ok(grpc.unary(EncodedBuiltWith(service), req).await)
+            Ok(grpc.unary(EncodedBuiltWith(service, shape), req).await)
         })
     }
 }

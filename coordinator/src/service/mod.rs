@@ -25,6 +25,7 @@ use crate::storage::{KeyStore, RebuildStore, Store};
 
 pub mod attestations;
 pub mod campaigns;
+pub mod compact;
 pub mod convert;
 mod encoded;
 pub mod rebuild;
@@ -393,6 +394,20 @@ impl<S: RebuildStore> Coordinator for CoordinatorService<S> {
             response: response.into(),
             builds: answer.builds.len().try_into().unwrap_or(u32::MAX),
         }))
+    }
+
+    /// Served by `encoded::WithEncodedBuiltWith`, which writes the bytes itself; this generated
+    /// path is reached only without that wrapper.
+    async fn built_with_compact(
+        &self,
+        request: Request<pb::BuiltWithRequest>,
+    ) -> Result<Response<pb::CompactBuiltWithResponse>, Status> {
+        let q = built_with_query(request.get_ref())?;
+        let answer = self.index.built_with(&*self.store, &q).await.map_err(convert::store_status)?;
+        let bytes = compact::encode(&answer);
+        let message = <pb::CompactBuiltWithResponse as prost::Message>::decode(bytes.as_slice())
+            .map_err(|e| Status::internal(format!("compact answer does not decode: {e}")))?;
+        Ok(Response::new(message))
     }
 
     async fn show_builds(
