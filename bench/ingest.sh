@@ -21,7 +21,7 @@ case "$backend" in
         psql "$admin" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" -c "CREATE DATABASE $name"
         ;;
 esac
-/usr/bin/time -v -o "$data/time.txt" "$bin" serve --listen "127.0.0.1:$port" --db "$db" --data-dir "$data" 2>"$data/server.log" &
+/usr/bin/time -v -o "$data/time.txt" "$bin" serve --listen "127.0.0.1:$port" --db "$db" --data-dir "$data" --http-listen off 2>"$data/server.log" &
 tpid=$!
 export DEBCOVER_SERVER="http://127.0.0.1:$port"
 for _ in $(seq 1 100); do "$bin" status >/dev/null 2>&1 && break; sleep 0.1; done
