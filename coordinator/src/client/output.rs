@@ -5,6 +5,7 @@ use debcover_proto::v1 as pb;
 use serde::Serialize;
 
 use crate::model;
+use crate::service::convert;
 
 /// A build as shown to users.
 #[derive(Debug, Serialize)]
@@ -33,18 +34,7 @@ pub struct BuildView {
 
 impl From<&pb::BuildSummary> for BuildView {
     fn from(b: &pb::BuildSummary) -> Self {
-        BuildView {
-            id: b.id.clone(),
-            source: b.source.clone(),
-            source_version: b.source_version.clone(),
-            version: b.version.clone(),
-            architectures: b.architectures.clone(),
-            host_architecture: b.host_architecture.clone(),
-            build_date: b.build_date.clone(),
-            installed_build_depends: b.installed_build_depends,
-            signed: b.signed,
-            origin: b.origin.clone(),
-        }
+        BuildView::from(&convert::build_summary_of(b.clone()))
     }
 }
 
@@ -99,7 +89,7 @@ impl From<&model::BinarySummary> for BinaryView {
 
 impl From<&pb::Dependency> for DepView {
     fn from(d: &pb::Dependency) -> Self {
-        DepView { name: d.name.clone(), arch: d.arch.clone(), version: d.version.clone() }
+        DepView::from(&convert::dependency_of(d.clone()))
     }
 }
 
@@ -124,15 +114,7 @@ pub struct BinaryView {
 
 impl From<&pb::Binary> for BinaryView {
     fn from(b: &pb::Binary) -> Self {
-        BinaryView {
-            package: b.package.clone(),
-            version: b.version.clone(),
-            architecture: b.architecture.clone(),
-            filename: b.filename.clone(),
-            size: b.size,
-            sha256: b.sha256.clone(),
-            shipped_in: b.shipped_in.clone(),
-        }
+        BinaryView::from(&convert::binary_summary_of(b.clone()))
     }
 }
 

@@ -167,39 +167,47 @@ pub fn built_with_result(r: pb::BuiltWithResponse) -> BuiltWithResult {
         builds: r
             .builds
             .into_iter()
-            .map(|m| {
-                let b = m.build.unwrap_or_default();
-                ResultBuild {
-                    build: BuildSummary {
-                        id: b.id,
-                        source: b.source,
-                        source_version: b.source_version,
-                        version: b.version,
-                        architectures: b.architectures,
-                        host_architecture: b.host_architecture,
-                        build_date: b.build_date,
-                        build_origin: b.build_origin,
-                        installed_build_depends: b.installed_build_depends,
-                        signed: b.signed,
-                        origin: b.origin,
-                    },
-                    matched: m.matched.into_iter().map(|d| Dependency { name: d.name, arch: d.arch, version: d.version }).collect(),
-                    binaries: m
-                        .binaries
-                        .into_iter()
-                        .map(|x| BinarySummary {
-                            package: x.package,
-                            version: x.version,
-                            architecture: x.architecture,
-                            filename: x.filename,
-                            size: x.size,
-                            sha256: x.sha256,
-                            shipped_in: x.shipped_in,
-                        })
-                        .collect(),
-                }
+            .map(|m| ResultBuild {
+                build: build_summary_of(m.build.unwrap_or_default()),
+                matched: m.matched.into_iter().map(dependency_of).collect(),
+                binaries: m.binaries.into_iter().map(binary_summary_of).collect(),
             })
             .collect(),
+    }
+}
+
+/// A wire build summary as a domain value.
+pub fn build_summary_of(b: pb::BuildSummary) -> BuildSummary {
+    BuildSummary {
+        id: b.id,
+        source: b.source,
+        source_version: b.source_version,
+        version: b.version,
+        architectures: b.architectures,
+        host_architecture: b.host_architecture,
+        build_date: b.build_date,
+        build_origin: b.build_origin,
+        installed_build_depends: b.installed_build_depends,
+        signed: b.signed,
+        origin: b.origin,
+    }
+}
+
+/// A wire dependency as a domain value.
+pub fn dependency_of(d: pb::Dependency) -> Dependency {
+    Dependency { name: d.name, arch: d.arch, version: d.version }
+}
+
+/// A wire binary as a domain value.
+pub fn binary_summary_of(x: pb::Binary) -> BinarySummary {
+    BinarySummary {
+        package: x.package,
+        version: x.version,
+        architecture: x.architecture,
+        filename: x.filename,
+        size: x.size,
+        sha256: x.sha256,
+        shipped_in: x.shipped_in,
     }
 }
 
