@@ -10,7 +10,7 @@
 //! A test target of `debcover-rebuilder` (see its Cargo.toml) so that it can use the node's
 //! library; `cargo test --workspace` builds the `debcover` binary it starts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use debcover_proto::v1 as pb;
 use debcover_proto::v1::rebuild_nodes_client::RebuildNodesClient;
@@ -18,39 +18,13 @@ use debcover_rebuilder::attest::{RebuildClaim, sign};
 use debcover_rebuilder::backend::Produced;
 use debcover_rebuilder::embedded::read_produced;
 use debcover_rebuilder::key::NodeKey;
-use debcover_tests::{Server, in_ci, pg::TestDatabase, workspace};
+use debcover_tests::{BearerAuth, Server, fixture_deb, pg::TestDatabase};
 use serde_json::Value;
 use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 type Node = RebuildNodesClient<InterceptedService<Channel, BearerAuth>>;
-
-#[derive(Clone)]
-struct BearerAuth(String);
-
-impl tonic::service::Interceptor for BearerAuth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert("authorization", format!("Bearer {}", self.0).parse().unwrap());
-        Ok(req)
-    }
-}
-
-/// The real lego .deb, cached under target/ by tests/fixtures/download-debs.sh.
-fn lego_deb() -> Option<PathBuf> {
-    let dir = workspace().join("target/debcover-fixtures/debs");
-    let found = std::fs::read_dir(&dir).ok().and_then(|d| {
-        d.filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("lego_")))
-    });
-    if found.is_none() {
-        let why = format!("lego_*.deb not in {} (run tests/fixtures/download-debs.sh)", dir.display());
-        assert!(!in_ci(), "{why}");
-        eprintln!("SKIPPING: {why}");
-    }
-    found
-}
 
 /// A buildinfo of lego 4.9.1-1 producing `deb` (its real size and hash), with `go` as the
 /// recorded version of the Go toolchain packages.
@@ -231,7 +205,7 @@ fn get(base: &str, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lego_go_toolchain_corroborated_over_grpc_sqlite() {
-    let Some(deb) = lego_deb() else { return };
+    let Some(deb) = fixture_deb("lego") else { return };
     let s = Server::start_with(None, &[("DEBCOVER_VERIFIERS", "1")]);
     scenario(&s, &deb).await;
     assert_eq!(s.terminate(), Some(0));
@@ -239,7 +213,7 @@ async fn lego_go_toolchain_corroborated_over_grpc_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lego_go_toolchain_corroborated_over_grpc_postgres() {
-    let Some(deb) = lego_deb() else { return };
+    let Some(deb) = fixture_deb("lego") else { return };
     let Some(db) = TestDatabase::create().await else { return };
     let s = Server::start_with(Some(&db.url), &[("DEBCOVER_VERIFIERS", "1")]);
     scenario(&s, &deb).await;

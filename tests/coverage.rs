@@ -16,23 +16,13 @@ use std::process::Command;
 
 use debcover_proto::v1 as pb;
 use debcover_proto::v1::rebuild_nodes_client::RebuildNodesClient;
-use debcover_tests::{Server, in_ci, pg::TestDatabase, workspace};
+use debcover_tests::{BearerAuth, Server, fixture_deb, in_ci, pg::TestDatabase, workspace};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 type Node = RebuildNodesClient<InterceptedService<Channel, BearerAuth>>;
-
-#[derive(Clone)]
-struct BearerAuth(String);
-
-impl tonic::service::Interceptor for BearerAuth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert("authorization", format!("Bearer {}", self.0).parse().unwrap());
-        Ok(req)
-    }
-}
 
 fn fixture() -> Option<PathBuf> {
     let out = workspace().join("target/debcover-fixtures/campaign");
@@ -234,24 +224,6 @@ async fn campaign_item_covered_on_attested_rebuilds_postgres() {
     let s = Server::start_with(Some(&db.url), &[("DEBCOVER_VERIFIERS", "2")]);
     scenario(&s, &dir).await;
     assert_eq!(s.terminate(), Some(0));
-}
-
-/// A real .deb from tests/fixtures/download-debs.sh (cached under target/).
-fn fixture_deb(name: &str) -> Option<PathBuf> {
-    let dir = workspace().join("target/debcover-fixtures/debs");
-    let found = std::fs::read_dir(&dir).ok().and_then(|d| {
-        d.filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}_"))))
-    });
-    if found.is_none() {
-        let why = format!("{name}_*.deb not in {} (run tests/fixtures/download-debs.sh)", dir.display());
-        if in_ci() {
-            panic!("{why}");
-        }
-        eprintln!("SKIPPING: {why}");
-    }
-    found
 }
 
 /// Every ELF file of a .deb with what it says, read within the default limits.

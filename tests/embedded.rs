@@ -12,28 +12,13 @@ use std::process::Command;
 use debcover_formats::corroborate::{Declared, Verdict, corroborate};
 use debcover_formats::deb::{self, DebError, Limit, Limits};
 use debcover_formats::embedded::{DepV0, ElfInfo, inspect_elf};
-use debcover_tests::{binary, describe, in_ci, paragraphs, testdata, workspace};
+use debcover_tests::{binary, describe, fixture_deb, in_ci, paragraphs, testdata, workspace};
 
 fn skip_or_fail(why: &str, fix: &str) {
     if in_ci() {
         panic!("{why}");
     }
     eprintln!("SKIPPING: {why} (run {fix})");
-}
-
-fn fixture_deb(name: &str) -> Option<PathBuf> {
-    let dir = workspace().join("target/debcover-fixtures/debs");
-    let found = std::fs::read_dir(&dir)
-        .ok()
-        .and_then(|d| d.filter_map(Result::ok).map(|e| e.path()).find(|p| file_name(p).starts_with(&format!("{name}_"))));
-    if found.is_none() {
-        skip_or_fail(&format!("{name}_*.deb not in {}", dir.display()), "tests/fixtures/download-debs.sh");
-    }
-    found
-}
-
-fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Every ELF file of `deb` with what it says, by the reader under test.

@@ -494,6 +494,23 @@ async fn shipped_binaries_by_each_selector<S: CampaignStore, F: std::future::Fut
     assert!(store.shipped_binaries("bookworm", ShippedBy::Builds(&[build])).await.unwrap().is_empty());
 }
 
+/// A bare campaign for libvuln (fixed in 1.1-1) in sid.
+fn libvuln_campaign() -> CampaignRecord {
+    CampaignRecord {
+        id: 0,
+        title: "t".into(),
+        library: "libvuln".into(),
+        fixed_version: "1.1-1".into(),
+        suites: vec!["sid".into()],
+        arches: vec![],
+        mode: Mode::Binnmu,
+        advisories: vec![],
+        max_depth: 8,
+        created_at: 1,
+        notes: vec![],
+    }
+}
+
 fn planned(source: &str, wave: u32) -> PlannedItem {
     PlannedItem {
         suite: "sid".into(),
@@ -1609,19 +1626,7 @@ async fn coverage_rests_on_attested_rebuilds<S: RebuildStore, F: std::future::Fu
     assert!(text.contains("dave/dave1") && text.contains("bob/bob1") && text.contains(&bad[..16]), "{text}");
 
     // The coverage column: stored with the change, read back, and '' read as the state implies.
-    let record = CampaignRecord {
-        id: 0,
-        title: "t".into(),
-        library: "libvuln".into(),
-        fixed_version: "1.1-1".into(),
-        suites: vec!["sid".into()],
-        arches: vec![],
-        mode: Mode::Binnmu,
-        advisories: vec![],
-        max_depth: 8,
-        created_at: 1,
-        notes: vec![],
-    };
+    let record = libvuln_campaign();
     let id = store.create_campaign(&record, &[planned("app-a", 1)]).await.unwrap();
     let item = store.campaign_items(Some(id), None).await.unwrap().remove(0);
     assert_eq!(item.coverage, Coverage::NotShippedYet);
@@ -1740,19 +1745,7 @@ async fn sched_finish_stores_every_artifact_and_names_campaign_sources<
     );
     assert_eq!(store.attempts(&[a.job_id]).await.unwrap()[0].artifacts.len(), 2345);
     // A campaign with an item for the second job's source: the flag says so, for that source only.
-    let record = CampaignRecord {
-        id: 0,
-        title: "t".into(),
-        library: "libvuln".into(),
-        fixed_version: "1.1-1".into(),
-        suites: vec!["sid".into()],
-        arches: vec![],
-        mode: Mode::Binnmu,
-        advisories: vec![],
-        max_depth: 8,
-        created_at: 1,
-        notes: vec![],
-    };
+    let record = libvuln_campaign();
     store.create_campaign(&record, &[planned(&b.source, 1)]).await.unwrap();
     let bare = AttemptReport { attestation_sha256: attestation, ..AttemptReport::bare(AttemptOutcome::Reproducible) };
     assert_eq!(

@@ -173,22 +173,6 @@ mod tests {
 
     use super::*;
 
-    /// A real .deb from tests/fixtures/download-debs.sh (cached under target/).
-    fn fixture_deb(name: &str) -> Option<PathBuf> {
-        let dir = debcover_tests::workspace().join("target/debcover-fixtures/debs");
-        let found = std::fs::read_dir(&dir).ok().and_then(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("{name}_"))))
-        });
-        if found.is_none() {
-            let why = format!("{name}_*.deb not in {} (run tests/fixtures/download-debs.sh)", dir.display());
-            assert!(!debcover_tests::in_ci(), "{why}");
-            eprintln!("SKIPPING: {why}");
-        }
-        found
-    }
-
     fn produced(path: PathBuf) -> Produced {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let (size, sha256) = crate::hash::sha256_file(&path).unwrap();
@@ -197,7 +181,7 @@ mod tests {
 
     #[test]
     fn real_lego_and_hexyl_give_their_toolchains() {
-        let (Some(lego), Some(hexyl)) = (fixture_deb("lego"), fixture_deb("hexyl")) else { return };
+        let (Some(lego), Some(hexyl)) = (debcover_tests::fixture_deb("lego"), debcover_tests::fixture_deb("hexyl")) else { return };
         let dir = tempfile::tempdir().unwrap();
         // Produced files as a build leaves them: the .debs with a .buildinfo and a .changes.
         std::fs::write(dir.path().join("lego_4.9.1-1_amd64.buildinfo"), "not a deb").unwrap();

@@ -9,6 +9,39 @@ use std::time::{Duration, Instant};
 
 pub mod pg;
 
+/// A real .deb named `NAME_*.deb` from tests/fixtures/download-debs.sh (cached under
+/// target/debcover-fixtures/debs). Missing: the test fails in CI and is skipped elsewhere.
+pub fn fixture_deb(name: &str) -> Option<PathBuf> {
+    let dir = workspace().join("target/debcover-fixtures/debs");
+    let prefix = format!("{name}_");
+    let found = std::fs::read_dir(&dir).ok().and_then(|d| {
+        d.filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&prefix)))
+    });
+    if found.is_none() {
+        let why = format!("{name}_*.deb not in {} (run tests/fixtures/download-debs.sh)", dir.display());
+        assert!(!in_ci(), "{why}");
+        eprintln!("SKIPPING: {why}");
+    }
+    found
+}
+
+/// Sends `authorization: Bearer TOKEN` on every call of a gRPC test client (a node's
+/// credential or the admin token).
+#[derive(Clone)]
+pub struct BearerAuth(pub String);
+
+impl tonic::service::Interceptor for BearerAuth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let value = format!("Bearer {}", self.0)
+            .parse()
+            .map_err(|_| tonic::Status::invalid_argument("the token is not a valid header value"))?;
+        req.metadata_mut().insert("authorization", value);
+        Ok(req)
+    }
+}
+
 /// How long one client call may take in a test before it is killed and the test fails.
 pub const CLI_TIMEOUT: Duration = Duration::from_secs(300);
 
