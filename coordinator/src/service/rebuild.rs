@@ -115,9 +115,10 @@ impl NodeCache {
 /// forgotten leases read their view from the database, as after a restart).
 const LEASE_CACHE_MAX: usize = 100_000;
 
-/// A lease this coordinator handed out: its holder, its expiry as last extended through this
+/// A lease this coordinator handed out: its token, its holder, its expiry as last extended through this
 /// coordinator, and its view.
 struct CachedLease {
+    fence: i64,
     node_id: i64,
     expires_at: i64,
     view: Arc<LeaseView>,
@@ -131,7 +132,7 @@ struct CachedLease {
 /// node was told to compare with. Reports on leases handed out by another coordinator, or
 /// before a restart, read the view from the database.
 #[derive(Default)]
-struct LeaseCache(std::sync::Mutex<std::collections::HashMap<i64, (i64, CachedLease)>>);
+struct LeaseCache(std::sync::Mutex<std::collections::HashMap<i64, CachedLease>>);
 
 impl LeaseCache {
     fn put(&self, lease: &rebuild::Lease, node_id: i64) {
@@ -140,7 +141,7 @@ impl LeaseCache {
                 map.clear();
             }
             let view = Arc::new(lease.view(node_id));
-            map.insert(lease.job_id, (lease.fence, CachedLease { node_id, expires_at: lease.expires_at, view }));
+            map.insert(lease.job_id, CachedLease { fence: lease.fence, node_id, expires_at: lease.expires_at, view });
         }
     }
 
@@ -148,14 +149,14 @@ impl LeaseCache {
     /// and it has not expired by `now` as far as this coordinator knows.
     fn get(&self, job_id: i64, fence: i64, node_id: i64, now: i64) -> Option<Arc<LeaseView>> {
         let map = self.0.lock().ok()?;
-        let (f, l) = map.get(&job_id)?;
-        (*f == fence && l.node_id == node_id && l.expires_at >= now).then(|| l.view.clone())
+        let l = map.get(&job_id)?;
+        (l.fence == fence && l.node_id == node_id && l.expires_at >= now).then(|| l.view.clone())
     }
 
     fn extend(&self, job_id: i64, fence: i64, expires_at: i64) {
         if let Ok(mut map) = self.0.lock()
-            && let Some((f, l)) = map.get_mut(&job_id)
-            && *f == fence
+            && let Some(l) = map.get_mut(&job_id)
+            && l.fence == fence
         {
             l.expires_at = expires_at;
         }

@@ -762,17 +762,8 @@ async fn read_claimed(tx: &mut SqliteConnection, done: &mut [(Reply, Done)]) -> 
     }
     for (_, d) in done.iter_mut() {
         if let Done::Claim(Some(c)) = d {
-            // Two leases of one build in one batch cannot happen (one job per build while
-            // queued or leased); take the text for the first and clone for any other anyway.
-            c.text = texts.get(&c.build_id).map(|t| ClaimedText {
-                sha256: t.sha256.clone(),
-                raw_zstd: t.raw_zstd.clone(),
-                source_version: t.source_version.clone(),
-                directory: t.directory.clone(),
-                dsc_sha256: t.dsc_sha256.clone(),
-                archive: t.archive.clone(),
-                files: t.files.clone(),
-            });
+            // One job per build while queued or leased: no two leases of a batch share a text.
+            c.text = texts.remove(&c.build_id);
         }
     }
     Ok(())
