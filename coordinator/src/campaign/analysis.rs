@@ -30,7 +30,7 @@ use debversion::Version;
 use super::snapshot::{ArchiveCache, SuiteSnapshot};
 use super::waves;
 use super::{
-    CampaignError, CampaignSpec, CycleGroup, Evidence, EvidenceKind, FoundBy, Mode, Plan, PlannedItem, Propagation,
+    CampaignError, CampaignSpec, CycleGroup, Detail, Evidence, EvidenceKind, FoundBy, Mode, Plan, PlannedItem, Propagation,
     UpstreamThreshold, export, version,
 };
 use crate::model::{PkgVer, ShippedBinary, ShippedBy};
@@ -56,12 +56,13 @@ struct Draft {
     item: PlannedItem,
 }
 
-/// Run impact analysis for `spec`, on the suites' snapshots in `archive`. Reads only; saves
-/// nothing.
+/// Run impact analysis for `spec`, on the suites' snapshots in `archive`, recording `detail`.
+/// Reads only; saves nothing.
 pub async fn analyze<S: CampaignStore>(
     store: &S,
     archive: &ArchiveCache,
     spec: &CampaignSpec,
+    detail: Detail,
 ) -> Result<Plan, CampaignError> {
     let started = std::time::Instant::now();
     let mut snapshots: HashMap<&str, std::sync::Arc<SuiteSnapshot>> = HashMap::new();
@@ -88,7 +89,7 @@ pub async fn analyze<S: CampaignStore>(
     // Every interned version of every binary of the library, and the builds that had one.
     let pkgvers = store.pkgvers_named(&library_binaries).await?;
     // Each interned version is parsed and judged once, not once per binary built with it.
-    let pv_by_id: HashMap<i64, Installed> = pkgvers
+    let pv_by_id: FoldMap<i64, Installed> = pkgvers
         .into_iter()
         .filter_map(|p| {
             let v = version(&p.version)?;
@@ -97,7 +98,7 @@ pub async fn analyze<S: CampaignStore>(
         })
         .collect();
     let ids: Vec<i64> = pv_by_id.keys().copied().collect();
-    let mut installed: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut installed: FoldMap<i64, Vec<i64>> = FoldMap::default();
     if !ids.is_empty() {
         for (build, pv) in store.builds_with(&ids, None, None).await? {
             installed.entry(build).or_default().push(pv);
@@ -138,17 +139,7 @@ pub async fn analyze<S: CampaignStore>(
                 skipped_all += usize::from(seen.iter().any(|i| i.vulnerable));
                 continue;
             }
-            let mut ev: Vec<Evidence> = seen
-                .iter()
-                .map(|i| Evidence {
-                    kind: EvidenceKind::InstalledBuildDepends,
-                    binary: b.package.clone(),
-                    package: i.pv.name.clone(),
-                    version: i.pv.version.clone(),
-                    vulnerable: i.vulnerable,
-                    through: None,
-                })
-                .collect();
+            let mut decl: Vec<Evidence> = Vec::new();
             for (field, src, ver) in &b.embeds {
                 // The name first: most declarations are about other sources.
                 if !decl_names.contains(src) {
@@ -157,36 +148,60 @@ pub async fn analyze<S: CampaignStore>(
                 let (Some(kind), Some(v)) = (EvidenceKind::from_field(field), version(ver)) else {
                     continue;
                 };
-                {
-                    ev.push(Evidence {
-                        kind,
-                        binary: b.package.clone(),
-                        package: src.clone(),
-                        version: ver.clone(),
-                        vulnerable: below(&v, &spec.fixed),
-                        through: None,
+                decl.push(Evidence {
+                    kind,
+                    binary: b.package.clone(),
+                    package: src.clone(),
+                    version: ver.clone(),
+                    vulnerable: below(&v, &spec.fixed),
+                    through: None,
+                });
+            }
+            if seen.is_empty() && decl.is_empty() {
+                continue;
+            }
+            // The buildinfo decides when there is one; the declarations otherwise.
+            let vulnerable = if seen.is_empty() {
+                decl.iter().any(|e| e.vulnerable)
+            } else {
+                seen.iter().any(|i| i.vulnerable)
+            };
+            let ibd_evidence = |i: &Installed| Evidence {
+                kind: EvidenceKind::InstalledBuildDepends,
+                binary: b.package.clone(),
+                package: i.pv.name.clone(),
+                version: i.pv.version.clone(),
+                vulnerable: i.vulnerable,
+                through: None,
+            };
+            if !vulnerable || detail == Detail::Full {
+                let ibd: Vec<Evidence> = seen.iter().map(|i| ibd_evidence(i)).collect();
+                let disagreement = disagreement(b, &ibd, &decl, &seen, spec);
+                if !vulnerable {
+                    if let Some(d) = disagreement {
+                        plan.notes.push(format!("{suite}: {d} (not affected: the buildinfo is authoritative)"));
+                    }
+                    continue;
+                }
+                let i = draft_for(&mut drafts, &mut index, suite, b);
+                let d = &mut drafts[i];
+                d.item.evidence.extend(ibd);
+                d.item.evidence.extend(decl);
+                if let Some(text) = disagreement {
+                    d.item.notes.push(text);
+                }
+            } else {
+                let i = draft_for(&mut drafts, &mut index, suite, b);
+                let ev = &mut drafts[i].item.evidence;
+                for inst in &seen {
+                    let known = ev.iter().any(|e| {
+                        e.kind == EvidenceKind::InstalledBuildDepends && e.package == inst.pv.name && e.version == inst.pv.version
                     });
+                    if !known {
+                        ev.push(ibd_evidence(inst));
+                    }
                 }
-            }
-            if ev.is_empty() {
-                continue;
-            }
-            let (ibd, decl): (Vec<&Evidence>, Vec<&Evidence>) = ev.iter().partition(|e| !e.kind.is_declaration());
-            let ibd_vulnerable = ibd.iter().any(|e| e.vulnerable);
-            let decl_vulnerable = decl.iter().any(|e| e.vulnerable);
-            let vulnerable = if ibd.is_empty() { decl_vulnerable } else { ibd_vulnerable };
-            let disagreement = disagreement(b, &ibd, &decl, &seen, spec);
-            if !vulnerable {
-                if let Some(d) = disagreement {
-                    plan.notes.push(format!("{suite}: {d} (not affected: the buildinfo is authoritative)"));
-                }
-                continue;
-            }
-            let i = draft_for(&mut drafts, &mut index, suite, b);
-            let d = &mut drafts[i];
-            d.item.evidence.extend(ev);
-            if let Some(text) = disagreement {
-                d.item.notes.push(text);
+                ev.extend(decl);
             }
         }
     }
@@ -382,8 +397,8 @@ fn draft_for(drafts: &mut Vec<Draft>, index: &mut ItemIndex, suite: &str, b: &Sh
 /// Words for a disagreement between a binary's buildinfo and its declarations, if any.
 fn disagreement(
     b: &ShippedBinary,
-    ibd: &[&Evidence],
-    decl: &[&Evidence],
+    ibd: &[Evidence],
+    decl: &[Evidence],
     installed: &[&Installed],
     spec: &CampaignSpec,
 ) -> Option<String> {
@@ -487,14 +502,14 @@ async fn dependents<'a, S: CampaignStore>(
     }
     let names: Vec<String> = by_package.keys().cloned().collect();
     let pvs = store.pkgvers_named(&names).await?;
-    let candidates: HashMap<i64, (PkgVer, Version)> = pvs
+    let candidates: FoldMap<i64, (PkgVer, Version)> = pvs
         .into_iter()
         .filter_map(|p| {
             let v = version(&p.version)?;
             by_package.get(&p.name).is_some_and(|ups| ups.iter().any(|(_, _, max)| v <= *max)).then_some((p.id, (p, v)))
         })
         .collect();
-    let mut installed: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut installed: FoldMap<i64, Vec<i64>> = FoldMap::default();
     if !candidates.is_empty() {
         let ids: Vec<i64> = candidates.keys().copied().collect();
         for (build, pv) in store.builds_with(&ids, None, None).await? {

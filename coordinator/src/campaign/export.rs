@@ -120,6 +120,11 @@ fn library_packages<'a>(item: &'a PlannedItem, plan: &'a Plan) -> Vec<&'a str> {
     names
 }
 
+/// What groups an item's wanna-build lines: (wave, suite, source).
+fn run_key(i: &PlannedItem) -> (u32, &str, &str) {
+    (i.wave, i.suite.as_str(), i.source.as_str())
+}
+
 /// Items by `(suite, source, arch)`.
 type ItemIndex<'a> = std::collections::HashMap<(&'a str, &'a str, &'a str), &'a PlannedItem>;
 
@@ -168,7 +173,8 @@ fn wait_for<'a>(
 
 /// wanna-build requests for a `binnmu` campaign, wave by wave.
 pub fn wanna_build(plan: &Plan, ctx: &ExportContext<'_>) -> String {
-    let mut out = String::new();
+    // About 180 bytes per line: one allocation for a suite-wide plan instead of twenty.
+    let mut out = String::with_capacity(256 + 192 * plan.items.len());
     let _ = writeln!(out, "# {}", header(ctx));
     let _ = writeln!(
         out,
@@ -176,55 +182,69 @@ pub fn wanna_build(plan: &Plan, ctx: &ExportContext<'_>) -> String {
         plan.items.len(),
         plan.waves()
     );
-    // (wave, suite, source, source_version, dependencies) → arches
-    type Line<'a> = (u32, &'a str, &'a str, &'a str, Vec<String>);
-    let mut lines: BTreeMap<Line<'_>, Vec<&str>> = BTreeMap::new();
-    let mut cannot: Vec<&PlannedItem> = Vec::new();
+    let cannot: Vec<&PlannedItem> = plan.items.iter().filter(|i| i.arch == "all").collect();
     // Only items that later items were built against are looked up.
     let index: ItemIndex<'_> = if plan.items.iter().any(|i| !i.upstream.is_empty()) {
         plan.items.iter().map(|i| ((i.suite.as_str(), i.source.as_str(), i.arch.as_str()), i)).collect()
     } else {
         ItemIndex::new()
     };
-    let mut fixed_deps = std::collections::HashMap::new();
-    for item in &plan.items {
-        if item.arch == "all" {
-            cannot.push(item);
-            continue;
-        }
-        let deps = wait_for(item, plan, &index, ctx, &mut fixed_deps);
-        lines
-            .entry((item.wave, item.suite.as_str(), item.source.as_str(), item.source_version.as_str(), deps))
-            .or_default()
-            .push(item.arch.as_str());
+    // Lines go out in (wave, suite, source, source version, dependencies) order, one per
+    // distinct tuple, with the arches that share it. An analysis hands its items sorted by
+    // (wave, suite, source, arch) already, so the lines are found by walking runs of one
+    // (wave, suite, source), each a handful of items, rather than by a map of every line.
+    let mut order: Vec<&PlannedItem> = plan.items.iter().collect();
+    if !order.is_sorted_by(|a, b| run_key(a) <= run_key(b)) {
+        order.sort_by(|a, b| run_key(a).cmp(&run_key(b)));
     }
+    let mut fixed_deps = std::collections::HashMap::new();
     let reason = ctx.reason();
     let fixed_suffix = format!("(>= {})", ctx.fixed);
     let mut wave = 0;
-    for ((w, suite, source, sv, deps), arches) in &lines {
-        if *w != wave {
-            wave = *w;
-            let _ = writeln!(out);
-            if wave == 1 {
-                let _ = writeln!(out, "# wave 1");
-            } else {
-                let _ = writeln!(out, "# wave {wave}: dep-waits hold these until wave {} is installable", wave - 1);
+    let mut run: Vec<(&str, Vec<String>, &str)> = Vec::new();
+    let mut start = 0;
+    while start < order.len() {
+        let key = run_key(order[start]);
+        let end = order[start..].iter().position(|i| run_key(i) != key).map_or(order.len(), |n| start + n);
+        run.clear();
+        for &item in &order[start..end] {
+            if item.arch == "all" {
+                continue;
             }
+            let deps = wait_for(item, plan, &index, ctx, &mut fixed_deps);
+            run.push((item.source_version.as_str(), deps, item.arch.as_str()));
         }
-        let mut arches = arches.clone();
-        arches.sort_unstable();
-        arches.dedup();
-        let arches = arches.join(" ");
-        let _ = write!(out, "nmu {source}_{sv} . {arches} . {suite} . -m \"{reason}\"");
-        if !deps.is_empty() {
-            let _ = write!(out, " --extra-depends \"{}\"", deps.join(", "));
-        }
-        out.push('\n');
-        if wave > 1 {
-            let upstream: Vec<&String> = deps.iter().filter(|d| !d.ends_with(&fixed_suffix)).collect();
-            if !upstream.is_empty() {
-                let joined: Vec<&str> = upstream.iter().map(|s| s.as_str()).collect();
-                let _ = writeln!(out, "dw {source}_{sv} . {arches} . {suite} . -m \"{}\"", joined.join(", "));
+        start = end;
+        run.sort_unstable();
+        let (w, suite, source) = key;
+        let mut i = 0;
+        while i < run.len() {
+            let (sv, deps) = (run[i].0, &run[i].1);
+            let j = run[i..].iter().position(|(v, d, _)| *v != sv || d != deps).map_or(run.len(), |n| i + n);
+            let mut arches: Vec<&str> = run[i..j].iter().map(|(_, _, a)| *a).collect();
+            arches.dedup();
+            let arches = arches.join(" ");
+            i = j;
+            if w != wave {
+                wave = w;
+                let _ = writeln!(out);
+                if wave == 1 {
+                    let _ = writeln!(out, "# wave 1");
+                } else {
+                    let _ = writeln!(out, "# wave {wave}: dep-waits hold these until wave {} is installable", wave - 1);
+                }
+            }
+            let _ = write!(out, "nmu {source}_{sv} . {arches} . {suite} . -m \"{reason}\"");
+            if !deps.is_empty() {
+                let _ = write!(out, " --extra-depends \"{}\"", deps.join(", "));
+            }
+            out.push('\n');
+            if wave > 1 {
+                let upstream: Vec<&str> =
+                    deps.iter().filter(|d| !d.ends_with(&fixed_suffix)).map(String::as_str).collect();
+                if !upstream.is_empty() {
+                    let _ = writeln!(out, "dw {source}_{sv} . {arches} . {suite} . -m \"{}\"", upstream.join(", "));
+                }
             }
         }
     }

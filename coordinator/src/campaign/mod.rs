@@ -117,6 +117,23 @@ pub struct CampaignSpec {
     pub propagate: Propagation,
 }
 
+/// How much per-item detail an analysis records. The items, their binaries, versions, waves,
+/// cycles, `after`, `found_by`, upstream thresholds and the plan's own notes are the same in
+/// both; only what answers without evidence and notes never show is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// Every piece of evidence per binary, and each item's notes (disagreements between a
+    /// binary's buildinfo and its declarations): what a saved campaign, a table or a full
+    /// JSON answer carries.
+    Full,
+    /// Installed-Build-Depends evidence once per item and package version (naming the first
+    /// binary that showed it) instead of once per binary, and no item notes. Declarations are
+    /// kept per binary (propagation reads them). For answers that carry no evidence (wanna-build
+    /// lines, uploads, brief items): for a library in every build this is a tenth of the
+    /// records.
+    Lean,
+}
+
 /// Default for [`CampaignSpec::max_depth`].
 pub const DEFAULT_MAX_DEPTH: u32 = 8;
 

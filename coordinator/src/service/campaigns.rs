@@ -429,7 +429,12 @@ impl<S: crate::storage::RebuildStore> Campaigns for CampaignService<S> {
         let changed_by = r.changed_by.clone();
         let shape = Shape::from_wire(&r.items, r.item_offset, r.item_limit)?;
         let spec = spec_from_wire(r)?;
-        let plan = analysis::analyze(&*self.store, &self.archive, &spec).await.map_err(campaign_status)?;
+        // An answer without evidence needs none of the per-binary records.
+        let detail = match shape.detail {
+            ItemDetail::Full | ItemDetail::Summary => campaign::Detail::Full,
+            ItemDetail::Brief | ItemDetail::None => campaign::Detail::Lean,
+        };
+        let plan = analysis::analyze(&*self.store, &self.archive, &spec, detail).await.map_err(campaign_status)?;
         let record = CampaignRecord { created_at: 0, ..record_of(&spec, &plan) };
         Ok(Response::new(plan_message(&record, plan, &[], &changed_by, shape)))
     }
@@ -439,7 +444,10 @@ impl<S: crate::storage::RebuildStore> Campaigns for CampaignService<S> {
         let changed_by = r.changed_by.clone();
         let shape = Shape::from_wire(&r.items, r.item_offset, r.item_limit)?;
         let spec = spec_from_wire(r)?;
-        let plan = analysis::analyze(&*self.store, &self.archive, &spec).await.map_err(campaign_status)?;
+        // Saved items keep every piece of evidence, whatever the answer shows.
+        let plan = analysis::analyze(&*self.store, &self.archive, &spec, campaign::Detail::Full)
+            .await
+            .map_err(campaign_status)?;
         let mut record = record_of(&spec, &plan);
         record.id = self.store.create_campaign(&record, &plan.items).await.map_err(store_status)?;
         tracing::info!(id = record.id, library = %record.library, fixed = %record.fixed_version,
