@@ -632,6 +632,13 @@ impl RebuildStore for PgStore {
             .collect())
     }
 
+    async fn attestation(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT body FROM attestations WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     async fn corroboration(&self, job_ids: &[i64]) -> Result<Vec<AttemptCorroboration>, StoreError> {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "{} WHERE a.job_id = ANY($1) ORDER BY a.job_id, a.fence, f.seq",

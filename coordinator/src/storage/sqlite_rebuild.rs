@@ -555,6 +555,13 @@ impl RebuildStore for SqliteStore {
             .collect())
     }
 
+    async fn attestation(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT body FROM attestations WHERE sha256 = ?")
+            .bind(sha256)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
     async fn corroboration(&self, job_ids: &[i64]) -> Result<Vec<AttemptCorroboration>, StoreError> {
         let mut out = Vec::new();
         for chunk in job_ids.chunks(IN_CHUNK) {
