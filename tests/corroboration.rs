@@ -171,8 +171,7 @@ async fn scenario(s: &Server, deb_path: &Path) {
     }
 
     // The web source page, HTML and JSON.
-    let web = s.web_url();
-    let page: Value = serde_json::from_str(&get(&web, "/api/source/lego")).unwrap();
+    let page: Value = serde_json::from_slice(&s.web_get("/api/source/lego")).unwrap();
     let verdicts: Vec<&str> = page["rebuilds"]
         .as_array()
         .unwrap()
@@ -182,25 +181,8 @@ async fn scenario(s: &Server, deb_path: &Path) {
         .collect();
     assert_eq!(verdicts.iter().filter(|v| **v == "agrees").count(), 1, "{page:#}");
     assert_eq!(verdicts.iter().filter(|v| **v == "disagrees").count(), 1, "{page:#}");
-    let html = get(&web, "/source/lego");
+    let html = String::from_utf8_lossy(&s.web_get("/source/lego")).into_owned();
     assert!(html.contains("binaries vs. buildinfo") && html.contains("Installed-Build-Depends has golang-1.19 1.19.4-1"), "{html}");
-}
-
-/// The body of `GET path` (status 200 required), over a plain HTTP/1.0 connection (so the
-/// answer is not chunked).
-fn get(base: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the web views");
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("end of headers");
-    assert!(head.lines().next().is_some_and(|l| l.contains(" 200")), "{head}");
-    assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
-    body.to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

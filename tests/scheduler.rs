@@ -503,8 +503,25 @@ async fn results_scenario(s: &Server) {
     // The real build reproduced: equal to the buildinfo and to the archive, and attested
     // (only signed results count towards verification).
     let rebuilt = produced(&real.buildinfo);
-    let r = send(&mut n, attested(built(real, checksums(&real.buildinfo), &rebuilt, b""), &key)).await.unwrap();
+    let chunks = attested(built(real, checksums(&real.buildinfo), &rebuilt, b""), &key);
+    let link = chunks
+        .iter()
+        .find_map(|c| match &c.chunk {
+            Some(pb::report_chunk::Chunk::Attestation(b)) => Some(b.clone()),
+            _ => None,
+        })
+        .expect("the signed link");
+    let r = send(&mut n, chunks).await.unwrap();
     assert_eq!((r.outcome.as_str(), r.job_state.as_str()), ("reproducible", "verified"), "{r:?}");
+    // The signed link is stored with the result (not as a file) and served byte for byte, by
+    // the web views and the Attestations service.
+    assert_eq!(r.attestation_sha256, sha256_hex(&link));
+    assert_eq!(s.web_get(&format!("/cas/attestations/{}", r.attestation_sha256)), link);
+    assert!(!s.data_dir.path().join("cas/attestations").exists(), "an attestation written as a file");
+    let listed = s.json(&["attestations", "0xffff", &real.version, "--arch", "amd64", "--json"], 0);
+    let shas: Vec<&Value> = listed.as_array().unwrap().iter().flat_map(|b| b["attestations"].as_array().unwrap()).collect();
+    assert_eq!(shas.len(), 1, "{listed:#}");
+    assert_eq!(shas[0]["attestation_sha256"], r.attestation_sha256.as_str(), "{listed:#}");
     let deb = r.verdicts.iter().find(|v| v.name == "0xffff_0.8-1+b1_amd64.deb").expect("the .deb judged");
     assert_eq!((deb.rebuilt_sha256.as_str(), deb.buildinfo_sha256.as_str(), deb.archive_sha256.as_str(), deb.matches),
         (shipped.as_str(), shipped.as_str(), shipped.as_str(), true));

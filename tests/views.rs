@@ -282,6 +282,15 @@ fn check_server(s: &Server, dir: &Path) {
     assert_eq!(get(&web, "/source/no-such-source", &[]).status, 404);
     assert_eq!(get(&web, "/cas/attestations/nothex", &[]).status, 400);
     assert_eq!(get(&web, &format!("/cas/attestations/{}", "0".repeat(64)), &[]).status, 404);
+    // An attestation a version before the database kept them left in the content store is
+    // still served, byte for byte.
+    let link = r#"{"signatures": [], "signed": {"_type": "link", "name": "rebuild"}}"#;
+    let key = sha(link);
+    let file = s.data_dir.path().join("cas/attestations").join(&key[..2]).join(&key);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, link).unwrap();
+    let old = get(&web, &format!("/cas/attestations/{key}"), &[]);
+    assert_eq!((old.status, old.header("content-type"), old.body.as_slice()), (200, Some("application/json"), link.as_bytes()));
 
     // Nodes: one issued credential, never seen.
     let n = s.cli(&["node", "add", "--operator", "acme", "--name", "n1", "--admin-token-file", admin]);

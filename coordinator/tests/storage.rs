@@ -113,6 +113,7 @@ conformance!(
     coverage_rests_on_attested_rebuilds,
     keys_history_and_coordinator_keys,
     sched_finish_stores_every_artifact_and_names_campaign_sources,
+    attestations_are_stored_with_their_result_only,
 );
 
 // ---------------------------------------------------------------- scenarios
@@ -836,8 +837,8 @@ async fn index_follows_archive_reimport<S: Store, F: std::future::Future<Output 
 // ---------------------------------------------------------------- rebuild scheduler
 
 use debcover_coordinator::rebuild::{
-    self, ArchiveFile, AttemptOutcome, AttemptReport, FailureCode, JobFilter, JobState, NewJob, NodeCaps, NodeRecord,
-    Policy, Priority, Refusal, Requeue, SourceDsc,
+    self, ArchiveFile, Attestation, AttemptOutcome, AttemptReport, FailureCode, JobFilter, JobState, NewJob, NodeCaps,
+    NodeRecord, Policy, Priority, Refusal, Requeue, SourceDsc,
 };
 use debcover_coordinator::storage::RebuildStore;
 
@@ -891,7 +892,7 @@ async fn node<S: RebuildStore>(store: &S, operator: &str, name: &str, arches: &[
 /// results carry one (only attested results count towards verification).
 fn report(outcome: AttemptOutcome) -> AttemptReport {
     let attested = outcome == AttemptOutcome::Reproducible;
-    AttemptReport { attestation_sha256: attested.then(|| "a7".repeat(32)), ..AttemptReport::bare(outcome) }
+    AttemptReport { attestation: attested.then(|| Attestation::new(b"{\"signed\": {}}".to_vec())), ..AttemptReport::bare(outcome) }
 }
 
 fn policy(verifiers: u32) -> Policy {
@@ -1178,14 +1179,16 @@ async fn sched_nodes_credentials_and_history<S: RebuildStore, F: std::future::Fu
         buildinfo_sha256: Some("cd".repeat(32)),
         log_sha256: Some("ef".repeat(32)),
         diffoscope_sha256: None,
-        attestation_sha256: Some("12".repeat(32)),
+        attestation: Some(Attestation::new(b"{\"signed\": {\"name\": \"d1\"}}".to_vec())),
         corroboration: Vec::new(),
     };
     store.finish(m.id, l.job_id, l.fence, &r, T0 + 3, &policy(1)).await.unwrap().unwrap();
     let h = store.attempts(&[l.job_id]).await.unwrap();
     assert_eq!(h.len(), 2);
     assert_eq!((h[1].node.as_str(), h[1].operator.as_str()), ("d1", "dave"));
-    assert_eq!(h[1].attestation_sha256.as_deref(), Some("12".repeat(32).as_str()), "the attestation key is stored");
+    let link = r.attestation.as_ref().unwrap();
+    assert_eq!(h[1].attestation_sha256.as_deref(), Some(link.sha256()), "the attestation key is stored");
+    assert_eq!(store.attestation(link.sha256()).await.unwrap().as_deref(), Some(link.body()), "and the attestation");
     assert_eq!(h[1].artifacts, r.artifacts);
     assert_eq!(h[1].log_sha256, r.log_sha256);
     let counts = store.queue_counts().await.unwrap();
@@ -1577,7 +1580,7 @@ async fn coverage_rests_on_attested_rebuilds<S: RebuildStore, F: std::future::Fu
     let (good, bad) = ("5a".repeat(32), "ba".repeat(32));
     let built = |sha: &str, attested: bool| AttemptReport {
         artifacts: deb(sha),
-        attestation_sha256: attested.then(|| sha256_hex_of(sha)),
+        attestation: attested.then(|| Attestation::new(sha.as_bytes().to_vec())),
         ..AttemptReport::bare(if sha == good { AttemptOutcome::Reproducible } else {
             AttemptOutcome::Unreproducible { differing: vec!["synth0_1_amd64.deb".into()] }
         })
@@ -1724,10 +1727,10 @@ async fn sched_finish_stores_every_artifact_and_names_campaign_sources<
     let many: Vec<Artifact> = (0..2345)
         .map(|i| Artifact { name: format!("f{i:05}.deb"), size: i, sha256: format!("{:064x}", i) })
         .collect();
-    let attestation = Some(sha256_hex_of("link"));
+    let attestation = Some(Attestation::new(b"link".to_vec()));
     let report = AttemptReport {
         artifacts: many.clone(),
-        attestation_sha256: attestation.clone(),
+        attestation: attestation.clone(),
         ..AttemptReport::bare(AttemptOutcome::Reproducible)
     };
     assert_eq!(
@@ -1747,7 +1750,7 @@ async fn sched_finish_stores_every_artifact_and_names_campaign_sources<
     // A campaign with an item for the second job's source: the flag says so, for that source only.
     let record = libvuln_campaign();
     store.create_campaign(&record, &[planned(&b.source, 1)]).await.unwrap();
-    let bare = AttemptReport { attestation_sha256: attestation, ..AttemptReport::bare(AttemptOutcome::Reproducible) };
+    let bare = AttemptReport { attestation, ..AttemptReport::bare(AttemptOutcome::Reproducible) };
     assert_eq!(
         store.finish_report(n.id, b.job_id, b.fence, &bare, T0 + 3, &p).await.unwrap(),
         Ok(Finished { state: JobState::Verified, campaign_items: true })
@@ -1756,4 +1759,58 @@ async fn sched_finish_stores_every_artifact_and_names_campaign_sources<
         store.finish_report(n.id, c.job_id, c.fence, &bare, T0 + 3, &p).await.unwrap(),
         Ok(Finished { state: JobState::Verified, campaign_items: false })
     );
+}
+
+/// A result's signed attestation is stored in the result's transaction and read back by its
+/// SHA-256, byte for byte (any bytes, up to the accepted size); a refused result stores none;
+/// the same bytes accepted twice are one attestation, readable as before.
+async fn attestations_are_stored_with_their_result_only<S: RebuildStore, F: std::future::Future<Output = S>>(
+    open: impl Fn() -> F,
+) {
+    let store = open().await;
+    store.ingest_builds(&synthetic_builds(2)).await.unwrap();
+    store.enqueue(&jobs_for(&store, &["synth0", "synth1"], Priority::Request).await, Requeue::UnlessActive, T0)
+        .await
+        .unwrap();
+    let p = policy(2);
+    let n = node(&store, "alice", "a1", &["amd64"], &[], 2).await;
+    let m = node(&store, "bob", "b1", &["amd64"], &[], 1).await;
+    let (l0, l1) = (store.claim(&n, T0, &p).await.unwrap().unwrap(), store.claim(&n, T0, &p).await.unwrap().unwrap());
+    let attested = |body: Vec<u8>| AttemptReport {
+        attestation: Some(Attestation::new(body)),
+        ..AttemptReport::bare(AttemptOutcome::Reproducible)
+    };
+    let read = |sha: String| {
+        let store = &store;
+        async move { store.attestation(&sha).await.unwrap() }
+    };
+    // Every byte value, at the largest size a report may carry.
+    let cap = usize::try_from(rebuild::attest::MAX_ATTESTATION_BYTES).unwrap();
+    let big: Vec<u8> = (0..=255u8).cycle().take(cap).collect();
+    let accepted = attested(big.clone());
+    let sha = accepted.attestation.as_ref().unwrap().sha256().to_owned();
+    assert_eq!(sha, debcover_formats::sha256_hex(&big));
+    assert_eq!(read(sha.clone()).await, None, "nothing before the result");
+    assert_eq!(store.finish(n.id, l0.job_id, l0.fence, &accepted, T0 + 1, &p).await.unwrap(), Ok(JobState::Queued));
+    assert_eq!(read(sha.clone()).await, Some(big.clone()), "stored with the result, byte for byte");
+    assert_eq!(store.attempts(&[l0.job_id]).await.unwrap()[0].attestation_sha256.as_deref(), Some(sha.as_str()));
+    // Refused: a stale token (the same lease again), another node's lease, an expired lease.
+    let stale = attested(b"{\"signed\": \"stale\"}".to_vec());
+    assert_eq!(
+        store.finish(n.id, l0.job_id, l0.fence, &stale, T0 + 2, &p).await.unwrap(),
+        Err(Refusal::StaleFence { current: l0.fence })
+    );
+    let not_yours = attested(b"{\"signed\": \"not yours\"}".to_vec());
+    assert_eq!(store.finish(m.id, l1.job_id, l1.fence, &not_yours, T0 + 2, &p).await.unwrap(), Err(Refusal::NotYours));
+    let late = attested(b"{\"signed\": \"late\"}".to_vec());
+    let after_expiry = T0 + i64::try_from(p.lease_ttl.as_secs()).unwrap() + 1;
+    assert_eq!(store.finish(n.id, l1.job_id, l1.fence, &late, after_expiry, &p).await.unwrap(), Err(Refusal::Expired));
+    for refused in [&stale, &not_yours, &late] {
+        assert_eq!(read(refused.attestation.as_ref().unwrap().sha256().to_owned()).await, None, "a refused result stores none");
+    }
+    // The same bytes with another result: accepted, one attestation, the same bytes.
+    assert_eq!(store.finish(n.id, l1.job_id, l1.fence, &accepted, T0 + 3, &p).await.unwrap(), Ok(JobState::Queued));
+    assert_eq!(store.attempts(&[l1.job_id]).await.unwrap()[0].attestation_sha256.as_deref(), Some(sha.as_str()));
+    assert_eq!(read(sha).await, Some(big));
+    assert_eq!(read("0".repeat(64)).await, None);
 }

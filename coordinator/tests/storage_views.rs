@@ -7,7 +7,7 @@ use debcover_coordinator::model::PackagesImport;
 use std::collections::{BTreeMap, BTreeSet};
 
 use debcover_coordinator::rebuild::{
-    self, AttemptOutcome, AttemptReport, FailureCode, NewJob, NodeCaps, Policy, Priority, Requeue,
+    self, Attestation, AttemptOutcome, AttemptReport, FailureCode, NewJob, NodeCaps, Policy, Priority, Requeue,
 };
 use debcover_coordinator::storage::views::{QueueDepth, StatusFacts, SuiteBuild, ViewStore};
 use debcover_coordinator::web::BuildStatus;
@@ -89,7 +89,7 @@ async fn scenario<S: ViewStore>(store: S) {
             AttemptOutcome::Unreproducible { differing: vec![format!("{}_1.0-1_amd64.deb", lease.source)] }
         };
         // Signed, as only attested reproductions count towards verification.
-        let report = AttemptReport { attestation_sha256: Some("ab".repeat(32)), ..AttemptReport::bare(outcome) };
+        let report = AttemptReport { attestation: Some(Attestation::new(b"{}".to_vec())), ..AttemptReport::bare(outcome) };
         store.finish(node.id, lease.job_id, lease.fence, &report, T0 + 60, &policy).await.unwrap().unwrap();
     }
 

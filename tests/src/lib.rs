@@ -203,6 +203,24 @@ impl Server {
         format!("http://{addr}")
     }
 
+    /// The body of `GET path` on the web views (status 200 required), over a plain HTTP/1.0
+    /// connection (so the answer is not chunked).
+    pub fn web_get(&self, path: &str) -> Vec<u8> {
+        use std::io::{Read, Write};
+        let base = self.web_url();
+        let addr = base.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect to the web views");
+        stream.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).expect("read the answer");
+        let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
+        let head = String::from_utf8_lossy(&raw[..split]);
+        assert!(head.lines().next().is_some_and(|l| l.contains(" 200")), "GET {path}: {head}");
+        assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+        raw.split_off(split + 4)
+    }
+
     /// The server's log lines so far.
     pub fn log(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()

@@ -150,8 +150,8 @@ pub enum EvidenceKind {
     /// The shipped binary's `X-Cargo-Built-Using`.
     XCargoBuiltUsing,
     /// A verification rebuild's signed in-toto link: `binary` is the build's buildinfo
-    /// SHA-256, `package` the rebuilder (`operator/node`), `version` the link's content-store
-    /// key.
+    /// SHA-256, `package` the rebuilder (`operator/node`), `version` the link's SHA-256 (its
+    /// key in the store).
     Attestation,
 }
 

@@ -5,6 +5,10 @@
 //! Blobs are written to a temporary file and renamed into place, so a reader never sees a
 //! partial blob and the same bytes stored twice end up as one file. Writing happens on a
 //! blocking thread fed by a bounded channel: memory stays bounded by a few chunks.
+//!
+//! Signed attestations are not written here: they are stored in the database with their
+//! result (migration 0012). Those accepted by older versions stay here as files
+//! (`DATA_DIR/cas/attestations`), read through [`BlobKind::Attestation`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,7 +51,9 @@ pub enum BlobKind {
     Buildinfo,
     /// A diffoscope report (text) on the files that differ, stored zstd-compressed.
     Diffoscope,
-    /// A node's signed in-toto link, stored byte for byte as signed.
+    /// A node's signed in-toto link, byte for byte as signed: only read, for links accepted by
+    /// versions before migration 0012 (newer ones are in the database, see
+    /// `storage::RebuildStore::attestation`).
     Attestation,
 }
 
@@ -81,39 +87,6 @@ pub fn blob_path(root: &Path, kind: BlobKind, sha256: &str) -> PathBuf {
     let prefix = sha256.get(..2).unwrap_or("00");
     let name = if kind.compressed() { format!("{sha256}.zst") } else { sha256.to_owned() };
     root.join("cas").join(kind.dir()).join(prefix).join(name)
-}
-
-/// Store a blob already held in memory (an attestation: a few kilobytes) and return its
-/// SHA-256. One blocking task does it all, where [`BlobWriter`] streams through a channel; a
-/// blob already stored is not written again.
-pub async fn store_small(root: &Path, kind: BlobKind, bytes: Vec<u8>) -> Result<String, CasError> {
-    let root = root.to_path_buf();
-    tokio::task::spawn_blocking(move || -> Result<String, CasError> {
-        let sha = hex::encode(Sha256::digest(&bytes));
-        let dest = blob_path(&root, kind, &sha);
-        if dest.exists() {
-            return Ok(sha);
-        }
-        let tmp_dir = root.join("cas").join("tmp");
-        std::fs::create_dir_all(&tmp_dir).map_err(|source| CasError::Io { what: "create", path: tmp_dir.clone(), source })?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)
-            .map_err(|source| CasError::Io { what: "create a file in", path: tmp_dir.clone(), source })?;
-        let io = |source| CasError::Io { what: "write", path: tmp_dir.clone(), source };
-        if kind.compressed() {
-            let mut z = zstd::Encoder::new(tmp.as_file_mut(), 3).map_err(io)?;
-            z.write_all(&bytes).map_err(io)?;
-            z.finish().map_err(io)?;
-        } else {
-            tmp.write_all(&bytes).map_err(io)?;
-        }
-        if let Some(dir) = dest.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| CasError::Io { what: "create", path: dir.to_path_buf(), source })?;
-        }
-        tmp.persist(&dest).map_err(|e| CasError::Io { what: "rename into", path: dest.clone(), source: e.error })?;
-        Ok(sha)
-    })
-    .await
-    .map_err(|_| CasError::Stopped)?
 }
 
 /// Read a stored blob back (decompressed), if present.
@@ -225,20 +198,18 @@ impl BlobWriter {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn small_blobs_are_stored_as_the_streaming_writer_stores_them() {
+    #[test]
+    fn attestations_of_older_versions_are_read_where_they_were_written() {
+        // The layout those versions wrote: DATA_DIR/cas/attestations/PREFIX/SHA256, as signed.
         let dir = tempfile::tempdir().unwrap();
-        for kind in [BlobKind::Attestation, BlobKind::Log] {
-            let sha = store_small(dir.path(), kind, b"{\"signed\": {}}".to_vec()).await.unwrap();
-            assert_eq!(sha, hex::encode(Sha256::digest(b"{\"signed\": {}}")));
-            assert_eq!(read_blob(dir.path(), kind, &sha).unwrap().unwrap(), b"{\"signed\": {}}");
-            // Stored twice: one file, the same name.
-            assert_eq!(store_small(dir.path(), kind, b"{\"signed\": {}}".to_vec()).await.unwrap(), sha);
-            let mut w = BlobWriter::start(dir.path(), kind, 1 << 20);
-            w.write(b"{\"signed\": {}}".to_vec()).await.unwrap();
-            assert_eq!(w.finish().await.unwrap(), Some(sha));
-        }
-        assert_eq!(std::fs::read_dir(dir.path().join("cas/tmp")).unwrap().count(), 0, "no temporary file left");
+        let link = b"{\"signed\": {}}";
+        let sha = hex::encode(Sha256::digest(link));
+        let path = dir.path().join("cas/attestations").join(&sha[..2]).join(&sha);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, link).unwrap();
+        assert_eq!(blob_path(dir.path(), BlobKind::Attestation, &sha), path);
+        assert_eq!(read_blob(dir.path(), BlobKind::Attestation, &sha).unwrap().unwrap(), link);
+        assert_eq!(read_blob(dir.path(), BlobKind::Attestation, &"0".repeat(64)).unwrap(), None);
     }
 
     #[tokio::test]
@@ -255,6 +226,7 @@ mod tests {
         let mut w = BlobWriter::start(dir.path(), BlobKind::Log, 1 << 20);
         w.write(b"hello world".to_vec()).await.unwrap();
         assert_eq!(w.finish().await.unwrap().unwrap(), sha);
+        assert_eq!(std::fs::read_dir(dir.path().join("cas/tmp")).unwrap().count(), 0, "no temporary file left");
         assert!(BlobWriter::start(dir.path(), BlobKind::Buildinfo, 10).finish().await.unwrap().is_none());
         let mut w = BlobWriter::start(dir.path(), BlobKind::Buildinfo, 4);
         assert!(matches!(w.write(b"12345".to_vec()).await, Err(CasError::TooLarge { .. })));

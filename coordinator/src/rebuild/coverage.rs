@@ -108,7 +108,7 @@ pub struct Attestor {
     pub node: String,
     /// The operator alone.
     pub operator: String,
-    /// Content-store key of the signed in-toto link.
+    /// SHA-256 of the signed in-toto link (its key in the store).
     pub attestation_sha256: String,
 }
 

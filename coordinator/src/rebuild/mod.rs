@@ -231,6 +231,40 @@ pub struct Artifact {
     pub sha256: String,
 }
 
+/// A node's signed attestation (an in-toto link) as accepted with a result: the bytes the node
+/// signed, kept byte for byte, and their SHA-256, the key it is stored and published under
+/// (computed here, so key and bytes always agree).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Attestation {
+    sha256: String,
+    body: Vec<u8>,
+}
+
+impl Attestation {
+    /// The attestation of these bytes (checked by [`attest::check`] before a result is
+    /// recorded with it).
+    pub fn new(body: Vec<u8>) -> Attestation {
+        Attestation { sha256: hex::encode(Sha256::digest(&body)), body }
+    }
+
+    /// Lower-case hex SHA-256 of the bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// The bytes as signed.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+}
+
+impl fmt::Debug for Attestation {
+    /// The key and size only: a link is kilobytes of JSON.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Attestation").field("sha256", &self.sha256).field("bytes", &self.body.len()).finish()
+    }
+}
+
 /// What a node reports when its attempt ends, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptReport {
@@ -244,8 +278,9 @@ pub struct AttemptReport {
     pub log_sha256: Option<String>,
     /// SHA-256 of the diffoscope report (uncompressed) in the content-addressed store.
     pub diffoscope_sha256: Option<String>,
-    /// The node's signed attestation (content-store key), verified before it was accepted.
-    pub attestation_sha256: Option<String>,
+    /// The node's signed attestation, verified before it was accepted; stored in the result's
+    /// transaction (`RebuildStore::attestation` reads it back by its SHA-256).
+    pub attestation: Option<Attestation>,
     /// What the rebuilt binaries say about their build against the original buildinfo
     /// ([`corroborate::findings`]): reports only, never part of the outcome.
     pub corroboration: Vec<corroborate::Corroboration>,
@@ -260,7 +295,7 @@ impl AttemptReport {
             buildinfo_sha256: None,
             log_sha256: None,
             diffoscope_sha256: None,
-            attestation_sha256: None,
+            attestation: None,
             corroboration: Vec::new(),
         }
     }
@@ -698,7 +733,8 @@ pub struct AttemptRecord {
     pub diffoscope_sha256: Option<String>,
     /// Differing files (unreproducible) or environment differences (environment-mismatch).
     pub differences: Vec<String>,
-    /// The node's signed attestation in the content-addressed store.
+    /// SHA-256 of the node's signed attestation (`RebuildStore::attestation` reads it; links
+    /// accepted by older versions are in the content-addressed store, `cas::BlobKind::Attestation`).
     pub attestation_sha256: Option<String>,
 }
 
@@ -809,7 +845,7 @@ impl Policy {
         verified: u32,
         operator_already_verified: bool,
     ) -> JobAfter {
-        if report.outcome == AttemptOutcome::Reproducible && report.attestation_sha256.is_none() {
+        if report.outcome == AttemptOutcome::Reproducible && report.attestation.is_none() {
             let mut next = self.after(&AttemptOutcome::HandedBack, now, failures, unreproducible, verified, true);
             next.note = Some(UNATTESTED_NOTE.to_owned());
             return next;
@@ -1059,7 +1095,7 @@ mod tests {
         let mut r = AttemptReport::bare(AttemptOutcome::Reproducible);
         let a = p.after_report(&r, 1, 0, 0, 1, false);
         assert_eq!((a.state, a.verified, a.note.as_deref()), (JobState::Queued, 1, Some(UNATTESTED_NOTE)));
-        r.attestation_sha256 = Some("ab".repeat(32));
+        r.attestation = Some(Attestation::new(b"{\"signed\": {}}".to_vec()));
         let a = p.after_report(&r, 1, 0, 0, 1, false);
         assert_eq!((a.state, a.verified, a.note), (JobState::Verified, 2, None));
         // Other outcomes are judged as before, attested or not.

@@ -1,9 +1,11 @@
 //! The `Attestations` gRPC service (open, read-only): every published key, and a build's stored
 //! in-toto links with the layout the coordinator signs for them. Requests are validated and
-//! converted here, once; keys come from [`crate::storage::KeyStore`], links from the content
-//! store byte for byte, the layout from [`crate::attestation::layout`].
+//! converted here, once; keys come from [`crate::storage::KeyStore`], links byte for byte from
+//! the database ([`stored_link`]: the content store for links accepted by older versions), the
+//! layout from [`crate::attestation::layout`].
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use debcover_proto::v1 as pb;
@@ -14,10 +16,10 @@ use tonic::{Request, Response, Status};
 use super::convert::store_status;
 use crate::attestation::coordinator_key::CoordinatorKey;
 use crate::attestation::{PublishedKey, layout};
-use crate::rebuild::cas::{BlobKind, read_blob};
+use crate::rebuild::cas::{BlobKind, CasError, blob_path, read_blob};
 use super::rebuild::RebuildSettings;
 use crate::rebuild::{JobFilter, canonical_arch};
-use crate::storage::{KeyStore, now_unix};
+use crate::storage::{KeyStore, RebuildStore, StoreError, now_unix};
 
 /// Most builds answered at once.
 pub const MAX_BUILDS: usize = 100;
@@ -62,6 +64,33 @@ impl<S: KeyStore> AttestationService<S> {
         let coordinators = self.store.coordinator_keys().await.map_err(store_status)?;
         Ok((nodes, coordinators))
     }
+}
+
+/// Why a stored link could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The content store failed (a link accepted by an older version).
+    #[error(transparent)]
+    Cas(#[from] CasError),
+}
+
+/// A node's signed link stored under `sha256`, byte for byte: from the database, where results
+/// store them (migration 0012), else from the content store under `data_dir`, where versions
+/// before it kept them as files (`DATA_DIR/cas/attestations`). `None` when neither has it.
+pub async fn stored_link<S: RebuildStore>(store: &S, data_dir: &Path, sha256: &str) -> Result<Option<Vec<u8>>, LinkError> {
+    if let Some(body) = store.attestation(sha256).await? {
+        return Ok(Some(body));
+    }
+    let (root, key) = (data_dir.to_path_buf(), sha256.to_owned());
+    let read = tokio::task::spawn_blocking(move || read_blob(&root, BlobKind::Attestation, &key)).await;
+    Ok(read.map_err(|e| CasError::Io {
+        what: "read",
+        path: blob_path(data_dir, BlobKind::Attestation, sha256),
+        source: std::io::Error::other(e),
+    })??)
 }
 
 /// A published key on the wire.
@@ -157,13 +186,12 @@ impl<S: KeyStore> Attestations for AttestationService<S> {
             let mut by_key: BTreeMap<String, (pb::StoredAttestation, Option<PublishedKey>)> = BTreeMap::new();
             for a in attempts.iter().filter(|a| jobs.iter().any(|j| j.id == a.job_id)) {
                 let (Some(sha), Some(finished)) = (&a.attestation_sha256, a.finished_at) else { continue };
-                let root = self.settings.data_dir.clone();
-                let sha_owned = sha.clone();
-                let link = tokio::task::spawn_blocking(move || read_blob(&root, BlobKind::Attestation, &sha_owned))
-                    .await
-                    .map_err(|e| Status::internal(format!("reading attestation {sha}: {e}")))?
-                    .map_err(|e| Status::internal(e.to_string()))?
-                    .ok_or_else(|| Status::internal(format!("attestation {sha} is missing from the content store")))?;
+                let link = match stored_link(&*self.store, &self.settings.data_dir, sha).await {
+                    Ok(Some(link)) => link,
+                    Ok(None) => return Err(Status::internal(format!("attestation {sha} is not stored"))),
+                    Err(LinkError::Store(e)) => return Err(store_status(e)),
+                    Err(LinkError::Cas(e)) => return Err(Status::internal(format!("attestation {sha}: {e}"))),
+                };
                 let published = node_keys
                     .iter()
                     .find(|k| k.operator == a.operator && k.node == a.node && k.valid_at(finished) && {

@@ -26,8 +26,8 @@ use super::convert::store_status;
 use crate::rebuild::cas::{BlobKind, BlobWriter, CasError};
 use crate::campaign::Transition;
 use crate::rebuild::{
-    self, Artifact, AttemptOutcome, AttemptRecord, AttemptReport, EnqueueSummary, FailureCode, FileVerdict, JobFilter,
-    JobRecord, JobState, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, Priority, Refusal, Requeue, RouteRule,
+    self, Artifact, Attestation, AttemptOutcome, AttemptRecord, AttemptReport, EnqueueSummary, FailureCode, FileVerdict,
+    JobFilter, JobRecord, JobState, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, Priority, Refusal, Requeue, RouteRule,
 };
 use crate::storage::{RebuildStore, StoreError, now_unix};
 
@@ -804,13 +804,14 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             return Err(Status::invalid_argument(format!("embedded: {:?} is not one of the reported artifacts", b.deb)));
         }
         // A signed attestation must verify with the node's registered key and speak of this
-        // lease and exactly these files; nothing is recorded otherwise.
-        let attestation_sha256 = if attestation.is_empty() {
+        // lease and exactly these files; nothing is recorded otherwise. It is stored with the
+        // result, in its transaction: a refused result leaves nothing behind.
+        let attestation = if attestation.is_empty() {
             None
         } else {
             rebuild::attest::check(&attestation, &node.caps.public_key, header.job_id, header.fence, &artifacts)
                 .map_err(|e| Status::invalid_argument(format!("attestation: {e}")))?;
-            Some(rebuild::cas::store_small(dir, BlobKind::Attestation, attestation).await.map_err(cas)?)
+            Some(Attestation::new(attestation))
         };
         // A built result's buildinfo must parse and describe the job's build before anything of
         // the report is recorded: otherwise the lease stays and the node may report again.
@@ -859,7 +860,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             buildinfo_sha256,
             log_sha256,
             diffoscope_sha256,
-            attestation_sha256,
+            attestation,
             corroboration,
         };
         let finished = self
@@ -901,7 +902,7 @@ impl<S: RebuildStore> RebuildNodes for NodeService<S> {
             log_sha256: report.log_sha256.unwrap_or_default(),
             buildinfo_sha256: report.buildinfo_sha256.unwrap_or_default(),
             diffoscope_sha256: report.diffoscope_sha256.unwrap_or_default(),
-            attestation_sha256: report.attestation_sha256.clone().unwrap_or_default(),
+            attestation_sha256: report.attestation.as_ref().map(|a| a.sha256().to_owned()).unwrap_or_default(),
             verdicts: verdicts.iter().map(verdict_wire).collect(),
         }))
     }

@@ -68,6 +68,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (9, "view indexes", include_str!("../../../migrations/postgres/0009_view_indexes.sql")),
         (10, "corroboration", include_str!("../../../migrations/postgres/0010_corroboration.sql")),
         (11, "suite page indexes", include_str!("../../../migrations/postgres/0011_suite_page_indexes.sql")),
+        (12, "attestation bodies", include_str!("../../../migrations/postgres/0012_attestation_bodies.sql")),
     ])
 }
 

@@ -8,8 +8,8 @@ use sqlx::Row;
 
 use super::PgStore;
 use crate::rebuild::{
-    AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, Finished, JobFilter, JobRecord, JobState,
-    Lease, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Refusal, Requeue,
+    Attestation, AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, Finished, JobFilter,
+    JobRecord, JobState, Lease, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Refusal, Requeue,
 };
 use crate::rebuild::corroborate::{AttemptCorroboration, verdict_name};
 use crate::storage::rebuild_rows::{self as rows, ATTEMPT_SELECT, NODE_SELECT};
@@ -121,10 +121,18 @@ async fn end_attempt(
     .bind(&report.log_sha256)
     .bind(&report.diffoscope_sha256)
     .bind(rows::differences_column(report.outcome.differences()))
-    .bind(&report.attestation_sha256)
+    .bind(report.attestation.as_ref().map(Attestation::sha256))
     .bind(attempt_id)
     .execute(&mut *tx)
     .await?;
+    if let Some(a) = &report.attestation {
+        // Keyed by content: a row already there holds these very bytes.
+        sqlx::query("INSERT INTO attestations (sha256, body) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(a.sha256())
+            .bind(a.body())
+            .execute(&mut *tx)
+            .await?;
+    }
     if !report.artifacts.is_empty() {
         let names: Vec<&str> = report.artifacts.iter().map(|f| f.name.as_str()).collect();
         let sizes: Vec<i64> = report.artifacts.iter().map(|f| i64::try_from(f.size).unwrap_or(i64::MAX)).collect();
@@ -630,6 +638,13 @@ impl RebuildStore for PgStore {
                 a
             })
             .collect())
+    }
+
+    async fn attestation(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT body FROM attestations WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     async fn corroboration(&self, job_ids: &[i64]) -> Result<Vec<AttemptCorroboration>, StoreError> {

@@ -134,6 +134,12 @@ pub trait RebuildStore: CoverageStore {
     /// The attempts of these jobs, oldest first, with their artifacts.
     fn attempts(&self, job_ids: &[i64]) -> impl Future<Output = Result<Vec<AttemptRecord>, StoreError>> + Send;
 
+    /// The signed attestation (in-toto link) stored under this SHA-256 by
+    /// [`RebuildStore::finish`] from [`AttemptReport::attestation`], byte for byte. `None` when
+    /// there is none: links accepted before migration 0012 are in the content-addressed store
+    /// (`crate::rebuild::cas::BlobKind::Attestation`), where readers look next.
+    fn attestation(&self, sha256: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+
     /// The corroboration findings stored with the attempts of these jobs (written by
     /// [`RebuildStore::finish`] from [`AttemptReport::corroboration`]), by job, fencing token
     /// and the order they were computed in.

@@ -141,6 +141,7 @@ fn migrator() -> sqlx::migrate::Migrator {
         (9, "view indexes", include_str!("../../../migrations/sqlite/0009_view_indexes.sql")),
         (10, "corroboration", include_str!("../../../migrations/sqlite/0010_corroboration.sql")),
         (11, "suite page indexes", include_str!("../../../migrations/sqlite/0011_suite_page_indexes.sql")),
+        (12, "attestation bodies", include_str!("../../../migrations/sqlite/0012_attestation_bodies.sql")),
     ])
 }
 

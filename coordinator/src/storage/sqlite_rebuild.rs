@@ -6,8 +6,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{IN_CHUNK, SqliteStore};
 use crate::rebuild::{
-    AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, Finished, JobFilter, JobRecord, JobState,
-    Lease, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Refusal, Requeue,
+    Attestation, AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, Finished, JobFilter,
+    JobRecord, JobState, Lease, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Refusal, Requeue,
 };
 use crate::rebuild::corroborate::{AttemptCorroboration, verdict_name};
 use crate::storage::rebuild_rows::{self as rows, ATTEMPT_SELECT, NODE_SELECT};
@@ -93,11 +93,11 @@ async fn end_attempt(
         policy.after_report(report, now, c(facts.failures), c(facts.unreproducible), c(facts.verified), facts.already);
     let (code, message) = rows::outcome_columns(&report.outcome);
     let message = next.note.clone().unwrap_or(message);
-    // The job, the attempt and its artifacts in one multi-statement query: one round trip to
-    // SQLite's thread instead of three or more (each statement would be a hand-off between a
-    // tokio worker and the connection's thread; at thousands of results a second those
-    // hand-offs were a third of the coordinator's CPU). Anonymous `?` parameters only: sqlx
-    // binds them across the statements in order.
+    // The job, the attempt, its attestation and its artifacts in one multi-statement query: one
+    // round trip to SQLite's thread instead of three or more (each statement would be a
+    // hand-off between a tokio worker and the connection's thread; at thousands of results a
+    // second those hand-offs were a third of the coordinator's CPU). Anonymous `?` parameters
+    // only: sqlx binds them across the statements in order.
     let mut sql = String::from(
         "UPDATE rebuild_jobs SET state = ?, not_before = ?, failures = ?, unreproducible = ?, verified = ?,
              parked_reason = ?, lease_node = NULL, lease_expires = NULL, updated_at = ?
@@ -107,6 +107,10 @@ async fn end_attempt(
              attestation_sha256 = ?
          WHERE id = ?;",
     );
+    if report.attestation.is_some() {
+        // Keyed by content: a row already there holds these very bytes.
+        sql.push_str("INSERT INTO attestations (sha256, body) VALUES (?, ?) ON CONFLICT DO NOTHING;");
+    }
     for chunk in report.artifacts.chunks(ARTIFACT_ROWS) {
         sql.push_str("INSERT INTO rebuild_artifacts (attempt_id, name, size, sha256) VALUES ");
         for i in 0..chunk.len() {
@@ -131,8 +135,11 @@ async fn end_attempt(
         .bind(&report.log_sha256)
         .bind(&report.diffoscope_sha256)
         .bind(rows::differences_column(report.outcome.differences()))
-        .bind(&report.attestation_sha256)
+        .bind(report.attestation.as_ref().map(Attestation::sha256))
         .bind(attempt_id);
+    if let Some(a) = &report.attestation {
+        q = q.bind(a.sha256()).bind(a.body());
+    }
     for f in &report.artifacts {
         q = q.bind(attempt_id).bind(&f.name).bind(i64::try_from(f.size).unwrap_or(i64::MAX)).bind(&f.sha256);
     }
@@ -553,6 +560,13 @@ impl RebuildStore for SqliteStore {
                 a
             })
             .collect())
+    }
+
+    async fn attestation(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT body FROM attestations WHERE sha256 = ?")
+            .bind(sha256)
+            .fetch_optional(&self.reader)
+            .await?)
     }
 
     async fn corroboration(&self, job_ids: &[i64]) -> Result<Vec<AttemptCorroboration>, StoreError> {

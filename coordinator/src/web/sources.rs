@@ -2,7 +2,9 @@
 //! against in summary), its rebuild history with the attestations of each attempt and what
 //! its rebuilt binaries say against the original buildinfo (corroboration findings);
 //! `/source/{name}/{sha256}/built-against`: one build's full Installed-Build-Depends;
-//! `/cas/attestations/{sha256}`: a node's signed in-toto link, byte for byte as stored.
+//! `/cas/attestations/{sha256}`: a node's signed in-toto link, byte for byte as stored (in the
+//! database; links accepted by versions before migration 0012 in the content store). The path
+//! is the content store's, kept so that links published before stay valid.
 
 use std::collections::HashMap;
 
@@ -15,7 +17,7 @@ use maud::html;
 use serde::Serialize;
 
 use super::{St, WebError, WebResult, layout, respond, seg, when};
-use crate::rebuild::cas::{self, BlobKind};
+use crate::service::attestations::{LinkError, stored_link};
 use crate::rebuild::corroborate::{Corroboration, verdict_name};
 use crate::rebuild::{AttemptRecord, JobFilter, JobRecord};
 use crate::storage::ViewStore;
@@ -258,21 +260,21 @@ pub async fn built_against<S: ViewStore, const JSON: bool>(
     })
 }
 
-/// `/cas/attestations/{sha256}`: a stored attestation (an in-toto link, JSON).
+/// `/cas/attestations/{sha256}`: a stored attestation (an in-toto link, JSON), from the
+/// database, else (accepted by an older version) from the content store.
 pub async fn attestation<S: ViewStore>(State(web): St<S>, Path(sha256): Path<String>) -> WebResult {
     if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return Err(WebError::bad_request(format!("{sha256:?} is not a lower-case hex SHA-256")));
     }
-    let root = web.data_dir.clone();
-    let key = sha256.clone();
-    let blob = tokio::task::spawn_blocking(move || cas::read_blob(&root, BlobKind::Attestation, &key))
-        .await
-        .map_err(|e| WebError::bad_request(e.to_string()))?
-        .map_err(|e| {
+    let blob = match stored_link(&*web.store, &web.data_dir, &sha256).await {
+        Ok(blob) => blob,
+        Err(LinkError::Store(e)) => return Err(e.into()),
+        Err(LinkError::Cas(e)) => {
             tracing::error!(error = %e, "reading an attestation failed");
-            WebError::not_found(e.to_string())
-        })?
-        .ok_or_else(|| WebError::not_found(format!("no attestation {sha256}")))?;
+            return Err(WebError::not_found(e.to_string()));
+        }
+    }
+    .ok_or_else(|| WebError::not_found(format!("no attestation {sha256}")))?;
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{sha256}.link\""))
         .map_err(|e| WebError::bad_request(e.to_string()))?;
     Ok((
