@@ -237,14 +237,16 @@ pub struct Artifact {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Attestation {
     sha256: String,
-    body: Vec<u8>,
+    /// Shared: the SQLite writer's batch takes its own copy of a report, and a link may be up
+    /// to a MiB.
+    body: std::sync::Arc<[u8]>,
 }
 
 impl Attestation {
     /// The attestation of these bytes (checked by [`attest::check`] before a result is
     /// recorded with it).
     pub fn new(body: Vec<u8>) -> Attestation {
-        Attestation { sha256: hex::encode(Sha256::digest(&body)), body }
+        Attestation { sha256: hex::encode(Sha256::digest(&body)), body: body.into() }
     }
 
     /// Lower-case hex SHA-256 of the bytes.
