@@ -101,6 +101,7 @@ conformance!(
     sched_dedup_and_priority_order,
     sched_arch_aliases_backends_and_tags,
     sched_lease_expiry_reclaim_and_stale_tokens,
+    sched_results_in_one_batch_see_each_other,
     sched_retries_backoff_and_parking,
     sched_operator_independence,
     sched_two_coordinators_claim_concurrently,
@@ -1025,6 +1026,46 @@ async fn sched_lease_expiry_reclaim_and_stale_tokens<S: RebuildStore, F: std::fu
         outcomes,
         [(1, Some("failed".into()), Some("node-lost".into())), (2, Some("reproducible".into()), None)]
     );
+}
+
+/// Results sent at the same moment (on SQLite: queued behind one running batch, then written
+/// together in the next) each see the ones before them: of two identical results for one lease,
+/// exactly one counts.
+async fn sched_results_in_one_batch_see_each_other<S: RebuildStore, F: std::future::Future<Output = S>>(
+    open: impl Fn() -> F,
+) {
+    let store = open().await;
+    store.ingest_builds(&synthetic_builds(2)).await.unwrap();
+    store.enqueue(&jobs_for(&store, &["synth0", "synth1"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    let p = policy(1);
+    let n = node(&store, "op", "n", &["amd64"], &[], 2).await;
+    let l0 = store.claim(&n, T0, &p).await.unwrap().unwrap();
+    let l1 = store.claim(&n, T0, &p).await.unwrap().unwrap();
+    let ok = report(AttemptOutcome::Reproducible);
+    // Polled in order: the first runs alone, the other three wait for it and go together.
+    let (unknown, first, again, other) = tokio::join!(
+        store.finish(n.id, 999_999, 1, &ok, T0 + 1, &p),
+        store.finish(n.id, l0.job_id, l0.fence, &ok, T0 + 1, &p),
+        store.finish(n.id, l0.job_id, l0.fence, &ok, T0 + 1, &p),
+        store.finish(n.id, l1.job_id, l1.fence, &ok, T0 + 1, &p),
+    );
+    assert_eq!(unknown.unwrap(), Err(Refusal::NoSuchJob));
+    let (first, again) = (first.unwrap(), again.unwrap());
+    assert_eq!(
+        [&first, &again].iter().filter(|r| r.is_ok()).count(),
+        1,
+        "one of two identical results counts: {first:?}, {again:?}"
+    );
+    assert!(
+        [&first, &again].iter().any(|r| matches!(r, Err(Refusal::StaleFence { current: 1 }))),
+        "the other is refused as a result for an ended lease: {first:?}, {again:?}"
+    );
+    assert_eq!(other.unwrap(), Ok(JobState::Verified));
+    let history = store.attempts(&[l0.job_id]).await.unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].outcome.as_deref(), Some("reproducible"));
+    let jobs = store.jobs(&JobFilter::default()).await.unwrap();
+    assert!(jobs.iter().all(|j| j.state == JobState::Verified && j.verified == 1), "{jobs:?}");
 }
 
 async fn sched_retries_backoff_and_parking<S: RebuildStore, F: std::future::Future<Output = S>>(open: impl Fn() -> F) {

@@ -2,6 +2,8 @@
 //! writer connection, so claims are serialised: two claims can never lease the same job, even
 //! from two coordinators on one file.
 
+use std::collections::{HashMap, HashSet};
+
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{IN_CHUNK, SqliteStore};
@@ -22,15 +24,48 @@ fn secs(d: std::time::Duration) -> i64 {
 
 /// Everything ending an attempt needs, read in one statement: the lease (state, token, holder,
 /// expiry), the budgets used, the attempt, whether its operator reproduced the job before, and
-/// whether a campaign has items for the job's source.
-const LEASE_FACTS: &str = "SELECT j.state, j.fence, j.lease_node, j.lease_expires, j.failures, j.unreproducible,
+/// whether a campaign has items for the job's source; last, the job's id. `FROM` and `WHERE`
+/// follow.
+macro_rules! lease_facts_columns {
+    () => {
+        "SELECT j.state, j.fence, j.lease_node, j.lease_expires, j.failures, j.unreproducible,
         j.verified, a.id,
         EXISTS (SELECT 1 FROM rebuild_attempts p
                 WHERE p.job_id = j.id AND p.operator_id = a.operator_id AND p.outcome = 'reproducible'
                   AND p.attestation_sha256 IS NOT NULL),
-        EXISTS (SELECT 1 FROM campaign_items c WHERE c.source = j.source)
-     FROM rebuild_jobs j LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence
-     WHERE j.id = ?";
+        EXISTS (SELECT 1 FROM campaign_items c WHERE c.source = j.source),
+        j.id"
+    };
+}
+
+/// The facts of one job.
+const LEASE_FACTS: &str = concat!(
+    lease_facts_columns!(),
+    " FROM rebuild_jobs j LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence
+     WHERE j.id = ?"
+);
+
+/// The facts of the jobs in a JSON array of ids (one bound parameter: one prepared statement
+/// for every batch size; `CROSS JOIN` keeps the ids as the outer loop).
+const LEASE_FACTS_OF: &str = concat!(
+    lease_facts_columns!(),
+    " FROM json_each(?) k CROSS JOIN rebuild_jobs j ON j.id = k.value
+     LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence"
+);
+
+/// Ids as a JSON array, for `json_each`.
+fn json_ids(ids: &[i64]) -> String {
+    let mut s = String::with_capacity(2 + ids.len() * 8);
+    s.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&id.to_string());
+    }
+    s.push(']');
+    s
+}
 
 /// The facts of [`LEASE_FACTS`].
 struct Facts {
@@ -46,19 +81,47 @@ struct Facts {
     campaign_items: bool,
 }
 
+impl Facts {
+    fn from_row(r: &sqlx::sqlite::SqliteRow) -> Self {
+        Facts {
+            state: r.get(0),
+            fence: r.get(1),
+            holder: r.get(2),
+            expires: r.get(3),
+            failures: r.get(4),
+            unreproducible: r.get(5),
+            verified: r.get(6),
+            attempt_id: r.get(7),
+            already: r.get(8),
+            campaign_items: r.get(9),
+        }
+    }
+}
+
 async fn lease_facts(tx: &mut SqliteConnection, job_id: i64) -> Result<Option<Facts>, StoreError> {
-    Ok(sqlx::query(LEASE_FACTS).bind(job_id).fetch_optional(&mut *tx).await?.map(|r| Facts {
-        state: r.get(0),
-        fence: r.get(1),
-        holder: r.get(2),
-        expires: r.get(3),
-        failures: r.get(4),
-        unreproducible: r.get(5),
-        verified: r.get(6),
-        attempt_id: r.get(7),
-        already: r.get(8),
-        campaign_items: r.get(9),
-    }))
+    Ok(sqlx::query(LEASE_FACTS).bind(job_id).fetch_optional(&mut *tx).await?.as_ref().map(Facts::from_row))
+}
+
+/// The facts of every job the batch reports on, read in one statement before its first
+/// operation (one round trip instead of one per result). Keyed by job id; a job
+/// unknown to the store has no entry.
+async fn lease_facts_of(tx: &mut SqliteConnection, batch: &[(Work, Reply)]) -> Result<HashMap<i64, Facts>, StoreError> {
+    let mut ids: Vec<i64> = batch
+        .iter()
+        .filter_map(|(w, _)| match w {
+            Work::Finish { job_id, .. } => Some(*job_id),
+            Work::Claim { .. } => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut facts = HashMap::with_capacity(ids.len());
+    if !ids.is_empty() {
+        for r in sqlx::query(LEASE_FACTS_OF).bind(json_ids(&ids)).fetch_all(&mut *tx).await? {
+            facts.insert(r.get::<i64, _>(10), Facts::from_row(&r));
+        }
+    }
+    Ok(facts)
 }
 
 impl Facts {
@@ -538,7 +601,7 @@ impl RebuildStore for SqliteStore {
             }
         }
         let ids: Vec<i64> = out.iter().map(|(id, _)| *id).collect();
-        let mut arts: std::collections::HashMap<i64, Vec<crate::rebuild::Artifact>> = Default::default();
+        let mut arts: HashMap<i64, Vec<crate::rebuild::Artifact>> = Default::default();
         for chunk in ids.chunks(IN_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new("SELECT attempt_id, name, size, sha256 FROM rebuild_artifacts WHERE attempt_id IN ");
             qb.push_tuples(chunk, |mut b, id| {
@@ -685,15 +748,31 @@ impl Batcher {
 }
 
 async fn run_batch(writer: sqlx::SqlitePool, batch: Vec<(Work, Reply)>) {
+    let started = std::time::Instant::now();
     let ops = batch.len();
     let mut done = Vec::with_capacity(batch.len());
     let result: Result<(), StoreError> = async {
         let mut tx = writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut prefetched = lease_facts_of(&mut tx, &batch).await?;
+        // Jobs an earlier operation of this batch leased or reported on: their prefetched facts
+        // are stale, so they are read again (each operation sees the ones before it).
+        let mut touched: HashSet<i64> = HashSet::new();
         for (work, reply) in batch {
             let d = match work {
-                Work::Claim { node, now, expires } => Done::Claim(claim_in(&mut tx, &node, now, expires).await?),
+                Work::Claim { node, now, expires } => {
+                    let claimed = claim_in(&mut tx, &node, now, expires).await?;
+                    if let Some(c) = &claimed {
+                        touched.insert(c.job_id);
+                    }
+                    Done::Claim(claimed)
+                }
                 Work::Finish { node_id, job_id, fence, report, now, policy } => {
-                    let facts = match lease_facts(&mut tx, job_id).await? {
+                    let current = if touched.insert(job_id) {
+                        prefetched.remove(&job_id)
+                    } else {
+                        lease_facts(&mut tx, job_id).await?
+                    };
+                    let facts = match current {
                         None => Err(Refusal::NoSuchJob),
                         Some(f) => f.check(node_id, fence, now).map(|()| f),
                     };
@@ -715,7 +794,7 @@ async fn run_batch(writer: sqlx::SqlitePool, batch: Vec<(Work, Reply)>) {
     .await;
     match result {
         Ok(()) => {
-            tracing::debug!(ops, "scheduler batch committed");
+            tracing::debug!(ops, elapsed_us = started.elapsed().as_micros() as u64, "scheduler batch committed");
             for (reply, d) in done {
                 let _ = reply.send(Ok(d));
             }
@@ -731,8 +810,7 @@ async fn run_batch(writer: sqlx::SqlitePool, batch: Vec<(Work, Reply)>) {
 }
 
 /// Read what every lease of the batch carries about its build (text, pool directory, .dsc,
-/// the archive's copies, the original Checksums-Sha256), in one statement per [`IN_CHUNK`]
-/// builds, on the writer inside the batch's transaction: its page cache is warm, where a
+/// the archive's copies, the original Checksums-Sha256), in one statement, on the writer inside the batch's transaction: its page cache is warm, where a
 /// reader connection's cache is dropped after every write.
 async fn read_claimed(tx: &mut SqliteConnection, done: &mut [(Reply, Done)]) -> Result<(), StoreError> {
     let mut wanted: Vec<i64> = done
@@ -744,22 +822,21 @@ async fn read_claimed(tx: &mut SqliteConnection, done: &mut [(Reply, Done)]) -> 
         .collect();
     wanted.sort_unstable();
     wanted.dedup();
-    let mut texts: std::collections::HashMap<i64, ClaimedText> = std::collections::HashMap::with_capacity(wanted.len());
-    for chunk in wanted.chunks(IN_CHUNK) {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT b.id, b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256, {}, {}
-             FROM builds b JOIN build_texts t ON t.build_id = b.id
-             LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version
-             WHERE b.id IN ",
-            rows::archive_subquery(rows::SQLITE, "b.id"),
-            rows::files_subquery(rows::SQLITE, "b.id")
-        ));
-        qb.push_tuples(chunk, |mut b, id| {
-            b.push_bind(*id);
+    let mut texts: HashMap<i64, ClaimedText> = HashMap::with_capacity(wanted.len());
+    if !wanted.is_empty() {
+        static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            // The ids as one JSON array: one prepared statement for every batch size.
+            format!(
+                "SELECT b.id, b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256, {}, {}
+                 FROM json_each(?) k CROSS JOIN builds b ON b.id = k.value
+                 JOIN build_texts t ON t.build_id = b.id
+                 LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version",
+                rows::archive_subquery(rows::SQLITE, "b.id"),
+                rows::files_subquery(rows::SQLITE, "b.id")
+            )
         });
-        // One text per batch size: cached for the common small batches only.
-        let q = qb.build().persistent(chunk.len() <= 8);
-        for r in q.fetch_all(&mut *tx).await? {
+        for r in sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(json_ids(&wanted)).fetch_all(&mut *tx).await? {
             texts.insert(
                 r.get(0),
                 ClaimedText {
