@@ -23,7 +23,8 @@
 //! Debian version comparison happens here (in Rust), as in [`crate::query`], whose uncached
 //! [`crate::query::built_with`] is the reference this index must agree with (tests check it).
 
-use std::collections::HashMap;
+// foldhash: these maps are probed tens of thousands of times per answer, on small keys.
+use foldhash::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -293,17 +294,33 @@ impl BuiltWithIndex {
 
         let resolved_builds = self.resolved(store, &g, groups.iter().map(|(b, _)| *b)).await?;
         t.builds_us = started.elapsed().as_micros();
-        let ranks = self.ranks(&g, &resolved_builds);
         // The answer order first, on small keys (rank, id, position); then the matches, built
-        // once each in that order.
+        // once each in that order. The ranks held cover every build resolved when they were
+        // computed; a build resolved since has none, and then they are computed again (once:
+        // every build of this answer is resolved by now).
+        let mut ranks = lock(&g.ranks).clone();
+        let mut reranked = false;
         let mut order: Vec<(u32, i64, usize)> = Vec::with_capacity(resolved_builds.len());
-        for (i, r) in resolved_builds.iter().enumerate() {
-            let Some(r) = r else { continue };
-            if q.arch.as_ref().is_some_and(|a| r.build.record.host_arch != *a) {
-                continue;
+        'rank: loop {
+            order.clear();
+            for (i, r) in resolved_builds.iter().enumerate() {
+                let Some(r) = r else { continue };
+                if q.arch.as_ref().is_some_and(|a| r.build.record.host_arch != *a) {
+                    continue;
+                }
+                let id = r.build.record.id;
+                let k = match ranks.get(&id) {
+                    Some(k) => *k,
+                    None if !reranked => {
+                        ranks = rank_all(&g);
+                        reranked = true;
+                        continue 'rank;
+                    }
+                    None => u32::MAX,
+                };
+                order.push((k, id, i));
             }
-            let id = r.build.record.id;
-            order.push((ranks.get(&id).copied().unwrap_or(u32::MAX), id, i));
+            break;
         }
         order.sort_unstable();
         t.resolve_us = started.elapsed().as_micros();
@@ -352,11 +369,11 @@ impl BuiltWithIndex {
         }
         let started = std::time::Instant::now();
         let (generation, rows) = store.shipping().await?;
-        let mut places: HashMap<String, Arc<str>> = HashMap::new();
-        let mut by_sha: HashMap<String, Vec<Arc<str>>> = HashMap::new();
-        let mut by_name: HashMap<i64, Vec<(String, Arc<str>)>> = HashMap::new();
-        let mut linked_suites: HashMap<i64, Vec<Arc<str>>> = HashMap::new();
-        let mut suites: HashMap<String, Arc<str>> = HashMap::new();
+        let mut places: HashMap<String, Arc<str>> = HashMap::default();
+        let mut by_sha: HashMap<String, Vec<Arc<str>>> = HashMap::default();
+        let mut by_name: HashMap<i64, Vec<(String, Arc<str>)>> = HashMap::default();
+        let mut linked_suites: HashMap<i64, Vec<Arc<str>>> = HashMap::default();
+        let mut suites: HashMap<String, Arc<str>> = HashMap::default();
         for r in rows {
             let place = places.entry(r.place.clone()).or_insert_with(|| Arc::from(r.place.as_str())).clone();
             if let Some(b) = r.build_id {
@@ -516,24 +533,6 @@ impl BuiltWithIndex {
         Ok(out)
     }
 
-    /// The answer order (source, Debian version, architecture, id) as ranks over every build
-    /// resolved in this generation, recomputed when `answer` holds one not ranked yet.
-    fn ranks(&self, g: &Generation, answer: &[Option<Arc<ResolvedBuild>>]) -> Arc<HashMap<i64, u32>> {
-        let held = lock(&g.ranks).clone();
-        if answer.iter().flatten().all(|r| held.contains_key(&r.build.record.id)) {
-            return held;
-        }
-        let mut all: Vec<Arc<CachedBuild>> = lock(&g.resolved).values().map(|r| r.build.clone()).collect();
-        all.sort_by(|a, b| {
-            (&a.record.source, &a.version, &a.record.host_arch, a.record.id)
-                .cmp(&(&b.record.source, &b.version, &b.record.host_arch, b.record.id))
-        });
-        let ranks: Arc<HashMap<i64, u32>> =
-            Arc::new(all.iter().enumerate().map(|(i, b)| (b.record.id, u32::try_from(i).unwrap_or(u32::MAX))).collect());
-        *lock(&g.ranks) = ranks.clone();
-        ranks
-    }
-
     /// The cached builds with these ids, loading those not held yet (ids unknown to the store
     /// are skipped).
     async fn builds<S: Store>(&self, store: &S, ids: &[i64]) -> Result<Vec<Arc<CachedBuild>>, StoreError> {
@@ -543,7 +542,7 @@ impl BuiltWithIndex {
         };
         if !missing.is_empty() {
             let records = store.builds_by_id(&missing).await?;
-            let mut files: HashMap<i64, Vec<ProducedFile>> = HashMap::new();
+            let mut files: HashMap<i64, Vec<ProducedFile>> = HashMap::default();
             for f in store.build_files(&missing).await? {
                 if is_binary_package(&f.name) {
                     files.entry(f.build_id).or_default().push(f);
@@ -562,6 +561,20 @@ impl BuiltWithIndex {
 }
 
 /// A build with its shipping places in generation `g` (what `produced_files` computes).
+/// The answer order (source, Debian version, architecture, id) as ranks over every build
+/// resolved in generation `g` so far, kept in `g` for the answers after this one.
+fn rank_all(g: &Generation) -> Arc<HashMap<i64, u32>> {
+    let mut all: Vec<Arc<CachedBuild>> = lock(&g.resolved).values().map(|r| r.build.clone()).collect();
+    all.sort_by(|a, b| {
+        (&a.record.source, &a.version, &a.record.host_arch, a.record.id)
+            .cmp(&(&b.record.source, &b.version, &b.record.host_arch, b.record.id))
+    });
+    let ranks: Arc<HashMap<i64, u32>> =
+        Arc::new(all.iter().enumerate().map(|(i, b)| (b.record.id, u32::try_from(i).unwrap_or(u32::MAX))).collect());
+    *lock(&g.ranks) = ranks.clone();
+    ranks
+}
+
 fn resolve(g: &Generation, b: &Arc<CachedBuild>) -> ResolvedBuild {
     let links = g.by_name.get(&b.record.id);
     let files = b
