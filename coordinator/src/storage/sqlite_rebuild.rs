@@ -103,8 +103,8 @@ async fn lease_facts(tx: &mut SqliteConnection, job_id: i64) -> Result<Option<Fa
 }
 
 /// The facts of every job the batch reports on, read in one statement before its first
-/// operation (one round trip instead of one per result). Keyed by job id; a job
-/// unknown to the store has no entry.
+/// operation (one round trip instead of one per result). Keyed by job id; a job unknown to the
+/// store has no entry.
 async fn lease_facts_of(tx: &mut SqliteConnection, batch: &[(Work, Reply)]) -> Result<HashMap<i64, Facts>, StoreError> {
     let mut ids: Vec<i64> = batch
         .iter()
@@ -810,8 +810,9 @@ async fn run_batch(writer: sqlx::SqlitePool, batch: Vec<(Work, Reply)>) {
 }
 
 /// Read what every lease of the batch carries about its build (text, pool directory, .dsc,
-/// the archive's copies, the original Checksums-Sha256), in one statement, on the writer inside the batch's transaction: its page cache is warm, where a
-/// reader connection's cache is dropped after every write.
+/// the archive's copies, the original Checksums-Sha256), in one statement, on the writer
+/// inside the batch's transaction: its page cache is warm, where a reader connection's cache is
+/// dropped after every write.
 async fn read_claimed(tx: &mut SqliteConnection, done: &mut [(Reply, Done)]) -> Result<(), StoreError> {
     let mut wanted: Vec<i64> = done
         .iter()
