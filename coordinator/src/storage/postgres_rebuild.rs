@@ -413,7 +413,10 @@ impl RebuildStore for PgStore {
             .execute(&mut *tx)
             .await?;
         let expires = now + secs(policy.lease_ttl);
-        let row = sqlx::query(
+        // One statement leases the job, opens its attempt and reads what the lease carries:
+        // the transaction (and the row locks it holds, which results for other jobs can wait
+        // on) lasts as few round trips as possible.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "WITH c AS (
                  SELECT j.id FROM rebuild_jobs j
                  WHERE j.state = 'queued' AND j.not_before <= $1 AND j.arch = ANY($2)
@@ -423,12 +426,22 @@ impl RebuildStore for PgStore {
                                    AND (a.node_id <> $6 OR a.outcome IN ('reproducible', 'unreproducible')))
                  ORDER BY j.priority, j.id
                  LIMIT 1
-                 FOR UPDATE OF j SKIP LOCKED)
-             UPDATE rebuild_jobs j SET state = 'leased', fence = j.fence + 1, lease_node = $6, lease_expires = $7,
-                 updated_at = $1
-             FROM c WHERE j.id = c.id AND j.state = 'queued'
-             RETURNING j.id, j.fence, j.build_id, j.source, j.version, j.arch, j.backend",
-        )
+                 FOR UPDATE OF j SKIP LOCKED),
+             u AS (
+                 UPDATE rebuild_jobs j SET state = 'leased', fence = j.fence + 1, lease_node = $6, lease_expires = $7,
+                     updated_at = $1
+                 FROM c WHERE j.id = c.id AND j.state = 'queued'
+                 RETURNING j.id, j.fence, j.build_id, j.source, j.version, j.arch, j.backend),
+             ins AS (
+                 INSERT INTO rebuild_attempts (job_id, fence, node_id, operator_id, started_at)
+                 SELECT u.id, u.fence, $6, $5, $1 FROM u)
+             SELECT u.id, u.fence, u.build_id, u.source, u.version, u.arch, u.backend,
+                 b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256, {}, {}
+             FROM u LEFT JOIN builds b ON b.id = u.build_id LEFT JOIN build_texts t ON t.build_id = b.id
+             LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version",
+            rows::archive_subquery(rows::POSTGRES, "b.id"),
+            rows::files_subquery(rows::POSTGRES, "b.id")
+        )))
         .bind(now)
         .bind(&arches)
         .bind(&node.caps.backends)
@@ -443,34 +456,16 @@ impl RebuildStore for PgStore {
             return Ok(None);
         };
         let (job_id, fence, build_id): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
-        let b = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256, {}, {}
-             FROM builds b JOIN build_texts t ON t.build_id = b.id
-             LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version
-             WHERE b.id = $1",
-            rows::archive_subquery(rows::POSTGRES, "b.id"),
-            rows::files_subquery(rows::POSTGRES, "b.id")
-        )))
-        .bind(build_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        let sha: String = b.get(0);
-        let buildinfo = unzstd(b.get::<&[u8], _>(1))?;
-        let directory: Option<String> = b.get(3);
-        let dsc = directory.map(|directory| crate::rebuild::SourceDsc { directory, sha256: b.get(4) });
-        let source_version: String = b.get(2);
-        let archive = rows::archive_column(b.get::<Option<&str>, _>(5))?;
-        let checksums = rows::files_column(b.get::<Option<&str>, _>(6))?;
-        sqlx::query(
-            "INSERT INTO rebuild_attempts (job_id, fence, node_id, operator_id, started_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(job_id)
-        .bind(fence)
-        .bind(node.id)
-        .bind(node.operator_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        // Left joins: a lease is never taken silently for a build whose text is missing.
+        let (Some(sha), Some(raw)) = (r.get::<Option<String>, _>(7), r.get::<Option<&[u8]>, _>(8)) else {
+            return Err(StoreError::Corrupt(format!("job {job_id}: build {build_id} has no stored buildinfo")));
+        };
+        let buildinfo = unzstd(raw)?;
+        let directory: Option<String> = r.get(10);
+        let dsc = directory.map(|directory| crate::rebuild::SourceDsc { directory, sha256: r.get(11) });
+        let source_version: String = r.get(9);
+        let archive = rows::archive_column(r.get::<Option<&str>, _>(12))?;
+        let checksums = rows::files_column(r.get::<Option<&str>, _>(13))?;
         tx.commit().await?;
         Ok(Some(Lease {
             source_version,
