@@ -855,6 +855,12 @@ fn synthetic_builds(n: usize) -> Vec<NewBuild> {
 }
 
 /// Jobs for every build of these sources.
+/// Builds `synth0` and `synth1` stored, and one operator-requested job for each queued at `T0`.
+async fn two_queued_jobs<S: RebuildStore>(store: &S) {
+    store.ingest_builds(&synthetic_builds(2)).await.unwrap();
+    store.enqueue(&jobs_for(store, &["synth0", "synth1"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+}
+
 async fn jobs_for<S: Store>(store: &S, sources: &[&str], priority: Priority) -> Vec<NewJob> {
     let mut out = Vec::new();
     for s in sources {
@@ -1035,8 +1041,7 @@ async fn sched_results_in_one_batch_see_each_other<S: RebuildStore, F: std::futu
     open: impl Fn() -> F,
 ) {
     let store = open().await;
-    store.ingest_builds(&synthetic_builds(2)).await.unwrap();
-    store.enqueue(&jobs_for(&store, &["synth0", "synth1"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    two_queued_jobs(&store).await;
     let p = policy(1);
     let n = node(&store, "op", "n", &["amd64"], &[], 2).await;
     let l0 = store.claim(&n, T0, &p).await.unwrap().unwrap();
@@ -1070,8 +1075,7 @@ async fn sched_results_in_one_batch_see_each_other<S: RebuildStore, F: std::futu
 
 async fn sched_retries_backoff_and_parking<S: RebuildStore, F: std::future::Future<Output = S>>(open: impl Fn() -> F) {
     let store = open().await;
-    store.ingest_builds(&synthetic_builds(2)).await.unwrap();
-    store.enqueue(&jobs_for(&store, &["synth0", "synth1"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    two_queued_jobs(&store).await;
     let p = Policy { max_failures: 3, max_unreproducible: 2, verifiers: 1, ..Policy::default() };
     let n = node(&store, "op", "n", &["amd64"], &[], 1).await;
     let fail = |code| report(AttemptOutcome::Failed { code, message: "see log".into() });
@@ -1336,8 +1340,7 @@ async fn sched_results_store_differences_diffoscope_and_environment_mismatch<
     open: impl Fn() -> F,
 ) {
     let store = open().await;
-    store.ingest_builds(&synthetic_builds(2)).await.unwrap();
-    store.enqueue(&jobs_for(&store, &["synth0", "synth1"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    two_queued_jobs(&store).await;
     let p = Policy { max_failures: 2, max_unreproducible: 2, verifiers: 1, ..Policy::default() };
     let n = node(&store, "op", "n", &["amd64"], &[], 1).await;
     let diffs = vec!["libc6: 2.36-9 installed, 2.36-8 recorded".to_owned(), "libfoo-dev (= 1.0-1): not installed".to_owned()];
@@ -1386,8 +1389,7 @@ async fn corroboration_is_stored_with_its_attempt<S: RebuildStore, F: std::futur
     use debcover_coordinator::rebuild::corroborate::{AttemptCorroboration, Corroboration};
     use debcover_formats::corroborate::{Finding, Verdict};
     let store = open().await;
-    store.ingest_builds(&synthetic_builds(2)).await.unwrap();
-    store.enqueue(&jobs_for(&store, &["synth0", "synth1"], Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    two_queued_jobs(&store).await;
     let p = policy(1);
     let n = node(&store, "op", "n", &["amd64"], &[], 2).await;
     let finding = |binary: &str, subject: &str, embedded: &str, declared: &[&str], verdict| Corroboration {
@@ -1809,10 +1811,7 @@ async fn attestations_are_stored_with_their_result_only<S: RebuildStore, F: std:
     open: impl Fn() -> F,
 ) {
     let store = open().await;
-    store.ingest_builds(&synthetic_builds(2)).await.unwrap();
-    store.enqueue(&jobs_for(&store, &["synth0", "synth1"], Priority::Request).await, Requeue::UnlessActive, T0)
-        .await
-        .unwrap();
+    two_queued_jobs(&store).await;
     let p = policy(2);
     let n = node(&store, "alice", "a1", &["amd64"], &[], 2).await;
     let m = node(&store, "bob", "b1", &["amd64"], &[], 1).await;
