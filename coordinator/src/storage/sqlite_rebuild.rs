@@ -13,6 +13,7 @@ use crate::rebuild::{
 };
 use crate::rebuild::corroborate::{AttemptCorroboration, verdict_name};
 use crate::storage::rebuild_rows::{self as rows, ATTEMPT_SELECT, NODE_SELECT};
+use crate::storage::campaign_rows::to_json;
 use crate::storage::{RebuildStore, StoreError, unzstd};
 
 /// Artifact rows per INSERT statement.
@@ -52,20 +53,6 @@ const LEASE_FACTS_OF: &str = concat!(
     " FROM json_each(?) k CROSS JOIN rebuild_jobs j ON j.id = k.value
      LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence"
 );
-
-/// Ids as a JSON array, for `json_each`.
-fn json_ids(ids: &[i64]) -> String {
-    let mut s = String::with_capacity(2 + ids.len() * 8);
-    s.push('[');
-    for (i, id) in ids.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&id.to_string());
-    }
-    s.push(']');
-    s
-}
 
 /// The facts of [`LEASE_FACTS`].
 struct Facts {
@@ -117,7 +104,7 @@ async fn lease_facts_of(tx: &mut SqliteConnection, batch: &[(Work, Reply)]) -> R
     ids.dedup();
     let mut facts = HashMap::with_capacity(ids.len());
     if !ids.is_empty() {
-        for r in sqlx::query(LEASE_FACTS_OF).bind(json_ids(&ids)).fetch_all(&mut *tx).await? {
+        for r in sqlx::query(LEASE_FACTS_OF).bind(to_json(&ids)?).fetch_all(&mut *tx).await? {
             facts.insert(r.get::<i64, _>(10), Facts::from_row(&r));
         }
     }
@@ -837,7 +824,7 @@ async fn read_claimed(tx: &mut SqliteConnection, done: &mut [(Reply, Done)]) -> 
                 rows::files_subquery(rows::SQLITE, "b.id")
             )
         });
-        for r in sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(json_ids(&wanted)).fetch_all(&mut *tx).await? {
+        for r in sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(to_json(&wanted)?).fetch_all(&mut *tx).await? {
             texts.insert(
                 r.get(0),
                 ClaimedText {
