@@ -5,6 +5,9 @@
 //! `debcover serve` on SQLite and on PostgreSQL. The job's state afterwards is checked with the
 //! real `debcover queue` and `debcover build history` commands.
 //!
+//! A second Python client (`tests/python/built_with_client.py`) reads both `built-with` answers,
+//! which the coordinator serves by hand rather than through tonic.
+//!
 //! Needs `python3` with `grpcio` and `grpcio-tools` (`.ci/run` installs them): outside CI a
 //! missing module skips with a message; under CI it fails.
 
@@ -179,23 +182,90 @@ fn scenario(s: &Server) {
 /// One verifier: a single reproducible report verifies the build.
 const ENV: [(&str, &str); 1] = [("DEBCOVER_VERIFIERS", "1")];
 
-#[test]
-fn python_node_client_on_sqlite() {
+/// Run `scenario` against a fresh coordinator on SQLite, or on a fresh PostgreSQL database when
+/// `postgres` (skipped like every PostgreSQL test when there is none outside CI); it must stop
+/// cleanly afterwards.
+fn on_backend(postgres: bool, env: &[(&str, &str)], scenario: fn(&Server)) {
     if !python_ready() {
         return;
     }
-    let s = Server::start_with(None, &ENV);
+    let db = if postgres {
+        let Some(db) = TestDatabase::create_blocking() else { return };
+        Some(db)
+    } else {
+        None
+    };
+    let s = Server::start_with(db.as_ref().map(|d| d.url.as_str()), env);
     scenario(&s);
     assert_eq!(s.terminate(), Some(0), "coordinator did not stop cleanly");
 }
 
 #[test]
+fn python_node_client_on_sqlite() {
+    on_backend(false, &ENV, scenario);
+}
+
+#[test]
 fn python_node_client_on_postgres() {
-    if !python_ready() {
-        return;
-    }
-    let Some(db) = TestDatabase::create_blocking() else { return };
-    let s = Server::start_with(Some(&db.url), &ENV);
-    scenario(&s);
-    assert_eq!(s.terminate(), Some(0), "coordinator did not stop cleanly");
+    on_backend(true, &ENV, scenario);
+}
+
+/// A stock gRPC client (grpcio) asks `built-with` in both shapes, which the coordinator serves
+/// by hand rather than through tonic's codec (`service/encoded.rs`): the Python protobuf
+/// decoder must read both answers, rebuild the same builds from the compact columns as from
+/// `BuiltWith`, and get INVALID_ARGUMENT for a bad request. The builds must be those the
+/// `debcover built-with` command lists.
+fn built_with_scenario(s: &Server) {
+    let files = [
+        "buildinfo/package-rebuilder__bash_5.1-2+b3_amd64.buildinfo",
+        "buildinfo/package-rebuilder__bash_5.1-3+b1_amd64.buildinfo",
+        BUILDINFO,
+    ];
+    let paths: Vec<String> = files.iter().map(|f| testdata().join(f).to_str().expect("UTF-8 path").to_owned()).collect();
+    let mut args = vec!["ingest", "buildinfo", "--json"];
+    args.extend(paths.iter().map(String::as_str));
+    let ingest = s.json(&args, 0);
+    assert_eq!(ingest["ingested"].as_u64(), Some(3), "{ingest}");
+    let ours = s.json(&["built-with", "libc6-dev", "--json"], 0);
+
+    let out = Command::new("python3")
+        .arg(workspace().join("tests/python/built_with_client.py"))
+        .args(["--server", &s.url, "--package", "libc6-dev", "--proto-dir"])
+        .arg(workspace().join("proto/proto"))
+        .output()
+        .expect("run python3 tests/python/built_with_client.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "built_with_client.py: {}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("built_with_client.py printed no JSON ({e}):\n{stdout}"));
+    assert_eq!(r["empty"]["code"], "INVALID_ARGUMENT", "{r:#}");
+    assert_eq!(r["compact"]["strings_first"], "", "{r:#}");
+    assert_eq!(r["full"]["resolved"], serde_json::json!(["libc6-dev"]), "{r:#}");
+    assert_eq!(r["compact"]["resolved"], r["full"]["resolved"], "{r:#}");
+    assert_eq!(r["compact"]["builds"], r["full"]["builds"], "{r:#}");
+    let theirs: Vec<(String, String)> = r["full"]["builds"]
+        .as_array()
+        .expect("builds")
+        .iter()
+        .map(|b| (b["id"].as_str().unwrap_or_default().to_owned(), b["source"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    let ours: Vec<(String, String)> = ours["builds"]
+        .as_array()
+        .expect("builds")
+        .iter()
+        .map(|b| (b["build"]["id"].as_str().unwrap_or_default().to_owned(), b["build"]["source"].as_str().unwrap_or_default().to_owned()))
+        .collect();
+    assert_eq!(theirs.len(), 3, "{r:#}");
+    assert_eq!(theirs, ours);
+    let binaries: usize = r["compact"]["builds"].as_array().expect("builds").iter().map(|b| b["binaries"].as_array().map_or(0, Vec::len)).sum();
+    assert!(binaries >= 3, "every build produced binaries: {r:#}");
+}
+
+#[test]
+fn python_client_reads_built_with_on_sqlite() {
+    on_backend(false, &[], built_with_scenario);
+}
+
+#[test]
+fn python_client_reads_built_with_on_postgres() {
+    on_backend(true, &[], built_with_scenario);
 }

@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use debversion::Version;
 
 use crate::model::{BuildRecord, PkgVer, ProducedFile};
+use crate::service::compact;
 use crate::query::{BuildMatch, BuiltWithAnswer, BuiltWithQuery, PackageSpec, is_binary_package};
 use crate::storage::{Store, StoreError};
 
@@ -55,9 +56,9 @@ pub struct ResolvedBuild {
     /// Opaque bytes the service derives from this entry once per generation (its wire
     /// encoding: the record part and the binaries part); the index never reads them.
     pub encoded: OnceLock<(Vec<u8>, Vec<u8>)>,
-    /// The same for the compact answer: the entry with its strings interned in the
-    /// generation's [`Symbols`] and its SHA-256s raw (built and read by `service::compact`).
-    pub compact: OnceLock<crate::service::compact::CompactBuild>,
+    /// Where the compact answer's parts of this entry are, in its generation's
+    /// [`compact::Store`] (written and read by `service::compact` only).
+    pub compact: compact::Slot,
 }
 
 /// One matching build of an indexed answer.
@@ -85,9 +86,9 @@ pub struct IndexedAnswer {
     pub resolved: Vec<String>,
     /// Matching builds, ordered by source, version, architecture and id.
     pub builds: Vec<IndexedMatch>,
-    /// The strings interned by the generation that answered (the compact answer's per-build
-    /// parts refer to them); `None` for an answer with no builds.
-    pub symbols: Option<Arc<Symbols>>,
+    /// The compact answer's per-build parts of the generation that answered (the entries'
+    /// [`ResolvedBuild::compact`] slots point into it); `None` for an answer with no builds.
+    pub compact: Option<Arc<compact::Store>>,
 }
 
 impl IndexedAnswer {
@@ -123,87 +124,8 @@ struct Generation {
     resolved: Mutex<HashMap<i64, Arc<ResolvedBuild>>>,
     /// Answer order of the builds in `resolved`.
     ranks: Mutex<Arc<HashMap<i64, u32>>>,
-    /// Strings of this generation's compact per-build parts, each once.
-    symbols: Arc<Symbols>,
-}
-
-/// A string interner: each distinct string gets a number, valid for one generation. Symbol 0
-/// is always "". The texts are kept one after another, each behind its length as a protobuf
-/// varint, so that whoever writes them out (a compact answer's string table) copies bytes.
-#[derive(Debug)]
-pub struct Symbols {
-    inner: RwLock<SymbolTable>,
-}
-
-/// The symbols' texts, read under one lock.
-#[derive(Debug, Default)]
-pub struct SymbolTable {
-    by_text: HashMap<Box<str>, u32>,
-    /// Every text, each preceded by its length (varint).
-    arena: Vec<u8>,
-    /// Per symbol: where its length starts in `arena`, and where its text starts.
-    spans: Vec<(usize, usize)>,
-}
-
-impl SymbolTable {
-    /// Symbol `n` as its length (varint) followed by its text; empty for an unknown symbol.
-    pub fn prefixed(&self, n: u32) -> &[u8] {
-        let Some((start, _)) = self.spans.get(n as usize) else { return &[] };
-        let end = self.spans.get(n as usize + 1).map_or(self.arena.len(), |(s, _)| *s);
-        self.arena.get(*start..end).unwrap_or_default()
-    }
-
-    /// The text of symbol `n` ("" for an unknown symbol).
-    pub fn text(&self, n: u32) -> &str {
-        let Some((_, text)) = self.spans.get(n as usize) else { return "" };
-        let end = self.spans.get(n as usize + 1).map_or(self.arena.len(), |(s, _)| *s);
-        self.arena.get(*text..end).and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default()
-    }
-}
-
-impl Default for Symbols {
-    fn default() -> Self {
-        let s = Symbols { inner: RwLock::new(SymbolTable::default()) };
-        s.intern("");
-        s
-    }
-}
-
-impl Symbols {
-    /// The number of `text`, giving it one if it has none.
-    pub fn intern(&self, text: &str) -> u32 {
-        if let Some(n) = self.inner.read().unwrap_or_else(|e| e.into_inner()).by_text.get(text) {
-            return *n;
-        }
-        let mut t = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = t.by_text.get(text) {
-            return *n;
-        }
-        // More than 4 billion distinct strings would not fit in memory first.
-        let n = u32::try_from(t.spans.len()).unwrap_or(u32::MAX);
-        let start = t.arena.len();
-        prost::encoding::encode_varint(text.len() as u64, &mut t.arena);
-        let text_start = t.arena.len();
-        t.arena.extend_from_slice(text.as_bytes());
-        t.spans.push((start, text_start));
-        t.by_text.insert(text.into(), n);
-        n
-    }
-
-    /// How many symbols there are.
-    pub fn len(&self) -> usize {
-        self.inner.read().unwrap_or_else(|e| e.into_inner()).spans.len()
-    }
-
-    /// Whether only "" is interned.
-    pub fn is_empty(&self) -> bool {
-        self.len() <= 1
-    }
-
-    /// Call `f` with the table, under one read lock.
-    pub fn with_table<R>(&self, f: impl FnOnce(&SymbolTable) -> R) -> R {
-        f(&self.inner.read().unwrap_or_else(|e| e.into_inner()))
-    }
+    /// This generation's compact per-build parts and their strings.
+    compact: Arc<compact::Store>,
 }
 
 /// Timings of the last question, for the debug log and benchmarks.
@@ -263,10 +185,10 @@ impl BuiltWithIndex {
         if resolved.is_empty() {
             return Ok(IndexedAnswer::default());
         }
-        let symbols = Some(g.symbols.clone());
+        let compact = Some(g.compact.clone());
         let candidates = self.candidates(store, &g, &resolved, q.before.as_ref()).await?;
         if candidates.is_empty() {
-            return Ok(IndexedAnswer { resolved, builds: Vec::new(), symbols });
+            return Ok(IndexedAnswer { resolved, builds: Vec::new(), compact });
         }
 
         // Posting lists → (build id, candidate) pairs, grouped by build.
@@ -353,7 +275,7 @@ impl BuiltWithIndex {
             matches_us = (t.sort_us - t.resolve_us) as u64,
             "built-with answered from the index"
         );
-        Ok(IndexedAnswer { resolved, builds: out, symbols })
+        Ok(IndexedAnswer { resolved, builds: out, compact })
     }
 
     /// The generation the store is at, loading its shipping snapshot if it is not the one held.
@@ -399,7 +321,7 @@ impl BuiltWithIndex {
             sources: Mutex::default(),
             resolved: Mutex::default(),
             ranks: Mutex::default(),
-            symbols: Arc::default(),
+            compact: Arc::default(),
         });
         tracing::debug!(
             generation,
@@ -593,5 +515,5 @@ fn resolve(g: &Generation, b: &Arc<CachedBuild>) -> ResolvedBuild {
             ProducedFile { shipped_in: shipped, ..f.clone() }
         })
         .collect();
-    ResolvedBuild { build: b.clone(), files, encoded: OnceLock::new(), compact: OnceLock::new() }
+    ResolvedBuild { build: b.clone(), files, encoded: OnceLock::new(), compact: compact::Slot::default() }
 }

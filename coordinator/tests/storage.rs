@@ -792,6 +792,20 @@ async fn compact_answer_equals_built_with<S: Store, F: std::future::Future<Outpu
         assert!(nosha.binaries.iter().all(|b| b.sha256.is_empty()));
     }
     assert!(all.builds.iter().any(|b| b.build.origin == "synth7"));
+
+    // Two answers of a generation whose compact parts are not made yet, encoded at the same
+    // time: each makes or finds its rows, and both come out byte for byte as from the index
+    // that encoded them one by one (the string table is in order of first use in the answer).
+    let fresh = BuiltWithIndex::new();
+    let x = fresh.built_with(&a, &questions[0]).await.unwrap();
+    let y = fresh.built_with(&a, &questions[2]).await.unwrap();
+    let (ex, ey) = std::thread::scope(|s| {
+        let hx = s.spawn(|| compact::encode(&x));
+        let hy = s.spawn(|| compact::encode(&y));
+        (hx.join().unwrap(), hy.join().unwrap())
+    });
+    assert_eq!(ex, compact::encode(&index.built_with(&a, &questions[0]).await.unwrap()));
+    assert_eq!(ey, compact::encode(&index.built_with(&a, &questions[2]).await.unwrap()));
 }
 
 async fn index_follows_archive_reimport<S: Store, F: std::future::Future<Output = S>>(open: impl Fn() -> F) {

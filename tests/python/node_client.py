@@ -23,35 +23,17 @@ Usage: node_client.py --server HOST:PORT --token-file FILE [--proto-dir DIR] [--
 
 import argparse
 import hashlib
-import importlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
+import grpc_stubs
+
 
 def progress(msg):
     print(f"node_client: {msg}", file=sys.stderr, flush=True)
-
-
-def generate_stubs(proto_dir, out_dir):
-    """Compile rebuild.proto with grpc_tools.protoc into out_dir and import the modules."""
-    cmd = [
-        sys.executable, "-m", "grpc_tools.protoc",
-        f"-I{proto_dir}",
-        f"--python_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
-        "debcover/v1/rebuild.proto",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"node_client: protoc failed on {proto_dir}/debcover/v1/rebuild.proto:\n{done.stderr}")
-    sys.path.insert(0, out_dir)
-    pb = importlib.import_module("debcover.v1.rebuild_pb2")
-    rpc = importlib.import_module("debcover.v1.rebuild_pb2_grpc")
-    return pb, rpc
 
 
 def node_key_registration(token, key):
@@ -169,7 +151,7 @@ def main():
     target = args.server.removeprefix("http://")
 
     with tempfile.TemporaryDirectory(prefix="debcover-pystubs-") as stubs:
-        pb, rpc = generate_stubs(args.proto_dir, stubs)
+        pb, rpc = grpc_stubs.generate(args.proto_dir, stubs, "rebuild", "node_client")
         channel = grpc.insecure_channel(target)
         try:
             grpc.channel_ready_future(channel).result(timeout=10)

@@ -4,8 +4,8 @@
 //! carries; values not of the compact form (an id that is not lowercase hexadecimal, a file
 //! name that is not `PACKAGE_VERSION_ARCH.EXT`) travel whole in exception lists.
 //!
-//! Server side: [`encode`] assembles the answer's bytes from per-build parts ([`CompactBuild`],
-//! one per index entry and generation, kept in the index like the `BuiltWithEncoded` bytes)
+//! Server side: [`encode_pieces`] assembles the answer's bytes from per-build parts (one per index
+//! entry and generation, kept in the generation's [`Store`], which the index holds for it)
 //! whose strings are numbered in the generation's [`Symbols`]; per answer, those numbers are
 //! renumbered densely (a table lookup each), so nothing is hashed per answer but the matched
 //! entries. Whole answers are never kept.
@@ -16,17 +16,88 @@
 //! the column) and then reads fields without copying; [`decode`] turns it into the domain values the CLI renders
 //! ([`BuiltWithResult`]), the same values `convert::built_with_result` makes of `BuiltWith`.
 
-use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{RwLock, RwLockReadGuard};
 
 use debcover_proto::v1 as pb;
+// foldhash: the interner is probed for every string of every new entry.
+use foldhash::HashMap;
 use prost::Message;
+use prost::bytes::Bytes;
 use prost::encoding::{WireType, encode_key, encode_varint};
 
 use super::convert::file_name_parts;
-use crate::index::{IndexedAnswer, ResolvedBuild, Symbols};
+use crate::index::{IndexedAnswer, IndexedMatch, ResolvedBuild};
 use crate::model::{BinarySummary, BuildSummary, BuiltWithResult, Dependency, ProducedFile, ResultBuild};
 
 // ---------------------------------------------------------------------------- server side
+
+/// A string interner: each distinct string gets a number, valid for one generation. Symbol 0
+/// is always "". The texts are kept one after another, each behind its length as a protobuf
+/// varint, so that whoever writes them out (a compact answer's string table) copies bytes.
+#[derive(Debug)]
+struct Symbols {
+    inner: RwLock<SymbolTable>,
+}
+
+/// The symbols' texts, read under one lock.
+#[derive(Debug, Default)]
+struct SymbolTable {
+    by_text: HashMap<Box<str>, u32>,
+    /// Every text, each preceded by its length (varint).
+    arena: Vec<u8>,
+    /// Per symbol: where its length starts in `arena`, and where its text starts.
+    spans: Vec<(usize, usize)>,
+}
+
+impl SymbolTable {
+    /// Symbol `n` as its length (varint) followed by its text; empty for an unknown symbol.
+    fn prefixed(&self, n: u32) -> &[u8] {
+        let Some((start, _)) = self.spans.get(n as usize) else { return &[] };
+        let end = self.spans.get(n as usize + 1).map_or(self.arena.len(), |(s, _)| *s);
+        self.arena.get(*start..end).unwrap_or_default()
+    }
+}
+
+impl Default for Symbols {
+    fn default() -> Self {
+        let s = Symbols { inner: RwLock::new(SymbolTable::default()) };
+        s.intern("");
+        s
+    }
+}
+
+impl Symbols {
+    /// The number of `text`, giving it one if it has none.
+    fn intern(&self, text: &str) -> u32 {
+        if let Some(n) = self.inner.read().unwrap_or_else(|e| e.into_inner()).by_text.get(text) {
+            return *n;
+        }
+        let mut t = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = t.by_text.get(text) {
+            return *n;
+        }
+        // More than 4 billion distinct strings would not fit in memory first.
+        let n = u32::try_from(t.spans.len()).unwrap_or(u32::MAX);
+        let start = t.arena.len();
+        prost::encoding::encode_varint(text.len() as u64, &mut t.arena);
+        let text_start = t.arena.len();
+        t.arena.extend_from_slice(text.as_bytes());
+        t.spans.push((start, text_start));
+        t.by_text.insert(text.into(), n);
+        n
+    }
+
+    /// How many symbols there are.
+    fn len(&self) -> usize {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).spans.len()
+    }
+
+    /// Call `f` with the table, under one read lock.
+    fn with_table<R>(&self, f: impl FnOnce(&SymbolTable) -> R) -> R {
+        f(&self.inner.read().unwrap_or_else(|e| e.into_inner()))
+    }
+}
 
 /// A SHA-256 as 32 raw bytes when its text is 64 lowercase hexadecimal digits, else its text
 /// (as a symbol).
@@ -58,15 +129,15 @@ struct CompactBinary {
     name: FileName,
     size: u64,
     sha256: Hash,
-    /// Its shipping places: `CompactBuild::symbols[shipped.0..shipped.1]`.
-    shipped: (u32, u32),
+    /// Its shipping places: `Parts::symbols[shipped.0..shipped.1]`.
+    shipped: (usize, usize),
 }
 
 /// One index entry (a build, its binaries and their shipping places in one generation) with
-/// its strings numbered in the generation's [`Symbols`] and its hashes raw. Made once per entry,
-/// kept in the index.
+/// its strings numbered in the generation's [`Symbols`] and its hashes raw: a row of
+/// [`Parts::builds`].
 #[derive(Debug)]
-pub struct CompactBuild {
+struct CompactBuild {
     id: Hash,
     /// source, source_version, version, host architecture, build date, build origin, origin
     /// prefix.
@@ -74,21 +145,130 @@ pub struct CompactBuild {
     origin_number: u64,
     installed_build_depends: u32,
     signed: bool,
-    /// How many of `symbols` are the architectures (the rest: shipping places of the binaries).
-    architectures: u32,
-    /// Architectures, then every binary's shipping places: one allocation, so that an answer
-    /// touches few places in memory per build.
-    symbols: Box<[u32]>,
-    binaries: Box<[CompactBinary]>,
+    /// Its architectures: `Parts::symbols[architectures.0..architectures.1]`.
+    architectures: (usize, usize),
+    /// Its binaries: `Parts::binaries[binaries.0..binaries.1]`.
+    binaries: (usize, usize),
 }
 
-impl CompactBuild {
-    fn architectures(&self) -> &[u32] {
-        self.symbols.get(..self.architectures as usize).unwrap_or_default()
+/// One generation's compact per-build parts and the strings they number. The index holds one
+/// per generation and hands it out with every answer ([`IndexedAnswer::compact`]); only this
+/// module reads or writes it.
+///
+/// The parts of all entries live in three vectors, not one allocation per entry: the first
+/// answer that needs an entry's parts makes them, in answer order, so a large answer asked
+/// again reads its parts front to back. Measured on the 35,000-build answer: with one
+/// allocation per entry, the cache misses of reaching them were about half of the encoding.
+#[derive(Debug, Default)]
+pub struct Store {
+    symbols: Symbols,
+    parts: RwLock<Parts>,
+}
+
+#[derive(Debug, Default)]
+struct Parts {
+    builds: Vec<CompactBuild>,
+    binaries: Vec<CompactBinary>,
+    /// Architectures and shipping places, of all entries.
+    symbols: Vec<u32>,
+}
+
+/// Where an index entry's parts are in its generation's [`Store`]: row + 1, or 0 before any
+/// answer needed them. Set only by [`Store`], under its write lock, after the row was made.
+#[derive(Debug, Default)]
+pub struct Slot(AtomicUsize);
+
+impl Parts {
+    fn architectures(&self, b: &CompactBuild) -> &[u32] {
+        self.symbols.get(b.architectures.0..b.architectures.1).unwrap_or_default()
+    }
+
+    fn binaries(&self, b: &CompactBuild) -> &[CompactBinary] {
+        self.binaries.get(b.binaries.0..b.binaries.1).unwrap_or_default()
     }
 
     fn shipped(&self, b: &CompactBinary) -> &[u32] {
-        self.symbols.get(b.shipped.0 as usize..b.shipped.1 as usize).unwrap_or_default()
+        self.symbols.get(b.shipped.0..b.shipped.1).unwrap_or_default()
+    }
+
+    /// Make the parts of `r`; its row.
+    fn push(&mut self, r: &ResolvedBuild, symbols: &Symbols) -> usize {
+        let b = &r.build.record;
+        let (prefix, origin_number) = split_origin(&b.origin);
+        let architectures = self.symbols.len();
+        self.symbols.extend(b.architectures.iter().map(|a| symbols.intern(a)));
+        let architectures = (architectures, self.symbols.len());
+        let first_binary = self.binaries.len();
+        for f in &r.files {
+            let binary = compact_binary(f, symbols, &mut self.symbols);
+            self.binaries.push(binary);
+        }
+        self.builds.push(CompactBuild {
+            id: hash(&b.sha256, symbols),
+            texts: [
+                symbols.intern(&b.source),
+                symbols.intern(&b.source_version),
+                symbols.intern(&b.version),
+                symbols.intern(&b.host_arch),
+                symbols.intern(b.build_date.as_deref().unwrap_or_default()),
+                symbols.intern(b.build_origin.as_deref().unwrap_or_default()),
+                symbols.intern(prefix),
+            ],
+            origin_number,
+            installed_build_depends: b.ibd_count,
+            signed: b.signed,
+            architectures,
+            binaries: (first_binary, self.binaries.len()),
+        });
+        self.builds.len() - 1
+    }
+}
+
+impl Store {
+    /// Parts made under one write lock at most.
+    const FILL_BATCH: usize = 2048;
+
+    fn read(&self) -> RwLockReadGuard<'_, Parts> {
+        // The parts only grow, each row whole under the write lock: a panic elsewhere leaves
+        // nothing half-made.
+        self.parts.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The parts, read-locked, and the row of each of `builds` (made for those that have none).
+    fn rows_of(&self, builds: &[IndexedMatch]) -> (RwLockReadGuard<'_, Parts>, Vec<usize>) {
+        // Every entry's slot first (one load each): the rows are then read in answer order.
+        let mut rows: Vec<usize> = builds.iter().map(|m| m.resolved.compact.0.load(Ordering::Acquire)).collect();
+        {
+            let parts = self.read();
+            let made = parts.builds.len();
+            if rows.iter().all(|r| (1..=made).contains(r)) {
+                rows.iter_mut().for_each(|r| *r -= 1);
+                return (parts, rows);
+            }
+        }
+        let write = || self.parts.write().unwrap_or_else(|e| e.into_inner());
+        let mut parts = write();
+        let mut made = 0;
+        for (r, m) in rows.iter_mut().zip(builds) {
+            // Another answer may have made it since.
+            *r = m.resolved.compact.0.load(Ordering::Acquire);
+            if !(1..=parts.builds.len()).contains(r) {
+                if made == Self::FILL_BATCH {
+                    // Let the answers waiting to read in between (a whole suite's parts take
+                    // ~200 ms to make).
+                    drop(parts);
+                    parts = write();
+                    made = 0;
+                }
+                *r = parts.push(&m.resolved, &self.symbols) + 1;
+                m.resolved.compact.0.store(*r, Ordering::Release);
+                made += 1;
+            }
+            *r -= 1;
+        }
+        drop(parts);
+        // Rows are never removed: every row just checked or made is still there.
+        (self.read(), rows)
     }
 }
 
@@ -122,34 +302,10 @@ fn compact_binary(f: &ProducedFile, symbols: &Symbols, places: &mut Vec<u32>) ->
         size: f.size,
         sha256: hash(f.sha256.as_deref().unwrap_or_default(), symbols),
         shipped: {
-            let start = places.len() as u32;
+            let start = places.len();
             places.extend(f.shipped_in.iter().map(|s| symbols.intern(s)));
-            (start, places.len() as u32)
+            (start, places.len())
         },
-    }
-}
-
-fn compact_build(r: &ResolvedBuild, symbols: &Symbols) -> CompactBuild {
-    let b = &r.build.record;
-    let (prefix, origin_number) = split_origin(&b.origin);
-    let mut places: Vec<u32> = b.architectures.iter().map(|a| symbols.intern(a)).collect();
-    CompactBuild {
-        id: hash(&b.sha256, symbols),
-        texts: [
-            symbols.intern(&b.source),
-            symbols.intern(&b.source_version),
-            symbols.intern(&b.version),
-            symbols.intern(&b.host_arch),
-            symbols.intern(b.build_date.as_deref().unwrap_or_default()),
-            symbols.intern(b.build_origin.as_deref().unwrap_or_default()),
-            symbols.intern(prefix),
-        ],
-        origin_number,
-        installed_build_depends: b.ibd_count,
-        signed: b.signed,
-        architectures: b.architectures.len() as u32,
-        binaries: r.files.iter().map(|f| compact_binary(f, symbols, &mut places)).collect(),
-        symbols: places.into_boxed_slice(),
     }
 }
 
@@ -269,34 +425,28 @@ fn count(n: usize) -> u64 {
 /// Field numbers of `CompactBuiltWithResponse`, per build text (`CompactBuild::texts` order).
 const TEXT_FIELDS: [u32; 7] = [4, 5, 6, 9, 10, 11, 14];
 
-/// A length-delimited field (a packed column or bytes), left out when empty.
-fn field(tag: u32, b: &[u8], buf: &mut Vec<u8>) {
-    if !b.is_empty() {
-        encode_key(tag, WireType::LengthDelimited, buf);
-        encode_varint(b.len() as u64, buf);
-        buf.extend_from_slice(b);
-    }
-}
-
-/// An indexed answer as the bytes of a `CompactBuiltWithResponse` (see the module comment).
-/// `answer` must come from the index (its per-build parts refer to `answer.symbols`).
-pub fn encode(answer: &IndexedAnswer) -> Vec<u8> {
+/// An indexed answer as the bytes of a `CompactBuiltWithResponse` (see the module comment), in
+/// pieces to be sent one after the other (the large columns as they were filled).
+pub fn encode_pieces(answer: &IndexedAnswer) -> Vec<Bytes> {
     let fallback;
-    let symbols: &Symbols = match &answer.symbols {
+    let store: &Store = match &answer.compact {
         Some(s) => s,
         None => {
-            fallback = Symbols::default();
+            fallback = Store::default();
             &fallback
         }
     };
+    let symbols = &store.symbols;
+    let (parts, rows) = store.rows_of(&answer.builds);
     let n = answer.builds.len();
     let binaries: usize = answer.builds.iter().map(|m| m.files().len()).sum();
     let mut remap = Remap::new(symbols.len());
     let mut c = Columns::new(n, binaries);
-    let mut deps: HashMap<i64, u32> = HashMap::new();
+    let mut deps: HashMap<i64, u32> = HashMap::default();
     let mut binary_pos: u64 = 0;
-    for (i, m) in answer.builds.iter().enumerate() {
-        let p = m.resolved.compact.get_or_init(|| compact_build(&m.resolved, symbols));
+    for (i, (m, row)) in answer.builds.iter().zip(rows).enumerate() {
+        // `rows_of` checked every row.
+        let p = &parts.builds[row];
         match p.id {
             Hash::Raw(raw) => c.build_ids.extend_from_slice(&raw),
             Hash::Odd(s) => {
@@ -309,8 +459,8 @@ pub fn encode(answer: &IndexedAnswer) -> Vec<u8> {
             col.push(remap.get(s).into());
         }
         c.origin_number.push(p.origin_number);
-        c.architecture_counts.push(count(p.architectures().len()));
-        for s in p.architectures() {
+        c.architecture_counts.push(count(parts.architectures(p).len()));
+        for s in parts.architectures(p) {
             c.architectures.push(remap.get(*s).into());
         }
         c.installed_build_depends.push(p.installed_build_depends.into());
@@ -347,7 +497,7 @@ pub fn encode(answer: &IndexedAnswer) -> Vec<u8> {
                     c.odd_sha256.1.push(s);
                 }
             }
-            let shipped = p.shipped(b);
+            let shipped = parts.shipped(b);
             c.shipped_counts.push(count(shipped.len()));
             for s in shipped {
                 c.shipped_in.push(remap.get(*s).into());
@@ -356,14 +506,14 @@ pub fn encode(answer: &IndexedAnswer) -> Vec<u8> {
         };
         match &m.suite_files {
             None => {
-                c.binary_counts.push(count(p.binaries.len()));
-                p.binaries.iter().for_each(&mut put);
+                c.binary_counts.push(count(parts.binaries(p).len()));
+                parts.binaries(p).iter().for_each(&mut put);
             }
             // With a suite, the binaries shipped there: a subsequence of the entry's files.
             Some(kept) => {
                 c.binary_counts.push(count(kept.len()));
                 let mut kept = kept.iter().peekable();
-                for (f, b) in m.resolved.files.iter().zip(&p.binaries) {
+                for (f, b) in m.resolved.files.iter().zip(parts.binaries(p)) {
                     if kept.next_if(|k| *k == f).is_some() {
                         put(b);
                     }
@@ -372,52 +522,100 @@ pub fn encode(answer: &IndexedAnswer) -> Vec<u8> {
         }
     }
 
-    let table: usize = symbols.with_table(|t| remap.order.iter().map(|s| 1 + t.prefixed(*s).len()).sum());
-    let mut buf = Vec::with_capacity(
-        table + c.build_ids.len() + c.binary_sha256.len() + c.texts.iter().map(|t| t.0.len()).sum::<usize>() + 8 * binaries + 4096,
-    );
+    let mut out = Pieces::default();
     symbols.with_table(|t| {
+        // The string table: the only part copied from elsewhere (the generation's texts).
+        let table: usize = remap.order.iter().map(|s| 1 + t.prefixed(*s).len()).sum();
+        out.small.reserve(table + answer.resolved.iter().map(|r| 2 + r.len()).sum::<usize>() + 64);
         for s in &remap.order {
             // Field 1 is repeated: even "" is written, to keep the indices.
-            encode_key(1, WireType::LengthDelimited, &mut buf);
-            buf.extend_from_slice(t.prefixed(*s));
+            encode_key(1, WireType::LengthDelimited, &mut out.small);
+            out.small.extend_from_slice(t.prefixed(*s));
         }
         for r in &answer.resolved {
-            prost::encoding::string::encode(2, r, &mut buf);
+            prost::encoding::string::encode(2, r, &mut out.small);
         }
-        field(3, &c.build_ids, &mut buf);
-        for (tag, col) in TEXT_FIELDS.iter().zip(&c.texts) {
-            field(*tag, &col.0, &mut buf);
+        out.field(3, c.build_ids);
+        for (tag, col) in TEXT_FIELDS.iter().zip(c.texts) {
+            out.field(*tag, col.0);
         }
-        field(7, &c.architecture_counts.0, &mut buf);
-        field(8, &c.architectures.0, &mut buf);
-        field(12, &c.installed_build_depends.0, &mut buf);
-        field(13, &c.signed.0, &mut buf);
-        field(15, &c.origin_number.0, &mut buf);
-        for (tag, col) in [16, 17, 18].iter().zip(&c.dependency) {
-            field(*tag, &col.0, &mut buf);
+        out.field(7, c.architecture_counts.0);
+        out.field(8, c.architectures.0);
+        out.field(12, c.installed_build_depends.0);
+        out.field(13, c.signed.0);
+        out.field(15, c.origin_number.0);
+        for (tag, col) in [16, 17, 18].iter().zip(c.dependency) {
+            out.field(*tag, col.0);
         }
-        field(19, &c.matched_counts.0, &mut buf);
-        field(20, &c.matched.0, &mut buf);
-        field(21, &c.binary_counts.0, &mut buf);
-        field(22, &c.binary_package.0, &mut buf);
-        field(23, &c.binary_version.0, &mut buf);
-        field(24, &c.binary_architecture.0, &mut buf);
-        field(25, &c.binary_extension.0, &mut buf);
-        field(26, &c.binary_size.0, &mut buf);
-        field(27, &c.binary_sha256, &mut buf);
-        field(28, &c.shipped_counts.0, &mut buf);
-        field(29, &c.shipped_in.0, &mut buf);
+        out.field(19, c.matched_counts.0);
+        out.field(20, c.matched.0);
+        out.field(21, c.binary_counts.0);
+        out.field(22, c.binary_package.0);
+        out.field(23, c.binary_version.0);
+        out.field(24, c.binary_architecture.0);
+        out.field(25, c.binary_extension.0);
+        out.field(26, c.binary_size.0);
+        out.field(27, c.binary_sha256);
+        out.field(28, c.shipped_counts.0);
+        out.field(29, c.shipped_in.0);
         for (tags, (positions, odd)) in
-            [(30, 31), (32, 33), (34, 35)].iter().zip([&c.odd_build_ids, &c.odd_filenames, &c.odd_sha256])
+            [(30, 31), (32, 33), (34, 35)].iter().zip([c.odd_build_ids, c.odd_filenames, c.odd_sha256])
         {
-            field(tags.0, &positions.0, &mut buf);
+            out.field(tags.0, positions.0);
             for s in odd {
-                encode_key(tags.1, WireType::LengthDelimited, &mut buf);
-                buf.extend_from_slice(t.prefixed(*s));
+                encode_key(tags.1, WireType::LengthDelimited, &mut out.small);
+                out.small.extend_from_slice(t.prefixed(s));
             }
         }
     });
+    out.finish()
+}
+
+/// An encoded message as consecutive pieces: columns of at least [`Pieces::OWN`] bytes stay
+/// the buffers they were filled in, everything between them is gathered in one small buffer.
+/// Sent piece by piece, a large answer is never copied into one buffer.
+#[derive(Default)]
+struct Pieces {
+    done: Vec<Bytes>,
+    small: Vec<u8>,
+}
+
+impl Pieces {
+    /// Columns from this size on are pieces of their own.
+    const OWN: usize = 64 * 1024;
+
+    /// A length-delimited field (a packed column or bytes), left out when empty.
+    fn field(&mut self, tag: u32, b: Vec<u8>) {
+        if b.is_empty() {
+            return;
+        }
+        encode_key(tag, WireType::LengthDelimited, &mut self.small);
+        encode_varint(b.len() as u64, &mut self.small);
+        if b.len() < Self::OWN {
+            self.small.extend_from_slice(&b);
+        } else {
+            self.flush();
+            self.done.push(Bytes::from(b));
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.small.is_empty() {
+            self.done.push(Bytes::from(std::mem::take(&mut self.small)));
+        }
+    }
+
+    fn finish(mut self) -> Vec<Bytes> {
+        self.flush();
+        self.done
+    }
+}
+
+/// [`encode_pieces`] in one buffer.
+pub fn encode(answer: &IndexedAnswer) -> Vec<u8> {
+    let pieces = encode_pieces(answer);
+    let mut buf = Vec::with_capacity(pieces.iter().map(Bytes::len).sum());
+    pieces.iter().for_each(|p| buf.extend_from_slice(p));
     buf
 }
 

@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""A stock gRPC client (grpcio, stubs generated from proto/ at run time) asking the coordinator's
+`built-with` question in both of its shapes, which the coordinator serves by hand rather than
+through tonic's codec: so the exchange is checked by an implementation that is not ours.
+
+For PACKAGE it calls:
+1. BuiltWith: decoded by protobuf into BuiltWithResponse;
+2. BuiltWithCompact: decoded into CompactBuiltWithResponse, each build and binary rebuilt from
+   the columns (strings by index, raw SHA-256s to hexadecimal);
+3. BuiltWith with an empty package name: must be refused with INVALID_ARGUMENT.
+
+Prints one JSON object on stdout: per shape, the builds as
+{id, source, version, binaries: [{package, sha256}]}; and the refusal's code and details.
+Exit code 0 when every call went as expected, 1 when one did not or the stubs could not be
+generated, 2 on a usage error.
+
+Usage: built_with_client.py --server HOST:PORT --package PACKAGE [--proto-dir DIR]
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+
+import grpc_stubs
+
+
+def full_builds(r):
+    return [
+        {
+            "id": m.build.id,
+            "source": m.build.source,
+            "version": m.build.version,
+            "binaries": [{"package": b.package, "sha256": b.sha256} for b in m.binaries],
+        }
+        for m in r.builds
+    ]
+
+
+def compact_builds(r):
+    """The builds of a CompactBuiltWithResponse, read column by column as coordinator.proto says."""
+    s = r.strings
+    out = []
+    binary = 0
+    for i in range(len(r.build_source)):
+        build = {
+            "id": r.build_ids[32 * i:32 * i + 32].hex(),
+            "source": s[r.build_source[i]],
+            "version": s[r.build_version[i]],
+            "binaries": [],
+        }
+        for _ in range(r.binary_counts[i]):
+            build["binaries"].append({
+                "package": s[r.binary_package[binary]],
+                "sha256": r.binary_sha256[32 * binary:32 * binary + 32].hex(),
+            })
+            binary += 1
+        out.append(build)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--package", required=True)
+    ap.add_argument("--proto-dir", default="proto/proto")
+    args = ap.parse_args()
+    import grpc
+
+    with tempfile.TemporaryDirectory() as out_dir:
+        pb, rpc = grpc_stubs.generate(args.proto_dir, out_dir, "coordinator", "built_with_client")
+        target = args.server.removeprefix("http://")
+        with grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", 64 << 20)]) as channel:
+            stub = rpc.CoordinatorStub(channel)
+            result = {"ok": True}
+            full = stub.BuiltWith(pb.BuiltWithRequest(package=args.package), timeout=60)
+            result["full"] = {"resolved": list(full.resolved_packages), "builds": full_builds(full)}
+            compact = stub.BuiltWithCompact(pb.BuiltWithRequest(package=args.package), timeout=60)
+            result["compact"] = {
+                "resolved": list(compact.resolved_packages),
+                "strings_first": compact.strings[0] if compact.strings else None,
+                "builds": compact_builds(compact),
+            }
+            try:
+                stub.BuiltWith(pb.BuiltWithRequest(package=""), timeout=60)
+                result["empty"] = {"code": "OK"}
+                result["ok"] = False
+            except grpc.RpcError as e:
+                result["empty"] = {"code": e.code().name, "details": e.details()}
+                result["ok"] = result["ok"] and e.code() == grpc.StatusCode.INVALID_ARGUMENT
+            result["ok"] = result["ok"] and result["full"]["builds"] == result["compact"]["builds"]
+    print(json.dumps(result))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
