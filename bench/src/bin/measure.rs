@@ -51,11 +51,13 @@ enum Cmd {
         /// Also run the grep baseline over this directory and print ratios.
         #[arg(long)]
         grep: Option<PathBuf>,
-        /// HTTP/2 stream and connection windows of the client, MiB (0: the library's defaults).
-        #[arg(long, default_value_t = 0)]
+        /// HTTP/2 stream and connection windows of the client, MiB (0: the library's defaults;
+        /// default: the `debcover` command's).
+        #[arg(long, default_value_t = debcover_coordinator::client::WINDOW_BYTES >> 20)]
         window_mib: u32,
-        /// Largest HTTP/2 frame the client accepts, KiB (0: the protocol's default, 16).
-        #[arg(long, default_value_t = 0)]
+        /// Largest HTTP/2 frame the client accepts, KiB (0: the protocol's default, 16;
+        /// default: the `debcover` command's).
+        #[arg(long, default_value_t = debcover_coordinator::client::MAX_FRAME_BYTES >> 10)]
         frame_kib: u32,
     },
     /// grep baseline for the same question.
