@@ -317,3 +317,34 @@ fn zero_configuration_and_config_sources() {
     // SIGTERM: graceful stop, exit 0.
     assert_eq!(s.terminate(), Some(0));
 }
+
+/// A client command whose output pipe is closed (`debcover built-with ... | head`) ends quietly
+/// with success, as ripgrep does, not with a panic; the server is unaffected. Both ways of
+/// printing are covered: `built-with` prints through `outln!`, `keys` through `writeln!(..)?`.
+#[test]
+fn a_closed_output_pipe_ends_the_command_quietly() {
+    let s = Server::start(None);
+    let file = testdata().join("buildinfo/debrebuild__0xffff_0.8-1+b1_amd64.buildinfo");
+    let ingest = s.json(&["ingest", "buildinfo", "--json", file.to_str().expect("UTF-8 path")], 0);
+    assert_eq!(count(&ingest, "ingested"), 1, "{ingest}");
+    for args in [&["built-with", "libc6-dev"][..], &["keys"][..]] {
+        // The reading end is gone before the command starts: its first write meets a closed pipe.
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = std::process::Command::new(debcover_tests::binary("debcover"))
+            .args(args)
+            .env("DEBCOVER_SERVER", &s.url)
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run debcover");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {:?}: {stderr}", out.status);
+        assert_eq!(stderr, "", "{args:?}");
+    }
+    // The server still answers.
+    let again = s.json(&["built-with", "libc6-dev", "--json"], 0);
+    assert_eq!(count(&again, "count"), 1, "{again}");
+    assert_eq!(s.terminate(), Some(0), "coordinator did not stop cleanly");
+}

@@ -15,6 +15,7 @@ use debcover_coordinator::config::{self, FileConfig, ServeConfig};
 use debcover_coordinator::ingest::Limits;
 use debcover_coordinator::service::{self, CoordinatorService};
 use debcover_coordinator::storage::{self, postgres::PgStore, sqlite::SqliteStore};
+use debcover_coordinator::outln;
 use debcover_proto::v1 as pb;
 use tokio_util::sync::CancellationToken;
 
@@ -480,6 +481,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
+        // `debcover ... | head`: the reader has what it wanted; end quietly, as ripgrep does.
+        Err(e) if output::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("debcover: {e:#}");
             ExitCode::from(2)
@@ -525,7 +528,7 @@ async fn campaign(cmd: CampaignCommand, file: &FileConfig) -> Result<ExitCode> {
                 .map_err(|s| client::status_error("campaign list", s))?
                 .into_inner();
             if server.json {
-                println!("{}", serde_json::to_string_pretty(&cc::list_view(&r))?);
+                outln!("{}", serde_json::to_string_pretty(&cc::list_view(&r))?);
             } else {
                 cc::print_list(&r);
             }
@@ -543,7 +546,7 @@ async fn campaign(cmd: CampaignCommand, file: &FileConfig) -> Result<ExitCode> {
                 .into_inner();
             let v = cc::status_view(&r)?;
             if server.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 cc::print_status(&v);
             }
@@ -561,7 +564,7 @@ async fn campaign(cmd: CampaignCommand, file: &FileConfig) -> Result<ExitCode> {
                 .into_inner();
             let v = cc::events_view(&r);
             if server.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 cc::print_events(&v);
             }
@@ -672,7 +675,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .map_err(|s| client::status_error("rebuild request", s))?
                 .into_inner();
             if server.json {
-                println!("{}", serde_json::to_string_pretty(&client::rebuild::enqueue_json(&r))?);
+                outln!("{}", serde_json::to_string_pretty(&client::rebuild::enqueue_json(&r))?);
             } else {
                 client::rebuild::print_enqueue(&r);
             }
@@ -698,7 +701,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .map_err(|s| client::status_error("verify suite", s))?
                 .into_inner();
             if server.json {
-                println!("{}", serde_json::to_string_pretty(&client::rebuild::enqueue_json(&r))?);
+                outln!("{}", serde_json::to_string_pretty(&client::rebuild::enqueue_json(&r))?);
             } else {
                 client::rebuild::print_enqueue(&r);
             }
@@ -712,7 +715,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .map_err(|s| client::status_error("queue", s))?
                 .into_inner();
             if a.server.json {
-                println!("{}", serde_json::to_string_pretty(&client::rebuild::queue_json(&r))?);
+                outln!("{}", serde_json::to_string_pretty(&client::rebuild::queue_json(&r))?);
             } else {
                 client::rebuild::print_queue(&r);
             }
@@ -726,7 +729,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .map_err(|s| client::status_error("build history", s))?
                 .into_inner();
             if server.json {
-                println!("{}", serde_json::to_string_pretty(&client::rebuild::history_json(&r))?);
+                outln!("{}", serde_json::to_string_pretty(&client::rebuild::history_json(&r))?);
             } else {
                 client::rebuild::print_history(&r);
             }
@@ -737,12 +740,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let opts = client::buildinfo::Options { batch_files: batch_size, progress, ..Default::default() };
             let summary = client::buildinfo::ingest(&url, &inputs, &opts).await?;
             if server.json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
+                outln!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
                 for r in &summary.rejected {
                     eprintln!("rejected: {}", r.reason);
                 }
-                println!(
+                outln!(
                     "{} ingested, {} already known, {} rejected",
                     summary.ingested,
                     summary.already_known,
@@ -770,7 +773,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                             } else {
                                 String::new()
                             };
-                            println!(
+                            outln!(
                                 "{input}: {kind} for {scope}: {} entries, {} added, {} removed{linked}",
                                 o.entries, o.added, o.removed
                             );
@@ -791,7 +794,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 }
             }
             if server.json {
-                println!("{}", serde_json::to_string_pretty(&results)?);
+                outln!("{}", serde_json::to_string_pretty(&results)?);
             }
             Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
@@ -808,7 +811,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             )
             .await?;
             if a.server.json {
-                println!("{}", serde_json::to_string_pretty(&output::BuiltWithView::from(&r))?);
+                outln!("{}", serde_json::to_string_pretty(&output::BuiltWithView::from(&r))?);
             } else {
                 output::print_built_with(&r, &a.package);
             }
@@ -828,7 +831,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .into_inner();
             if server.json {
                 let views: Vec<_> = r.builds.iter().map(output::DetailView::from).collect();
-                println!("{}", serde_json::to_string_pretty(&views)?);
+                outln!("{}", serde_json::to_string_pretty(&views)?);
             } else {
                 output::print_builds(&r);
             }
@@ -850,7 +853,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let url = config::resolve_server(a.server.server, &file);
             let s = client::status(&url).await?;
             if a.server.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::to_string_pretty(&serde_json::json!({
                         "version": s.version, "backend": s.backend, "builds": s.builds,
@@ -860,12 +863,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     }))?
                 );
             } else {
-                println!("debcover {} on {} at {url}", s.version, s.backend);
-                println!("  builds:             {}", s.builds);
-                println!("  dependency entries: {}", s.dependency_entries);
-                println!("  interned packages:  {}", s.interned_packages);
-                println!("  archive binaries:   {}", s.binaries);
-                println!("  suites:             {}", if s.suites.is_empty() { "none".into() } else { s.suites.join(", ") });
+                outln!("debcover {} on {} at {url}", s.version, s.backend);
+                outln!("  builds:             {}", s.builds);
+                outln!("  dependency entries: {}", s.dependency_entries);
+                outln!("  interned packages:  {}", s.interned_packages);
+                outln!("  archive binaries:   {}", s.binaries);
+                outln!("  suites:             {}", if s.suites.is_empty() { "none".into() } else { s.suites.join(", ") });
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -894,10 +897,10 @@ async fn node(cmd: NodeCommand, file: &FileConfig) -> Result<ExitCode> {
             if server.json {
                 let mut v = cr::node_json(&n);
                 v["token"] = serde_json::Value::String(r.token);
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("node {} of operator {} added. Its token (shown only now; keep it secret):", n.name, n.operator);
-                println!("{}", r.token);
+                outln!("node {} of operator {} added. Its token (shown only now; keep it secret):", n.name, n.operator);
+                outln!("{}", r.token);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -909,7 +912,7 @@ async fn node(cmd: NodeCommand, file: &FileConfig) -> Result<ExitCode> {
                 .map_err(|s| client::status_error("node list", s))?
                 .into_inner();
             if server.json {
-                println!("{}", serde_json::to_string_pretty(&r.nodes.iter().map(cr::node_json).collect::<Vec<_>>())?);
+                outln!("{}", serde_json::to_string_pretty(&r.nodes.iter().map(cr::node_json).collect::<Vec<_>>())?);
             } else {
                 cr::print_nodes(&r);
             }
@@ -921,9 +924,9 @@ async fn node(cmd: NodeCommand, file: &FileConfig) -> Result<ExitCode> {
                 .await
                 .map_err(|s| client::status_error("node revoke", s))?;
             if server.json {
-                println!("{}", serde_json::json!({"operator": operator, "name": name, "revoked": true}));
+                outln!("{}", serde_json::json!({"operator": operator, "name": name, "revoked": true}));
             } else {
-                println!("node {name} of operator {operator} revoked; its leases went back to the queue");
+                outln!("node {name} of operator {operator} revoked; its leases went back to the queue");
             }
             Ok(ExitCode::SUCCESS)
         }

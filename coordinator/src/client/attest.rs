@@ -127,9 +127,9 @@ pub async fn attestations(server: &str, a: &AttestationsArgs) -> Result<()> {
         };
         let manifest = write_export(dir, build)?;
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&manifest)?);
+            crate::outln!("{}", serde_json::to_string_pretty(&manifest)?);
         } else {
-            println!("{} link(s), {} key(s) and {} written to {}", manifest.links.len(), manifest.keys.len(), export::LAYOUT, dir.display());
+            crate::outln!("{} link(s), {} key(s) and {} written to {}", manifest.links.len(), manifest.keys.len(), export::LAYOUT, dir.display());
         }
         return Ok(());
     }

@@ -267,19 +267,19 @@ pub fn plan_view(mut p: pb::CampaignPlan, detail: &str) -> Result<PlanView> {
 /// Print a plan in `format`.
 pub fn print_plan(v: &PlanView, format: PlanFormat) -> Result<()> {
     match format {
-        PlanFormat::Json => println!("{}", serde_json::to_string_pretty(v)?),
+        PlanFormat::Json => crate::outln!("{}", serde_json::to_string_pretty(v)?),
         PlanFormat::Wb => {
             if v.campaign.mode != "binnmu" {
                 bail!("this is a {} campaign: wanna-build binNMUs do not apply; use --format uploads", v.campaign.mode);
             }
-            print!("{}", v.wanna_build);
+            crate::out!("{}", v.wanna_build);
         }
         PlanFormat::Uploads => {
             if v.campaign.mode != "sourceful" {
                 bail!("this is a {} campaign: use --format wb for its wanna-build lines", v.campaign.mode);
             }
             for u in &v.uploads {
-                println!(
+                crate::outln!(
                     "# wave {}: {} {} -> {} in {} ({})\n",
                     u.wave,
                     u.source,
@@ -288,10 +288,10 @@ pub fn print_plan(v: &PlanView, format: PlanFormat) -> Result<()> {
                     u.suite,
                     u.architectures.join(" ")
                 );
-                println!("{}", u.changelog);
+                crate::outln!("{}", u.changelog);
             }
         }
-        PlanFormat::Table => print!("{}", plan_table(v)),
+        PlanFormat::Table => crate::out!("{}", plan_table(v)),
     }
     Ok(())
 }
@@ -394,7 +394,7 @@ fn found_by(f: crate::campaign::FoundBy) -> &'static str {
 
 /// Print rows under a header, columns padded to their widest cell (the last one unpadded).
 pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    print!("{}", table_text(header, rows));
+    crate::out!("{}", table_text(header, rows));
 }
 
 /// Rows under a header as text, columns padded to their widest cell (the last one unpadded).
@@ -466,20 +466,20 @@ pub fn status_view(r: &pb::CampaignStatusResponse) -> Result<StatusView> {
 /// Print a status as text.
 pub fn print_status(v: &StatusView) {
     let c = &v.campaign;
-    println!("Campaign {}: {}", c.id, c.title);
-    println!("{}", headline(c));
+    crate::outln!("Campaign {}: {}", c.id, c.title);
+    crate::outln!("{}", headline(c));
     let counts: Vec<String> = c.counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
-    println!("{} items: {}", v.items.len(), if counts.is_empty() { "none".into() } else { counts.join(", ") });
+    crate::outln!("{} items: {}", v.items.len(), if counts.is_empty() { "none".into() } else { counts.join(", ") });
     if !v.coverage.is_empty() {
         let cov: Vec<String> = v.coverage.iter().map(|(s, n)| format!("{s} {n}")).collect();
-        println!("coverage: {}", cov.join(", "));
+        crate::outln!("coverage: {}", cov.join(", "));
     }
     let mut wave = 0;
     let mut line = String::new();
     for w in &v.waves {
         if w.wave != wave {
             if !line.is_empty() {
-                println!("{line}");
+                crate::outln!("{line}");
             }
             wave = w.wave;
             line = format!("  wave {wave}:");
@@ -489,10 +489,10 @@ pub fn print_status(v: &StatusView) {
         line.push_str(&format!(" {} {}", w.state, w.count));
     }
     if !line.is_empty() {
-        println!("{line}");
+        crate::outln!("{line}");
     }
     if !v.items.is_empty() {
-        println!();
+        crate::outln!();
         let rows: Vec<Vec<String>> = v
             .items
             .iter()
@@ -512,9 +512,9 @@ pub fn print_status(v: &StatusView) {
         print_table(&["WAVE", "SUITE", "SOURCE", "ARCH", "STATE", "COVERAGE", "VERSION", "REASON"], &rows);
     }
     if !v.notes.is_empty() {
-        println!("\nNotes:");
+        crate::outln!("\nNotes:");
         for n in &v.notes {
-            println!("  - {n}");
+            crate::outln!("  - {n}");
         }
     }
 }
@@ -585,7 +585,7 @@ pub fn print_events(events: &[EventView]) {
 /// Print the campaign list as text.
 pub fn print_list(r: &pb::ListCampaignsResponse) {
     if r.campaigns.is_empty() {
-        println!(
+        crate::outln!(
             "No campaigns yet. Preview one with `debcover campaign plan`, save it with `debcover campaign create`."
         );
         return;

@@ -1,11 +1,61 @@
 //! Human and `--json` renderings of server answers. JSON field names are part of the CLI's
 //! contract for scripts: only ever add fields.
 
+use std::io::Write as _;
+
 use debcover_proto::v1 as pb;
 use serde::Serialize;
 
 use crate::model;
 use crate::service::convert;
+
+/// Prints to stdout like `print!`, but a write error is not a panic: when the reading end of
+/// the pipe is gone (`debcover built-with ... | head`) the command ends quietly with success,
+/// as ripgrep does; any other error ends it with a message and exit code 2.
+///
+/// The process keeps Rust's default of ignoring SIGPIPE, so that a write to a closed *socket*
+/// (a server that hung up) stays an error the command can report rather than a silent death.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::client::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
+/// [`out!`] with a newline, the counterpart of `println!`.
+#[macro_export]
+macro_rules! outln {
+    () => {
+        $crate::client::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::client::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes formatted text to stdout; see [`out!`] for what a failed write does.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        stdout_failed(&e);
+    }
+}
+
+/// Ends the process after a failed write to stdout: quietly with success on a closed pipe,
+/// with a message and exit code 2 otherwise.
+fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("debcover: cannot write to standard output: {e}");
+    std::process::exit(2);
+}
+
+/// Whether a command failed because its output pipe was closed: its error *is* an `io::Error`
+/// of kind `BrokenPipe`, as `writeln!(stdout, ..)?` returns. Only the outermost error counts: a
+/// broken pipe deep in a chain (a socket under a reqwest error) is a real failure to report.
+pub fn is_closed_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+}
 
 /// A build as shown to users.
 #[derive(Debug, Serialize)]
@@ -193,14 +243,14 @@ impl From<&pb::BuildDetail> for DetailView {
 /// Print a `built-with` answer as a table.
 pub fn print_built_with(r: &model::BuiltWithResult, package: &str) {
     if r.resolved_packages.is_empty() {
-        println!("No binary package is known for {package}: ingest Packages/Sources indices or buildinfos of that source first.");
+        crate::outln!("No binary package is known for {package}: ingest Packages/Sources indices or buildinfos of that source first.");
         return;
     }
     if r.builds.is_empty() {
-        println!("No build matches (searched: {}).", r.resolved_packages.join(", "));
+        crate::outln!("No build matches (searched: {}).", r.resolved_packages.join(", "));
         return;
     }
-    println!("{:<32} {:<28} {:<8} {:<40} BINARIES", "SOURCE", "VERSION", "ARCH", "BUILT WITH");
+    crate::outln!("{:<32} {:<28} {:<8} {:<40} BINARIES", "SOURCE", "VERSION", "ARCH", "BUILT WITH");
     for m in &r.builds {
         let b = &m.build;
         let with: Vec<String> = m.matched.iter().map(|d| format!("{} {}", d.name, d.version)).collect();
@@ -209,35 +259,35 @@ pub fn print_built_with(r: &model::BuiltWithResult, package: &str) {
             .iter()
             .map(|x| if x.shipped_in.is_empty() { x.package.clone() } else { format!("{} [{}]", x.package, x.shipped_in.join(",")) })
             .collect();
-        println!("{:<32} {:<28} {:<8} {:<40} {}", b.source, b.version, b.host_architecture, with.join(", "), bins.join(" "));
+        crate::outln!("{:<32} {:<28} {:<8} {:<40} {}", b.source, b.version, b.host_architecture, with.join(", "), bins.join(" "));
     }
-    println!("{} build(s).", r.builds.len());
+    crate::outln!("{} build(s).", r.builds.len());
 }
 
 /// Print `build show` as text.
 pub fn print_builds(r: &pb::ShowBuildsResponse) {
     if r.builds.is_empty() {
-        println!("No build stored for this source.");
+        crate::outln!("No build stored for this source.");
         return;
     }
     for d in &r.builds {
         let Some(b) = &d.build else { continue };
-        println!("{} {} [{}]", b.source, b.version, b.architectures.join(" "));
-        println!("  id:        {}", b.id);
+        crate::outln!("{} {} [{}]", b.source, b.version, b.architectures.join(" "));
+        crate::outln!("  id:        {}", b.id);
         if b.source_version != b.version {
-            println!("  source:    {} {}", b.source, b.source_version);
+            crate::outln!("  source:    {} {}", b.source, b.source_version);
         }
-        println!("  built:     {} ({})", b.build_date, if b.build_origin.is_empty() { "unknown origin" } else { &b.build_origin });
-        println!("  signed:    {}", if b.signed { "yes" } else { "no" });
+        crate::outln!("  built:     {} ({})", b.build_date, if b.build_origin.is_empty() { "unknown origin" } else { &b.build_origin });
+        crate::outln!("  signed:    {}", if b.signed { "yes" } else { "no" });
         for x in &d.binaries {
             let shipped = if x.shipped_in.is_empty() { "not shipped".to_owned() } else { x.shipped_in.join(", ") };
-            println!("  binary:    {} ({shipped})", x.filename);
+            crate::outln!("  binary:    {} ({shipped})", x.filename);
         }
-        println!("  built against ({} packages):", d.installed_build_depends.len());
+        crate::outln!("  built against ({} packages):", d.installed_build_depends.len());
         for dep in &d.installed_build_depends {
             let name = if dep.arch.is_empty() { dep.name.clone() } else { format!("{}:{}", dep.name, dep.arch) };
-            println!("    {name} {}", dep.version);
+            crate::outln!("    {name} {}", dep.version);
         }
-        println!();
+        crate::outln!();
     }
 }

@@ -87,7 +87,7 @@ pub fn node_json(n: &pb::Node) -> Value {
 /// Print the node list.
 pub fn print_nodes(r: &pb::ListNodesResponse) {
     if r.nodes.is_empty() {
-        println!("No nodes yet. Issue a credential with `debcover node add --operator NAME --name NODE`.");
+        crate::outln!("No nodes yet. Issue a credential with `debcover node add --operator NAME --name NODE`.");
         return;
     }
     let rows: Vec<Vec<String>> = r
@@ -135,7 +135,7 @@ pub fn queue_json(r: &pb::QueueResponse) -> Value {
 /// Print the queue: counts, then the listed jobs.
 pub fn print_queue(r: &pb::QueueResponse) {
     if r.counts.is_empty() {
-        println!("The queue is empty. Queue builds with `debcover rebuild request` or `debcover verify suite`.");
+        crate::outln!("The queue is empty. Queue builds with `debcover rebuild request` or `debcover verify suite`.");
         return;
     }
     let rows: Vec<Vec<String>> =
@@ -144,7 +144,7 @@ pub fn print_queue(r: &pb::QueueResponse) {
     if r.jobs.is_empty() {
         return;
     }
-    println!();
+    crate::outln!();
     let rows: Vec<Vec<String>> = r
         .jobs
         .iter()
@@ -185,7 +185,7 @@ pub fn enqueue_json(r: &pb::EnqueueResponse) -> Value {
 
 /// Print an enqueue result.
 pub fn print_enqueue(r: &pb::EnqueueResponse) {
-    println!(
+    crate::outln!(
         "{} builds: {} queued, {} already queued, {} already verified or parked",
         r.builds, r.queued, r.already_queued, r.already_done
     );
@@ -231,12 +231,12 @@ pub fn history_json(r: &pb::JobHistoryResponse) -> Value {
 /// Print job history: each job, then its attempts.
 pub fn print_history(r: &pb::JobHistoryResponse) {
     if r.jobs.is_empty() {
-        println!("No rebuild jobs for this source.");
+        crate::outln!("No rebuild jobs for this source.");
         return;
     }
     for h in &r.jobs {
         let Some(j) = &h.job else { continue };
-        println!(
+        crate::outln!(
             "job {} {} {} {} [{}] {} (verified by {} operators){}",
             j.id,
             j.source,
@@ -265,13 +265,13 @@ pub fn print_history(r: &pb::JobHistoryResponse) {
             print_table(&["  FENCE", "NODE", "STARTED", "FINISHED", "OUTCOME", "DETAIL"], &rows);
         }
         for d in &h.disagreements {
-            println!("  DISAGREEMENT: {d}");
+            crate::outln!("  DISAGREEMENT: {d}");
         }
         // What the rebuilt binaries say against the original buildinfo: a count per attempt,
         // and a line per disagreement (reported only; the buildinfo decides).
         for a in h.attempts.iter().filter(|a| !a.corroboration.is_empty()) {
             let count = |v: &str| a.corroboration.iter().filter(|c| c.verdict == v).count();
-            println!(
+            crate::outln!(
                 "  attempt {} corroboration: {} agree, {} disagree, {} undeclared",
                 a.fence,
                 count("agrees"),
@@ -279,19 +279,19 @@ pub fn print_history(r: &pb::JobHistoryResponse) {
                 count("undeclared")
             );
             for c in a.corroboration.iter().filter(|c| c.verdict == "disagrees") {
-                println!("  CORROBORATION: {}", corroborate::line(&c.binary, &c.deb, &c.subject, &c.embedded, &c.declared));
+                crate::outln!("  CORROBORATION: {}", corroborate::line(&c.binary, &c.deb, &c.subject, &c.embedded, &c.declared));
             }
         }
         for a in h.attempts.iter().filter(|a| !a.differences.is_empty() || !a.diffoscope_sha256.is_empty()) {
             let what = if a.outcome == "environment-mismatch" { "environment differences" } else { "differing files" };
             if !a.differences.is_empty() {
-                println!("  attempt {} {what}:", a.fence);
+                crate::outln!("  attempt {} {what}:", a.fence);
                 for d in &a.differences {
-                    println!("    {d}");
+                    crate::outln!("    {d}");
                 }
             }
             if !a.diffoscope_sha256.is_empty() {
-                println!("  attempt {} diffoscope report: {}", a.fence, a.diffoscope_sha256);
+                crate::outln!("  attempt {} diffoscope report: {}", a.fence, a.diffoscope_sha256);
             }
         }
     }
