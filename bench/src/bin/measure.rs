@@ -62,6 +62,15 @@ enum Cmd {
     },
     /// grep baseline for the same question.
     Grep { dir: PathBuf, package: String },
+    /// The client's share of a compact `built-with` answer, without the network: fetch it
+    /// once, then time `CompactView::parse` alone and parse + reading every field, N times each.
+    ReadCompact {
+        #[arg(long, default_value = "http://127.0.0.1:7430")]
+        server: String,
+        package: String,
+        #[arg(short, default_value_t = 50)]
+        n: usize,
+    },
     /// Hashing throughput: the rebuilder's sha256_file against sha256sum.
     Hash {
         /// Files or directories of real artifacts [default: /var/cache/apt/archives].
@@ -335,6 +344,35 @@ fn main() -> Result<()> {
             println!("ed25519 verify (floor):          {:>9.0} signatures/s", r.bare);
             println!("coordinator check of a link:     {:>9.0} signatures/s", r.coordinator);
             println!("debcover verify ({} links + layout): {:>9.0} signatures/s", r.links, r.offline);
+        }
+        Cmd::ReadCompact { server, package, n } => {
+            use debcover_coordinator::service::compact::{self, CompactView};
+            let rt = tokio::runtime::Runtime::new()?;
+            let answer = rt.block_on(async {
+                let channel = debcover_coordinator::client::channel(&server).await?;
+                let req = debcover_proto::v1::BuiltWithRequest { package: package.clone(), ..Default::default() };
+                Ok::<_, anyhow::Error>(compact::request(channel, req).await?)
+            })?;
+            let builds = CompactView::parse(&answer)?.len();
+            let (mut parse, mut read) = (Vec::new(), Vec::new());
+            for _ in 0..n {
+                let start = Instant::now();
+                std::hint::black_box(CompactView::parse(std::hint::black_box(&answer))?);
+                parse.push(start.elapsed());
+                let start = Instant::now();
+                anyhow::ensure!(walk_compact(&answer)? == builds);
+                read.push(start.elapsed());
+            }
+            for (what, times) in [("parse (every column checked)", parse), ("parse + every field read", read)] {
+                let (min, med, p95) = stats(times);
+                println!(
+                    "compact answer for {package} ({builds} builds, {} bytes), {what}: min {:.2} ms, median {:.2} ms, p95 {:.2} ms over {n}",
+                    answer.len(),
+                    min.as_secs_f64() * 1e3,
+                    med.as_secs_f64() * 1e3,
+                    p95.as_secs_f64() * 1e3
+                );
+            }
         }
         Cmd::Grep { dir, package } => {
             let (med, found) = grep_baseline(&dir, &package)?;
