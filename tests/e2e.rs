@@ -319,15 +319,16 @@ fn zero_configuration_and_config_sources() {
 }
 
 /// A client command whose output pipe is closed (`debcover built-with ... | head`) ends quietly
-/// with success, as ripgrep does, not with a panic; the server is unaffected. Both ways of
-/// printing are covered: `built-with` prints through `outln!`, `keys` through `writeln!(..)?`.
+/// with success, as ripgrep does, not with a panic; the server is unaffected. Every way of
+/// printing is covered: `built-with` prints through `outln!`, `--json` through `print_json`,
+/// `keys` through `writeln!(..)?`.
 #[test]
 fn a_closed_output_pipe_ends_the_command_quietly() {
     let s = Server::start(None);
     let file = testdata().join("buildinfo/debrebuild__0xffff_0.8-1+b1_amd64.buildinfo");
     let ingest = s.json(&["ingest", "buildinfo", "--json", file.to_str().expect("UTF-8 path")], 0);
     assert_eq!(count(&ingest, "ingested"), 1, "{ingest}");
-    for args in [&["built-with", "libc6-dev"][..], &["keys"][..]] {
+    for args in [&["built-with", "libc6-dev"][..], &["built-with", "libc6-dev", "--json"], &["keys"]] {
         // The reading end is gone before the command starts: its first write meets a closed pipe.
         let (reader, writer) = std::io::pipe().expect("a pipe");
         drop(reader);

@@ -528,7 +528,7 @@ async fn campaign(cmd: CampaignCommand, file: &FileConfig) -> Result<ExitCode> {
                 .map_err(|s| client::status_error("campaign list", s))?
                 .into_inner();
             if server.json {
-                outln!("{}", serde_json::to_string_pretty(&cc::list_view(&r))?);
+                output::print_json(&cc::list_view(&r))?;
             } else {
                 cc::print_list(&r);
             }
@@ -546,7 +546,7 @@ async fn campaign(cmd: CampaignCommand, file: &FileConfig) -> Result<ExitCode> {
                 .into_inner();
             let v = cc::status_view(&r)?;
             if server.json {
-                outln!("{}", serde_json::to_string_pretty(&v)?);
+                output::print_json(&v)?;
             } else {
                 cc::print_status(&v);
             }
@@ -564,7 +564,7 @@ async fn campaign(cmd: CampaignCommand, file: &FileConfig) -> Result<ExitCode> {
                 .into_inner();
             let v = cc::events_view(&r);
             if server.json {
-                outln!("{}", serde_json::to_string_pretty(&v)?);
+                output::print_json(&v)?;
             } else {
                 cc::print_events(&v);
             }
@@ -675,7 +675,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .map_err(|s| client::status_error("rebuild request", s))?
                 .into_inner();
             if server.json {
-                outln!("{}", serde_json::to_string_pretty(&client::rebuild::enqueue_json(&r))?);
+                output::print_json(&client::rebuild::enqueue_json(&r))?;
             } else {
                 client::rebuild::print_enqueue(&r);
             }
@@ -701,7 +701,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .map_err(|s| client::status_error("verify suite", s))?
                 .into_inner();
             if server.json {
-                outln!("{}", serde_json::to_string_pretty(&client::rebuild::enqueue_json(&r))?);
+                output::print_json(&client::rebuild::enqueue_json(&r))?;
             } else {
                 client::rebuild::print_enqueue(&r);
             }
@@ -715,7 +715,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .map_err(|s| client::status_error("queue", s))?
                 .into_inner();
             if a.server.json {
-                outln!("{}", serde_json::to_string_pretty(&client::rebuild::queue_json(&r))?);
+                output::print_json(&client::rebuild::queue_json(&r))?;
             } else {
                 client::rebuild::print_queue(&r);
             }
@@ -729,7 +729,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .map_err(|s| client::status_error("build history", s))?
                 .into_inner();
             if server.json {
-                outln!("{}", serde_json::to_string_pretty(&client::rebuild::history_json(&r))?);
+                output::print_json(&client::rebuild::history_json(&r))?;
             } else {
                 client::rebuild::print_history(&r);
             }
@@ -740,7 +740,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let opts = client::buildinfo::Options { batch_files: batch_size, progress, ..Default::default() };
             let summary = client::buildinfo::ingest(&url, &inputs, &opts).await?;
             if server.json {
-                outln!("{}", serde_json::to_string_pretty(&summary)?);
+                output::print_json(&summary)?;
             } else {
                 for r in &summary.rejected {
                     eprintln!("rejected: {}", r.reason);
@@ -794,7 +794,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 }
             }
             if server.json {
-                outln!("{}", serde_json::to_string_pretty(&results)?);
+                output::print_json(&results)?;
             }
             Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
@@ -811,7 +811,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             )
             .await?;
             if a.server.json {
-                outln!("{}", serde_json::to_string_pretty(&output::BuiltWithView::from(&r))?);
+                output::print_json(&output::BuiltWithView::from(&r))?;
             } else {
                 output::print_built_with(&r, &a.package);
             }
@@ -831,7 +831,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 .into_inner();
             if server.json {
                 let views: Vec<_> = r.builds.iter().map(output::DetailView::from).collect();
-                outln!("{}", serde_json::to_string_pretty(&views)?);
+                output::print_json(&views)?;
             } else {
                 output::print_builds(&r);
             }
@@ -853,15 +853,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
             let url = config::resolve_server(a.server.server, &file);
             let s = client::status(&url).await?;
             if a.server.json {
-                outln!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({
-                        "version": s.version, "backend": s.backend, "builds": s.builds,
-                        "dependency_entries": s.dependency_entries,
-                        "interned_packages": s.interned_packages, "binaries": s.binaries,
-                        "suites": s.suites,
-                    }))?
-                );
+                output::print_json(&serde_json::json!({
+                    "version": s.version, "backend": s.backend, "builds": s.builds,
+                    "dependency_entries": s.dependency_entries,
+                    "interned_packages": s.interned_packages, "binaries": s.binaries,
+                    "suites": s.suites,
+                }))?;
             } else {
                 outln!("debcover {} on {} at {url}", s.version, s.backend);
                 outln!("  builds:             {}", s.builds);
@@ -897,7 +894,7 @@ async fn node(cmd: NodeCommand, file: &FileConfig) -> Result<ExitCode> {
             if server.json {
                 let mut v = cr::node_json(&n);
                 v["token"] = serde_json::Value::String(r.token);
-                outln!("{}", serde_json::to_string_pretty(&v)?);
+                output::print_json(&v)?;
             } else {
                 outln!("node {} of operator {} added. Its token (shown only now; keep it secret):", n.name, n.operator);
                 outln!("{}", r.token);
@@ -912,7 +909,7 @@ async fn node(cmd: NodeCommand, file: &FileConfig) -> Result<ExitCode> {
                 .map_err(|s| client::status_error("node list", s))?
                 .into_inner();
             if server.json {
-                outln!("{}", serde_json::to_string_pretty(&r.nodes.iter().map(cr::node_json).collect::<Vec<_>>())?);
+                output::print_json(&r.nodes.iter().map(cr::node_json).collect::<Vec<_>>())?;
             } else {
                 cr::print_nodes(&r);
             }

@@ -16,6 +16,7 @@ use crate::attestation::export::{self, FORMAT, Manifest, ManifestKey, ManifestLi
 use crate::attestation::verify::{LinkStatus, Report};
 use crate::attestation::PublishedKey;
 use crate::service::attestations::key_from_wire;
+use super::output;
 
 /// Arguments of `debcover keys`.
 #[derive(Args, Debug)]
@@ -88,11 +89,11 @@ pub async fn keys(server: &str, a: &KeysArgs) -> Result<()> {
         .await
         .map_err(|s| super::status_error("keys", s))?
         .into_inner();
-    let mut out = std::io::stdout().lock();
     if a.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&r.keys.iter().map(key_json).collect::<Vec<_>>())?)?;
+        output::print_json(&r.keys.iter().map(key_json).collect::<Vec<_>>())?;
         return Ok(());
     }
+    let mut out = std::io::stdout().lock();
     writeln!(out, "{:<12} {:<24} {:<16} {:<24} {:<24} OPENSSH", "ROLE", "NODE", "KEY ID", "VALID FROM", "VALID UNTIL")?;
     for k in &r.keys {
         let who = if k.role == "node" { format!("{}/{}", k.operator, k.node) } else { "-".into() };
@@ -127,13 +128,12 @@ pub async fn attestations(server: &str, a: &AttestationsArgs) -> Result<()> {
         };
         let manifest = write_export(dir, build)?;
         if a.json {
-            crate::outln!("{}", serde_json::to_string_pretty(&manifest)?);
+            output::print_json(&manifest)?;
         } else {
             crate::outln!("{} link(s), {} key(s) and {} written to {}", manifest.links.len(), manifest.keys.len(), export::LAYOUT, dir.display());
         }
         return Ok(());
     }
-    let mut out = std::io::stdout().lock();
     if a.json {
         let v: Vec<_> = r
             .builds
@@ -148,9 +148,10 @@ pub async fn attestations(server: &str, a: &AttestationsArgs) -> Result<()> {
                 })
             })
             .collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        output::print_json(&v)?;
         return Ok(());
     }
+    let mut out = std::io::stdout().lock();
     for b in &r.builds {
         writeln!(out, "{} {} {} (build {})", b.source, b.version, b.architecture, &b.build_id[..b.build_id.len().min(16)])?;
         if b.attestations.is_empty() {
@@ -241,13 +242,13 @@ pub fn verify_dir(dir: &Path, a: &VerifyDirArgs) -> Result<bool> {
 }
 
 fn print_report(m: &Manifest, r: &Report, json: bool) -> Result<()> {
-    let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&json!({
+        output::print_json(&json!({
             "build": m.build, "source": m.source, "version": m.version, "architecture": m.architecture, "report": r,
-        }))?)?;
+        }))?;
         return Ok(());
     }
+    let mut out = std::io::stdout().lock();
     writeln!(out, "{} {} {} (build {})", m.source, m.version, m.architecture, &m.build[..m.build.len().min(16)])?;
     for l in &r.links {
         let who = format!("{}/{}", l.operator, l.node);

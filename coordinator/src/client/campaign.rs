@@ -267,7 +267,7 @@ pub fn plan_view(mut p: pb::CampaignPlan, detail: &str) -> Result<PlanView> {
 /// Print a plan in `format`.
 pub fn print_plan(v: &PlanView, format: PlanFormat) -> Result<()> {
     match format {
-        PlanFormat::Json => crate::outln!("{}", serde_json::to_string_pretty(v)?),
+        PlanFormat::Json => crate::client::output::print_json(v)?,
         PlanFormat::Wb => {
             if v.campaign.mode != "binnmu" {
                 bail!("this is a {} campaign: wanna-build binNMUs do not apply; use --format uploads", v.campaign.mode);

@@ -65,12 +65,10 @@ impl DebReport {
 /// Run the command; `true` when every finding agrees.
 pub fn run(args: &InspectDebArgs) -> Result<bool> {
     let report = inspect(&args.deb, args.packages.as_deref())?;
-    let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
+        super::output::print_json(&report)?;
     } else {
-        render(&report, &mut out)?;
+        render(&report, &mut std::io::stdout().lock())?;
     }
     Ok(!report.has_disagreement())
 }

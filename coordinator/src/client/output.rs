@@ -50,6 +50,21 @@ fn stdout_failed(e: &std::io::Error) -> ! {
     std::process::exit(2);
 }
 
+/// Prints `value` as pretty JSON and a newline, streamed to stdout rather than built as one
+/// string first (`built-with --json` for a whole suite is ~50 MB); a failed write ends the
+/// command as [`out!`] does. Errors: only a value JSON cannot represent.
+pub fn print_json<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    match serde_json::to_writer_pretty(&mut out, value) {
+        Err(e) if e.is_io() => stdout_failed(&e.into()),
+        written => written?,
+    }
+    if let Err(e) = out.write_all(b"\n").and_then(|()| out.flush()) {
+        stdout_failed(&e);
+    }
+    Ok(())
+}
+
 /// Whether a command failed because its output pipe was closed: its error *is* an `io::Error`
 /// of kind `BrokenPipe`, as `writeln!(stdout, ..)?` returns. Only the outermost error counts: a
 /// broken pipe deep in a chain (a socket under a reqwest error) is a real failure to report.
