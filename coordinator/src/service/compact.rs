@@ -535,29 +535,36 @@ pub fn encode_pieces(answer: &IndexedAnswer) -> Vec<Bytes> {
         for r in &answer.resolved {
             prost::encoding::string::encode(2, r, &mut out.small);
         }
-        out.field(3, c.build_ids);
-        for (tag, col) in TEXT_FIELDS.iter().zip(c.texts) {
-            out.field(*tag, col.0);
+        // The columns in field-number order of the proto (except the text columns, 4-14, in
+        // `CompactBuild::texts` order); each left out when empty.
+        let [d0, d1, d2] = c.dependency;
+        let columns = [(3, c.build_ids)]
+            .into_iter()
+            .chain(TEXT_FIELDS.into_iter().zip(c.texts.map(|t| t.0)))
+            .chain([
+                (7, c.architecture_counts.0),
+                (8, c.architectures.0),
+                (12, c.installed_build_depends.0),
+                (13, c.signed.0),
+                (15, c.origin_number.0),
+                (16, d0.0),
+                (17, d1.0),
+                (18, d2.0),
+                (19, c.matched_counts.0),
+                (20, c.matched.0),
+                (21, c.binary_counts.0),
+                (22, c.binary_package.0),
+                (23, c.binary_version.0),
+                (24, c.binary_architecture.0),
+                (25, c.binary_extension.0),
+                (26, c.binary_size.0),
+                (27, c.binary_sha256),
+                (28, c.shipped_counts.0),
+                (29, c.shipped_in.0),
+            ]);
+        for (tag, col) in columns {
+            out.field(tag, col);
         }
-        out.field(7, c.architecture_counts.0);
-        out.field(8, c.architectures.0);
-        out.field(12, c.installed_build_depends.0);
-        out.field(13, c.signed.0);
-        out.field(15, c.origin_number.0);
-        for (tag, col) in [16, 17, 18].iter().zip(c.dependency) {
-            out.field(*tag, col.0);
-        }
-        out.field(19, c.matched_counts.0);
-        out.field(20, c.matched.0);
-        out.field(21, c.binary_counts.0);
-        out.field(22, c.binary_package.0);
-        out.field(23, c.binary_version.0);
-        out.field(24, c.binary_architecture.0);
-        out.field(25, c.binary_extension.0);
-        out.field(26, c.binary_size.0);
-        out.field(27, c.binary_sha256);
-        out.field(28, c.shipped_counts.0);
-        out.field(29, c.shipped_in.0);
         for (tags, (positions, odd)) in
             [(30, 31), (32, 33), (34, 35)].iter().zip([c.odd_build_ids, c.odd_filenames, c.odd_sha256])
         {
