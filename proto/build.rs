@@ -11,10 +11,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
-        // Large pre-encoded answers: received without a copy (a slice of the receive buffer).
-        .bytes(".debcover.v1.EncodedBuiltWithResponse.response")
-        .bytes(".debcover.v1.CompactBuiltWithResponse.build_ids")
-        .bytes(".debcover.v1.CompactBuiltWithResponse.binary_sha256")
+        // The raw SHA-256 columns of built-with pages: received without a copy (a slice of the
+        // receive buffer).
+        .bytes(".debcover.v1.BuiltWithPage.build_ids")
+        .bytes(".debcover.v1.BuiltWithPage.binary_sha256")
         .compile_fds(fds)?;
     for f in files {
         println!("cargo:rerun-if-changed={f}");

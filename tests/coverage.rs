@@ -245,7 +245,7 @@ fn ibd(entries: &[(&str, &str)]) -> Vec<(String, String)> {
 /// the installed one and disagrees with any other.
 #[test]
 fn binaries_corroborate_the_buildinfo_on_real_lego_and_hexyl() {
-    use debcover_coordinator::rebuild::corroborate::against_buildinfo;
+    use debcover_core::rebuild::corroborate::against_buildinfo;
     use debcover_formats::corroborate::Verdict;
     let (Some(lego), Some(hexyl)) = (fixture_deb("lego"), fixture_deb("hexyl")) else { return };
     let infos = elf_infos(&lego);

@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use debcover_coordinator::attestation::coordinator_key::CoordinatorKey;
-use debcover_coordinator::attestation::export::{FORMAT, Manifest, ManifestKey, ManifestLink, key_file, link_file};
-use debcover_coordinator::attestation::{KeyRole, layout, verify};
-use debcover_coordinator::rebuild::{Artifact, attest};
+use debcover_core::attestation::coordinator_key::CoordinatorKey;
+use debcover_core::attestation::export::{FORMAT, Manifest, ManifestKey, ManifestLink, key_file, link_file};
+use debcover_core::attestation::{KeyRole, layout, verify};
+use debcover_core::rebuild::{Artifact, attest};
 use debcover_formats::intoto;
 use ed25519_dalek::{Signer, SigningKey, Verifier};
 use serde_json::{Value, json};

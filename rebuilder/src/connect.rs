@@ -6,13 +6,10 @@
 //! and be valid for the URL's host name or IP address.
 
 use std::path::Path;
-use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-
-/// How long establishing the connection (TCP and TLS handshake) may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use anyhow::{Context, Result};
+use debcover_wire::channel::{CONNECT_TIMEOUT, Tuning, error_chain};
+use tonic::transport::{Channel, Endpoint};
 
 /// Open a gRPC channel to the coordinator at `server` (`http://HOST:PORT` or
 /// `https://HOST:PORT`), trusting the PEM CA certificate(s) in `ca_cert` for `https://`
@@ -45,62 +42,7 @@ pub async fn channel(server: &str, ca_cert: Option<&Path>) -> Result<Channel> {
 /// connects it lazily (`Endpoint::connect_lazy`), so that it starts before the coordinator and
 /// reconnects by itself after a coordinator restart.
 pub fn endpoint(server: &str, ca_cert: Option<&Path>) -> Result<Endpoint> {
-    let tls = if server.starts_with("https://") {
-        true
-    } else if server.starts_with("http://") {
-        false
-    } else {
-        bail!("coordinator URL {server:?} must start with http:// or https:// (e.g. https://coordinator.example.org:7430)");
-    };
-    let mut endpoint = Endpoint::from_shared(server.to_owned())
-        .with_context(|| format!("coordinator URL {server:?} is not a valid URL (expected http(s)://HOST:PORT)"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true);
-    if tls {
-        // Installing twice is harmless (the second call reports the first provider).
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let config = match ca_cert {
-            Some(path) => ClientTlsConfig::new().ca_certificate(read_ca_cert(path)?),
-            None => ClientTlsConfig::new().with_native_roots(),
-        };
-        endpoint = endpoint.tls_config(config).with_context(|| format!("cannot set up TLS for the coordinator {server}"))?;
-    } else if let Some(path) = ca_cert {
-        bail!(
-            "a CA certificate ({}) is configured but the coordinator URL {server} is plain http://: use https:// \
-             (the coordinator serving with --tls-cert/--tls-key), or remove the CA certificate setting",
-            path.display()
-        );
-    }
-    Ok(endpoint)
-}
-
-/// An error and its causes as one line, without the transport's generic words and without
-/// repeating a cause its wrapper already printed (rustls errors appear twice in tonic's chain).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(e);
-    while let Some(err) = next {
-        let text = err.to_string();
-        if text != "transport error" && !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        next = err.source();
-    }
-    parts.join(": ")
-}
-
-/// Read a PEM CA certificate file; errors name the file.
-fn read_ca_cert(path: &Path) -> Result<Certificate> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let pem = std::fs::read(path).with_context(|| format!("cannot read the CA certificate file {}", path.display()))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("CA certificate file {} is not valid PEM", path.display()))?;
-    if certs.is_empty() {
-        bail!("CA certificate file {} holds no \"BEGIN CERTIFICATE\" block", path.display());
-    }
-    Ok(Certificate::from_pem(pem))
+    Ok(debcover_wire::channel::endpoint(server, ca_cert, Tuning::default())?)
 }
 
 #[cfg(test)]

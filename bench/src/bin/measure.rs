@@ -3,13 +3,10 @@
 //! - `parse DIR`: raw parse rate of every `*.buildinfo` under DIR (single thread, files read
 //!   into memory first so disk speed is not measured).
 //! - `query --server URL PACKAGE [--before V] [--suite S] [-n N] [--grep DIR]`: latency of
-//!   the BuiltWith RPC as a client sees it, the whole answer received and decoded into
-//!   messages (min, median, p95 over N calls after one warm-up); then the same for
-//!   BuiltWithEncoded, (a) received, (b) received and every field read (each string checked as
-//!   UTF-8, no copies), (c) received and decoded into the same messages as BuiltWith; then
-//!   BuiltWithCompact, (a) received, (b) every field read in place (`CompactView`), (c) decoded
-//!   into the domain values the CLI renders (checked equal to BuiltWith's). With
-//!   `--grep DIR`, the grep baseline in the same run and the ratios.
+//!   the BuiltWith RPC as a client sees it (min, median, p95 over N calls after one warm-up):
+//!   (a) every page received (decoded by tonic/prost into `BuiltWithPage` messages), (b)
+//!   received and turned into the domain values the CLI renders, every column and index
+//!   checked. With `--grep DIR`, the grep baseline in the same run and the ratios.
 //! - `sched --server URL --nodes N`: scheduler throughput with N simulated nodes doing
 //!   zero-time builds of the queued jobs over gRPC (cycles/s, claim and report latency,
 //!   duplicates, lost jobs); see `bench/sched.sh`.
@@ -53,18 +50,18 @@ enum Cmd {
         grep: Option<PathBuf>,
         /// HTTP/2 stream and connection windows of the client, MiB (0: the library's defaults;
         /// default: the `debcover` command's).
-        #[arg(long, default_value_t = debcover_coordinator::client::WINDOW_BYTES >> 20)]
+        #[arg(long, default_value_t = debcover_wire::channel::Tuning::LARGE_ANSWERS.window_bytes.unwrap_or(0) >> 20)]
         window_mib: u32,
         /// Largest HTTP/2 frame the client accepts, KiB (0: the protocol's default, 16;
         /// default: the `debcover` command's).
-        #[arg(long, default_value_t = debcover_coordinator::client::MAX_FRAME_BYTES >> 10)]
+        #[arg(long, default_value_t = debcover_wire::channel::Tuning::LARGE_ANSWERS.max_frame_bytes.unwrap_or(0) >> 10)]
         frame_kib: u32,
     },
     /// grep baseline for the same question.
     Grep { dir: PathBuf, package: String },
-    /// The client's share of a compact `built-with` answer, without the network: fetch it
-    /// once, then time `CompactView::parse` alone and parse + reading every field, N times each.
-    ReadCompact {
+    /// The client's share of a `built-with` answer, without the network: fetch its pages once,
+    /// then time turning them into domain values (every column checked), N times.
+    ReadPages {
         #[arg(long, default_value = "http://127.0.0.1:7430")]
         server: String,
         package: String,
@@ -168,7 +165,7 @@ fn main() -> Result<()> {
                 }
                 let channel = endpoint.connect().await?;
                 let mut c = debcover_proto::v1::coordinator_client::CoordinatorClient::new(channel.clone())
-                    .max_decoding_message_size(256 * 1024 * 1024);
+                    .max_decoding_message_size(debcover_wire::MAX_MESSAGE_BYTES);
                 let req = debcover_proto::v1::BuiltWithRequest {
                     package: package.clone(),
                     before: before.clone().unwrap_or_default(),
@@ -191,104 +188,37 @@ fn main() -> Result<()> {
                     );
                     med
                 };
-
-                // BuiltWith: the answer decoded into messages by tonic/prost.
                 let start = Instant::now();
-                let warm = c.built_with(req.clone()).await?.into_inner();
+                let warm = receive(&mut c, &req).await?;
                 println!("{label} [BuiltWith, first call (warm-up)]: {:.1} ms", ms(start.elapsed()));
-                let mut times = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let start = Instant::now();
-                    let r = c.built_with(req.clone()).await?.into_inner();
-                    times.push(start.elapsed());
-                    assert_eq!(r.builds.len(), warm.builds.len());
+                let mut expected = debcover_wire::built_with::Pages::new();
+                for p in &warm {
+                    expected.add(p)?;
                 }
-                let standard = report("BuiltWith, decoded", warm.builds.len(), times);
-
-                // BuiltWithEncoded: the same answer as bytes (servers before it: skipped).
-                let warm_enc = match c.built_with_encoded(req.clone()).await {
-                    Ok(r) => r.into_inner(),
-                    Err(s) if s.code() == tonic::Code::Unimplemented => {
-                        println!("  (this server has no BuiltWithEncoded)");
-                        return Ok(vec![("BuiltWith, decoded", standard)]);
-                    }
-                    Err(s) => return Err(s.into()),
-                };
-                let decoded = <debcover_proto::v1::BuiltWithResponse as prost::Message>::decode(warm_enc.response.as_ref())?;
-                anyhow::ensure!(decoded == warm, "BuiltWithEncoded differs from BuiltWith");
-                let walked = walk_response(&warm_enc.response)?;
-                anyhow::ensure!(walked.builds == warm.builds.len(), "walk found {} builds", walked.builds);
+                let expected = expected.finish();
+                let builds = expected.builds.len();
                 println!(
-                    "  answer: {} builds, {} binaries, {} shipping places, {} strings; {:.1} MB encoded",
-                    walked.builds,
-                    walked.binaries,
-                    walked.places,
-                    walked.strings,
-                    warm_enc.response.len() as f64 / 1e6
+                    "  answer: {builds} builds in {} pages, {:.1} MB encoded, {} strings",
+                    warm.len(),
+                    warm.iter().map(prost::Message::encoded_len).sum::<usize>() as f64 / 1e6,
+                    warm.iter().map(|p| p.strings.len()).sum::<usize>()
                 );
-                let (mut recv, mut read, mut dec) = (Vec::new(), Vec::new(), Vec::new());
+                let (mut recv, mut dec) = (Vec::new(), Vec::new());
                 for _ in 0..n {
                     let start = Instant::now();
-                    let r = c.built_with_encoded(req.clone()).await?.into_inner();
+                    let pages = receive(&mut c, &req).await?;
                     recv.push(start.elapsed());
-                    let w = walk_response(&r.response)?;
-                    read.push(start.elapsed());
-                    assert_eq!(w.builds, warm.builds.len());
-                    let start2 = Instant::now();
-                    let d = <debcover_proto::v1::BuiltWithResponse as prost::Message>::decode(r.response.as_ref())?;
-                    dec.push(recv.last().copied().unwrap_or_default() + start2.elapsed());
-                    assert_eq!(d.builds.len(), warm.builds.len());
-                }
-                let builds = warm.builds.len();
-                let r = report("BuiltWithEncoded, received", builds, recv);
-                let w = report("BuiltWithEncoded, received + every field read", builds, read);
-                let d = report("BuiltWithEncoded, received + decoded into messages", builds, dec);
-                let mut rows = vec![
-                    ("BuiltWith, decoded", standard),
-                    ("Encoded, received", r),
-                    ("Encoded, read", w),
-                    ("Encoded, decoded", d),
-                ];
-
-                // BuiltWithCompact: the dictionary-coded answer, received as bytes and read in
-                // place (servers before it: skipped).
-                use debcover_coordinator::service::compact::{self, CompactView};
-                let warm_compact = match compact::request(channel.clone(), req.clone()).await {
-                    Ok(r) => r,
-                    Err(s) if s.code() == tonic::Code::Unimplemented => {
-                        println!("  (this server has no BuiltWithCompact)");
-                        return Ok(rows);
+                    let mut p = debcover_wire::built_with::Pages::new();
+                    for page in &pages {
+                        p.add(page)?;
                     }
-                    Err(s) => return Err(s.into()),
-                };
-                let expected = debcover_coordinator::service::convert::built_with_result(warm.clone());
-                anyhow::ensure!(compact::decode_bytes(&warm_compact)? == expected, "BuiltWithCompact differs from BuiltWith");
-                let start = Instant::now();
-                let strings = CompactView::parse(&warm_compact).map(|v| v.len())?;
-                let parse_ms = ms(start.elapsed());
-                println!(
-                    "  answer sizes: BuiltWithEncoded {} bytes, BuiltWithCompact {} bytes ({:.0}%); parsing the compact one (every column checked): {parse_ms:.1} ms for {strings} builds",
-                    warm_enc.response.len(),
-                    warm_compact.len(),
-                    warm_compact.len() as f64 * 100.0 / warm_enc.response.len().max(1) as f64,
-                );
-                let (mut recv, mut read, mut dec) = (Vec::new(), Vec::new(), Vec::new());
-                for _ in 0..n {
-                    let start = Instant::now();
-                    let r = compact::request(channel.clone(), req.clone()).await?;
-                    recv.push(start.elapsed());
-                    let walked = walk_compact(&r)?;
-                    read.push(start.elapsed());
-                    assert_eq!(walked, warm.builds.len());
-                    let start2 = Instant::now();
-                    let d = compact::decode_bytes(&r)?;
-                    dec.push(recv.last().copied().unwrap_or_default() + start2.elapsed());
-                    assert_eq!(d.builds.len(), warm.builds.len());
+                    dec.push(start.elapsed());
+                    anyhow::ensure!(p.finish().builds.len() == builds, "answers differ between calls");
                 }
-                rows.push(("Compact, received", report("BuiltWithCompact, received", builds, recv)));
-                rows.push(("Compact, read", report("BuiltWithCompact, received + every field read", builds, read)));
-                rows.push(("Compact, decoded", report("BuiltWithCompact, received + decoded into domain values", builds, dec)));
-                Ok::<_, anyhow::Error>(rows)
+                Ok::<_, anyhow::Error>(vec![
+                    ("BuiltWith, received", report("BuiltWith, every page received", builds, recv)),
+                    ("BuiltWith, decoded", report("BuiltWith, received + decoded into domain values", builds, dec)),
+                ])
             })?;
             if let Some(dir) = grep {
                 let (g, found) = grep_baseline(&dir, &package)?;
@@ -345,34 +275,35 @@ fn main() -> Result<()> {
             println!("coordinator check of a link:     {:>9.0} signatures/s", r.coordinator);
             println!("debcover verify ({} links + layout): {:>9.0} signatures/s", r.links, r.offline);
         }
-        Cmd::ReadCompact { server, package, n } => {
-            use debcover_coordinator::service::compact::{self, CompactView};
+        Cmd::ReadPages { server, package, n } => {
             let rt = tokio::runtime::Runtime::new()?;
-            let answer = rt.block_on(async {
-                let channel = debcover_coordinator::client::channel(&server).await?;
+            let pages = rt.block_on(async {
+                let channel = debcover_cli::client::channel(&server).await?;
+                let mut c = debcover_proto::v1::coordinator_client::CoordinatorClient::new(channel)
+                    .max_decoding_message_size(debcover_wire::MAX_MESSAGE_BYTES);
                 let req = debcover_proto::v1::BuiltWithRequest { package: package.clone(), ..Default::default() };
-                Ok::<_, anyhow::Error>(compact::request(channel, req).await?)
+                receive(&mut c, &req).await
             })?;
-            let builds = CompactView::parse(&answer)?.len();
-            let (mut parse, mut read) = (Vec::new(), Vec::new());
+            let bytes: usize = pages.iter().map(prost::Message::encoded_len).sum();
+            let mut times = Vec::new();
+            let mut builds = 0;
             for _ in 0..n {
                 let start = Instant::now();
-                std::hint::black_box(CompactView::parse(std::hint::black_box(&answer))?);
-                parse.push(start.elapsed());
-                let start = Instant::now();
-                anyhow::ensure!(walk_compact(&answer)? == builds);
-                read.push(start.elapsed());
+                let mut p = debcover_wire::built_with::Pages::new();
+                for page in std::hint::black_box(&pages) {
+                    p.add(page)?;
+                }
+                builds = std::hint::black_box(p.finish()).builds.len();
+                times.push(start.elapsed());
             }
-            for (what, times) in [("parse (every column checked)", parse), ("parse + every field read", read)] {
-                let (min, med, p95) = stats(times);
-                println!(
-                    "compact answer for {package} ({builds} builds, {} bytes), {what}: min {:.2} ms, median {:.2} ms, p95 {:.2} ms over {n}",
-                    answer.len(),
-                    min.as_secs_f64() * 1e3,
-                    med.as_secs_f64() * 1e3,
-                    p95.as_secs_f64() * 1e3
-                );
-            }
+            let (min, med, p95) = stats(times);
+            println!(
+                "pages of {package} ({builds} builds, {} pages, {bytes} bytes), decoded into domain values: min {:.2} ms, median {:.2} ms, p95 {:.2} ms over {n}",
+                pages.len(),
+                min.as_secs_f64() * 1e3,
+                med.as_secs_f64() * 1e3,
+                p95.as_secs_f64() * 1e3
+            );
         }
         Cmd::Grep { dir, package } => {
             let (med, found) = grep_baseline(&dir, &package)?;
@@ -458,114 +389,15 @@ fn grep_baseline(dir: &PathBuf, package: &str) -> Result<(Duration, usize)> {
     Ok((med, found))
 }
 
-/// Read every field of a compact answer in place: the view reads the bytes (strings as slices,
-/// numbers into columns) and checks every column and index, then
-/// each build's and each binary's fields are fetched (strings as slices of the table, hashes as
-/// slices of the raw column, no copies). Returns the number of builds.
-fn walk_compact(r: &[u8]) -> Result<usize> {
-    use debcover_coordinator::service::compact::CompactView;
-    use std::hint::black_box;
-    let v = CompactView::parse(r)?;
-    let mut builds = 0;
-    for b in v.builds() {
-        builds += 1;
-        black_box((b.id(), b.source(), b.source_version(), b.version(), b.host_architecture(), b.build_date()));
-        black_box((b.build_origin(), b.installed_build_depends(), b.signed(), b.origin_parts()));
-        for a in b.architectures() {
-            black_box(a);
-        }
-        for m in b.matched() {
-            black_box(m);
-        }
-        for x in b.binaries() {
-            black_box((x.package(), x.version(), x.architecture(), x.filename_parts(), x.size(), x.sha256()));
-            for s in x.shipped_in() {
-                black_box(s);
-            }
-        }
+/// Every page of one `built-with` answer.
+async fn receive(
+    c: &mut debcover_proto::v1::coordinator_client::CoordinatorClient<tonic::transport::Channel>,
+    req: &debcover_proto::v1::BuiltWithRequest,
+) -> Result<Vec<debcover_proto::v1::BuiltWithPage>> {
+    let mut stream = c.built_with(req.clone()).await?.into_inner();
+    let mut pages = Vec::new();
+    while let Some(p) = stream.message().await? {
+        pages.push(p);
     }
-    Ok(builds)
-}
-
-/// What reading every field of an encoded answer saw.
-#[derive(Default)]
-struct Walked {
-    builds: usize,
-    binaries: usize,
-    places: usize,
-    strings: usize,
-}
-
-/// Read every field of a serialized `BuiltWithResponse` without copying: each string is
-/// checked as UTF-8, each number decoded, each nested message descended into.
-fn walk_response(buf: &[u8]) -> Result<Walked> {
-    let mut w = Walked::default();
-    walk(buf, Msg::Response, &mut w)?;
-    Ok(w)
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Msg {
-    Response,
-    Match,
-    Summary,
-    Dependency,
-    Binary,
-}
-
-fn varint(buf: &[u8], pos: &mut usize) -> Result<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(*pos).context("truncated varint")?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Ok(v);
-        }
-    }
-    anyhow::bail!("varint too long")
-}
-
-fn walk(buf: &[u8], msg: Msg, w: &mut Walked) -> Result<()> {
-    let mut pos = 0;
-    while pos < buf.len() {
-        let key = varint(buf, &mut pos)?;
-        let (field, wire) = (key >> 3, key & 7);
-        match wire {
-            0 => {
-                std::hint::black_box(varint(buf, &mut pos)?);
-            }
-            2 => {
-                let len = usize::try_from(varint(buf, &mut pos)?)?;
-                let body = buf.get(pos..pos + len).context("truncated field")?;
-                pos += len;
-                let nested = match (msg, field) {
-                    (Msg::Response, 1) => Some(Msg::Match),
-                    (Msg::Match, 1) => Some(Msg::Summary),
-                    (Msg::Match, 2) => Some(Msg::Dependency),
-                    (Msg::Match, 3) => Some(Msg::Binary),
-                    _ => None,
-                };
-                match nested {
-                    Some(m) => {
-                        match m {
-                            Msg::Match => w.builds += 1,
-                            Msg::Binary => w.binaries += 1,
-                            _ => {}
-                        }
-                        walk(body, m, w)?;
-                    }
-                    None => {
-                        std::hint::black_box(std::str::from_utf8(body)?);
-                        w.strings += 1;
-                        if msg == Msg::Binary && field == 7 {
-                            w.places += 1;
-                        }
-                    }
-                }
-            }
-            other => anyhow::bail!("unexpected wire type {other}"),
-        }
-    }
-    Ok(())
+    Ok(pages)
 }

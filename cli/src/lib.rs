@@ -1,0 +1,17 @@
+//! The `debcover` command line: the client commands a security or release team runs against a
+//! coordinator, the offline checks, and `debcover serve`, which starts the server on the
+//! backend its database URL names.
+//!
+//! - [`args`]: the clap tree (global options before or after the subcommand).
+//! - [`commands`]: one `run` per command; [`serve`]: `debcover serve`.
+//! - [`ctx`]: the resolved global options and the connect/call/print helper.
+//! - [`client`]: talking to the coordinator (channels, streams, uploads) and rendering answers.
+//! - [`config`]: flags, `DEBCOVER_*` variables, the TOML file, defaults.
+#![deny(missing_docs)]
+
+pub mod args;
+pub mod client;
+pub mod commands;
+pub mod config;
+pub mod ctx;
+pub mod serve;

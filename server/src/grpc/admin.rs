@@ -1,0 +1,95 @@
+//! The `RebuildAdmin` service: node credentials and the queue. Every call that changes
+//! anything needs the admin token; `Queue` and `JobHistory` are open (read-only).
+
+use std::sync::Arc;
+
+use debcover_core::rebuild::EnqueueSummary;
+use debcover_core::store::Store;
+use debcover_proto::v1 as pb;
+use debcover_wire::rebuild as wire;
+use tonic::{Request, Response, Status};
+
+use super::{admin, nonempty, status};
+use crate::Coordinator;
+use crate::ops::scheduler::{self, RebuildRequest};
+
+/// The service.
+pub struct Api<S>(pub Arc<Coordinator<S>>);
+
+fn enqueued((s, builds): (EnqueueSummary, usize)) -> pb::EnqueueResponse {
+    pb::EnqueueResponse { queued: s.queued, already_queued: s.already_queued, already_done: s.already_done, builds: builds as u64 }
+}
+
+#[tonic::async_trait]
+impl<S: Store> pb::rebuild_admin_server::RebuildAdmin for Api<S> {
+    async fn add_node(&self, request: Request<pb::AddNodeRequest>) -> Result<Response<pb::AddNodeResponse>, Status> {
+        admin(&self.0, request.metadata())?;
+        let r = request.into_inner();
+        let (node, token) = scheduler::add_node(&self.0, &r.operator, &r.name).await.map_err(status)?;
+        Ok(Response::new(pb::AddNodeResponse { node: Some(wire::node_wire(&node)), token }))
+    }
+
+    async fn list_nodes(&self, request: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
+        admin(&self.0, request.metadata())?;
+        let nodes = self.0.store.nodes().await.map_err(super::store_status)?;
+        Ok(Response::new(pb::ListNodesResponse { nodes: nodes.iter().map(wire::node_wire).collect() }))
+    }
+
+    async fn revoke_node(&self, request: Request<pb::RevokeNodeRequest>) -> Result<Response<pb::RevokeNodeResponse>, Status> {
+        admin(&self.0, request.metadata())?;
+        let r = request.into_inner();
+        scheduler::revoke_node(&self.0, &r.operator, &r.name).await.map_err(status)?;
+        Ok(Response::new(pb::RevokeNodeResponse {}))
+    }
+
+    async fn request_rebuild(&self, request: Request<pb::RebuildRequest>) -> Result<Response<pb::EnqueueResponse>, Status> {
+        admin(&self.0, request.metadata())?;
+        let r = request.into_inner();
+        let req = RebuildRequest {
+            source: r.source,
+            version: nonempty(&r.version),
+            architecture: nonempty(&r.architecture),
+            backend: r.backend,
+            tags: r.tags,
+            priority: r.priority,
+        };
+        Ok(Response::new(enqueued(scheduler::request_rebuild(&self.0, req).await.map_err(status)?)))
+    }
+
+    async fn verify_suite(&self, request: Request<pb::VerifySuiteRequest>) -> Result<Response<pb::EnqueueResponse>, Status> {
+        admin(&self.0, request.metadata())?;
+        let r = request.into_inner();
+        Ok(Response::new(enqueued(scheduler::verify_suite(&self.0, &r.suite, &r.architectures).await.map_err(status)?)))
+    }
+
+    async fn queue(&self, request: Request<pb::QueueRequest>) -> Result<Response<pb::QueueResponse>, Status> {
+        let r = request.into_inner();
+        let states = wire::states_from_wire(&r.states)?;
+        let (counts, jobs) = scheduler::queue(&self.0, states, r.limit).await.map_err(status)?;
+        Ok(Response::new(pb::QueueResponse {
+            counts: counts.by_state.into_iter().map(|(state, priority, jobs)| pb::QueueCount { state, priority, jobs }).collect(),
+            jobs: jobs.iter().map(wire::job_info).collect(),
+        }))
+    }
+
+    async fn job_history(&self, request: Request<pb::JobHistoryRequest>) -> Result<Response<pb::JobHistoryResponse>, Status> {
+        let r = request.into_inner();
+        let history = scheduler::history(&self.0, r.source, nonempty(&r.version)).await.map_err(status)?;
+        Ok(Response::new(pb::JobHistoryResponse {
+            jobs: history
+                .into_iter()
+                .map(|h| pb::JobHistory {
+                    job: Some(wire::job_info(&h.job)),
+                    attempts: h
+                        .attempts
+                        .iter()
+                        .map(|(a, findings)| {
+                            wire::attempt_info(a, findings.iter().map(debcover_wire::convert::corroboration_finding).collect())
+                        })
+                        .collect(),
+                    disagreements: h.disagreements,
+                })
+                .collect(),
+        }))
+    }
+}
