@@ -17,7 +17,7 @@
 //! - Rows are read by column name.
 
 pub(crate) use debcover_core::store::{
-    ArchiveStore, BuildStore, CampaignStore, IndexStore, KeyStore, RebuildStore, StoreError, ViewStore,
+    ArchiveStore, BuildStore, CampaignStore, IndexStore, KeyStore, RebuildStore, StateCounts, StoreError, ViewStore,
 };
 pub(crate) use debcover_core::store::now_unix;
 
@@ -26,10 +26,11 @@ pub mod sqlite;
 pub mod testing;
 
 mod batch;
-mod campaign_rows;
 mod intern;
 mod postings;
-mod rebuild_rows;
+mod rows;
+#[macro_use]
+mod shared;
 mod views;
 
 pub use postgres::PgStore;

@@ -2,7 +2,7 @@
 //! attestations, and where independent rebuilders disagree with each other.
 //!
 //! The scheduler counts a job `verified` when k distinct operators' *attested* attempts were
-//! judged reproducible ([`super::Policy::after_report`]). This module reads the recorded
+//! judged reproducible ([`super::Policy::transition`]). This module reads the recorded
 //! attempts of a build back and answers the questions a campaign item asks: do at least k
 //! operators' signed results carry every shipped binary's bytes, and do any two operators'
 //! reproduced files differ from each other? A disagreement is reported with both sides; it is

@@ -20,8 +20,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub mod attest;
+mod machine;
 pub mod corroborate;
 pub mod coverage;
+
+pub use machine::{JobAfter, JobEvent, JobFacts};
 
 /// Why a job was queued; lower values are claimed first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -90,7 +93,7 @@ pub enum JobState {
 
 impl JobState {
     /// The stored name.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",
             JobState::Leased => "leased",
@@ -807,53 +810,11 @@ impl Default for Policy {
     }
 }
 
-/// What a finished attempt does to its job: the one transition function shared by both
-/// storage backends.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JobAfter {
-    /// New state.
-    pub state: JobState,
-    /// Retry-after time (for `Queued`).
-    pub not_before: i64,
-    /// New counters.
-    pub failures: u32,
-    /// New counter.
-    pub unreproducible: u32,
-    /// New counter.
-    pub verified: u32,
-    /// Why it was parked.
-    pub parked_reason: Option<String>,
-    /// What the attempt's history should say about it, when the outcome alone would mislead
-    /// (a reproducible result that did not count).
-    pub note: Option<String>,
-}
-
 /// The history note of a reproducible attempt that carried no accepted attestation.
 pub const UNATTESTED_NOTE: &str =
     "reproducible but not attested: no signed in-toto link accepted, so it does not count towards verification";
 
 impl Policy {
-    /// [`Policy::after`] for a whole report: a reproducible attempt counts towards the k
-    /// distinct operators only if it carries an accepted attestation. One without is recorded
-    /// (with [`UNATTESTED_NOTE`] in its history) and leaves the job's counters as they were;
-    /// the job stays queued for other operators.
-    pub fn after_report(
-        &self,
-        report: &AttemptReport,
-        now: i64,
-        failures: u32,
-        unreproducible: u32,
-        verified: u32,
-        operator_already_verified: bool,
-    ) -> JobAfter {
-        if report.outcome == AttemptOutcome::Reproducible && report.attestation.is_none() {
-            let mut next = self.after(&AttemptOutcome::HandedBack, now, failures, unreproducible, verified, true);
-            next.note = Some(UNATTESTED_NOTE.to_owned());
-            return next;
-        }
-        self.after(&report.outcome, now, failures, unreproducible, verified, operator_already_verified)
-    }
-
     /// The delay before the retry that follows failure number `failures` (1-based).
     pub fn retry_delay(&self, failures: u32) -> Duration {
         let i = (failures.max(1) - 1) as usize;
@@ -861,9 +822,10 @@ impl Policy {
     }
 
     /// The job's next state after an attempt with `outcome` ended at `now`, given its
-    /// counters before (an attested attempt: [`Policy::after_report`] decides for reports). `operator_already_verified`: this operator had reproduced it before
-    /// (it is then not counted twice).
-    pub fn after(
+    /// counters before; `operator_already_verified`: this operator had reproduced it before (it
+    /// is then not counted twice). Part of [`Policy::transition`], which decides for reports
+    /// whether a reproduction counts at all.
+    pub(crate) fn after(
         &self,
         outcome: &AttemptOutcome,
         now: i64,
@@ -874,12 +836,16 @@ impl Policy {
     ) -> JobAfter {
         let mut next = JobAfter {
             state: JobState::Queued,
+            fence: 0,
+            holder: None,
+            expires: None,
             not_before: now,
             failures,
             unreproducible,
             verified,
             parked_reason: None,
             note: None,
+            ended: Some(outcome.clone()),
         };
         match outcome {
             AttemptOutcome::Reproducible => {
@@ -940,7 +906,7 @@ impl Policy {
     }
 }
 
-fn secs(d: Duration) -> i64 {
+pub(crate) fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2)
 }
 
@@ -1093,15 +1059,20 @@ mod tests {
     #[test]
     fn only_attested_reproductions_count() {
         let p = Policy::default();
+        // A job leased to node 1 with token 1, its counters as given; a report from its holder.
+        let report = |r: &AttemptReport, unreproducible: u32, verified: u32| {
+            let job = JobFacts { state: JobState::Leased, fence: 1, holder: Some(1), expires: Some(10), unreproducible, verified, ..JobFacts::new() };
+            p.transition(&job, JobEvent::Report { node_id: 1, fence: 1, now: 1, report: r, operator_already_verified: false }).unwrap()
+        };
         let mut r = AttemptReport::bare(AttemptOutcome::Reproducible);
-        let a = p.after_report(&r, 1, 0, 0, 1, false);
+        let a = report(&r, 0, 1);
         assert_eq!((a.state, a.verified, a.note.as_deref()), (JobState::Queued, 1, Some(UNATTESTED_NOTE)));
         r.attestation = Some(Attestation::new(b"{\"signed\": {}}".to_vec()));
-        let a = p.after_report(&r, 1, 0, 0, 1, false);
+        let a = report(&r, 0, 1);
         assert_eq!((a.state, a.verified, a.note), (JobState::Verified, 2, None));
         // Other outcomes are judged as before, attested or not.
         let u = AttemptReport::bare(AttemptOutcome::Unreproducible { differing: vec!["a.deb".into()] });
-        assert_eq!(p.after_report(&u, 1, 0, 1, 0, false).state, JobState::Parked);
+        assert_eq!(report(&u, 1, 0).state, JobState::Parked);
     }
 
     fn art(name: &str, sha: &str) -> Artifact {

@@ -9,21 +9,19 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnection, PgPoolOptions};
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 
 use super::intern::{InternCache, Key};
-use crate::{ArchiveStore, BUMP_QUERY_GENERATION, BuildStore, IndexStore, SqlResult, StoreError, batch, now_unix, postings, tokens, unzstd};
+use crate::rows::{self, Get};
+use crate::{BUMP_QUERY_GENERATION, SqlResult, StoreError, batch, now_unix, postings};
 use debcover_core::model::{ShippedBinary, ShippedBy, 
     dep_key, split_dep_key,
     BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, ShippingRow,
-    SourcesImport, StoreStats, Stored,
+    SourcesImport, Stored,
 };
 
 mod campaigns;
-use campaigns::shipped;
 mod rebuild;
-mod keys;
-mod views;
 
 /// PostgreSQL implementation of [`Store`].
 pub struct PgStore {
@@ -32,6 +30,16 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// A write transaction.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        Ok(self.pool.begin().await.db()?)
+    }
+
+    /// The pool reads run on.
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Connect to `url` (`postgres://...`), apply migrations, and load the interning cache.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
@@ -41,10 +49,9 @@ impl PgStore {
             .await.db()?;
         migrator().run(&pool).await.map_err(|e| StoreError::Migrate(Box::new(e)))?;
         let store = PgStore { pool, cache: InternCache::default() };
-        let rows = sqlx::query("SELECT id, name, arch, version FROM pkgvers").fetch_all(&store.pool).await.db()?;
-        store.cache.publish(rows.iter().map(|r| {
-            (Key::from(dep_key(r.get(1), r.get(2), r.get(3))), r.get::<i64, _>(0))
-        }));
+        let all = sqlx::query("SELECT id, name, arch, version FROM pkgvers").fetch_all(&store.pool).await.db()?;
+        let all = all.iter().map(rows::pkgver).collect::<Result<Vec<_>, _>>()?;
+        store.cache.publish(all.iter().map(|p| (Key::from(dep_key(&p.name, &p.arch, &p.version)), p.id)));
         Ok(store)
     }
 }
@@ -92,7 +99,7 @@ async fn intern(
         .await.db()?;
         // Read back every missing key: rows we inserted and rows another coordinator inserted.
         let rows = sqlx::query(
-            "SELECT p.id, p.name, p.arch, p.version FROM pkgvers p
+            "SELECT p.id AS id, p.name AS name, p.arch AS arch, p.version AS version FROM pkgvers p
              JOIN UNNEST($1::text[], $2::text[], $3::text[]) AS k(name, arch, version)
                ON p.name = k.name AND p.arch = k.arch AND p.version = k.version",
         )
@@ -103,9 +110,10 @@ async fn intern(
         .await.db()?;
         let position: HashMap<&str, usize> = missing.iter().map(|i| (&*keys[*i], *i)).collect();
         for r in rows {
-            let key = dep_key(r.get(1), r.get(2), r.get(3));
+            let p = rows::pkgver(&r)?;
+            let key = dep_key(&p.name, &p.arch, &p.version);
             if let Some(i) = position.get(key.as_str()) {
-                let id = r.get::<i64, _>(0);
+                let id = p.id;
                 ids[*i] = Some(id);
                 fresh.push((keys[*i].clone(), id));
             }
@@ -196,54 +204,7 @@ async fn binaries_for_builds(tx: &mut PgConnection, builds: &[&NewBuild]) -> Res
     .await.db()?)
 }
 
-fn build_record(r: &sqlx::postgres::PgRow) -> BuildRecord {
-    BuildRecord {
-        id: r.get("id"),
-        sha256: r.get("sha256"),
-        source: r.get("source"),
-        source_version: r.get("source_version"),
-        version: r.get("version"),
-        architectures: tokens(&r.get::<String, _>("architectures")),
-        host_arch: r.get("host_arch"),
-        build_date: r.get("build_date"),
-        build_origin: r.get("build_origin"),
-        ibd_count: r.get::<i64, _>("ibd_count").try_into().unwrap_or(u32::MAX),
-        signed: r.get("signed"),
-        origin: r.get("origin"),
-    }
-}
-
-const BUILD_COLUMNS: &str = "id, sha256, source, source_version, version, architectures, \
-     host_arch, build_date, build_origin, ibd_count, signed, origin";
-
-async fn record_import(
-    tx: &mut PgConnection,
-    suite: &str,
-    kind: &str,
-    arch: &str,
-    origin: &str,
-    sha256: &str,
-    s: &ImportSummary,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO archive_imports (suite, kind, arch, origin, sha256, entries, added, removed,
-             imported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(suite)
-    .bind(kind)
-    .bind(arch)
-    .bind(origin)
-    .bind(sha256)
-    .bind(s.entries as i64)
-    .bind(s.added as i64)
-    .bind(s.removed as i64)
-    .bind(now_unix())
-    .execute(&mut *tx)
-    .await.db()?;
-    Ok(())
-}
-
-impl BuildStore for PgStore {
+crate::shared::build_store!(PgStore, {
     fn backend(&self) -> &'static str {
         "postgres"
     }
@@ -351,12 +312,13 @@ impl BuildStore for PgStore {
 
     async fn builds_by_id(&self, ids: &[i64]) -> Result<Vec<BuildRecord>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {BUILD_COLUMNS} FROM builds WHERE id = ANY($1)"
+            "SELECT {} FROM builds WHERE id = ANY($1)",
+            rows::BUILD_COLUMNS
         )))
         .bind(ids)
         .fetch_all(&self.pool)
         .await.db()?;
-        Ok(rows.iter().map(build_record).collect())
+        rows.iter().map(rows::build_record).collect()
     }
 
     async fn builds_of_source(
@@ -366,94 +328,59 @@ impl BuildStore for PgStore {
         host_arch: Option<&str>,
     ) -> Result<Vec<BuildRecord>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {BUILD_COLUMNS} FROM builds WHERE source = $1
+            "SELECT {} FROM builds WHERE source = $1
                AND ($2::text IS NULL OR version = $2 OR source_version = $2)
                AND ($3::text IS NULL OR host_arch = $3)
-             ORDER BY id"
+             ORDER BY id",
+            rows::BUILD_COLUMNS
         )))
         .bind(source)
         .bind(version)
         .bind(host_arch)
         .fetch_all(&self.pool)
         .await.db()?;
-        Ok(rows.iter().map(build_record).collect())
+        rows.iter().map(rows::build_record).collect()
     }
 
     async fn produced_files(&self, build_ids: &[i64]) -> Result<Vec<ProducedFile>, StoreError> {
         let mut files = self.build_files(build_ids).await?;
         let shas: Vec<&str> = files.iter().filter_map(|f| f.sha256.as_deref()).collect();
         let by_sha = sqlx::query(
-            "SELECT x.sha256, s.suite || '/' || s.arch FROM binaries x
+            "SELECT x.sha256 AS sha256, s.suite || '/' || s.arch AS place FROM binaries x
              JOIN suite_binaries s ON s.binary_id = x.id WHERE x.sha256 = ANY($1)",
         )
         .bind(&shas)
         .fetch_all(&self.pool)
         .await.db()?
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .map(|r| Ok((r.text("sha256")?, r.text("place")?)))
+        .collect::<Result<_, StoreError>>()?;
         let by_name = sqlx::query(
-            "SELECT x.build_id, x.package, s.suite || '/' || s.arch FROM binaries x
+            "SELECT x.build_id AS build_id, x.package AS package, s.suite || '/' || s.arch AS place FROM binaries x
              JOIN suite_binaries s ON s.binary_id = x.id WHERE x.link = 'name' AND x.build_id = ANY($1)",
         )
         .bind(build_ids)
         .fetch_all(&self.pool)
         .await.db()?
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2)))
-        .collect();
+        .map(|r| Ok((r.int("build_id")?, r.text("package")?, r.text("place")?)))
+        .collect::<Result<_, StoreError>>()?;
         batch::attach_shipping(&mut files, by_sha, by_name);
         Ok(files)
     }
 
     async fn build_files(&self, build_ids: &[i64]) -> Result<Vec<ProducedFile>, StoreError> {
-        Ok(sqlx::query("SELECT build_id, name, size, sha256 FROM build_files WHERE build_id = ANY($1)")
+        sqlx::query("SELECT build_id, name, size, sha256 FROM build_files WHERE build_id = ANY($1)")
             .bind(build_ids)
             .fetch_all(&self.pool)
             .await.db()?
             .iter()
-            .map(|r| ProducedFile {
-                build_id: r.get(0),
-                name: r.get(1),
-                size: r.get::<i64, _>(2).try_into().unwrap_or(0),
-                sha256: r.get(3),
-                shipped_in: Vec::new(),
-            })
-            .collect())
+            .map(rows::produced_file)
+            .collect()
     }
+});
 
-    async fn raw_buildinfo(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let raw: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT t.raw_zstd FROM builds b JOIN build_texts t ON t.build_id = b.id WHERE b.sha256 = $1",
-        )
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await.db()?;
-        raw.map(|r| unzstd(&r)).transpose()
-    }
-
-    async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let r = sqlx::query(
-            "SELECT (SELECT count(*) FROM builds), (SELECT coalesce(sum(ibd_count), 0)::bigint FROM builds),
-                    (SELECT count(*) FROM pkgvers), (SELECT count(*) FROM binaries)",
-        )
-        .fetch_one(&self.pool)
-        .await.db()?;
-        Ok(StoreStats {
-            builds: r.get::<i64, _>(0) as u64,
-            dependency_entries: r.get::<i64, _>(1) as u64,
-            interned_packages: r.get::<i64, _>(2) as u64,
-            binaries: r.get::<i64, _>(3) as u64,
-            suites: sqlx::query_scalar(
-                "SELECT suite FROM suite_binaries UNION SELECT suite FROM suite_sources ORDER BY 1",
-            )
-            .fetch_all(&self.pool)
-            .await.db()?,
-        })
-    }
-}
-
-impl ArchiveStore for PgStore {
+crate::shared::archive_store!(PgStore, {
     async fn import_packages(&self, import: &PackagesImport) -> Result<ImportSummary, StoreError> {
         let mut tx = self.pool.begin().await.db()?;
         // Serialise membership replacement of one (suite, arch) across coordinators.
@@ -487,8 +414,8 @@ impl ArchiveStore for PgStore {
                 .fetch_all(&mut *tx)
                 .await.db()?
                 .iter()
-                .map(|r| (r.get(1), r.get(0)))
-                .collect();
+                .map(|r| Ok((r.text("sha256")?, r.int("id")?)))
+                .collect::<Result<_, StoreError>>()?;
         let embeds = batch::embeds(e, &id_of)?;
         sqlx::query(
             "INSERT INTO binary_embeds (binary_id, field, source, version)
@@ -535,7 +462,7 @@ impl ArchiveStore for PgStore {
         .await.db()?;
         let summary =
             ImportSummary { entries: e.len() as u64, added, removed, linked: linked as u64 };
-        record_import(&mut tx, &import.suite, "packages", &import.arch, &import.origin, &import.sha256, &summary)
+        PgStore::record_import(&mut tx, &import.suite, "packages", &import.arch, &import.origin, &import.sha256, &summary)
             .await?;
         sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await.db()?;
         tx.commit().await.db()?;
@@ -602,19 +529,10 @@ impl ArchiveStore for PgStore {
         .await.db()?
         .rows_affected();
         let summary = ImportSummary { entries: import.entries.len() as u64, added, removed, linked: 0 };
-        record_import(&mut tx, &import.suite, "sources", "", &import.origin, &import.sha256, &summary).await?;
+        PgStore::record_import(&mut tx, &import.suite, "sources", "", &import.origin, &import.sha256, &summary).await?;
         sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await.db()?;
         tx.commit().await.db()?;
         Ok(summary)
-    }
-
-    async fn suite_arches(&self, suite: &str) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT arch FROM archive_imports WHERE suite = $1 AND kind = 'packages' ORDER BY arch",
-        )
-        .bind(suite)
-        .fetch_all(&self.pool)
-        .await.db()?)
     }
 
     async fn shipped_binaries(&self, suite: &str, by: ShippedBy<'_>) -> Result<Vec<ShippedBinary>, StoreError> {
@@ -630,18 +548,17 @@ impl ArchiveStore for PgStore {
             ShippedBy::Embedding(n) | ShippedBy::Sources(n) => (&[], n),
         };
         let list = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT x.id, s.suite, s.arch, x.package, x.version, x.architecture, x.source,
-                    x.source_version, x.sha256, x.build_id, b.sha256, x.link
-             FROM suite_binaries s JOIN binaries x ON x.id = s.binary_id
+            "SELECT {} FROM suite_binaries s JOIN binaries x ON x.id = s.binary_id
              LEFT JOIN builds b ON b.id = x.build_id
-             WHERE s.suite = $1 AND {filter}"
+             WHERE s.suite = $1 AND {filter}",
+            crate::rows::SHIPPED_COLUMNS
         )))
         .bind(suite)
         .bind(ids)
         .bind(names)
         .fetch_all(&self.pool)
         .await.db()?;
-        let mut out: Vec<ShippedBinary> = list.iter().map(shipped).collect();
+        let mut out: Vec<ShippedBinary> = list.iter().map(crate::rows::shipped).collect::<Result<_, _>>()?;
         let mut ids: Vec<i64> = out.iter().map(|b| b.id).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -651,30 +568,20 @@ impl ArchiveStore for PgStore {
                 .fetch_all(&self.pool)
                 .await.db()?
                 .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-                .collect();
-        crate::campaign_rows::attach_embeds(&mut out, embeds);
+                .map(crate::rows::embed)
+                .collect::<Result<_, _>>()?;
+        crate::rows::attach_embeds(&mut out, embeds);
         Ok(out)
     }
-}
+});
 
-impl IndexStore for PgStore {
-    async fn binaries_of_source(&self, source: &str) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT package FROM binary_sources WHERE source = $1 ORDER BY package")
-            .bind(source)
-            .fetch_all(&self.pool)
-            .await.db()?)
-    }
-
+crate::shared::index_store!(PgStore, {
     async fn pkgvers_named(&self, names: &[String]) -> Result<Vec<PkgVer>, StoreError> {
         let rows = sqlx::query("SELECT id, name, arch, version FROM pkgvers WHERE name = ANY($1)")
             .bind(names)
             .fetch_all(&self.pool)
             .await.db()?;
-        Ok(rows
-            .iter()
-            .map(|r| PkgVer { id: r.get(0), name: r.get(1), arch: r.get(2), version: r.get(3) })
-            .collect())
+        rows.iter().map(rows::pkgver).collect()
     }
 
     async fn builds_with(
@@ -689,8 +596,8 @@ impl IndexStore for PgStore {
             .await.db()?;
         let mut pairs = Vec::new();
         for r in &rows {
-            let pv: i64 = r.get(0);
-            let blob: Vec<u8> = r.get(1);
+            let pv = r.int("pkgver_id")?;
+            let blob = r.bytes("build_ids")?;
             pairs.extend(postings::decode(&blob)?.into_iter().map(|b| (b, pv)));
         }
         if suite.is_none() && host_arch.is_none() {
@@ -717,36 +624,18 @@ impl IndexStore for PgStore {
         Ok(pairs)
     }
 
-    async fn query_generation(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT gen FROM query_generation WHERE id = 1").fetch_one(&self.pool).await.db()?)
-    }
-
     async fn shipping(&self) -> Result<(i64, Vec<ShippingRow>), StoreError> {
         // REPEATABLE READ: the generation and the rows come from one snapshot.
         let mut tx = self.pool.begin().await.db()?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await.db()?;
         let generation: i64 =
             sqlx::query_scalar("SELECT gen FROM query_generation WHERE id = 1").fetch_one(&mut *tx).await.db()?;
-        let rows = sqlx::query(
-            "SELECT x.sha256, x.package, x.build_id, x.link = 'name', s.suite || '/' || s.arch
-             FROM suite_binaries s JOIN binaries x ON x.id = s.binary_id",
-        )
-        .fetch_all(&mut *tx)
-        .await.db()?;
+        let rows = sqlx::query(crate::shared::SHIPPING_SELECT).fetch_all(&mut *tx).await.db()?;
         tx.commit().await.db()?;
-        let rows = rows
-            .iter()
-            .map(|r| ShippingRow {
-                sha256: r.get(0),
-                package: r.get(1),
-                build_id: r.get(2),
-                by_name: r.get::<Option<bool>, _>(3).unwrap_or(false),
-                place: r.get(4),
-            })
-            .collect();
+        let rows = rows.iter().map(crate::shared::shipping_row).collect::<Result<_, _>>()?;
         Ok((generation, rows))
     }
-}
+});
 
 /// Column arrays for one `UNNEST` insert into `build_files`.
 #[derive(Default)]
@@ -769,3 +658,7 @@ impl FileColumns {
         self.md5.push(c.md5.clone());
     }
 }
+
+crate::shared::key_store!(PgStore);
+crate::shared::view_store!(PgStore);
+crate::shared::import_record!(PgStore, sqlx::PgConnection);

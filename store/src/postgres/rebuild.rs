@@ -3,311 +3,159 @@
 //! double-leasing) after locking the claiming node's row (so its slot count holds across
 //! coordinators); every lease-carrying call locks the job row and checks the fencing token.
 
+use std::sync::LazyLock;
+
 use sqlx::postgres::PgConnection;
-use sqlx::Row;
 
 use super::PgStore;
-use debcover_core::rebuild::{
-    Attestation, AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, Finished, JobFilter,
-    JobRecord, JobState, Lease, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Refusal, Requeue,
-};
+use crate::rows::{self, ATTEMPT_SELECT, Get, LEASED, LeaseFacts, QUEUED};
+use crate::{SqlResult, StoreError, unzstd};
 use debcover_core::rebuild::corroborate::{AttemptCorroboration, verdict_name};
-use crate::rebuild_rows::{self as rows, ATTEMPT_SELECT, NODE_SELECT};
-use crate::{RebuildStore, SqlResult, StoreError, unzstd};
+use debcover_core::rebuild::{
+    Attestation, AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, Fenced, Finished, JobAfter,
+    JobEvent, JobFacts, JobFilter, JobRecord, JobState, Lease, NodeRecord, Policy, Refusal,
+};
 
-fn secs(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
-}
-
-/// Everything ending an attempt needs, read in one statement with the job row locked: the
-/// lease (state, token, holder, expiry), the budgets used, the attempt, whether its operator
-/// reproduced the job before, and whether a campaign has items for the job's source.
-const LEASE_FACTS: &str = "SELECT j.state, j.fence, j.lease_node, j.lease_expires, j.failures, j.unreproducible,
-        j.verified, a.id,
-        EXISTS (SELECT 1 FROM rebuild_attempts p
-                WHERE p.job_id = j.id AND p.operator_id = a.operator_id AND p.outcome = 'reproducible'
-                  AND p.attestation_sha256 IS NOT NULL),
-        EXISTS (SELECT 1 FROM campaign_items c WHERE c.source = j.source)
-     FROM rebuild_jobs j LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence
-     WHERE j.id = $1
-     FOR UPDATE OF j";
-
-/// The facts of [`LEASE_FACTS`].
-struct Facts {
-    state: String,
-    fence: i64,
-    holder: Option<i64>,
-    expires: Option<i64>,
-    failures: i64,
-    unreproducible: i64,
-    verified: i64,
-    attempt_id: Option<i64>,
-    already: bool,
-    campaign_items: bool,
-}
-
-async fn lease_facts(tx: &mut PgConnection, job_id: i64) -> Result<Option<Facts>, StoreError> {
-    Ok(sqlx::query(LEASE_FACTS).bind(job_id).fetch_optional(&mut *tx).await.db()?.map(|r| Facts {
-        state: r.get(0),
-        fence: r.get(1),
-        holder: r.get(2),
-        expires: r.get(3),
-        failures: r.get(4),
-        unreproducible: r.get(5),
-        verified: r.get(6),
-        attempt_id: r.get(7),
-        already: r.get(8),
-        campaign_items: r.get(9),
-    }))
-}
-
-/// Lock the job row and check that `node_id` holds its lease with `fence` at `now`.
-async fn checked_facts(tx: &mut PgConnection, node_id: i64, job_id: i64, fence: i64, now: i64) -> Result<Fenced<Facts>, StoreError> {
-    let Some(f) = lease_facts(tx, job_id).await? else { return Ok(Err(Refusal::NoSuchJob)) };
-    Ok(if f.state != "leased" || f.fence != fence {
-        Err(Refusal::StaleFence { current: f.fence })
-    } else if f.holder != Some(node_id) {
-        Err(Refusal::NotYours)
-    } else if f.expires.is_some_and(|e| e < now) {
-        Err(Refusal::Expired)
-    } else {
-        Ok(f)
-    })
-}
-
-/// End one attempt and move its job, inside `tx` (job row locked and checked by the caller).
-async fn end_attempt(
-    tx: &mut PgConnection,
-    job_id: i64,
-    facts: &Facts,
-    report: &AttemptReport,
-    now: i64,
-    policy: &Policy,
-) -> Result<JobState, StoreError> {
-    let attempt_id = facts
-        .attempt_id
-        .ok_or_else(|| StoreError::Corrupt(format!("job {job_id} is leased with token {} but has no attempt", facts.fence)))?;
-    let c = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
-    let next =
-        policy.after_report(report, now, c(facts.failures), c(facts.unreproducible), c(facts.verified), facts.already);
-    sqlx::query(
-        "UPDATE rebuild_jobs SET state = $1, not_before = $2, failures = $3, unreproducible = $4, verified = $5,
-             parked_reason = $6, lease_node = NULL, lease_expires = NULL, updated_at = $7
-         WHERE id = $8",
+/// The lease facts of one job ([`rows::LEASE_FACTS_COLUMNS`]), its row locked.
+static LEASE_FACTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} FROM rebuild_jobs j LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence
+         WHERE j.id = $1 FOR UPDATE OF j",
+        rows::LEASE_FACTS_COLUMNS
     )
-    .bind(next.state.as_str())
-    .bind(next.not_before)
-    .bind(i64::from(next.failures))
-    .bind(i64::from(next.unreproducible))
-    .bind(i64::from(next.verified))
-    .bind(&next.parked_reason)
-    .bind(now)
-    .bind(job_id)
-    .execute(&mut *tx)
-    .await.db()?;
-    let (code, message) = rows::outcome_columns(&report.outcome);
-    let message = next.note.clone().unwrap_or(message);
-    sqlx::query(
-        "UPDATE rebuild_attempts SET finished_at = $1, outcome = $2, failure_code = $3, message = $4,
-             buildinfo_sha256 = $5, log_sha256 = $6, diffoscope_sha256 = $7, differences = $8,
-             attestation_sha256 = $9
-         WHERE id = $10",
-    )
-    .bind(now)
-    .bind(report.outcome.as_str())
-    .bind(code)
-    .bind(message)
-    .bind(&report.buildinfo_sha256)
-    .bind(&report.log_sha256)
-    .bind(&report.diffoscope_sha256)
-    .bind(rows::differences_column(report.outcome.differences()))
-    .bind(report.attestation.as_ref().map(Attestation::sha256))
-    .bind(attempt_id)
-    .execute(&mut *tx)
-    .await.db()?;
-    if let Some(a) = &report.attestation {
-        // Keyed by content: a row already there holds these very bytes.
-        sqlx::query("INSERT INTO attestations (sha256, body) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(a.sha256())
-            .bind(a.body())
-            .execute(&mut *tx)
-            .await.db()?;
+});
+
+impl PgStore {
+    /// Lock the job row and read its lease facts.
+    async fn lease_facts(tx: &mut PgConnection, job_id: i64) -> Result<Option<LeaseFacts>, StoreError> {
+        sqlx::query(LEASE_FACTS.as_str()).bind(job_id).fetch_optional(&mut *tx).await.db()?.as_ref().map(rows::lease_facts).transpose()
     }
-    if !report.artifacts.is_empty() {
-        let names: Vec<&str> = report.artifacts.iter().map(|f| f.name.as_str()).collect();
-        let sizes: Vec<i64> = report.artifacts.iter().map(|f| i64::try_from(f.size).unwrap_or(i64::MAX)).collect();
-        let shas: Vec<&str> = report.artifacts.iter().map(|f| f.sha256.as_str()).collect();
+
+    /// End one attempt and move its job to `next` (decided by `Policy::transition` on `facts`),
+    /// inside `tx` (job row locked by the caller).
+    async fn end_attempt(
+        tx: &mut PgConnection,
+        facts: &LeaseFacts,
+        next: &JobAfter,
+        report: &AttemptReport,
+        now: i64,
+    ) -> Result<JobState, StoreError> {
+        let job_id = facts.job_id;
+        let attempt_id = facts
+            .attempt_id
+            .ok_or_else(|| StoreError::Corrupt(format!("job {job_id} is leased with token {} but has no attempt", facts.job.fence)))?;
         sqlx::query(
-            "INSERT INTO rebuild_artifacts (attempt_id, name, size, sha256)
-             SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::text[]) ON CONFLICT DO NOTHING",
+            "UPDATE rebuild_jobs SET state = $1, not_before = $2, failures = $3, unreproducible = $4, verified = $5,
+                 parked_reason = $6, lease_node = NULL, lease_expires = NULL, updated_at = $7
+             WHERE id = $8",
         )
-        .bind(attempt_id)
-        .bind(&names)
-        .bind(&sizes)
-        .bind(&shas)
+        .bind(next.state.as_str())
+        .bind(next.not_before)
+        .bind(i64::from(next.failures))
+        .bind(i64::from(next.unreproducible))
+        .bind(i64::from(next.verified))
+        .bind(&next.parked_reason)
+        .bind(now)
+        .bind(job_id)
         .execute(&mut *tx)
         .await.db()?;
-    }
-    if !report.corroboration.is_empty() {
-        let c = &report.corroboration;
-        let seqs: Vec<i64> = (0..c.len()).map(|i| i64::try_from(i).unwrap_or(i64::MAX)).collect();
-        let debs: Vec<&str> = c.iter().map(|c| c.deb.as_str()).collect();
-        let binaries: Vec<&str> = c.iter().map(|c| c.finding.binary.as_str()).collect();
-        let subjects: Vec<&str> = c.iter().map(|c| c.finding.subject.as_str()).collect();
-        let embedded: Vec<&str> = c.iter().map(|c| c.finding.embedded.as_str()).collect();
-        let declared: Vec<String> = c.iter().map(|c| rows::declared_column(&c.finding.declared)).collect();
-        let verdicts: Vec<&str> = c.iter().map(|c| verdict_name(c.finding.verdict)).collect();
+        let (code, message) = rows::outcome_columns(&report.outcome);
+        let message = next.note.clone().unwrap_or(message);
         sqlx::query(
-            "INSERT INTO rebuild_findings (attempt_id, seq, deb, binary_path, subject, embedded, declared, verdict)
-             SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
-             ON CONFLICT DO NOTHING",
+            "UPDATE rebuild_attempts SET finished_at = $1, outcome = $2, failure_code = $3, message = $4,
+                 buildinfo_sha256 = $5, log_sha256 = $6, diffoscope_sha256 = $7, differences = $8,
+                 attestation_sha256 = $9
+             WHERE id = $10",
         )
+        .bind(now)
+        .bind(report.outcome.as_str())
+        .bind(code)
+        .bind(message)
+        .bind(&report.buildinfo_sha256)
+        .bind(&report.log_sha256)
+        .bind(&report.diffoscope_sha256)
+        .bind(rows::differences_column(report.outcome.differences()))
+        .bind(report.attestation.as_ref().map(Attestation::sha256))
         .bind(attempt_id)
-        .bind(&seqs)
-        .bind(&debs)
-        .bind(&binaries)
-        .bind(&subjects)
-        .bind(&embedded)
-        .bind(&declared)
-        .bind(&verdicts)
         .execute(&mut *tx)
         .await.db()?;
-    }
-    Ok(next.state)
-}
-
-impl RebuildStore for PgStore {
-    async fn add_node(&self, operator: &str, name: &str, token_sha256: &str, now: i64) -> Result<Option<NodeRecord>, StoreError> {
-        let mut tx = self.pool.begin().await.db()?;
-        sqlx::query("INSERT INTO rebuild_operators (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(operator)
-            .bind(now)
-            .execute(&mut *tx)
-            .await.db()?;
-        let op: i64 = sqlx::query_scalar("SELECT id FROM rebuild_operators WHERE name = $1")
-            .bind(operator)
-            .fetch_one(&mut *tx)
-            .await.db()?;
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO rebuild_nodes (operator_id, name, token_sha256, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (operator_id, name) DO NOTHING RETURNING id",
-        )
-        .bind(op)
-        .bind(name)
-        .bind(token_sha256)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await.db()?;
-        let Some(id) = id else {
-            tx.rollback().await.db()?;
-            return Ok(None);
-        };
-        let node = sqlx::query(sqlx::AssertSqlSafe(format!("{NODE_SELECT} WHERE n.id = $1")))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await.db()?;
-        let node = rows::node(&node)?;
-        tx.commit().await.db()?;
-        Ok(Some(node))
-    }
-
-    async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!("{NODE_SELECT} ORDER BY o.name, n.name")))
-            .fetch_all(&self.pool)
-            .await.db()?
-            .iter()
-            .map(rows::node)
-            .collect()
-    }
-
-    async fn revoke_node(&self, operator: &str, name: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.db()?;
-        let id: Option<i64> = sqlx::query_scalar(
-            "UPDATE rebuild_nodes SET revoked_at = $1
-             WHERE revoked_at IS NULL AND name = $2
-               AND operator_id = (SELECT id FROM rebuild_operators WHERE name = $3)
-             RETURNING id",
-        )
-        .bind(now)
-        .bind(name)
-        .bind(operator)
-        .fetch_optional(&mut *tx)
-        .await.db()?;
-        let Some(id) = id else {
-            tx.rollback().await.db()?;
-            return Ok(false);
-        };
-        let leases =
-            sqlx::query("SELECT id, fence FROM rebuild_jobs WHERE state = 'leased' AND lease_node = $1 ORDER BY id FOR UPDATE")
-                .bind(id)
-                .fetch_all(&mut *tx)
+        if let Some(a) = &report.attestation {
+            // Keyed by content: a row already there holds these very bytes.
+            sqlx::query("INSERT INTO attestations (sha256, body) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(a.sha256())
+                .bind(a.body())
+                .execute(&mut *tx)
                 .await.db()?;
-        let back = AttemptReport::bare(AttemptOutcome::HandedBack);
-        for l in leases {
-            let job_id: i64 = l.get(0);
-            if let Some(facts) = lease_facts(&mut tx, job_id).await? {
-                end_attempt(&mut tx, job_id, &facts, &back, now, &Policy::default()).await?;
-            }
         }
-        tx.commit().await.db()?;
-        Ok(true)
-    }
-
-    async fn node_by_token(&self, token_sha256: &str) -> Result<Option<NodeRecord>, StoreError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!("{NODE_SELECT} WHERE n.token_sha256 = $1 AND n.revoked_at IS NULL")))
-            .bind(token_sha256)
-            .fetch_optional(&self.pool)
-            .await.db()?
-            .as_ref()
-            .map(rows::node)
-            .transpose()
-    }
-
-    async fn register_node(&self, node_id: i64, caps: &NodeCaps, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.db()?;
-        sqlx::query(
-            "UPDATE rebuild_nodes SET public_key = $1, arches = $2, backends = $3, tags = $4, slots = $5,
-                 registered_at = $6, last_seen = $6, software = $8
-             WHERE id = $7",
-        )
-        .bind(&caps.public_key)
-        .bind(caps.arches.join(" "))
-        .bind(caps.backends.join(" "))
-        .bind(caps.tags.join(" "))
-        .bind(i64::from(caps.slots.max(1)))
-        .bind(now)
-        .bind(node_id)
-        .bind(&caps.software)
-        .execute(&mut *tx)
-        .await.db()?;
-        // Key history (migration 0007): a different key closes the current one. The node row
-        // updated above is locked, so concurrent registrations of one node take turns.
-        sqlx::query(
-            "UPDATE rebuild_node_keys SET valid_until = $1 WHERE node_id = $2 AND valid_until IS NULL AND public_key <> $3",
-        )
-        .bind(now)
-        .bind(node_id)
-        .bind(&caps.public_key)
-        .execute(&mut *tx)
-        .await.db()?;
-        if !caps.public_key.is_empty() {
+        if !report.artifacts.is_empty() {
+            let names: Vec<&str> = report.artifacts.iter().map(|f| f.name.as_str()).collect();
+            let sizes: Vec<i64> = report.artifacts.iter().map(|f| i64::try_from(f.size).unwrap_or(i64::MAX)).collect();
+            let shas: Vec<&str> = report.artifacts.iter().map(|f| f.sha256.as_str()).collect();
             sqlx::query(
-                "INSERT INTO rebuild_node_keys (node_id, public_key, valid_from)
-                 SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM rebuild_node_keys WHERE node_id = $1 AND valid_until IS NULL)",
+                "INSERT INTO rebuild_artifacts (attempt_id, name, size, sha256)
+                 SELECT $1, * FROM UNNEST($2::text[], $3::bigint[], $4::text[]) ON CONFLICT DO NOTHING",
             )
-            .bind(node_id)
-            .bind(&caps.public_key)
-            .bind(now)
+            .bind(attempt_id)
+            .bind(&names)
+            .bind(&sizes)
+            .bind(&shas)
             .execute(&mut *tx)
             .await.db()?;
         }
-        tx.commit().await.db()?;
+        if !report.corroboration.is_empty() {
+            let c = &report.corroboration;
+            let seqs: Vec<i64> = (0..c.len()).map(|i| i64::try_from(i).unwrap_or(i64::MAX)).collect();
+            let debs: Vec<&str> = c.iter().map(|c| c.deb.as_str()).collect();
+            let binaries: Vec<&str> = c.iter().map(|c| c.finding.binary.as_str()).collect();
+            let subjects: Vec<&str> = c.iter().map(|c| c.finding.subject.as_str()).collect();
+            let embedded: Vec<&str> = c.iter().map(|c| c.finding.embedded.as_str()).collect();
+            let declared: Vec<String> = c.iter().map(|c| rows::declared_column(&c.finding.declared)).collect();
+            let verdicts: Vec<&str> = c.iter().map(|c| verdict_name(c.finding.verdict)).collect();
+            sqlx::query(
+                "INSERT INTO rebuild_findings (attempt_id, seq, deb, binary_path, subject, embedded, declared, verdict)
+                 SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(attempt_id)
+            .bind(&seqs)
+            .bind(&debs)
+            .bind(&binaries)
+            .bind(&subjects)
+            .bind(&embedded)
+            .bind(&declared)
+            .bind(&verdicts)
+            .execute(&mut *tx)
+            .await.db()?;
+        }
+        Ok(next.state)
+    }
+
+    /// Queue order is the order asked for, so concurrent enqueues from several coordinators
+    /// (rare: operator commands) take turns rather than risk a deadlock on the unique index.
+    async fn serialise_enqueue(tx: &mut PgConnection) -> Result<(), StoreError> {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('debcover enqueue'))").execute(&mut *tx).await.db()?;
         Ok(())
     }
 
+    /// A new job's tags, in one statement.
+    async fn insert_job_tags(tx: &mut PgConnection, job_id: i64, tags: &[String]) -> Result<(), StoreError> {
+        if !tags.is_empty() {
+            sqlx::query("INSERT INTO rebuild_job_tags (job_id, tag) SELECT $1, * FROM UNNEST($2::text[]) ON CONFLICT DO NOTHING")
+                .bind(job_id)
+                .bind(tags)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+        }
+        Ok(())
+    }
+}
+
+crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
+
     async fn shipped_builds(&self, suite: &str, arches: &[String]) -> Result<Vec<BuildTarget>, StoreError> {
-        Ok(sqlx::query(
-            "SELECT DISTINCT b.id, b.source, b.version, b.host_arch
+        sqlx::query(
+            "SELECT DISTINCT b.id AS id, b.source AS source, b.version AS version, b.host_arch AS host_arch
              FROM suite_binaries s JOIN binaries x ON x.id = s.binary_id JOIN builds b ON b.id = x.build_id
              WHERE s.suite = $1 AND (cardinality($2::text[]) = 0 OR b.host_arch = ANY($2))
              ORDER BY b.id",
@@ -317,76 +165,10 @@ impl RebuildStore for PgStore {
         .fetch_all(&self.pool)
         .await.db()?
         .iter()
-        .map(|r| BuildTarget { build_id: r.get(0), source: r.get(1), version: r.get(2), arch: r.get(3) })
-        .collect())
+        .map(|r| Ok(BuildTarget { build_id: r.int("id")?, source: r.text("source")?, version: r.text("version")?, arch: r.text("host_arch")? }))
+        .collect()
     }
 
-    async fn enqueue(&self, jobs: &[NewJob], mode: Requeue, now: i64) -> Result<EnqueueSummary, StoreError> {
-        let mut tx = self.pool.begin().await.db()?;
-        let mut s = EnqueueSummary::default();
-        // Queue order is the order asked for, so concurrent enqueues from several coordinators
-        // (rare: operator commands) take turns rather than risk a deadlock on the unique index.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('debcover enqueue'))").execute(&mut *tx).await.db()?;
-        for j in jobs {
-            // Builds ingested from a rebuild are verification results, never verified themselves.
-            let (rebuilt, ended): (bool, bool) = sqlx::query_as(
-                "SELECT EXISTS (SELECT 1 FROM builds WHERE id = $1 AND rebuild_of IS NOT NULL),
-                        EXISTS (SELECT 1 FROM rebuild_jobs WHERE build_id = $1 AND state IN ('verified', 'parked'))",
-            )
-            .bind(j.build_id)
-            .fetch_one(&mut *tx)
-            .await.db()?;
-            if rebuilt || (mode == Requeue::OnlyNew && ended) {
-                s.already_done += 1;
-                continue;
-            }
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO rebuild_jobs (build_id, source, version, arch, backend, priority, origin, state,
-                     not_before, queued_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $8, $8)
-                 ON CONFLICT (build_id) WHERE state IN ('queued', 'leased') DO NOTHING RETURNING id",
-            )
-            .bind(j.build_id)
-            .bind(&j.source)
-            .bind(&j.version)
-            .bind(&j.arch)
-            .bind(&j.backend)
-            .bind(j.priority.rank())
-            .bind(&j.origin)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await.db()?;
-            match id {
-                Some(id) => {
-                    s.queued += 1;
-                    if !j.tags.is_empty() {
-                        sqlx::query(
-                            "INSERT INTO rebuild_job_tags (job_id, tag) SELECT $1, * FROM UNNEST($2::text[])
-                             ON CONFLICT DO NOTHING",
-                        )
-                        .bind(id)
-                        .bind(&j.tags)
-                        .execute(&mut *tx)
-                        .await.db()?;
-                    }
-                }
-                None => {
-                    s.already_queued += 1;
-                    sqlx::query(
-                        "UPDATE rebuild_jobs SET priority = $1, updated_at = $2
-                         WHERE build_id = $3 AND state IN ('queued', 'leased') AND priority > $1",
-                    )
-                    .bind(j.priority.rank())
-                    .bind(now)
-                    .bind(j.build_id)
-                    .execute(&mut *tx)
-                    .await.db()?;
-                }
-            }
-        }
-        tx.commit().await.db()?;
-        Ok(s)
-    }
 
     async fn claim(&self, node: &NodeRecord, now: i64, policy: &Policy) -> Result<Option<Lease>, StoreError> {
         let arches = node.caps.claimable_arches();
@@ -396,7 +178,8 @@ impl RebuildStore for PgStore {
             .bind(node.id)
             .execute(&mut *tx)
             .await.db()?;
-        let held: i64 = sqlx::query_scalar("SELECT count(*) FROM rebuild_jobs WHERE state = 'leased' AND lease_node = $1")
+        let sql = crate::shared::sql!(PgStore, format!("SELECT count(*) FROM rebuild_jobs WHERE state = '{LEASED}' AND lease_node = $1"));
+        let held: i64 = sqlx::query_scalar(sql)
             .bind(node.id)
             .fetch_one(&mut *tx)
             .await.db()?;
@@ -412,14 +195,15 @@ impl RebuildStore for PgStore {
         sqlx::raw_sql("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
             .execute(&mut *tx)
             .await.db()?;
-        let expires = now + secs(policy.lease_ttl);
+        let leased = policy.transition(&JobFacts::new(), JobEvent::Claim { node_id: node.id, now }).map_err(|r| StoreError::Corrupt(r.to_string()))?;
+        let expires = leased.expires.unwrap_or(now);
         // One statement leases the job, opens its attempt and reads what the lease carries:
         // the transaction (and the row locks it holds, which results for other jobs can wait
         // on) lasts as few round trips as possible.
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let sql = crate::shared::sql!(PgStore, format!(
             "WITH c AS (
                  SELECT j.id FROM rebuild_jobs j
-                 WHERE j.state = 'queued' AND j.not_before <= $1 AND j.arch = ANY($2)
+                 WHERE j.state = '{QUEUED}' AND j.not_before <= $1 AND j.arch = ANY($2)
                    AND (j.backend = '' OR j.backend = ANY($3))
                    AND NOT EXISTS (SELECT 1 FROM rebuild_job_tags t WHERE t.job_id = j.id AND t.tag <> ALL($4))
                    AND NOT EXISTS (SELECT 1 FROM rebuild_attempts a WHERE a.job_id = j.id AND a.operator_id = $5
@@ -428,20 +212,23 @@ impl RebuildStore for PgStore {
                  LIMIT 1
                  FOR UPDATE OF j SKIP LOCKED),
              u AS (
-                 UPDATE rebuild_jobs j SET state = 'leased', fence = j.fence + 1, lease_node = $6, lease_expires = $7,
+                 UPDATE rebuild_jobs j SET state = $8, fence = j.fence + 1, lease_node = $6, lease_expires = $7,
                      updated_at = $1
-                 FROM c WHERE j.id = c.id AND j.state = 'queued'
+                 FROM c WHERE j.id = c.id AND j.state = '{QUEUED}'
                  RETURNING j.id, j.fence, j.build_id, j.source, j.version, j.arch, j.backend),
              ins AS (
                  INSERT INTO rebuild_attempts (job_id, fence, node_id, operator_id, started_at)
                  SELECT u.id, u.fence, $6, $5, $1 FROM u)
-             SELECT u.id, u.fence, u.build_id, u.source, u.version, u.arch, u.backend,
-                 b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256, {}, {}
+             SELECT u.id AS id, u.fence AS fence, u.build_id AS build_id, u.source AS source, u.version AS version,
+                 u.arch AS arch, u.backend AS backend, b.sha256 AS sha256, t.raw_zstd AS raw_zstd,
+                 b.source_version AS source_version, s.directory AS directory, s.dsc_sha256 AS dsc_sha256,
+                 {} AS archive, {} AS files
              FROM u LEFT JOIN builds b ON b.id = u.build_id LEFT JOIN build_texts t ON t.build_id = b.id
              LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version",
             rows::archive_subquery(rows::POSTGRES, "b.id"),
             rows::files_subquery(rows::POSTGRES, "b.id")
-        )))
+        ));
+        let row = sqlx::query(sql)
         .bind(now)
         .bind(&arches)
         .bind(&node.caps.backends)
@@ -449,23 +236,23 @@ impl RebuildStore for PgStore {
         .bind(node.operator_id)
         .bind(node.id)
         .bind(expires)
+        .bind(leased.state.as_str())
         .fetch_optional(&mut *tx)
         .await.db()?;
         let Some(r) = row else {
             tx.rollback().await.db()?;
             return Ok(None);
         };
-        let (job_id, fence, build_id): (i64, i64, i64) = (r.get(0), r.get(1), r.get(2));
+        let (job_id, fence, build_id) = (r.int("id")?, r.int("fence")?, r.int("build_id")?);
         // Left joins: a lease is never taken silently for a build whose text is missing.
-        let (Some(sha), Some(raw)) = (r.get::<Option<String>, _>(7), r.get::<Option<&[u8]>, _>(8)) else {
+        let (Some(sha), Ok(raw)) = (r.opt_text("sha256")?, r.bytes("raw_zstd")) else {
             return Err(StoreError::Corrupt(format!("job {job_id}: build {build_id} has no stored buildinfo")));
         };
-        let buildinfo = unzstd(raw)?;
-        let directory: Option<String> = r.get(10);
-        let dsc = directory.map(|directory| debcover_core::rebuild::SourceDsc { directory, sha256: r.get(11) });
-        let source_version: String = r.get(9);
-        let archive = rows::archive_column(r.get::<Option<&str>, _>(12))?;
-        let checksums = rows::files_column(r.get::<Option<&str>, _>(13))?;
+        let buildinfo = unzstd(&raw)?;
+        let dsc = r.opt_text("directory")?.map(|directory| debcover_core::rebuild::SourceDsc { directory, sha256: r.opt_text("dsc_sha256").ok().flatten() });
+        let source_version = r.text("source_version")?;
+        let archive = rows::archive_column(r.opt_text("archive")?.as_deref())?;
+        let checksums = rows::files_column(r.opt_text("files")?.as_deref())?;
         tx.commit().await.db()?;
         Ok(Some(Lease {
             source_version,
@@ -477,31 +264,14 @@ impl RebuildStore for PgStore {
             expires_at: expires,
             build_id,
             build_sha256: sha,
-            source: r.get(3),
-            version: r.get(4),
-            arch: r.get(5),
-            backend: r.get(6),
+            source: r.text("source")?,
+            version: r.text("version")?,
+            arch: r.text("arch")?,
+            backend: r.text("backend")?,
             buildinfo,
         }))
     }
 
-    async fn heartbeat(&self, node_id: i64, job_id: i64, fence: i64, now: i64, policy: &Policy) -> Result<Fenced<i64>, StoreError> {
-        let expires = now + secs(policy.lease_ttl);
-        let mut tx = self.pool.begin().await.db()?;
-        if let Err(r) = checked_facts(&mut tx, node_id, job_id, fence, now).await? {
-            // Release the row lock now, not whenever the pool gets round to it.
-            tx.rollback().await.db()?;
-            return Ok(Err(r));
-        }
-        sqlx::query("UPDATE rebuild_jobs SET lease_expires = $1 WHERE id = $2")
-            .bind(expires)
-            .bind(job_id)
-            .execute(&mut *tx)
-            .await.db()?;
-        sqlx::query("UPDATE rebuild_nodes SET last_seen = $1 WHERE id = $2").bind(now).bind(node_id).execute(&mut *tx).await.db()?;
-        tx.commit().await.db()?;
-        Ok(Ok(expires))
-    }
 
     async fn finish_report(
         &self,
@@ -513,67 +283,47 @@ impl RebuildStore for PgStore {
         policy: &Policy,
     ) -> Result<Fenced<Finished>, StoreError> {
         let mut tx = self.pool.begin().await.db()?;
-        let facts = match checked_facts(&mut tx, node_id, job_id, fence, now).await? {
-            Ok(f) => f,
+        let decided = match PgStore::lease_facts(&mut tx, job_id).await? {
+            None => Err(Refusal::NoSuchJob),
+            Some(f) => policy
+                .transition(&f.job, JobEvent::Report { node_id, fence, now, report, operator_already_verified: f.already })
+                .map(|next| (f, next)),
+        };
+        let (facts, next) = match decided {
+            Ok(d) => d,
             Err(r) => {
                 tx.rollback().await.db()?;
                 return Ok(Err(r));
             }
         };
-        let state = end_attempt(&mut tx, job_id, &facts, report, now, policy).await?;
+        let state = PgStore::end_attempt(&mut tx, &facts, &next, report, now).await?;
         tx.commit().await.db()?;
         Ok(Ok(Finished { state, campaign_items: facts.campaign_items }))
     }
 
     async fn reclaim_expired(&self, now: i64, policy: &Policy) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await.db()?;
-        let expired = sqlx::query(
-            "SELECT id, fence FROM rebuild_jobs WHERE state = 'leased' AND lease_expires < $1
-             ORDER BY id FOR UPDATE SKIP LOCKED",
-        )
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await.db()?;
+        let sql = crate::shared::sql!(
+            PgStore,
+            format!("SELECT id FROM rebuild_jobs WHERE state = '{LEASED}' AND lease_expires < $1 ORDER BY id FOR UPDATE SKIP LOCKED")
+        );
+        let expired: Vec<i64> = sqlx::query_scalar(sql).bind(now).fetch_all(&mut *tx).await.db()?;
         if expired.is_empty() {
             tx.rollback().await.db()?;
             return Ok(0);
         }
-        let lost = AttemptReport::bare(AttemptOutcome::Failed {
-            code: debcover_core::rebuild::FailureCode::NodeLost,
-            message: "lease expired without a heartbeat".to_owned(),
-        });
-        for r in &expired {
-            let job_id: i64 = r.get(0);
-            if let Some(facts) = lease_facts(&mut tx, job_id).await? {
-                end_attempt(&mut tx, job_id, &facts, &lost, now, policy).await?;
+        let mut reclaimed = 0;
+        for job_id in expired {
+            if let Some(facts) = PgStore::lease_facts(&mut tx, job_id).await?
+                && let Ok(next) = policy.transition(&facts.job, JobEvent::Expire { now })
+            {
+                let lost = AttemptReport::bare(next.ended.clone().unwrap_or(AttemptOutcome::HandedBack));
+                PgStore::end_attempt(&mut tx, &facts, &next, &lost, now).await?;
+                reclaimed += 1;
             }
         }
         tx.commit().await.db()?;
-        Ok(expired.len() as u64)
-    }
-
-    async fn lease_view(&self, job_id: i64) -> Result<Option<LeaseView>, StoreError> {
-        sqlx::query(sqlx::AssertSqlSafe(rows::lease_view_sql(rows::POSTGRES, "$1")))
-            .bind(job_id)
-            .fetch_optional(&self.pool)
-            .await.db()?
-            .as_ref()
-            .map(rows::lease_view)
-            .transpose()
-    }
-
-    async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
-        let rows = sqlx::query("SELECT state, priority, count(*) FROM rebuild_jobs GROUP BY state, priority ORDER BY state, priority")
-            .fetch_all(&self.pool)
-            .await.db()?;
-        let mut by_state = Vec::new();
-        for r in rows {
-            let p: i64 = r.get(1);
-            let p = debcover_core::rebuild::Priority::from_rank(p)
-                .ok_or_else(|| StoreError::Corrupt(format!("rebuild_jobs.priority {p}")))?;
-            by_state.push((r.get::<String, _>(0), p.as_str().to_owned(), u64::try_from(r.get::<i64, _>(2)).unwrap_or(0)));
-        }
-        Ok(QueueCounts { by_state })
+        Ok(reclaimed)
     }
 
     async fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError> {
@@ -620,11 +370,8 @@ impl RebuildStore for PgStore {
         .fetch_all(&self.pool)
         .await.db()?
         {
-            arts.entry(r.get(0)).or_default().push(debcover_core::rebuild::Artifact {
-                name: r.get(1),
-                size: u64::try_from(r.get::<i64, _>(2)).unwrap_or(0),
-                sha256: r.get(3),
-            });
+            let (attempt, artifact) = rows::artifact(&r)?;
+            arts.entry(attempt).or_default().push(artifact);
         }
         Ok(out
             .into_iter()
@@ -633,13 +380,6 @@ impl RebuildStore for PgStore {
                 a
             })
             .collect())
-    }
-
-    async fn attestation(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT body FROM attestations WHERE sha256 = $1")
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await.db()?)
     }
 
     async fn corroboration(&self, job_ids: &[i64]) -> Result<Vec<AttemptCorroboration>, StoreError> {
@@ -654,4 +394,4 @@ impl RebuildStore for PgStore {
         .map(rows::corroboration)
         .collect()
     }
-}
+});

@@ -11,21 +11,19 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::intern::{InternCache, Key};
-use crate::{ArchiveStore, BUMP_QUERY_GENERATION, BuildStore, IndexStore, SqlResult, StoreError, batch, now_unix, postings, tokens, unzstd};
+use crate::rows::{self, Get};
+use crate::{BUMP_QUERY_GENERATION, SqlResult, StoreError, batch, now_unix, postings};
 use debcover_core::model::{ShippedBinary, ShippedBy, 
     dep_key, split_dep_key,
     BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, ShippingRow,
-    SourcesImport, StoreStats, Stored,
+    SourcesImport, Stored,
 };
 
 mod campaigns;
-use campaigns::shipped;
 mod rebuild;
-mod keys;
-mod views;
 
 /// Rows per multi-row INSERT: 4 columns × 2,000 rows stays far below SQLite's 32,766 variables.
 const ROWS_PER_INSERT: usize = 2000;
@@ -110,13 +108,17 @@ impl SqliteStore {
         Ok(self.writer.begin_with("BEGIN IMMEDIATE").await.db()?)
     }
 
+    /// The pool reads run on (several connections; WAL readers never wait for the writer).
+    fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
     async fn load_cache(&self) -> Result<(), StoreError> {
         let rows = sqlx::query("SELECT id, name, arch, version FROM pkgvers")
             .fetch_all(&self.reader)
             .await.db()?;
-        self.cache.publish(rows.iter().map(|r| {
-            (Key::from(dep_key(r.get(1), r.get(2), r.get(3))), r.get::<i64, _>(0))
-        }));
+        let all = rows.iter().map(rows::pkgver).collect::<Result<Vec<_>, _>>()?;
+        self.cache.publish(all.iter().map(|p| (Key::from(dep_key(&p.name, &p.arch, &p.version)), p.id)));
         tracing::debug!(entries = self.cache.len(), "interning cache loaded");
         Ok(())
     }
@@ -160,9 +162,10 @@ async fn intern(
             });
             qb.push(" ON CONFLICT DO NOTHING RETURNING id, name, arch, version");
             for r in qb.build().fetch_all(&mut *tx).await.db()? {
-                let key = dep_key(r.get(1), r.get(2), r.get(3));
+                let p = rows::pkgver(&r)?;
+                let key = dep_key(&p.name, &p.arch, &p.version);
                 if let Some(i) = position.get(key.as_str()) {
-                    let id = r.get::<i64, _>(0);
+                    let id = p.id;
                     ids[*i] = Some(id);
                     fresh.push((keys[*i].clone(), id));
                 }
@@ -261,7 +264,9 @@ async fn binaries_for_builds(tx: &mut SqliteConnection, builds: &[&NewBuild]) ->
         qb.push_tuples(chunk, |mut b, sha| {
             b.push_bind(*sha);
         });
-        ids.extend(qb.build().fetch_all(&mut *tx).await.db()?.iter().map(|r| r.get::<i64, _>(0)));
+        for r in qb.build().fetch_all(&mut *tx).await.db()? {
+            ids.push(r.int("id")?);
+        }
     }
     let mut names: Vec<(&str, String)> =
         builds.iter().map(|b| (b.info.source.as_str(), b.info.version.to_string())).collect();
@@ -271,7 +276,7 @@ async fn binaries_for_builds(tx: &mut SqliteConnection, builds: &[&NewBuild]) ->
         // The pairs drive the join (CROSS JOIN fixes the loop order): each is one search of the
         // binaries_source index. As `(source, version) IN (VALUES ...)` SQLite scanned every
         // binary of the archive once per batch.
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT b.id FROM (VALUES ");
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT b.id AS id FROM (VALUES ");
         let mut sep = qb.separated(", ");
         for (source, version) in chunk {
             sep.push("(").push_bind_unseparated(*source).push_unseparated(", ").push_bind_unseparated(version.as_str()).push_unseparated(")");
@@ -279,62 +284,16 @@ async fn binaries_for_builds(tx: &mut SqliteConnection, builds: &[&NewBuild]) ->
         qb.push(
             ") AS v CROSS JOIN binaries b ON b.source = v.column1 AND b.version = v.column2 WHERE b.link IS NULL",
         );
-        ids.extend(qb.build().fetch_all(&mut *tx).await.db()?.iter().map(|r| r.get::<i64, _>(0)));
+        for r in qb.build().fetch_all(&mut *tx).await.db()? {
+            ids.push(r.int("id")?);
+        }
     }
     ids.sort_unstable();
     ids.dedup();
     Ok(ids)
 }
 
-/// Append an applied index to the audit trail.
-async fn record_import(
-    tx: &mut SqliteConnection,
-    suite: &str,
-    kind: &str,
-    arch: &str,
-    origin: &str,
-    sha256: &str,
-    s: &ImportSummary,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO archive_imports (suite, kind, arch, origin, sha256, entries, added, removed,
-             imported_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(suite)
-    .bind(kind)
-    .bind(arch)
-    .bind(origin)
-    .bind(sha256)
-    .bind(s.entries as i64)
-    .bind(s.added as i64)
-    .bind(s.removed as i64)
-    .bind(now_unix())
-    .execute(&mut *tx)
-    .await.db()?;
-    Ok(())
-}
-
-fn build_record(r: &sqlx::sqlite::SqliteRow) -> BuildRecord {
-    BuildRecord {
-        id: r.get("id"),
-        sha256: r.get("sha256"),
-        source: r.get("source"),
-        source_version: r.get("source_version"),
-        version: r.get("version"),
-        architectures: tokens(&r.get::<String, _>("architectures")),
-        host_arch: r.get("host_arch"),
-        build_date: r.get("build_date"),
-        build_origin: r.get("build_origin"),
-        ibd_count: r.get::<i64, _>("ibd_count").try_into().unwrap_or(u32::MAX),
-        signed: r.get("signed"),
-        origin: r.get("origin"),
-    }
-}
-
-const BUILD_COLUMNS: &str = "id, sha256, source, source_version, version, architectures, \
-     host_arch, build_date, build_origin, ibd_count, signed, origin";
-
-impl BuildStore for SqliteStore {
+crate::shared::build_store!(SqliteStore, {
     fn backend(&self) -> &'static str {
         "sqlite"
     }
@@ -348,7 +307,7 @@ impl BuildStore for SqliteStore {
                 b.push_bind(&nb.sha256);
             });
             for r in qb.build().fetch_all(&mut *tx).await.db()? {
-                known.insert(r.get::<String, _>(0));
+                known.insert(r.text("sha256")?);
             }
         }
         let plan = batch::plan(builds, &known);
@@ -388,9 +347,9 @@ impl BuildStore for SqliteStore {
             // RETURNING order is unspecified: map by SHA-256.
             qb.push(" RETURNING id, sha256");
             for r in qb.build().fetch_all(&mut *tx).await.db()? {
-                let sha: String = r.get(1);
+                let sha = r.text("sha256")?;
                 if let Some(nb) = chunk.iter().find(|nb| nb.sha256 == sha) {
-                    id_of.insert(nb.sha256.as_str(), r.get(0));
+                    id_of.insert(nb.sha256.as_str(), r.int("id")?);
                 }
             }
         }
@@ -471,11 +430,13 @@ impl BuildStore for SqliteStore {
     async fn builds_by_id(&self, ids: &[i64]) -> Result<Vec<BuildRecord>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {BUILD_COLUMNS} FROM builds WHERE id IN "));
+            let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM builds WHERE id IN ", rows::BUILD_COLUMNS));
             qb.push_tuples(chunk, |mut b, id| {
                 b.push_bind(*id);
             });
-            out.extend(qb.build().fetch_all(&self.reader).await.db()?.iter().map(build_record));
+            for r in qb.build().fetch_all(&self.reader).await.db()? {
+                out.push(rows::build_record(&r)?);
+            }
         }
         Ok(out)
     }
@@ -486,7 +447,7 @@ impl BuildStore for SqliteStore {
         version: Option<&str>,
         host_arch: Option<&str>,
     ) -> Result<Vec<BuildRecord>, StoreError> {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {BUILD_COLUMNS} FROM builds WHERE source = "));
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM builds WHERE source = ", rows::BUILD_COLUMNS));
         qb.push_bind(source);
         if let Some(v) = version {
             qb.push(" AND (version = ").push_bind(v).push(" OR source_version = ").push_bind(v).push(")");
@@ -495,7 +456,7 @@ impl BuildStore for SqliteStore {
             qb.push(" AND host_arch = ").push_bind(a);
         }
         qb.push(" ORDER BY id");
-        Ok(qb.build().fetch_all(&self.reader).await.db()?.iter().map(build_record).collect())
+        qb.build().fetch_all(&self.reader).await.db()?.iter().map(rows::build_record).collect()
     }
 
     async fn produced_files(&self, build_ids: &[i64]) -> Result<Vec<ProducedFile>, StoreError> {
@@ -505,27 +466,27 @@ impl BuildStore for SqliteStore {
         let mut by_sha: Vec<(String, String)> = Vec::new();
         for chunk in shas.chunks(IN_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT x.sha256, s.suite || '/' || s.arch FROM binaries x
+                "SELECT x.sha256 AS sha256, s.suite || '/' || s.arch AS place FROM binaries x
                  JOIN suite_binaries s ON s.binary_id = x.id WHERE x.sha256 IN ",
             );
             qb.push_tuples(chunk, |mut b, sha| {
                 b.push_bind(*sha);
             });
             for r in qb.build().fetch_all(&self.reader).await.db()? {
-                by_sha.push((r.get(0), r.get(1)));
+                by_sha.push((r.text("sha256")?, r.text("place")?));
             }
         }
         let mut by_name: Vec<(i64, String, String)> = Vec::new();
         for chunk in build_ids.chunks(IN_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT x.build_id, x.package, s.suite || '/' || s.arch FROM binaries x
+                "SELECT x.build_id AS build_id, x.package AS package, s.suite || '/' || s.arch AS place FROM binaries x
                  JOIN suite_binaries s ON s.binary_id = x.id WHERE x.link = 'name' AND x.build_id IN ",
             );
             qb.push_tuples(chunk, |mut b, id| {
                 b.push_bind(*id);
             });
             for r in qb.build().fetch_all(&self.reader).await.db()? {
-                by_name.push((r.get(0), r.get(1), r.get(2)));
+                by_name.push((r.int("build_id")?, r.text("package")?, r.text("place")?));
             }
         }
         batch::attach_shipping(&mut files, by_sha, by_name);
@@ -542,48 +503,14 @@ impl BuildStore for SqliteStore {
                 b.push_bind(*id);
             });
             for r in qb.build().fetch_all(&self.reader).await.db()? {
-                files.push(ProducedFile {
-                    build_id: r.get(0),
-                    name: r.get(1),
-                    size: r.get::<i64, _>(2).try_into().unwrap_or(0),
-                    sha256: r.get(3),
-                    shipped_in: Vec::new(),
-                });
+                files.push(rows::produced_file(&r)?);
             }
         }
         Ok(files)
     }
+});
 
-    async fn raw_buildinfo(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let raw: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT t.raw_zstd FROM builds b JOIN build_texts t ON t.build_id = b.id WHERE b.sha256 = ?",
-        )
-            .bind(sha256)
-            .fetch_optional(&self.reader)
-            .await.db()?;
-        raw.map(|r| unzstd(&r)).transpose()
-    }
-
-    async fn stats(&self) -> Result<StoreStats, StoreError> {
-        let one = |sql: &'static str| async move {
-            sqlx::query_scalar::<_, i64>(sql).fetch_one(&self.reader).await.map(|n| n as u64)
-        };
-        Ok(StoreStats {
-            builds: one("SELECT count(*) FROM builds").await.db()?,
-            dependency_entries: one("SELECT coalesce(sum(ibd_count), 0) FROM builds").await.db()?,
-            interned_packages: one("SELECT count(*) FROM pkgvers").await.db()?,
-            binaries: one("SELECT count(*) FROM binaries").await.db()?,
-            suites: sqlx::query_scalar(
-                "SELECT DISTINCT suite FROM suite_binaries
-                 UNION SELECT DISTINCT suite FROM suite_sources ORDER BY 1",
-            )
-            .fetch_all(&self.reader)
-            .await.db()?,
-        })
-    }
-}
-
-impl ArchiveStore for SqliteStore {
+crate::shared::archive_store!(SqliteStore, {
     async fn import_packages(&self, import: &PackagesImport) -> Result<ImportSummary, StoreError> {
         let mut tx = self.write_tx().await?;
         for chunk in import.entries.chunks(ROWS_PER_INSERT / 5) {
@@ -611,7 +538,7 @@ impl ArchiveStore for SqliteStore {
                 b.push_bind(&e.sha256);
             });
             for r in qb.build().fetch_all(&mut *tx).await.db()? {
-                id_of.insert(r.get(1), r.get(0));
+                id_of.insert(r.text("sha256")?, r.int("id")?);
             }
         }
         let embeds = batch::embeds(&import.entries, &id_of)?;
@@ -670,7 +597,7 @@ impl ArchiveStore for SqliteStore {
             removed: removed.len() as u64,
             linked: linked as u64,
         };
-        record_import(&mut tx, &import.suite, "packages", &import.arch, &import.origin, &import.sha256, &summary)
+        SqliteStore::record_import(&mut tx, &import.suite, "packages", &import.arch, &import.origin, &import.sha256, &summary)
             .await?;
         sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await.db()?;
         tx.commit().await.db()?;
@@ -745,59 +672,57 @@ impl ArchiveStore for SqliteStore {
             removed: removed.len() as u64,
             linked: 0,
         };
-        record_import(&mut tx, &import.suite, "sources", "", &import.origin, &import.sha256, &summary).await?;
+        SqliteStore::record_import(&mut tx, &import.suite, "sources", "", &import.origin, &import.sha256, &summary).await?;
         sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await.db()?;
         tx.commit().await.db()?;
         Ok(summary)
     }
 
-    async fn suite_arches(&self, suite: &str) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT arch FROM archive_imports WHERE suite = ? AND kind = 'packages' ORDER BY arch",
-        )
-        .bind(suite)
-        .fetch_all(&self.reader)
-        .await.db()?)
-    }
-
     async fn shipped_binaries(&self, suite: &str, by: ShippedBy<'_>) -> Result<Vec<ShippedBinary>, StoreError> {
-        const SELECT: &str = "SELECT x.id, s.suite, s.arch, x.package, x.version, x.architecture, x.source,
-                    x.source_version, x.sha256, x.build_id, b.sha256, x.link
-             FROM suite_binaries s JOIN binaries x ON x.id = s.binary_id
-             LEFT JOIN builds b ON b.id = x.build_id
-             WHERE +s.suite = ";
+        static SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT {} FROM suite_binaries s JOIN binaries x ON x.id = s.binary_id
+                 LEFT JOIN builds b ON b.id = x.build_id
+                 WHERE +s.suite = ",
+                rows::SHIPPED_COLUMNS
+            )
+        });
         let mut out = Vec::new();
         match by {
             ShippedBy::All => {
-                let mut qb = QueryBuilder::<Sqlite>::new(SELECT);
+                let mut qb = QueryBuilder::<Sqlite>::new(SELECT.as_str());
                 qb.push_bind(suite);
-                out.extend(qb.build().fetch_all(&self.reader).await.db()?.iter().map(shipped));
+                for r in qb.build().fetch_all(&self.reader).await.db()? {
+                    out.push(crate::rows::shipped(&r)?);
+                }
                 let embeds = sqlx::query(
-                    "SELECT e.binary_id, e.field, e.source, e.version FROM binary_embeds e
+                    "SELECT e.binary_id AS binary_id, e.field AS field, e.source AS source, e.version AS version FROM binary_embeds e
                      WHERE e.binary_id IN (SELECT binary_id FROM suite_binaries WHERE suite = ?)",
                 )
                 .bind(suite)
                 .fetch_all(&self.reader)
                 .await.db()?
                 .iter()
-                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-                .collect();
-                crate::campaign_rows::attach_embeds(&mut out, embeds);
+                .map(rows::embed)
+                .collect::<Result<_, _>>()?;
+                crate::rows::attach_embeds(&mut out, embeds);
                 return Ok(out);
             }
             ShippedBy::Builds(ids) => {
                 for chunk in ids.chunks(IN_CHUNK) {
-                    let mut qb = QueryBuilder::<Sqlite>::new(SELECT);
+                    let mut qb = QueryBuilder::<Sqlite>::new(SELECT.as_str());
                     qb.push_bind(suite).push(" AND x.build_id IN ").push_tuples(chunk, |mut b, id| {
                         b.push_bind(*id);
                     });
-                    out.extend(qb.build().fetch_all(&self.reader).await.db()?.iter().map(shipped));
+                    for r in qb.build().fetch_all(&self.reader).await.db()? {
+                    out.push(crate::rows::shipped(&r)?);
+                }
                 }
             }
             ShippedBy::Embedding(names) | ShippedBy::Sources(names) => {
                 let embedding = matches!(by, ShippedBy::Embedding(_));
                 for chunk in names.chunks(IN_CHUNK) {
-                    let mut qb = QueryBuilder::<Sqlite>::new(SELECT);
+                    let mut qb = QueryBuilder::<Sqlite>::new(SELECT.as_str());
                     qb.push_bind(suite);
                     if embedding {
                         qb.push(" AND x.id IN (SELECT binary_id FROM binary_embeds WHERE source IN ");
@@ -810,7 +735,9 @@ impl ArchiveStore for SqliteStore {
                     if embedding {
                         qb.push(")");
                     }
-                    out.extend(qb.build().fetch_all(&self.reader).await.db()?.iter().map(shipped));
+                    for r in qb.build().fetch_all(&self.reader).await.db()? {
+                    out.push(crate::rows::shipped(&r)?);
+                }
                 }
             }
         }
@@ -826,22 +753,15 @@ impl ArchiveStore for SqliteStore {
                 b.push_bind(*id);
             });
             for r in qb.build().fetch_all(&self.reader).await.db()? {
-                embeds.push((r.get(0), r.get(1), r.get(2), r.get(3)));
+                embeds.push(rows::embed(&r)?);
             }
         }
-        crate::campaign_rows::attach_embeds(&mut out, embeds);
+        crate::rows::attach_embeds(&mut out, embeds);
         Ok(out)
     }
-}
+});
 
-impl IndexStore for SqliteStore {
-    async fn binaries_of_source(&self, source: &str) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT package FROM binary_sources WHERE source = ? ORDER BY package")
-            .bind(source)
-            .fetch_all(&self.reader)
-            .await.db()?)
-    }
-
+crate::shared::index_store!(SqliteStore, {
     async fn pkgvers_named(&self, names: &[String]) -> Result<Vec<PkgVer>, StoreError> {
         let mut out = Vec::new();
         for chunk in names.chunks(IN_CHUNK) {
@@ -851,7 +771,7 @@ impl IndexStore for SqliteStore {
                 b.push_bind(n);
             });
             for r in qb.build().fetch_all(&self.reader).await.db()? {
-                out.push(PkgVer { id: r.get(0), name: r.get(1), arch: r.get(2), version: r.get(3) });
+                out.push(rows::pkgver(&r)?);
             }
         }
         Ok(out)
@@ -871,8 +791,8 @@ impl IndexStore for SqliteStore {
                 b.push_bind(*id);
             });
             for r in qb.build().fetch_all(&self.reader).await.db()? {
-                let pv: i64 = r.get(0);
-                let blob: Vec<u8> = r.get(1);
+                let pv = r.int("pkgver_id")?;
+                let blob = r.bytes("build_ids")?;
                 pairs.extend(postings::decode(&blob)?.into_iter().map(|b| (b, pv)));
             }
         }
@@ -884,7 +804,7 @@ impl IndexStore for SqliteStore {
         candidates.dedup();
         let mut keep = HashSet::new();
         for chunk in candidates.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new("SELECT b.id FROM builds b WHERE b.id IN ");
+            let mut qb = QueryBuilder::<Sqlite>::new("SELECT b.id AS id FROM builds b WHERE b.id IN ");
             qb.push_tuples(chunk, |mut b, id| {
                 b.push_bind(*id);
             });
@@ -902,15 +822,11 @@ impl IndexStore for SqliteStore {
                 .push(")");
             }
             for r in qb.build().fetch_all(&self.reader).await.db()? {
-                keep.insert(r.get::<i64, _>(0));
+                keep.insert(r.int("id")?);
             }
         }
         pairs.retain(|(b, _)| keep.contains(b));
         Ok(pairs)
-    }
-
-    async fn query_generation(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT gen FROM query_generation WHERE id = 1").fetch_one(&self.reader).await.db()?)
     }
 
     async fn shipping(&self) -> Result<(i64, Vec<ShippingRow>), StoreError> {
@@ -918,23 +834,13 @@ impl IndexStore for SqliteStore {
         let mut tx = self.reader.begin().await.db()?;
         let generation: i64 =
             sqlx::query_scalar("SELECT gen FROM query_generation WHERE id = 1").fetch_one(&mut *tx).await.db()?;
-        let rows = sqlx::query(
-            "SELECT x.sha256, x.package, x.build_id, x.link = 'name', s.suite || '/' || s.arch
-             FROM suite_binaries s JOIN binaries x ON x.id = s.binary_id",
-        )
-        .fetch_all(&mut *tx)
-        .await.db()?;
+        let rows = sqlx::query(crate::shared::SHIPPING_SELECT).fetch_all(&mut *tx).await.db()?;
         tx.commit().await.db()?;
-        let rows = rows
-            .iter()
-            .map(|r| ShippingRow {
-                sha256: r.get(0),
-                package: r.get(1),
-                build_id: r.get(2),
-                by_name: r.get::<Option<bool>, _>(3).unwrap_or(false),
-                place: r.get(4),
-            })
-            .collect();
+        let rows = rows.iter().map(crate::shared::shipping_row).collect::<Result<_, _>>()?;
         Ok((generation, rows))
     }
-}
+});
+
+crate::shared::key_store!(SqliteStore);
+crate::shared::view_store!(SqliteStore);
+crate::shared::import_record!(SqliteStore, sqlx::SqliteConnection);

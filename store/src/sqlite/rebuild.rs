@@ -3,96 +3,44 @@
 //! from two coordinators on one file.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::LazyLock;
 
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{IN_CHUNK, SqliteStore};
-use debcover_core::rebuild::{
-    Attestation, AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, EnqueueSummary, Fenced, Finished, JobFilter,
-    JobRecord, JobState, Lease, LeaseView, NewJob, NodeCaps, NodeRecord, Policy, QueueCounts, Refusal, Requeue,
-};
+use crate::rows::{self, ATTEMPT_SELECT, Get, LEASED, LeaseFacts, QUEUED, to_json};
+use crate::{SqlResult, StoreError, unzstd};
 use debcover_core::rebuild::corroborate::{AttemptCorroboration, verdict_name};
-use crate::rebuild_rows::{self as rows, ATTEMPT_SELECT, NODE_SELECT};
-use crate::campaign_rows::to_json;
-use crate::{RebuildStore, SqlResult, StoreError, unzstd};
+use debcover_core::rebuild::{
+    Attestation, AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, Fenced, Finished, JobAfter,
+    JobEvent, JobFacts, JobFilter, JobRecord, JobState, Lease, NodeRecord, Policy, Refusal,
+};
 
 /// Artifact rows per INSERT statement.
 const ARTIFACT_ROWS: usize = 1000;
 
-fn secs(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
-}
-
-/// Everything ending an attempt needs, read in one statement: the lease (state, token, holder,
-/// expiry), the budgets used, the attempt, whether its operator reproduced the job before, and
-/// whether a campaign has items for the job's source; last, the job's id. `FROM` and `WHERE`
-/// follow.
-macro_rules! lease_facts_columns {
-    () => {
-        "SELECT j.state, j.fence, j.lease_node, j.lease_expires, j.failures, j.unreproducible,
-        j.verified, a.id,
-        EXISTS (SELECT 1 FROM rebuild_attempts p
-                WHERE p.job_id = j.id AND p.operator_id = a.operator_id AND p.outcome = 'reproducible'
-                  AND p.attestation_sha256 IS NOT NULL),
-        EXISTS (SELECT 1 FROM campaign_items c WHERE c.source = j.source),
-        j.id"
-    };
-}
-
-/// The facts of one job.
-const LEASE_FACTS: &str = concat!(
-    lease_facts_columns!(),
-    " FROM rebuild_jobs j LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence
-     WHERE j.id = ?"
-);
+/// The lease facts of one job ([`rows::LEASE_FACTS_COLUMNS`]).
+static LEASE_FACTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} FROM rebuild_jobs j LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence WHERE j.id = ?",
+        rows::LEASE_FACTS_COLUMNS
+    )
+});
 
 /// The facts of the jobs in a JSON array of ids (one bound parameter: one prepared statement
 /// for every batch size; `CROSS JOIN` keeps the ids as the outer loop).
-const LEASE_FACTS_OF: &str = concat!(
-    lease_facts_columns!(),
-    " FROM json_each(?) k CROSS JOIN rebuild_jobs j ON j.id = k.value
-     LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence"
-);
-
-/// The facts of [`LEASE_FACTS`].
-struct Facts {
-    state: String,
-    fence: i64,
-    holder: Option<i64>,
-    expires: Option<i64>,
-    failures: i64,
-    unreproducible: i64,
-    verified: i64,
-    attempt_id: Option<i64>,
-    already: bool,
-    campaign_items: bool,
-}
-
-impl Facts {
-    fn from_row(r: &sqlx::sqlite::SqliteRow) -> Self {
-        Facts {
-            state: r.get(0),
-            fence: r.get(1),
-            holder: r.get(2),
-            expires: r.get(3),
-            failures: r.get(4),
-            unreproducible: r.get(5),
-            verified: r.get(6),
-            attempt_id: r.get(7),
-            already: r.get(8),
-            campaign_items: r.get(9),
-        }
-    }
-}
-
-async fn lease_facts(tx: &mut SqliteConnection, job_id: i64) -> Result<Option<Facts>, StoreError> {
-    Ok(sqlx::query(LEASE_FACTS).bind(job_id).fetch_optional(&mut *tx).await.db()?.as_ref().map(Facts::from_row))
-}
+static LEASE_FACTS_OF: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} FROM json_each(?) k CROSS JOIN rebuild_jobs j ON j.id = k.value
+         LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence",
+        rows::LEASE_FACTS_COLUMNS
+    )
+});
 
 /// The facts of every job the batch reports on, read in one statement before its first
 /// operation (one round trip instead of one per result). Keyed by job id; a job unknown to the
 /// store has no entry.
-async fn lease_facts_of(tx: &mut SqliteConnection, batch: &[(Work, Reply)]) -> Result<HashMap<i64, Facts>, StoreError> {
+async fn lease_facts_of(tx: &mut SqliteConnection, batch: &[(Work, Reply)]) -> Result<HashMap<i64, LeaseFacts>, StoreError> {
     let mut ids: Vec<i64> = batch
         .iter()
         .filter_map(|(w, _)| match w {
@@ -104,243 +52,132 @@ async fn lease_facts_of(tx: &mut SqliteConnection, batch: &[(Work, Reply)]) -> R
     ids.dedup();
     let mut facts = HashMap::with_capacity(ids.len());
     if !ids.is_empty() {
-        for r in sqlx::query(LEASE_FACTS_OF).bind(to_json(&ids)?).fetch_all(&mut *tx).await.db()? {
-            facts.insert(r.get::<i64, _>(10), Facts::from_row(&r));
+        for r in sqlx::query(LEASE_FACTS_OF.as_str()).bind(to_json(&ids)?).fetch_all(&mut *tx).await.db()? {
+            let f = rows::lease_facts(&r)?;
+            facts.insert(f.job_id, f);
         }
     }
     Ok(facts)
 }
 
-impl Facts {
-    /// Does `node_id` hold this lease with `fence` at `now`?
-    fn check(&self, node_id: i64, fence: i64, now: i64) -> Fenced<()> {
-        if self.state != "leased" || self.fence != fence {
-            Err(Refusal::StaleFence { current: self.fence })
-        } else if self.holder != Some(node_id) {
-            Err(Refusal::NotYours)
-        } else if self.expires.is_some_and(|e| e < now) {
-            Err(Refusal::Expired)
-        } else {
-            Ok(())
-        }
+impl SqliteStore {
+    async fn lease_facts(tx: &mut SqliteConnection, job_id: i64) -> Result<Option<LeaseFacts>, StoreError> {
+        sqlx::query(LEASE_FACTS.as_str()).bind(job_id).fetch_optional(&mut *tx).await.db()?.as_ref().map(rows::lease_facts).transpose()
     }
-}
 
-/// End one attempt and move its job, inside `tx`. The lease was checked by the caller.
-async fn end_attempt(
-    tx: &mut SqliteConnection,
-    job_id: i64,
-    facts: &Facts,
-    report: &AttemptReport,
-    now: i64,
-    policy: &Policy,
-) -> Result<JobState, StoreError> {
-    let attempt_id = facts
-        .attempt_id
-        .ok_or_else(|| StoreError::Corrupt(format!("job {job_id} is leased with token {} but has no attempt", facts.fence)))?;
-    let c = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
-    let next =
-        policy.after_report(report, now, c(facts.failures), c(facts.unreproducible), c(facts.verified), facts.already);
-    let (code, message) = rows::outcome_columns(&report.outcome);
-    let message = next.note.clone().unwrap_or(message);
-    // The job, the attempt, its attestation and its artifacts in one multi-statement query: one
-    // round trip to SQLite's thread instead of three or more (each statement would be a
-    // hand-off between a tokio worker and the connection's thread; at thousands of results a
-    // second those hand-offs were a third of the coordinator's CPU). Anonymous `?` parameters
-    // only: sqlx binds them across the statements in order.
-    let mut sql = String::from(
-        "UPDATE rebuild_jobs SET state = ?, not_before = ?, failures = ?, unreproducible = ?, verified = ?,
-             parked_reason = ?, lease_node = NULL, lease_expires = NULL, updated_at = ?
-         WHERE id = ?;
-         UPDATE rebuild_attempts SET finished_at = ?, outcome = ?, failure_code = ?, message = ?,
-             buildinfo_sha256 = ?, log_sha256 = ?, diffoscope_sha256 = ?, differences = ?,
-             attestation_sha256 = ?
-         WHERE id = ?;",
-    );
-    if report.attestation.is_some() {
-        // Keyed by content: a row already there holds these very bytes.
-        sql.push_str("INSERT INTO attestations (sha256, body) VALUES (?, ?) ON CONFLICT DO NOTHING;");
-    }
-    for chunk in report.artifacts.chunks(ARTIFACT_ROWS) {
-        sql.push_str("INSERT INTO rebuild_artifacts (attempt_id, name, size, sha256) VALUES ");
-        for i in 0..chunk.len() {
-            sql.push_str(if i == 0 { "(?, ?, ?, ?)" } else { ", (?, ?, ?, ?)" });
-        }
-        sql.push_str(" ON CONFLICT DO NOTHING;");
-    }
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(next.state.as_str())
-        .bind(next.not_before)
-        .bind(i64::from(next.failures))
-        .bind(i64::from(next.unreproducible))
-        .bind(i64::from(next.verified))
-        .bind(&next.parked_reason)
-        .bind(now)
-        .bind(job_id)
-        .bind(now)
-        .bind(report.outcome.as_str())
-        .bind(code)
-        .bind(message)
-        .bind(&report.buildinfo_sha256)
-        .bind(&report.log_sha256)
-        .bind(&report.diffoscope_sha256)
-        .bind(rows::differences_column(report.outcome.differences()))
-        .bind(report.attestation.as_ref().map(Attestation::sha256))
-        .bind(attempt_id);
-    if let Some(a) = &report.attestation {
-        q = q.bind(a.sha256()).bind(a.body());
-    }
-    for f in &report.artifacts {
-        q = q.bind(attempt_id).bind(&f.name).bind(i64::try_from(f.size).unwrap_or(i64::MAX)).bind(&f.sha256);
-    }
-    // Keep the prepared statements of the usual shapes (a few artifacts), not of every size.
-    q.persistent(report.artifacts.len() <= 32).execute(&mut *tx).await.db()?;
-    let numbered: Vec<(i64, &debcover_core::rebuild::corroborate::Corroboration)> =
-        report.corroboration.iter().enumerate().map(|(i, c)| (i64::try_from(i).unwrap_or(i64::MAX), c)).collect();
-    for chunk in numbered.chunks(500) {
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO rebuild_findings (attempt_id, seq, deb, binary_path, subject, embedded, declared, verdict) ",
+    /// End one attempt and move its job to `next` (decided by `Policy::transition` on `facts`),
+    /// inside `tx`.
+    async fn end_attempt(
+        tx: &mut SqliteConnection,
+        facts: &LeaseFacts,
+        next: &JobAfter,
+        report: &AttemptReport,
+        now: i64,
+    ) -> Result<JobState, StoreError> {
+        let job_id = facts.job_id;
+        let attempt_id = facts
+            .attempt_id
+            .ok_or_else(|| StoreError::Corrupt(format!("job {job_id} is leased with token {} but has no attempt", facts.job.fence)))?;
+        let (code, message) = rows::outcome_columns(&report.outcome);
+        let message = next.note.clone().unwrap_or(message);
+        // The job, the attempt, its attestation and its artifacts in one multi-statement query: one
+        // round trip to SQLite's thread instead of three or more (each statement would be a
+        // hand-off between a tokio worker and the connection's thread; at thousands of results a
+        // second those hand-offs were a third of the coordinator's CPU). Anonymous `?` parameters
+        // only: sqlx binds them across the statements in order.
+        let mut sql = String::from(
+            "UPDATE rebuild_jobs SET state = ?, not_before = ?, failures = ?, unreproducible = ?, verified = ?,
+                 parked_reason = ?, lease_node = NULL, lease_expires = NULL, updated_at = ?
+             WHERE id = ?;
+             UPDATE rebuild_attempts SET finished_at = ?, outcome = ?, failure_code = ?, message = ?,
+                 buildinfo_sha256 = ?, log_sha256 = ?, diffoscope_sha256 = ?, differences = ?,
+                 attestation_sha256 = ?
+             WHERE id = ?;",
         );
-        qb.push_values(chunk, |mut b, (seq, c)| {
-            b.push_bind(attempt_id)
-                .push_bind(*seq)
-                .push_bind(&c.deb)
-                .push_bind(&c.finding.binary)
-                .push_bind(&c.finding.subject)
-                .push_bind(&c.finding.embedded)
-                .push_bind(rows::declared_column(&c.finding.declared))
-                .push_bind(verdict_name(c.finding.verdict));
-        });
-        qb.push(" ON CONFLICT DO NOTHING");
-        qb.build().execute(&mut *tx).await.db()?;
-    }
-    Ok(next.state)
-}
-
-impl RebuildStore for SqliteStore {
-    async fn add_node(&self, operator: &str, name: &str, token_sha256: &str, now: i64) -> Result<Option<NodeRecord>, StoreError> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("INSERT INTO rebuild_operators (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING")
-            .bind(operator)
-            .bind(now)
-            .execute(&mut *tx)
-            .await.db()?;
-        let op: i64 = sqlx::query_scalar("SELECT id FROM rebuild_operators WHERE name = ?")
-            .bind(operator)
-            .fetch_one(&mut *tx)
-            .await.db()?;
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO rebuild_nodes (operator_id, name, token_sha256, created_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (operator_id, name) DO NOTHING RETURNING id",
-        )
-        .bind(op)
-        .bind(name)
-        .bind(token_sha256)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await.db()?;
-        let Some(id) = id else { return Ok(None) };
-        let node = sqlx::query(sqlx::AssertSqlSafe(format!("{NODE_SELECT} WHERE n.id = ?")))
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await.db()?;
-        let node = rows::node(&node)?;
-        tx.commit().await.db()?;
-        Ok(Some(node))
-    }
-
-    async fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!("{NODE_SELECT} ORDER BY o.name, n.name")))
-            .fetch_all(&self.reader)
-            .await.db()?
-            .iter()
-            .map(rows::node)
-            .collect()
-    }
-
-    async fn revoke_node(&self, operator: &str, name: &str, now: i64) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let id: Option<i64> = sqlx::query_scalar(
-            "UPDATE rebuild_nodes SET revoked_at = ?
-             WHERE revoked_at IS NULL AND name = ?
-               AND operator_id = (SELECT id FROM rebuild_operators WHERE name = ?)
-             RETURNING id",
-        )
-        .bind(now)
-        .bind(name)
-        .bind(operator)
-        .fetch_optional(&mut *tx)
-        .await.db()?;
-        let Some(id) = id else { return Ok(false) };
-        let leases = sqlx::query("SELECT id, fence FROM rebuild_jobs WHERE state = 'leased' AND lease_node = ?")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await.db()?;
-        let back = AttemptReport::bare(AttemptOutcome::HandedBack);
-        for l in leases {
-            let job_id: i64 = l.get(0);
-            if let Some(facts) = lease_facts(&mut tx, job_id).await? {
-                end_attempt(&mut tx, job_id, &facts, &back, now, &Policy::default()).await?;
+        if report.attestation.is_some() {
+            // Keyed by content: a row already there holds these very bytes.
+            sql.push_str("INSERT INTO attestations (sha256, body) VALUES (?, ?) ON CONFLICT DO NOTHING;");
+        }
+        for chunk in report.artifacts.chunks(ARTIFACT_ROWS) {
+            sql.push_str("INSERT INTO rebuild_artifacts (attempt_id, name, size, sha256) VALUES ");
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 { "(?, ?, ?, ?)" } else { ", (?, ?, ?, ?)" });
             }
+            sql.push_str(" ON CONFLICT DO NOTHING;");
         }
-        tx.commit().await.db()?;
-        Ok(true)
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(next.state.as_str())
+            .bind(next.not_before)
+            .bind(i64::from(next.failures))
+            .bind(i64::from(next.unreproducible))
+            .bind(i64::from(next.verified))
+            .bind(&next.parked_reason)
+            .bind(now)
+            .bind(job_id)
+            .bind(now)
+            .bind(report.outcome.as_str())
+            .bind(code)
+            .bind(message)
+            .bind(&report.buildinfo_sha256)
+            .bind(&report.log_sha256)
+            .bind(&report.diffoscope_sha256)
+            .bind(rows::differences_column(report.outcome.differences()))
+            .bind(report.attestation.as_ref().map(Attestation::sha256))
+            .bind(attempt_id);
+        if let Some(a) = &report.attestation {
+            q = q.bind(a.sha256()).bind(a.body());
+        }
+        for f in &report.artifacts {
+            q = q.bind(attempt_id).bind(&f.name).bind(i64::try_from(f.size).unwrap_or(i64::MAX)).bind(&f.sha256);
+        }
+        // Keep the prepared statements of the usual shapes (a few artifacts), not of every size.
+        q.persistent(report.artifacts.len() <= 32).execute(&mut *tx).await.db()?;
+        let numbered: Vec<(i64, &debcover_core::rebuild::corroborate::Corroboration)> =
+            report.corroboration.iter().enumerate().map(|(i, c)| (i64::try_from(i).unwrap_or(i64::MAX), c)).collect();
+        for chunk in numbered.chunks(500) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO rebuild_findings (attempt_id, seq, deb, binary_path, subject, embedded, declared, verdict) ",
+            );
+            qb.push_values(chunk, |mut b, (seq, c)| {
+                b.push_bind(attempt_id)
+                    .push_bind(*seq)
+                    .push_bind(&c.deb)
+                    .push_bind(&c.finding.binary)
+                    .push_bind(&c.finding.subject)
+                    .push_bind(&c.finding.embedded)
+                    .push_bind(rows::declared_column(&c.finding.declared))
+                    .push_bind(verdict_name(c.finding.verdict));
+            });
+            qb.push(" ON CONFLICT DO NOTHING");
+            qb.build().execute(&mut *tx).await.db()?;
+        }
+        Ok(next.state)
     }
 
-    async fn node_by_token(&self, token_sha256: &str) -> Result<Option<NodeRecord>, StoreError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!("{NODE_SELECT} WHERE n.token_sha256 = ? AND n.revoked_at IS NULL")))
-            .bind(token_sha256)
-            .fetch_optional(&self.reader)
-            .await.db()?
-            .as_ref()
-            .map(rows::node)
-            .transpose()
-    }
-
-    async fn register_node(&self, node_id: i64, caps: &NodeCaps, now: i64) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "UPDATE rebuild_nodes SET public_key = ?, arches = ?, backends = ?, tags = ?, slots = ?,
-                 registered_at = ?, last_seen = ?, software = ?
-             WHERE id = ?",
-        )
-        .bind(&caps.public_key)
-        .bind(caps.arches.join(" "))
-        .bind(caps.backends.join(" "))
-        .bind(caps.tags.join(" "))
-        .bind(i64::from(caps.slots.max(1)))
-        .bind(now)
-        .bind(now)
-        .bind(&caps.software)
-        .bind(node_id)
-        .execute(&mut *tx)
-        .await.db()?;
-        // Key history (migration 0007): a different key closes the current one.
-        sqlx::query("UPDATE rebuild_node_keys SET valid_until = ? WHERE node_id = ? AND valid_until IS NULL AND public_key <> ?")
-            .bind(now)
-            .bind(node_id)
-            .bind(&caps.public_key)
-            .execute(&mut *tx)
-            .await.db()?;
-        if !caps.public_key.is_empty() {
-            sqlx::query(
-                "INSERT INTO rebuild_node_keys (node_id, public_key, valid_from)
-                 SELECT ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM rebuild_node_keys WHERE node_id = ? AND valid_until IS NULL)",
-            )
-            .bind(node_id)
-            .bind(&caps.public_key)
-            .bind(now)
-            .bind(node_id)
-            .execute(&mut *tx)
-            .await.db()?;
-        }
-        tx.commit().await.db()?;
+    /// Nothing to do: SQLite's single writer already runs enqueues one at a time.
+    async fn serialise_enqueue(_tx: &mut SqliteConnection) -> Result<(), StoreError> {
         Ok(())
     }
 
+    /// A new job's tags.
+    async fn insert_job_tags(tx: &mut SqliteConnection, job_id: i64, tags: &[String]) -> Result<(), StoreError> {
+        for t in tags {
+            sqlx::query("INSERT INTO rebuild_job_tags (job_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                .bind(job_id)
+                .bind(t)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+        }
+        Ok(())
+    }
+}
+
+crate::shared::rebuild_store!(SqliteStore, crate::rows::SQLITE, {
+
     async fn shipped_builds(&self, suite: &str, arches: &[String]) -> Result<Vec<BuildTarget>, StoreError> {
         let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT DISTINCT b.id, b.source, b.version, b.host_arch
+            "SELECT DISTINCT b.id AS id, b.source AS source, b.version AS version, b.host_arch AS host_arch
              FROM suite_binaries s JOIN binaries x ON x.id = s.binary_id JOIN builds b ON b.id = x.build_id
              WHERE s.suite = ",
         );
@@ -356,80 +193,14 @@ impl RebuildStore for SqliteStore {
             .fetch_all(&self.reader)
             .await.db()?
             .iter()
-            .map(|r| BuildTarget { build_id: r.get(0), source: r.get(1), version: r.get(2), arch: r.get(3) })
-            .collect())
+            .map(|r| Ok(BuildTarget { build_id: r.int("id")?, source: r.text("source")?, version: r.text("version")?, arch: r.text("host_arch")? }))
+            .collect::<Result<_, StoreError>>()?)
     }
 
-    async fn enqueue(&self, jobs: &[NewJob], mode: Requeue, now: i64) -> Result<EnqueueSummary, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let mut s = EnqueueSummary::default();
-        for j in jobs {
-            // Builds ingested from a rebuild are verification results, never verified themselves.
-            let (rebuilt, ended): (bool, bool) = sqlx::query_as(
-                "SELECT EXISTS (SELECT 1 FROM builds WHERE id = ?1 AND rebuild_of IS NOT NULL),
-                        EXISTS (SELECT 1 FROM rebuild_jobs WHERE build_id = ?1 AND state IN ('verified', 'parked'))",
-            )
-            .bind(j.build_id)
-            .fetch_one(&mut *tx)
-            .await.db()?;
-            if rebuilt {
-                s.already_done += 1;
-                continue;
-            }
-            if mode == Requeue::OnlyNew && ended {
-                s.already_done += 1;
-                continue;
-            }
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO rebuild_jobs (build_id, source, version, arch, backend, priority, origin, state,
-                     not_before, queued_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)
-                 ON CONFLICT (build_id) WHERE state IN ('queued', 'leased') DO NOTHING RETURNING id",
-            )
-            .bind(j.build_id)
-            .bind(&j.source)
-            .bind(&j.version)
-            .bind(&j.arch)
-            .bind(&j.backend)
-            .bind(j.priority.rank())
-            .bind(&j.origin)
-            .bind(now)
-            .bind(now)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await.db()?;
-            match id {
-                Some(id) => {
-                    s.queued += 1;
-                    for t in &j.tags {
-                        sqlx::query("INSERT INTO rebuild_job_tags (job_id, tag) VALUES (?, ?) ON CONFLICT DO NOTHING")
-                            .bind(id)
-                            .bind(t)
-                            .execute(&mut *tx)
-                            .await.db()?;
-                    }
-                }
-                None => {
-                    s.already_queued += 1;
-                    sqlx::query(
-                        "UPDATE rebuild_jobs SET priority = ?, updated_at = ?
-                         WHERE build_id = ? AND state IN ('queued', 'leased') AND priority > ?",
-                    )
-                    .bind(j.priority.rank())
-                    .bind(now)
-                    .bind(j.build_id)
-                    .bind(j.priority.rank())
-                    .execute(&mut *tx)
-                    .await.db()?;
-                }
-            }
-        }
-        tx.commit().await.db()?;
-        Ok(s)
-    }
 
     async fn claim(&self, node: &NodeRecord, now: i64, policy: &Policy) -> Result<Option<Lease>, StoreError> {
-        let work = Work::Claim { node: node.clone(), now, expires: now + secs(policy.lease_ttl) };
+        let leased = policy.transition(&JobFacts::new(), JobEvent::Claim { node_id: node.id, now }).map_err(|r| StoreError::Corrupt(r.to_string()))?;
+        let work = Work::Claim { node: node.clone(), now, expires: leased.expires.unwrap_or(now) };
         let Done::Claim(claimed) = self.batch.run(&self.writer, work).await? else {
             return Err(StoreError::Corrupt("claim answered with another operation's result".into()));
         };
@@ -453,33 +224,6 @@ impl RebuildStore for SqliteStore {
         }))
     }
 
-    async fn heartbeat(&self, node_id: i64, job_id: i64, fence: i64, now: i64, policy: &Policy) -> Result<Fenced<i64>, StoreError> {
-        let expires = now + secs(policy.lease_ttl);
-        let mut tx = self.write_tx().await?;
-        let n = sqlx::query(
-            "UPDATE rebuild_jobs SET lease_expires = ?
-             WHERE id = ? AND state = 'leased' AND fence = ? AND lease_node = ? AND lease_expires >= ?",
-        )
-        .bind(expires)
-        .bind(job_id)
-        .bind(fence)
-        .bind(node_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await.db()?
-        .rows_affected();
-        if n == 0 {
-            let r = match lease_facts(&mut tx, job_id).await? {
-                None => Refusal::NoSuchJob,
-                Some(f) => f.check(node_id, fence, now).err().unwrap_or(Refusal::StaleFence { current: f.fence }),
-            };
-            tx.rollback().await.db()?;
-            return Ok(Err(r));
-        }
-        sqlx::query("UPDATE rebuild_nodes SET last_seen = ? WHERE id = ?").bind(now).bind(node_id).execute(&mut *tx).await.db()?;
-        tx.commit().await.db()?;
-        Ok(Ok(expires))
-    }
 
     async fn finish_report(
         &self,
@@ -499,56 +243,25 @@ impl RebuildStore for SqliteStore {
 
     async fn reclaim_expired(&self, now: i64, policy: &Policy) -> Result<u64, StoreError> {
         // A cheap read first: the common case (nothing expired) takes no write lock.
-        let any: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM rebuild_jobs WHERE state = 'leased' AND lease_expires < ?)",
-        )
-        .bind(now)
-        .fetch_one(&self.reader)
-        .await.db()?;
-        if !any {
+        let sql = crate::shared::sql!(SqliteStore, format!("SELECT id FROM rebuild_jobs WHERE state = '{LEASED}' AND lease_expires < $1"));
+        let any: Option<i64> = sqlx::query_scalar(sql).bind(now).fetch_optional(&self.reader).await.db()?;
+        if any.is_none() {
             return Ok(0);
         }
         let mut tx = self.write_tx().await?;
-        let expired = sqlx::query("SELECT id, fence FROM rebuild_jobs WHERE state = 'leased' AND lease_expires < ?")
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await.db()?;
-        let lost = AttemptReport::bare(AttemptOutcome::Failed {
-            code: debcover_core::rebuild::FailureCode::NodeLost,
-            message: "lease expired without a heartbeat".to_owned(),
-        });
-        for r in &expired {
-            let job_id: i64 = r.get(0);
-            if let Some(facts) = lease_facts(&mut tx, job_id).await? {
-                end_attempt(&mut tx, job_id, &facts, &lost, now, policy).await?;
+        let expired: Vec<i64> = sqlx::query_scalar(sql).bind(now).fetch_all(&mut *tx).await.db()?;
+        let mut reclaimed = 0;
+        for job_id in expired {
+            if let Some(facts) = SqliteStore::lease_facts(&mut tx, job_id).await?
+                && let Ok(next) = policy.transition(&facts.job, JobEvent::Expire { now })
+            {
+                let lost = AttemptReport::bare(next.ended.clone().unwrap_or(AttemptOutcome::HandedBack));
+                SqliteStore::end_attempt(&mut tx, &facts, &next, &lost, now).await?;
+                reclaimed += 1;
             }
         }
         tx.commit().await.db()?;
-        Ok(expired.len() as u64)
-    }
-
-    async fn lease_view(&self, job_id: i64) -> Result<Option<LeaseView>, StoreError> {
-        sqlx::query(sqlx::AssertSqlSafe(rows::lease_view_sql(rows::SQLITE, "?")))
-            .bind(job_id)
-            .fetch_optional(&self.reader)
-            .await.db()?
-            .as_ref()
-            .map(rows::lease_view)
-            .transpose()
-    }
-
-    async fn queue_counts(&self) -> Result<QueueCounts, StoreError> {
-        let rows = sqlx::query("SELECT state, priority, count(*) FROM rebuild_jobs GROUP BY state, priority ORDER BY state, priority")
-            .fetch_all(&self.reader)
-            .await.db()?;
-        let mut by_state = Vec::new();
-        for r in rows {
-            let p: i64 = r.get(1);
-            let p = debcover_core::rebuild::Priority::from_rank(p)
-                .ok_or_else(|| StoreError::Corrupt(format!("rebuild_jobs.priority {p}")))?;
-            by_state.push((r.get::<String, _>(0), p.as_str().to_owned(), u64::try_from(r.get::<i64, _>(2)).unwrap_or(0)));
-        }
-        Ok(QueueCounts { by_state })
+        Ok(reclaimed)
     }
 
     async fn jobs(&self, filter: &JobFilter) -> Result<Vec<JobRecord>, StoreError> {
@@ -596,11 +309,8 @@ impl RebuildStore for SqliteStore {
             });
             qb.push(" ORDER BY attempt_id, name");
             for r in qb.build().fetch_all(&self.reader).await.db()? {
-                arts.entry(r.get(0)).or_default().push(debcover_core::rebuild::Artifact {
-                    name: r.get(1),
-                    size: u64::try_from(r.get::<i64, _>(2)).unwrap_or(0),
-                    sha256: r.get(3),
-                });
+                let (attempt, artifact) = rows::artifact(&r)?;
+                arts.entry(attempt).or_default().push(artifact);
             }
         }
         Ok(out
@@ -610,13 +320,6 @@ impl RebuildStore for SqliteStore {
                 a
             })
             .collect())
-    }
-
-    async fn attestation(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT body FROM attestations WHERE sha256 = ?")
-            .bind(sha256)
-            .fetch_optional(&self.reader)
-            .await.db()?)
     }
 
     async fn corroboration(&self, job_ids: &[i64]) -> Result<Vec<AttemptCorroboration>, StoreError> {
@@ -633,7 +336,7 @@ impl RebuildStore for SqliteStore {
         }
         Ok(out)
     }
-}
+});
 
 // ---------------------------------------------------------------- group commit
 
@@ -757,15 +460,17 @@ async fn run_batch(writer: sqlx::SqlitePool, batch: Vec<(Work, Reply)>) {
                     let current = if touched.insert(job_id) {
                         prefetched.remove(&job_id)
                     } else {
-                        lease_facts(&mut tx, job_id).await?
+                        SqliteStore::lease_facts(&mut tx, job_id).await?
                     };
-                    let facts = match current {
+                    let decided = match current {
                         None => Err(Refusal::NoSuchJob),
-                        Some(f) => f.check(node_id, fence, now).map(|()| f),
+                        Some(f) => policy
+                            .transition(&f.job, JobEvent::Report { node_id, fence, now, report: &report, operator_already_verified: f.already })
+                            .map(|next| (f, next)),
                     };
-                    Done::Finish(match facts {
-                        Ok(f) => Ok(Finished {
-                            state: end_attempt(&mut tx, job_id, &f, &report, now, &policy).await?,
+                    Done::Finish(match decided {
+                        Ok((f, next)) => Ok(Finished {
+                            state: SqliteStore::end_attempt(&mut tx, &f, &next, &report, now).await?,
                             campaign_items: f.campaign_items,
                         }),
                         Err(r) => Err(r),
@@ -816,7 +521,8 @@ async fn read_claimed(tx: &mut SqliteConnection, done: &mut [(Reply, Done)]) -> 
         let sql = SQL.get_or_init(|| {
             // The ids as one JSON array: one prepared statement for every batch size.
             format!(
-                "SELECT b.id, b.sha256, t.raw_zstd, b.source_version, s.directory, s.dsc_sha256, {}, {}
+                "SELECT b.id AS id, b.sha256 AS sha256, t.raw_zstd AS raw_zstd, b.source_version AS source_version,
+                        s.directory AS directory, s.dsc_sha256 AS dsc_sha256, {} AS archive, {} AS files
                  FROM json_each(?) k CROSS JOIN builds b ON b.id = k.value
                  JOIN build_texts t ON t.build_id = b.id
                  LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version",
@@ -826,15 +532,15 @@ async fn read_claimed(tx: &mut SqliteConnection, done: &mut [(Reply, Done)]) -> 
         });
         for r in sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(to_json(&wanted)?).fetch_all(&mut *tx).await.db()? {
             texts.insert(
-                r.get(0),
+                r.int("id")?,
                 ClaimedText {
-                    sha256: r.get(1),
-                    raw_zstd: r.get(2),
-                    source_version: r.get(3),
-                    directory: r.get(4),
-                    dsc_sha256: r.get(5),
-                    archive: r.get(6),
-                    files: r.get(7),
+                    sha256: r.text("sha256")?,
+                    raw_zstd: r.bytes("raw_zstd")?,
+                    source_version: r.text("source_version")?,
+                    directory: r.opt_text("directory")?,
+                    dsc_sha256: r.opt_text("dsc_sha256")?,
+                    archive: r.opt_text("archive")?,
+                    files: r.opt_text("files")?,
                 },
             );
         }
@@ -852,14 +558,14 @@ async fn read_claimed(tx: &mut SqliteConnection, done: &mut [(Reply, Done)]) -> 
 /// and the attempt row, sent together as one multi-statement query (one round trip).
 async fn claim_in(tx: &mut SqliteConnection, node: &NodeRecord, now: i64, expires: i64) -> Result<Option<Claimed>, StoreError> {
     let arches = node.caps.claimable_arches();
-    let mut qb = QueryBuilder::<Sqlite>::new("UPDATE rebuild_jobs SET state = 'leased', fence = fence + 1, lease_node = ");
+    let mut qb = QueryBuilder::<Sqlite>::new(format!("UPDATE rebuild_jobs SET state = '{LEASED}', fence = fence + 1, lease_node = "));
     qb.push_bind(node.id);
     qb.push(", lease_expires = ").push_bind(expires);
     qb.push(", updated_at = ").push_bind(now);
-    qb.push(" WHERE id = (SELECT j.id FROM rebuild_jobs j WHERE j.state = 'queued' AND j.not_before <= ");
+    qb.push(format!(" WHERE id = (SELECT j.id FROM rebuild_jobs j WHERE j.state = '{QUEUED}' AND j.not_before <= "));
     qb.push_bind(now);
     // The node's free slots (an uncorrelated subquery: evaluated once).
-    qb.push(" AND (SELECT count(*) FROM rebuild_jobs h WHERE h.state = 'leased' AND h.lease_node = ");
+    qb.push(format!(" AND (SELECT count(*) FROM rebuild_jobs h WHERE h.state = '{LEASED}' AND h.lease_node = "));
     qb.push_bind(node.id);
     qb.push(") < ");
     qb.push_bind(i64::from(node.caps.slots.max(1)));
@@ -891,21 +597,21 @@ async fn claim_in(tx: &mut SqliteConnection, node: &NodeRecord, now: i64, expire
     qb.push_bind(node.id);
     qb.push(", ").push_bind(node.operator_id);
     qb.push(", ").push_bind(now);
-    qb.push(" FROM rebuild_jobs j WHERE j.state = 'leased' AND j.lease_node = ");
+    qb.push(format!(" FROM rebuild_jobs j WHERE j.state = '{LEASED}' AND j.lease_node = "));
     qb.push_bind(node.id);
     qb.push(" AND NOT EXISTS (SELECT 1 FROM rebuild_attempts a WHERE a.job_id = j.id AND a.fence = j.fence)");
     // fetch_all, not fetch_optional: a row limit would stop before the INSERT runs.
     let rows = qb.build().fetch_all(&mut *tx).await.db()?;
     let Some(r) = rows.first() else { return Ok(None) };
     Ok(Some(Claimed {
-        job_id: r.get(0),
-        fence: r.get(1),
+        job_id: r.int("id")?,
+        fence: r.int("fence")?,
         expires,
-        build_id: r.get(2),
-        source: r.get(3),
-        version: r.get(4),
-        arch: r.get(5),
-        backend: r.get(6),
+        build_id: r.int("build_id")?,
+        source: r.text("source")?,
+        version: r.text("version")?,
+        arch: r.text("arch")?,
+        backend: r.text("backend")?,
         text: None,
     }))
 }
