@@ -1,6 +1,6 @@
 #!/bin/sh
 # Ingest throughput of the standard corpus into a fresh coordinator, and its peak memory.
-# Usage: bench/ingest.sh sqlite|postgres INPUT [PORT]
+# Usage: [BIN=path/to/debcover] bench/ingest.sh sqlite|postgres INPUT [PORT]
 # INPUT: bench-data/corpus/buildinfo (directory) or bench-data/corpus/Buildinfo.xz (index).
 # PACKAGES_FIRST=PATH: apply that Packages index (suite "bench") before the buildinfos, as in
 # production where the archive is known before buildinfos stream in.
@@ -10,7 +10,7 @@ set -eu
 backend=$1
 input=$2
 port=${3:-7501}
-bin=target/release/debcover
+bin=${BIN:-target/release/debcover}
 data=$(mktemp -d)
 case "$backend" in
     sqlite) db="sqlite://$data/bench.sqlite" ;;

@@ -14,7 +14,7 @@ set -eu
 port=${1:-7520}
 bin=${BIN:-target/release/debcover}
 data=$(mktemp -d)
-DEBCOVER_LOG=debcover_coordinator::campaign=debug,info "$bin" serve --listen "127.0.0.1:$port" \
+DEBCOVER_LOG=debcover_core::campaign=debug,info "$bin" serve --listen "127.0.0.1:$port" \
     --http-listen off --data-dir "$data" 2>"$data/server.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$data"' EXIT

@@ -25,7 +25,7 @@ uptime
 for bin in "$@"; do
     d=$(mktemp -d)
     cp -r "$base/." "$d/"
-    DEBCOVER_LOG=debcover_coordinator=debug "$bin" serve --listen "127.0.0.1:$port" --http-listen off --data-dir "$d" \
+    DEBCOVER_LOG=debcover_server=debug,debcover_core=debug "$bin" serve --listen "127.0.0.1:$port" --http-listen off --data-dir "$d" \
         >"$d/server.log" 2>&1 &
     pid=$!
     for _ in $(seq 1 100); do "$bin" status >/dev/null 2>&1 && break; sleep 0.1; done

@@ -3,14 +3,16 @@
 # Loads the standard corpus (Buildinfo.xz, 35,000 builds) and its Packages index (suite
 # bookworm) into a fresh SQLite coordinator, then measures the questions of BENCHMARKS.md with
 # `debcover-measure query` (median of N calls after one warm-up; whole answer received).
-# Usage: bench/query.sh [PORT] [N] [BIN]   (BIN: the debcover binary; default target/release/debcover)
+# Usage: [MEASURE=path/to/debcover-measure] bench/query.sh [PORT] [N] [BIN]
+# BIN: the debcover binary (default target/release/debcover); MEASURE: the client of the same
+# build (default target/release/debcover-measure), so that two builds compare in one session.
 set -eu
 port=${1:-7530}
 n=${2:-10}
 bin=${3:-target/release/debcover}
-measure=target/release/debcover-measure
+measure=${MEASURE:-target/release/debcover-measure}
 data=$(mktemp -d)
-DEBCOVER_LOG=debcover_coordinator=debug "$bin" serve --listen "127.0.0.1:$port" --http-listen off --data-dir "$data" \
+DEBCOVER_LOG=debcover_server=debug,debcover_core=debug "$bin" serve --listen "127.0.0.1:$port" --http-listen off --data-dir "$data" \
     2>"$data/server.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$data"' EXIT

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Scheduler throughput (issue 4): simulated rebuilder nodes doing zero-time builds against a
 # real coordinator over loopback gRPC.
-# Usage: bench/sched.sh sqlite|postgres [NODES...]   (default nodes: 1 8 32 128)
+# Usage: [BIN_DIR=target/release] bench/sched.sh sqlite|postgres [NODES...]   (default nodes: 1 8 32 128)
 # Each node count gets a fresh coordinator and database: the first $JOBS (default 10000)
 # buildinfos of the corpus and its Packages index (suite "bench") are ingested, then
 # `debcover verify suite bench` queues every shipped build, and `debcover-measure sched` runs
@@ -15,7 +15,7 @@ nodes=${*:-1 8 32 128}
 port=${PORT:-7710}
 jobs=${JOBS:-10000}
 corpus=${CORPUS:-bench-data/corpus}
-bin=target/release
+bin=${BIN_DIR:-target/release}
 work=$(mktemp -d)
 pid=
 trap 'if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT

@@ -44,27 +44,6 @@ fn openssh(key: &SigningKey) -> String {
     debcover_formats::intoto::openssh_public(key.verifying_key().as_bytes(), "coverage-test")
 }
 
-/// `(name, size, sha256)` of Checksums-Sha256, by a plain line scan of the buildinfo text.
-fn checksums(buildinfo: &[u8]) -> Vec<pb::Artifact> {
-    let text = String::from_utf8_lossy(buildinfo);
-    let mut out = Vec::new();
-    let mut inside = false;
-    for line in text.lines() {
-        if line.starts_with("Checksums-Sha256:") {
-            inside = true;
-            continue;
-        }
-        if inside {
-            if !line.starts_with(' ') {
-                break;
-            }
-            let f: Vec<&str> = line.split_whitespace().collect();
-            out.push(pb::Artifact { sha256: f[0].into(), size: f[1].parse().unwrap(), name: f[2].into() });
-        }
-    }
-    out
-}
-
 /// A built result with these artifacts, signed as the in-toto link of this lease.
 fn signed_report(job: &pb::Job, artifacts: Vec<pb::Artifact>, key: &SigningKey) -> Vec<pb::ReportChunk> {
     use debcover_formats::intoto;
@@ -159,7 +138,7 @@ async fn scenario(s: &Server, dir: &std::path::Path) {
     let names = |js: &[pb::Job]| js.iter().map(|j| j.source.clone()).collect::<Vec<_>>();
     assert_eq!(names(&ja), ["app-c", "libmid"]);
     for j in &ja {
-        let r = alice.report_result(tokio_stream::iter(signed_report(j, checksums(&j.buildinfo), &ka))).await.unwrap().into_inner();
+        let r = alice.report_result(tokio_stream::iter(signed_report(j, debcover_tests::artifacts(&j.buildinfo), &ka))).await.unwrap().into_inner();
         assert_eq!((r.outcome.as_str(), r.job_state.as_str()), ("reproducible", "queued"), "{r:?}");
     }
     let st = s.json(&["campaign", "status", &id, "--json"], 0);
@@ -169,12 +148,12 @@ async fn scenario(s: &Server, dir: &std::path::Path) {
     // Then bob: other bytes for app-c's .deb, the same bytes for libmid (the k-th attestation).
     let jb = claim_all(&mut bob).await;
     assert_eq!(names(&jb), ["app-c", "libmid"]);
-    let mut other = checksums(&jb[0].buildinfo);
+    let mut other = debcover_tests::artifacts(&jb[0].buildinfo);
     let deb = other.iter().position(|a| a.name.ends_with(".deb")).expect("a .deb");
     other[deb].sha256 = "0".repeat(64);
     let r = bob.report_result(tokio_stream::iter(signed_report(&jb[0], other.clone(), &kb))).await.unwrap().into_inner();
     assert_eq!(r.outcome, "unreproducible");
-    let r = bob.report_result(tokio_stream::iter(signed_report(&jb[1], checksums(&jb[1].buildinfo), &kb))).await.unwrap().into_inner();
+    let r = bob.report_result(tokio_stream::iter(signed_report(&jb[1], debcover_tests::artifacts(&jb[1].buildinfo), &kb))).await.unwrap().into_inner();
     assert_eq!((r.outcome.as_str(), r.job_state.as_str()), ("reproducible", "verified"));
 
     // The report path moved the items: the events are there before any status call.

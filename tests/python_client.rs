@@ -36,25 +36,6 @@ fn python_ready() -> bool {
     false
 }
 
-/// `(name, size, sha256)` of the buildinfo's Checksums-Sha256, by a plain line scan.
-fn checksums(text: &str) -> Vec<(String, u64, String)> {
-    let mut out = Vec::new();
-    let mut inside = false;
-    for line in text.lines() {
-        let line = line.strip_prefix("- ").unwrap_or(line);
-        if line.starts_with("Checksums-Sha256:") {
-            inside = true;
-        } else if inside {
-            if !line.starts_with(' ') {
-                break;
-            }
-            let f: Vec<&str> = line.split_whitespace().collect();
-            out.push((f[2].to_owned(), f[1].parse().expect("size"), f[0].to_owned()));
-        }
-    }
-    out
-}
-
 fn scenario(s: &Server) {
     let admin = s.data_dir.path().join("admin.token");
     let admin = admin.to_str().expect("UTF-8 path");
@@ -148,7 +129,7 @@ fn scenario(s: &Server) {
         .iter()
         .map(|a| (a["name"].as_str().unwrap_or_default().to_owned(), a["size"].as_u64().unwrap_or_default(), a["sha256"].as_str().unwrap_or_default().to_owned()))
         .collect();
-    assert_eq!(sent, checksums(&text), "the artifacts are the buildinfo's Checksums-Sha256");
+    assert_eq!(sent, debcover_tests::checksums(&text), "the artifacts are the buildinfo's Checksums-Sha256");
     assert_eq!(sent.len(), 2);
 
     // What the coordinator recorded, through the real client.

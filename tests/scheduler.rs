@@ -39,28 +39,6 @@ fn sha256_hex(b: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(b))
 }
 
-/// `(name, size, sha256)` of Checksums-Sha256, by a plain line scan of the buildinfo text.
-fn checksums(buildinfo: &[u8]) -> Vec<pb::Artifact> {
-    let text = String::from_utf8_lossy(buildinfo);
-    let mut out = Vec::new();
-    let mut inside = false;
-    for line in text.lines() {
-        let line = line.strip_prefix("- ").unwrap_or(line);
-        if line.starts_with("Checksums-Sha256:") {
-            inside = true;
-            continue;
-        }
-        if inside {
-            if !line.starts_with(' ') {
-                break;
-            }
-            let f: Vec<&str> = line.split_whitespace().collect();
-            out.push(pb::Artifact { sha256: f[0].into(), size: f[1].parse().unwrap(), name: f[2].into() });
-        }
-    }
-    out
-}
-
 fn report(job: &pb::Job, artifacts: Vec<pb::Artifact>, log: &[u8]) -> Vec<pb::ReportChunk> {
     use pb::report_chunk::Chunk;
     let mut v = vec![pb::ReportChunk {
@@ -176,18 +154,18 @@ async fn scenario(s: &Server) {
     // Another node may not heartbeat or report on a1's lease.
     let e = nb1.heartbeat(pb::HeartbeatRequest { job_id: j1.job_id, fence: 1 }).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
-    let e = send(&mut nb1, report(&j1, checksums(&j1.buildinfo), b"")).await.unwrap_err();
+    let e = send(&mut nb1, report(&j1, debcover_tests::artifacts(&j1.buildinfo), b"")).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
     // a1 reports the same hashes: reproducible, but one operator is not enough (k = 2).
     let log = b"dpkg-buildpackage: info: source package bash\n".repeat(50);
-    let r = send(&mut na1, report(&j1, checksums(&j1.buildinfo), &log)).await.unwrap();
+    let r = send(&mut na1, report(&j1, debcover_tests::artifacts(&j1.buildinfo), &log)).await.unwrap();
     assert_eq!((r.outcome.as_str(), r.job_state.as_str()), ("reproducible", "queued"), "{r:?}");
     assert_eq!(r.log_sha256, sha256_hex(&log));
     assert_eq!(r.buildinfo_sha256, j1.build_id);
     let stored = s.data_dir.path().join(format!("cas/logs/{}/{}.zst", &r.log_sha256[..2], r.log_sha256));
     assert_eq!(zstd::decode_all(&std::fs::read(&stored).unwrap()[..]).unwrap(), log);
     // Reporting twice: the lease is over.
-    let e = send(&mut na1, report(&j1, checksums(&j1.buildinfo), b"")).await.unwrap_err();
+    let e = send(&mut na1, report(&j1, debcover_tests::artifacts(&j1.buildinfo), b"")).await.unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
 
     // Independence: alice's other node never gets j1; bob's does, and one file differs.
@@ -195,7 +173,7 @@ async fn scenario(s: &Server) {
     assert_ne!(j2.job_id, j1.job_id);
     let jb = nb1.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.expect("a job");
     assert_eq!((jb.job_id, jb.fence), (j1.job_id, 2));
-    let mut arts = checksums(&jb.buildinfo);
+    let mut arts = debcover_tests::artifacts(&jb.buildinfo);
     let deb = arts.iter().position(|a| a.name.ends_with(".deb")).expect("a .deb");
     arts[deb].sha256 = "0".repeat(64);
     let r = send(&mut nb1, report(&jb, arts.clone(), b"log")).await.unwrap();
@@ -228,7 +206,7 @@ async fn scenario(s: &Server) {
     let e = na2.heartbeat(pb::HeartbeatRequest { job_id: j2.job_id, fence: j2.fence }).await.unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     assert!(e.message().contains("stale fencing token"), "{e:?}");
-    let e = send(&mut na2, report(&j2, checksums(&j2.buildinfo), b"")).await.unwrap_err();
+    let e = send(&mut na2, report(&j2, debcover_tests::artifacts(&j2.buildinfo), b"")).await.unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
     // Failure reports carry a sub-code; unknown ones are rejected.
     let mut failed = report(&jr, vec![], b"E: Unable to locate package foo\n");
@@ -343,7 +321,7 @@ const MIRROR: &str = "file:///srv/mirror";
 /// The archive's SHA-256 of the 0xffff .deb: the debrebuild buildinfo's (a line scan).
 fn shipped_0xffff() -> (String, u64) {
     let text = std::fs::read(testdata().join("buildinfo/debrebuild__0xffff_0.8-1+b1_amd64.buildinfo")).unwrap();
-    let deb = checksums(&text).into_iter().find(|a| a.name == "0xffff_0.8-1+b1_amd64.deb").unwrap();
+    let deb = debcover_tests::artifacts(&text).into_iter().find(|a| a.name == "0xffff_0.8-1+b1_amd64.deb").unwrap();
     (deb.sha256, deb.size)
 }
 
@@ -484,17 +462,17 @@ async fn results_scenario(s: &Server) {
     }
     // The debrebuild build is the one the archive ships; the other one lists other bytes.
     let (real, fake): (Vec<_>, Vec<_>) =
-        jobs.into_iter().partition(|j| checksums(&j.buildinfo).iter().any(|a| a.sha256 == shipped));
+        jobs.into_iter().partition(|j| debcover_tests::artifacts(&j.buildinfo).iter().any(|a| a.sha256 == shipped));
     let (real, fake) = (&real[0], &fake[0]);
 
     // A produced buildinfo that does not parse is refused, naming it; nothing is recorded and
     // the lease stays.
-    let e = send(&mut n, built(real, checksums(&real.buildinfo), b"Source: 0xffff\nno colon here\n", b"")).await.unwrap_err();
+    let e = send(&mut n, built(real, debcover_tests::artifacts(&real.buildinfo), b"Source: 0xffff\nno colon here\n", b"")).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
     assert!(e.message().starts_with("buildinfo: the produced .buildinfo does not parse"), "{e:?}");
     // One of another source is refused too.
     let other = std::fs::read(testdata().join("buildinfo/aptly__hardlink_0.2.1_amd64.buildinfo")).unwrap();
-    let e = send(&mut n, built(real, checksums(&real.buildinfo), &other, b"")).await.unwrap_err();
+    let e = send(&mut n, built(real, debcover_tests::artifacts(&real.buildinfo), &other, b"")).await.unwrap_err();
     assert!(e.message().contains("the job rebuilds \"0xffff\""), "{e:?}");
     n.heartbeat(pb::HeartbeatRequest { job_id: real.job_id, fence: real.fence }).await.expect("the lease stays");
     let h = s.json(&["build", "history", "0xffff", "--json"], 0);
@@ -503,7 +481,7 @@ async fn results_scenario(s: &Server) {
     // The real build reproduced: equal to the buildinfo and to the archive, and attested
     // (only signed results count towards verification).
     let rebuilt = produced(&real.buildinfo);
-    let chunks = attested(built(real, checksums(&real.buildinfo), &rebuilt, b""), &key);
+    let chunks = attested(built(real, debcover_tests::artifacts(&real.buildinfo), &rebuilt, b""), &key);
     let link = chunks
         .iter()
         .find_map(|c| match &c.chunk {
@@ -540,8 +518,8 @@ async fn results_scenario(s: &Server) {
     // The other build matches its buildinfo, not the archive: unreproducible, with a diffoscope
     // report kept (compressed) and the differing file in the history.
     let report = b"--- 0xffff_0.8-1+b1_amd64.deb (archive)\n+++ 0xffff_0.8-1+b1_amd64.deb (rebuilt)\n".repeat(40);
-    let fake_deb = checksums(&fake.buildinfo).into_iter().find(|a| a.name == "0xffff_0.8-1+b1_amd64.deb").unwrap();
-    let r = send(&mut n, built(fake, checksums(&fake.buildinfo), &produced(&fake.buildinfo), &report)).await.unwrap();
+    let fake_deb = debcover_tests::artifacts(&fake.buildinfo).into_iter().find(|a| a.name == "0xffff_0.8-1+b1_amd64.deb").unwrap();
+    let r = send(&mut n, built(fake, debcover_tests::artifacts(&fake.buildinfo), &produced(&fake.buildinfo), &report)).await.unwrap();
     assert_eq!(r.outcome, "unreproducible", "{r:?}");
     assert_eq!(r.differing, ["0xffff_0.8-1+b1_amd64.deb"]);
     let deb = r.verdicts.iter().find(|v| v.name == "0xffff_0.8-1+b1_amd64.deb").unwrap();

@@ -85,31 +85,6 @@ pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// `(name, size, sha256)` of the Checksums-Sha256 field, by a line scan (cheap: the client
-/// shares the machine with the coordinator).
-fn artifacts(buildinfo: &[u8]) -> Vec<pb::Artifact> {
-    let text = String::from_utf8_lossy(buildinfo);
-    let mut out = Vec::new();
-    let mut inside = false;
-    for line in text.lines() {
-        let line = line.strip_prefix("- ").unwrap_or(line);
-        if line.starts_with("Checksums-Sha256:") {
-            inside = true;
-            continue;
-        }
-        if inside {
-            if !line.starts_with(' ') {
-                break;
-            }
-            let mut f = line.split_whitespace();
-            if let (Some(sha), Some(size), Some(name)) = (f.next(), f.next(), f.next()) {
-                out.push(pb::Artifact { sha256: sha.to_owned(), size: size.parse().unwrap_or(0), name: name.to_owned() });
-            }
-        }
-    }
-    out
-}
-
 async fn queue_counts(admin: &mut RebuildAdminClient<InterceptedService<Channel, Bearer>>) -> Result<HashMap<String, u64>> {
     let q = admin.queue(pb::QueueRequest { states: vec![], limit: 1 }).await?.into_inner();
     let mut by_state = HashMap::new();
@@ -191,7 +166,7 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
                         ..Default::default()
                     })),
                 }];
-                let produced = artifacts(&job.buildinfo);
+                let produced = debcover_tests::artifacts(&job.buildinfo);
                 let mut claim = RebuildClaim::default();
                 claim.products = produced.iter().map(|a| (a.name.clone(), a.sha256.clone())).collect();
                 claim.environment.insert("debcover_job".into(), job.job_id.to_string());
@@ -240,3 +215,4 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
         report,
     })
 }
+

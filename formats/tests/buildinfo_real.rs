@@ -2,7 +2,7 @@
 //! expectations computed independently (plain line scanning in `common`, or literals read off
 //! the files by eye, see PROVENANCE.md).
 
-mod common;
+use crate::common;
 
 use common::{block, files_in, read, read_str, value};
 use debcover_formats::{Buildinfo, Layout};

@@ -2,7 +2,7 @@
 //! `fuzz/seed.sh` builds it from the shared real-world files, so that every seed passes
 //! without cargo-fuzz or a nightly toolchain.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 

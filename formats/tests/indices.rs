@@ -2,7 +2,7 @@
 //! the files. Also: the InRelease and .changes files are rejected as buildinfos with a message
 //! naming the missing field, and aggregated indices split, compress and round-trip.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

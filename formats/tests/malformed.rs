@@ -2,7 +2,7 @@
 //! error whose Display names the field (when there is one) and the right line of the input
 //! as given (armour lines counted).
 
-mod common;
+use crate::common;
 
 use common::{line_count, line_of, read, read_str};
 use debcover_formats::{Buildinfo, ParseError};

@@ -2,7 +2,7 @@
 //! damage); (b) `parse(render(b)) == b` for random valid buildinfos, plain and wrapped in a
 //! (fake) clearsignature with dash-escaping.
 
-mod common;
+use crate::common;
 
 use debcover_formats::aggregate;
 use debcover_formats::compress;

@@ -79,6 +79,28 @@ pub fn backend_of_url(url: &str) -> Result<&'static str, StoreError> {
     }
 }
 
+/// The migrations of the backend whose directory under `store/migrations/` is `$dir`, embedded
+/// (every backend has the same versions and names; their SQL differs).
+macro_rules! migrations {
+    ($dir:literal) => {
+        $crate::embedded_migrator(&[
+            (1, "builds and archive", include_str!(concat!("../../migrations/", $dir, "/0001_builds_and_archive.sql"))),
+            (2, "campaigns", include_str!(concat!("../../migrations/", $dir, "/0002_campaigns.sql"))),
+            (3, "query generation", include_str!(concat!("../../migrations/", $dir, "/0003_query_generation.sql"))),
+            (4, "rebuild jobs", include_str!(concat!("../../migrations/", $dir, "/0004_rebuild_jobs.sql"))),
+            (5, "rebuild results", include_str!(concat!("../../migrations/", $dir, "/0005_rebuild_results.sql"))),
+            (6, "attestations", include_str!(concat!("../../migrations/", $dir, "/0006_attestations.sql"))),
+            (7, "key history", include_str!(concat!("../../migrations/", $dir, "/0007_key_history.sql"))),
+            (8, "coverage", include_str!(concat!("../../migrations/", $dir, "/0008_coverage.sql"))),
+            (9, "view indexes", include_str!(concat!("../../migrations/", $dir, "/0009_view_indexes.sql"))),
+            (10, "corroboration", include_str!(concat!("../../migrations/", $dir, "/0010_corroboration.sql"))),
+            (11, "suite page indexes", include_str!(concat!("../../migrations/", $dir, "/0011_suite_page_indexes.sql"))),
+            (12, "attestation bodies", include_str!(concat!("../../migrations/", $dir, "/0012_attestation_bodies.sql"))),
+        ])
+    };
+}
+pub(crate) use migrations;
+
 /// Build a migrator from migrations embedded with `include_str!`, so the binary carries its
 /// schema and needs no `migrations/` directory at run time.
 fn embedded_migrator(migrations: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {

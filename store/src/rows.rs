@@ -496,6 +496,20 @@ pub fn lease_view_sql(d: Aggregate, param: &str) -> String {
     )
 }
 
+/// What an ended attempt's row records: its id (every leased job has an attempt for its
+/// token), the failure code and the message (the transition's note, else the outcome's).
+pub fn ended_attempt(
+    facts: &LeaseFacts,
+    next: &debcover_core::rebuild::JobAfter,
+    report: &debcover_core::rebuild::AttemptReport,
+) -> Result<(i64, Option<&'static str>, String), StoreError> {
+    let attempt_id = facts.attempt_id.ok_or_else(|| {
+        StoreError::Corrupt(format!("job {} is leased with token {} but has no attempt", facts.job_id, facts.job.fence))
+    })?;
+    let (code, message) = outcome_columns(&report.outcome);
+    Ok((attempt_id, code, next.note.clone().unwrap_or(message)))
+}
+
 /// The stored failure code and message of an outcome.
 pub fn outcome_columns(o: &debcover_core::rebuild::AttemptOutcome) -> (Option<&'static str>, String) {
     use debcover_core::rebuild::AttemptOutcome;

@@ -214,23 +214,8 @@ async fn source_spec_resolves_to_all_binaries<S: Store, F: std::future::Future<O
 /// copied from that file's Checksums-Sha256 by a line scan.
 fn packages_for_0xffff() -> String {
     let text = std::fs::read_to_string(testdata().join("buildinfo/debrebuild__0xffff_0.8-1+b1_amd64.buildinfo")).unwrap();
-    let mut in_sha = false;
-    let mut line_for_deb = None;
-    for l in text.lines() {
-        if l.starts_with("Checksums-Sha256:") {
-            in_sha = true;
-            continue;
-        }
-        if in_sha && !l.starts_with(' ') {
-            in_sha = false;
-        }
-        if in_sha && l.ends_with(" 0xffff_0.8-1+b1_amd64.deb") {
-            line_for_deb = Some(l.trim().to_owned());
-        }
-    }
-    let l = line_for_deb.unwrap();
-    let mut parts = l.split(' ');
-    let (sha, size) = (parts.next().unwrap(), parts.next().unwrap());
+    let (_, size, sha) =
+        debcover_tests::checksums(&text).into_iter().find(|(name, _, _)| name == "0xffff_0.8-1+b1_amd64.deb").unwrap();
     format!(
         "Package: 0xffff\nSource: 0xffff (0.8-1)\nVersion: 0.8-1+b1\nArchitecture: amd64\n\
          Filename: pool/main/0/0xffff/0xffff_0.8-1+b1_amd64.deb\nSize: {size}\nSHA256: {sha}\n"

@@ -329,6 +329,39 @@ pub fn paragraphs(text: &str) -> Vec<Vec<(String, String)>> {
     out
 }
 
+/// `(name, size, sha256)` of every file the Checksums-Sha256 field of a buildinfo lists, by a
+/// plain line scan (independent of the parsers under test; a clearsigned text's dash-escaped
+/// lines are read as they are meant).
+pub fn checksums(text: &str) -> Vec<(String, u64, String)> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.strip_prefix("- ").unwrap_or(line);
+        if line.starts_with("Checksums-Sha256:") {
+            inside = true;
+            continue;
+        }
+        if inside {
+            if !line.starts_with(' ') {
+                break;
+            }
+            let mut f = line.split_whitespace();
+            if let (Some(sha), Some(size), Some(name)) = (f.next(), f.next(), f.next()) {
+                out.push((name.to_owned(), size.parse().unwrap_or(0), sha.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// [`checksums`] of a buildinfo's bytes as the artifacts a node reports.
+pub fn artifacts(buildinfo: &[u8]) -> Vec<debcover_proto::v1::Artifact> {
+    checksums(&String::from_utf8_lossy(buildinfo))
+        .into_iter()
+        .map(|(name, size, sha256)| debcover_proto::v1::Artifact { name, size, sha256 })
+        .collect()
+}
+
 /// Is `a` lower than `b`, by `dpkg --compare-versions` (an implementation independent of ours).
 pub fn dpkg_lt(a: &str, b: &str) -> bool {
     Command::new("dpkg").args(["--compare-versions", a, "lt", b]).status().expect("dpkg").success()

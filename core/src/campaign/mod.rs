@@ -11,7 +11,7 @@
 //! # Invariants
 //! - No SQL here: facts come from [`crate::store::CampaignStore`].
 //! - Debian versions are compared with `debversion`, never as text.
-//! - An item's state changes only through [`ItemState::next`], and every change is recorded
+//! - An item's state changes only through [`Standing::after`], and every change is recorded
 //!   as an event with the evidence that caused it.
 
 use std::fmt;
@@ -359,7 +359,7 @@ impl Plan {
     }
 }
 
-/// Where an item stands. Changes only through [`ItemState::next`].
+/// Where an item stands. Changes only through [`Standing::after`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ItemState {
@@ -407,29 +407,10 @@ impl ItemState {
             ItemState::Covered => "covered",
         }
     }
-
-    /// The one transition function: the state an item moves to on `obs`, or `None` when the
-    /// observation does not change it.
-    pub fn next(self, obs: &Observation) -> Option<ItemState> {
-        let to = match obs {
-            Observation::Original => ItemState::Affected,
-            Observation::Gone => ItemState::Removed,
-            Observation::Newer { how, verdict, .. } => match verdict {
-                Verdict::Pending(_) => match how {
-                    How::Rebuild => ItemState::Rebuilt,
-                    How::MaintainerUpload => ItemState::Superseded,
-                },
-                Verdict::Vulnerable(_) => ItemState::StillVulnerable,
-                Verdict::Fixed(_, Check::Covered(_)) => ItemState::Covered,
-                Verdict::Fixed(_, Check::Missing { .. }) => ItemState::FixedUnverified,
-            },
-        };
-        (to != self).then_some(to)
-    }
 }
 
 /// Whether an item is covered, and if not, which condition is missing. Decided with the
-/// state by [`Observation::coverage`]; stored next to it.
+/// state by [`Standing::after`]; stored next to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Coverage {
@@ -569,20 +550,34 @@ pub enum Observation {
     },
 }
 
-impl Observation {
-    /// The coverage the observation implies: with [`ItemState::next`], the one place of the
-    /// rules.
-    pub fn coverage(&self) -> Coverage {
-        match self {
-            Observation::Original => Coverage::NotShippedYet,
-            Observation::Gone => Coverage::Removed,
-            Observation::Newer { verdict, .. } => match verdict {
-                Verdict::Pending(_) => Coverage::NotShippedYet,
-                Verdict::Vulnerable(_) => Coverage::StillVulnerable,
-                Verdict::Fixed(_, Check::Covered(_)) => Coverage::Covered,
-                Verdict::Fixed(_, Check::Missing { gap, .. }) => *gap,
+/// An item's state with its coverage: the two are decided together, by one function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    /// Where the item stands.
+    pub state: ItemState,
+    /// Covered, or which condition is missing.
+    pub coverage: Coverage,
+}
+
+impl Standing {
+    /// The one transition function of a campaign item: where an observation of the archive
+    /// and the evidence puts it. The previous state does not matter (the archive may move
+    /// back, e.g. a removed binary returns), so this is a function of the observation alone.
+    pub fn after(obs: &Observation) -> Standing {
+        let (state, coverage) = match obs {
+            Observation::Original => (ItemState::Affected, Coverage::NotShippedYet),
+            Observation::Gone => (ItemState::Removed, Coverage::Removed),
+            Observation::Newer { how, verdict, .. } => match verdict {
+                Verdict::Pending(_) => match how {
+                    How::Rebuild => (ItemState::Rebuilt, Coverage::NotShippedYet),
+                    How::MaintainerUpload => (ItemState::Superseded, Coverage::NotShippedYet),
+                },
+                Verdict::Vulnerable(_) => (ItemState::StillVulnerable, Coverage::StillVulnerable),
+                Verdict::Fixed(_, Check::Covered(_)) => (ItemState::Covered, Coverage::Covered),
+                Verdict::Fixed(_, Check::Missing { gap, .. }) => (ItemState::FixedUnverified, *gap),
             },
-        }
+        };
+        Standing { state, coverage }
     }
 }
 
@@ -761,20 +756,26 @@ mod tests {
         Observation::Newer { version: "1.0-1+b1".into(), how, verdict }
     }
 
+    fn state(obs: &Observation) -> ItemState {
+        Standing::after(obs).state
+    }
+
+    fn coverage(obs: &Observation) -> Coverage {
+        Standing::after(obs).coverage
+    }
+
     #[test]
     fn transitions_follow_the_observation() {
         use ItemState::*;
         let pending = || Verdict::Pending("no buildinfo yet".into());
-        assert_eq!(Affected.next(&Observation::Original), None);
-        assert_eq!(Affected.next(&newer(How::Rebuild, pending())), Some(Rebuilt));
-        assert_eq!(Affected.next(&newer(How::MaintainerUpload, pending())), Some(Superseded));
-        assert_eq!(Rebuilt.next(&newer(How::Rebuild, Verdict::Vulnerable(vec![]))), Some(StillVulnerable));
+        assert_eq!(state(&Observation::Original), Affected);
+        assert_eq!(state(&newer(How::Rebuild, pending())), Rebuilt);
+        assert_eq!(state(&newer(How::MaintainerUpload, pending())), Superseded);
+        assert_eq!(state(&newer(How::Rebuild, Verdict::Vulnerable(vec![]))), StillVulnerable);
         let unverified = || Check::Missing { gap: Coverage::Unverified, why: "0 of 2".into() };
-        assert_eq!(Superseded.next(&newer(How::MaintainerUpload, Verdict::Fixed(vec![], unverified()))), Some(FixedUnverified));
-        assert_eq!(StillVulnerable.next(&newer(How::Rebuild, Verdict::Fixed(vec![], unverified()))), Some(FixedUnverified));
-        assert_eq!(FixedUnverified.next(&Observation::Gone), Some(Removed));
-        assert_eq!(Removed.next(&Observation::Original), Some(Affected));
-        assert_eq!(Removed.next(&Observation::Gone), None);
+        assert_eq!(state(&newer(How::MaintainerUpload, Verdict::Fixed(vec![], unverified()))), FixedUnverified);
+        assert_eq!(state(&newer(How::Rebuild, Verdict::Fixed(vec![], unverified()))), FixedUnverified);
+        assert_eq!(state(&Observation::Gone), Removed);
         for s in ItemState::ALL {
             assert_eq!(s.as_str().parse::<ItemState>(), Ok(s));
         }
@@ -784,19 +785,16 @@ mod tests {
     fn covered_only_when_verified_and_otherwise_says_why() {
         use ItemState::*;
         let covered = newer(How::Rebuild, Verdict::Fixed(vec![], Check::Covered(vec![])));
-        assert_eq!(FixedUnverified.next(&covered), Some(Covered));
-        assert_eq!(Rebuilt.next(&covered), Some(Covered), "ingest may see a verified build at once");
-        assert_eq!(covered.coverage(), Coverage::Covered);
+        assert_eq!(Standing::after(&covered), Standing { state: Covered, coverage: Coverage::Covered });
         for gap in [Coverage::Unverified, Coverage::Unreproducible, Coverage::Disagreement] {
             let obs = newer(How::Rebuild, Verdict::Fixed(vec![], Check::Missing { gap, why: String::new() }));
-            assert_eq!(Covered.next(&obs), Some(FixedUnverified), "a covered item that loses a condition says so");
-            assert_eq!(FixedUnverified.next(&obs), None);
-            assert_eq!(obs.coverage(), gap);
+            // A covered item that loses a condition says so.
+            assert_eq!(Standing::after(&obs), Standing { state: FixedUnverified, coverage: gap });
         }
-        assert_eq!(newer(How::Rebuild, Verdict::Vulnerable(vec![])).coverage(), Coverage::StillVulnerable);
-        assert_eq!(newer(How::Rebuild, Verdict::Pending("no buildinfo".into())).coverage(), Coverage::NotShippedYet);
-        assert_eq!(Observation::Original.coverage(), Coverage::NotShippedYet);
-        assert_eq!(Covered.next(&Observation::Gone), Some(Removed));
+        assert_eq!(coverage(&newer(How::Rebuild, Verdict::Vulnerable(vec![]))), Coverage::StillVulnerable);
+        assert_eq!(coverage(&newer(How::Rebuild, Verdict::Pending("no buildinfo".into()))), Coverage::NotShippedYet);
+        assert_eq!(coverage(&Observation::Original), Coverage::NotShippedYet);
+        assert_eq!(Standing::after(&Observation::Gone), Standing { state: Removed, coverage: Coverage::Removed });
         for c in Coverage::ALL {
             assert_eq!(c.as_str().parse::<Coverage>(), Ok(c));
         }

@@ -3,7 +3,7 @@
 //! After every ingested batch of buildinfos and every archive import, the items whose source
 //! was touched are re-evaluated: what does the suite ship now for (source, arch), which build
 //! did those bytes come from, and what was installed when it was built? The answer is an
-//! [`Observation`]; [`ItemState::next`] turns it into a state, and every change is stored as an
+//! [`Observation`]; [`Standing::after`] turns it into a state, and every change is stored as an
 //! event with its evidence.
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,8 +12,8 @@ use std::str::FromStr;
 use debversion::Version;
 
 use super::{
-    CampaignRecord, Check, Coverage, Evidence, EvidenceKind, How, ItemRecord, Observation, PlannedItem, Transition,
-    Verdict, version,
+    CampaignRecord, Check, Coverage, Evidence, EvidenceKind, How, ItemRecord, Observation, PlannedItem, Standing,
+    Transition, Verdict, version,
 };
 use crate::model::{PkgVer, ShippedBinary, ShippedBy};
 use crate::rebuild::coverage::{BuildCheck, check_build};
@@ -230,8 +230,7 @@ fn transition(it: &ItemRecord, obs: &Observation) -> Option<Transition> {
             }
         }
     };
-    let to = it.state.next(obs).unwrap_or(it.state);
-    let coverage = obs.coverage();
+    let Standing { state: to, coverage } = Standing::after(obs);
     // A fixed item's verification moves on (another attested reproduction) without changing
     // its coverage: the new reason is recorded too.
     let verifying = matches!(obs, Observation::Newer { verdict: Verdict::Fixed(..), .. }) && reason != it.reason;

@@ -58,20 +58,7 @@ impl PgStore {
 
 /// The PostgreSQL migrations, embedded in the binary.
 fn migrator() -> sqlx::migrate::Migrator {
-    super::embedded_migrator(&[
-        (1, "builds and archive", include_str!("../../migrations/postgres/0001_builds_and_archive.sql")),
-        (2, "campaigns", include_str!("../../migrations/postgres/0002_campaigns.sql")),
-        (3, "query generation", include_str!("../../migrations/postgres/0003_query_generation.sql")),
-        (4, "rebuild jobs", include_str!("../../migrations/postgres/0004_rebuild_jobs.sql")),
-        (5, "rebuild results", include_str!("../../migrations/postgres/0005_rebuild_results.sql")),
-        (6, "attestations", include_str!("../../migrations/postgres/0006_attestations.sql")),
-        (7, "key history", include_str!("../../migrations/postgres/0007_key_history.sql")),
-        (8, "coverage", include_str!("../../migrations/postgres/0008_coverage.sql")),
-        (9, "view indexes", include_str!("../../migrations/postgres/0009_view_indexes.sql")),
-        (10, "corroboration", include_str!("../../migrations/postgres/0010_corroboration.sql")),
-        (11, "suite page indexes", include_str!("../../migrations/postgres/0011_suite_page_indexes.sql")),
-        (12, "attestation bodies", include_str!("../../migrations/postgres/0012_attestation_bodies.sql")),
-    ])
+    crate::migrations!("postgres")
 }
 
 /// Intern every key in `keys` inside `tx`: returns the id of each, in order; `fresh` receives

@@ -41,9 +41,7 @@ impl PgStore {
         now: i64,
     ) -> Result<JobState, StoreError> {
         let job_id = facts.job_id;
-        let attempt_id = facts
-            .attempt_id
-            .ok_or_else(|| StoreError::Corrupt(format!("job {job_id} is leased with token {} but has no attempt", facts.job.fence)))?;
+        let (attempt_id, code, message) = rows::ended_attempt(facts, next, report)?;
         sqlx::query(
             "UPDATE rebuild_jobs SET state = $1, not_before = $2, failures = $3, unreproducible = $4, verified = $5,
                  parked_reason = $6, lease_node = NULL, lease_expires = NULL, updated_at = $7
@@ -59,8 +57,6 @@ impl PgStore {
         .bind(job_id)
         .execute(&mut *tx)
         .await.db()?;
-        let (code, message) = rows::outcome_columns(&report.outcome);
-        let message = next.note.clone().unwrap_or(message);
         sqlx::query(
             "UPDATE rebuild_attempts SET finished_at = $1, outcome = $2, failure_code = $3, message = $4,
                  buildinfo_sha256 = $5, log_sha256 = $6, diffoscope_sha256 = $7, differences = $8,

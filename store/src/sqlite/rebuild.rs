@@ -75,11 +75,7 @@ impl SqliteStore {
         now: i64,
     ) -> Result<JobState, StoreError> {
         let job_id = facts.job_id;
-        let attempt_id = facts
-            .attempt_id
-            .ok_or_else(|| StoreError::Corrupt(format!("job {job_id} is leased with token {} but has no attempt", facts.job.fence)))?;
-        let (code, message) = rows::outcome_columns(&report.outcome);
-        let message = next.note.clone().unwrap_or(message);
+        let (attempt_id, code, message) = rows::ended_attempt(facts, next, report)?;
         // The job, the attempt, its attestation and its artifacts in one multi-statement query: one
         // round trip to SQLite's thread instead of three or more (each statement would be a
         // hand-off between a tokio worker and the connection's thread; at thousands of results a
