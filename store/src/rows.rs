@@ -10,7 +10,7 @@ use debcover_core::campaign::{CampaignRecord, Coverage, Evidence, ItemEvent, Ite
 use debcover_core::model::{BuildRecord, PkgVer, ProducedFile, ShippedBinary};
 use debcover_core::rebuild::corroborate::{AttemptCorroboration, Corroboration, verdict_from_name};
 use debcover_core::rebuild::{
-    ArchiveBinary, AttemptRecord, JobFacts, JobRecord, JobState, LeaseView, NodeCaps, NodeRecord, Priority,
+    ArchiveBinary, AttemptOutcome, AttemptRecord, JobFacts, JobRecord, JobState, LeaseView, NodeCaps, NodeRecord, Priority,
 };
 use debcover_formats::corroborate::Finding;
 
@@ -280,6 +280,17 @@ pub const LEASED: &str = JobState::Leased.as_str();
 pub const VERIFIED: &str = JobState::Verified.as_str();
 /// See [`QUEUED`].
 pub const PARKED: &str = JobState::Parked.as_str();
+
+/// Attempt outcomes as stored, for the views that count them.
+pub const REPRODUCIBLE: &str = AttemptOutcome::REPRODUCIBLE;
+/// See [`REPRODUCIBLE`].
+pub const UNREPRODUCIBLE: &str = AttemptOutcome::UNREPRODUCIBLE;
+/// See [`REPRODUCIBLE`].
+pub const FAILED: &str = AttemptOutcome::FAILED;
+/// See [`REPRODUCIBLE`].
+pub const ENVIRONMENT_MISMATCH: &str = AttemptOutcome::ENVIRONMENT_MISMATCH;
+/// See [`REPRODUCIBLE`].
+pub const HANDED_BACK: &str = AttemptOutcome::HANDED_BACK;
 
 /// `SELECT` of a job row as [`job`] reads it; `tags_agg` is the backend's aggregate of the job's
 /// tags into one space-separated text (`group_concat(tag, ' ')` / `string_agg(tag, ' ')`).
@@ -573,15 +584,19 @@ pub fn corroboration(r: &impl Get) -> Result<AttemptCorroboration, StoreError> {
 /// current attempt): the lease (state, token, holder, expiry), the budgets used, the attempt,
 /// whether its operator reproduced the job before with an accepted attestation, whether a
 /// campaign has items for the job's source, and the job's id.
-pub const LEASE_FACTS_COLUMNS: &str = "SELECT j.state AS state, j.fence AS fence, j.lease_node AS holder,
+pub fn lease_facts_columns() -> String {
+    format!(
+        "SELECT j.state AS state, j.fence AS fence, j.lease_node AS holder,
         j.lease_expires AS expires, j.failures AS failures, j.unreproducible AS unreproducible,
         j.verified AS verified, a.id AS attempt_id,
         CAST(CASE WHEN EXISTS (SELECT 1 FROM rebuild_attempts p
-                WHERE p.job_id = j.id AND p.operator_id = a.operator_id AND p.outcome = 'reproducible'
+                WHERE p.job_id = j.id AND p.operator_id = a.operator_id AND p.outcome = '{REPRODUCIBLE}'
                   AND p.attestation_sha256 IS NOT NULL) THEN 1 ELSE 0 END AS BIGINT) AS already,
         CAST(CASE WHEN EXISTS (SELECT 1 FROM campaign_items c WHERE c.source = j.source) THEN 1 ELSE 0 END AS BIGINT)
             AS campaign_items,
-        j.id AS job_id";
+        j.id AS job_id"
+    )
+}
 
 /// What ending an attempt needs to know about its job.
 #[derive(Debug, Clone)]
@@ -598,7 +613,7 @@ pub struct LeaseFacts {
     pub campaign_items: bool,
 }
 
-/// A row of [`LEASE_FACTS_COLUMNS`].
+/// A row of [`lease_facts_columns`].
 pub fn lease_facts(r: &impl Get) -> Result<LeaseFacts, StoreError> {
     let state = r.text("state")?;
     Ok(LeaseFacts {

@@ -9,7 +9,7 @@ use debcover_core::store::views::{StatusFacts, StatusGroup, SuiteBuild};
 use crate::StoreError;
 use crate::rows::{Get, count};
 
-use crate::rows::{PARKED, QUEUED, VERIFIED};
+use crate::rows::{ENVIRONMENT_MISMATCH, FAILED, HANDED_BACK, PARKED, QUEUED, REPRODUCIBLE, UNREPRODUCIBLE, VERIFIED};
 
 /// The builds of a suite: a subquery on `$1`.
 const SUITE_BUILD_IDS: &str = "SELECT b.build_id FROM suite_binaries s JOIN binaries b ON b.id = s.binary_id
@@ -31,9 +31,9 @@ pub(super) fn suite_builds_sql() -> String {
                 MAX(updated_at) AS updated
              FROM rebuild_jobs WHERE build_id IN ({SUITE_BUILD_IDS}) GROUP BY build_id) j ON j.build_id = bu.id
          LEFT JOIN (SELECT jj.build_id,
-                SUM(CASE WHEN t.outcome = 'reproducible' THEN 1 ELSE 0 END) AS repro,
-                SUM(CASE WHEN t.outcome = 'unreproducible' THEN 1 ELSE 0 END) AS unrepro,
-                SUM(CASE WHEN t.outcome IN ('failed', 'environment-mismatch') THEN 1 ELSE 0 END) AS failed,
+                SUM(CASE WHEN t.outcome = '{REPRODUCIBLE}' THEN 1 ELSE 0 END) AS repro,
+                SUM(CASE WHEN t.outcome = '{UNREPRODUCIBLE}' THEN 1 ELSE 0 END) AS unrepro,
+                SUM(CASE WHEN t.outcome IN ('{FAILED}', '{ENVIRONMENT_MISMATCH}') THEN 1 ELSE 0 END) AS failed,
                 MAX(COALESCE(t.finished_at, t.started_at)) AS last_at
              FROM rebuild_attempts t JOIN rebuild_jobs jj ON jj.id = t.job_id
              WHERE jj.build_id IN ({SUITE_BUILD_IDS}) GROUP BY jj.build_id) a ON a.build_id = bu.id
@@ -53,9 +53,9 @@ pub(super) fn suite_build_page_sql() -> String {
             CAST(COALESCE(MAX(CASE WHEN j.state = '{VERIFIED}' THEN 1 ELSE 0 END), 0) AS BIGINT) AS verified,
             CAST(COALESCE(MAX(CASE WHEN j.state = '{PARKED}' THEN 1 ELSE 0 END), 0) AS BIGINT) AS parked,
             CAST(COALESCE(MAX(j.updated_at), 0) AS BIGINT) AS job_change,
-            CAST(COALESCE(SUM(CASE WHEN t.outcome = 'reproducible' THEN 1 ELSE 0 END), 0) AS BIGINT) AS reproducible,
-            CAST(COALESCE(SUM(CASE WHEN t.outcome = 'unreproducible' THEN 1 ELSE 0 END), 0) AS BIGINT) AS unreproducible,
-            CAST(COALESCE(SUM(CASE WHEN t.outcome IN ('failed', 'environment-mismatch') THEN 1 ELSE 0 END), 0) AS BIGINT)
+            CAST(COALESCE(SUM(CASE WHEN t.outcome = '{REPRODUCIBLE}' THEN 1 ELSE 0 END), 0) AS BIGINT) AS reproducible,
+            CAST(COALESCE(SUM(CASE WHEN t.outcome = '{UNREPRODUCIBLE}' THEN 1 ELSE 0 END), 0) AS BIGINT) AS unreproducible,
+            CAST(COALESCE(SUM(CASE WHEN t.outcome IN ('{FAILED}', '{ENVIRONMENT_MISMATCH}') THEN 1 ELSE 0 END), 0) AS BIGINT)
                 AS failed,
             CAST(COALESCE(MAX(COALESCE(t.finished_at, t.started_at)), 0) AS BIGINT) AS attempt_change
          FROM (SELECT bu.id, bu.source, bu.version, bu.host_arch, bu.sha256, bu.ingested_at FROM builds bu
@@ -92,11 +92,11 @@ pub(super) fn suite_status_counts_sql() -> String {
                     0 AS reproduced, 0 AS differed, 0 AS failed
                  FROM rebuild_jobs WHERE state IN ('{VERIFIED}', '{PARKED}')
                  UNION ALL
-                 SELECT j.build_id, 0, 0, CASE WHEN t.outcome = 'reproducible' THEN 1 ELSE 0 END,
-                    CASE WHEN t.outcome = 'unreproducible' THEN 1 ELSE 0 END,
-                    CASE WHEN t.outcome IN ('failed', 'environment-mismatch') THEN 1 ELSE 0 END
+                 SELECT j.build_id, 0, 0, CASE WHEN t.outcome = '{REPRODUCIBLE}' THEN 1 ELSE 0 END,
+                    CASE WHEN t.outcome = '{UNREPRODUCIBLE}' THEN 1 ELSE 0 END,
+                    CASE WHEN t.outcome IN ('{FAILED}', '{ENVIRONMENT_MISMATCH}') THEN 1 ELSE 0 END
                  FROM rebuild_attempts t JOIN rebuild_jobs j ON j.id = t.job_id
-                 WHERE t.outcome IN ('reproducible', 'unreproducible', 'failed', 'environment-mismatch')) x
+                 WHERE t.outcome IN ('{REPRODUCIBLE}', '{UNREPRODUCIBLE}', '{FAILED}', '{ENVIRONMENT_MISMATCH}')) x
              GROUP BY x.build_id) f
          JOIN builds bu ON bu.id = f.build_id
          WHERE {facts_in_suite}
@@ -200,9 +200,10 @@ pub(super) const SUITE_IMPORTED_AT: &str =
 
 /// [`ViewStore::node_activity`].
 pub(super) fn node_activity_sql() -> String {
-    "SELECT node_id, CAST(COUNT(*) AS BIGINT) AS count FROM rebuild_attempts
-     WHERE finished_at >= $1 AND outcome IS NOT NULL AND outcome <> 'handed-back' GROUP BY node_id"
-        .to_owned()
+    format!(
+        "SELECT node_id, CAST(COUNT(*) AS BIGINT) AS count FROM rebuild_attempts
+         WHERE finished_at >= $1 AND outcome IS NOT NULL AND outcome <> '{HANDED_BACK}' GROUP BY node_id"
+    )
 }
 
 /// [`ViewStore::queue_depth`].

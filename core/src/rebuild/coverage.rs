@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{AttemptRecord, JobState};
+use super::{AttemptOutcome, AttemptRecord, JobState};
 
 /// One rebuilder's side of a disagreement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -62,7 +62,7 @@ fn is_binary(name: &str) -> bool {
 }
 
 fn built(a: &AttemptRecord) -> bool {
-    matches!(a.outcome.as_deref(), Some("reproducible" | "unreproducible"))
+    matches!(a.outcome.as_deref(), Some(AttemptOutcome::REPRODUCIBLE | AttemptOutcome::UNREPRODUCIBLE))
 }
 
 /// Where distinct operators' built attempts (of one build, possibly over several jobs)
@@ -148,7 +148,7 @@ pub fn check_build(jobs: &[(i64, JobState)], attempts: &[AttemptRecord], shipped
         return BuildCheck::Disagreement { disagreements: found };
     }
     let mut attestors: Vec<Attestor> = Vec::new();
-    for a in attempts.iter().filter(|a| a.outcome.as_deref() == Some("reproducible")) {
+    for a in attempts.iter().filter(|a| a.outcome.as_deref() == Some(AttemptOutcome::REPRODUCIBLE)) {
         let Some(att) = &a.attestation_sha256 else { continue };
         if attestors.iter().any(|x| x.operator == a.operator) {
             continue;
@@ -167,7 +167,7 @@ pub fn check_build(jobs: &[(i64, JobState)], attempts: &[AttemptRecord], shipped
         return BuildCheck::Verified { attestors };
     }
     let unrepro: Vec<&AttemptRecord> =
-        attempts.iter().filter(|a| a.outcome.as_deref() == Some("unreproducible")).collect();
+        attempts.iter().filter(|a| a.outcome.as_deref() == Some(AttemptOutcome::UNREPRODUCIBLE)).collect();
     if attestors.is_empty() && !unrepro.is_empty() {
         let mut differing: Vec<&str> = unrepro.iter().flat_map(|a| a.differences.iter().map(String::as_str)).collect();
         differing.sort_unstable();
@@ -179,7 +179,7 @@ pub fn check_build(jobs: &[(i64, JobState)], attempts: &[AttemptRecord], shipped
     }
     let unattested = attempts
         .iter()
-        .filter(|a| a.outcome.as_deref() == Some("reproducible") && a.attestation_sha256.is_none())
+        .filter(|a| a.outcome.as_deref() == Some(AttemptOutcome::REPRODUCIBLE) && a.attestation_sha256.is_none())
         .count();
     // Queuing a job changes nothing here (the words stay the same until a result arrives), so
     // that the audit trail records results, not queue movements.

@@ -199,15 +199,25 @@ pub enum AttemptOutcome {
 }
 
 impl AttemptOutcome {
-    /// The stored name: `reproducible`, `unreproducible`, `failed`, `environment-mismatch` or
-    /// `handed-back`.
+    /// Stored name of [`AttemptOutcome::Reproducible`] (SQL and readers use these constants).
+    pub const REPRODUCIBLE: &'static str = "reproducible";
+    /// Stored name of [`AttemptOutcome::Unreproducible`].
+    pub const UNREPRODUCIBLE: &'static str = "unreproducible";
+    /// Stored name of [`AttemptOutcome::Failed`].
+    pub const FAILED: &'static str = "failed";
+    /// Stored name of [`AttemptOutcome::EnvironmentMismatch`].
+    pub const ENVIRONMENT_MISMATCH: &'static str = "environment-mismatch";
+    /// Stored name of [`AttemptOutcome::HandedBack`].
+    pub const HANDED_BACK: &'static str = "handed-back";
+
+    /// The stored name.
     pub fn as_str(&self) -> &'static str {
         match self {
-            AttemptOutcome::Reproducible => "reproducible",
-            AttemptOutcome::Unreproducible { .. } => "unreproducible",
-            AttemptOutcome::Failed { .. } => "failed",
-            AttemptOutcome::EnvironmentMismatch { .. } => "environment-mismatch",
-            AttemptOutcome::HandedBack => "handed-back",
+            AttemptOutcome::Reproducible => Self::REPRODUCIBLE,
+            AttemptOutcome::Unreproducible { .. } => Self::UNREPRODUCIBLE,
+            AttemptOutcome::Failed { .. } => Self::FAILED,
+            AttemptOutcome::EnvironmentMismatch { .. } => Self::ENVIRONMENT_MISMATCH,
+            AttemptOutcome::HandedBack => Self::HANDED_BACK,
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use sqlx::postgres::PgConnection;
 
 use super::PgStore;
-use crate::rows::{self, ATTEMPT_SELECT, Get, LEASED, LeaseFacts, QUEUED};
+use crate::rows::{self, ATTEMPT_SELECT, Get, LEASED, LeaseFacts, QUEUED, REPRODUCIBLE, UNREPRODUCIBLE};
 use crate::{SqlResult, StoreError, unzstd};
 use debcover_core::rebuild::corroborate::{AttemptCorroboration, verdict_name};
 use debcover_core::rebuild::{
@@ -16,12 +16,12 @@ use debcover_core::rebuild::{
     JobEvent, JobFacts, JobFilter, JobRecord, JobState, Lease, NodeRecord, Policy, Refusal,
 };
 
-/// The lease facts of one job ([`rows::LEASE_FACTS_COLUMNS`]), its row locked.
+/// The lease facts of one job ([`rows::lease_facts_columns`]), its row locked.
 static LEASE_FACTS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{} FROM rebuild_jobs j LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence
          WHERE j.id = $1 FOR UPDATE OF j",
-        rows::LEASE_FACTS_COLUMNS
+        rows::lease_facts_columns()
     )
 });
 
@@ -203,7 +203,7 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
                    AND (j.backend = '' OR j.backend = ANY($3))
                    AND NOT EXISTS (SELECT 1 FROM rebuild_job_tags t WHERE t.job_id = j.id AND t.tag <> ALL($4))
                    AND NOT EXISTS (SELECT 1 FROM rebuild_attempts a WHERE a.job_id = j.id AND a.operator_id = $5
-                                   AND (a.node_id <> $6 OR a.outcome IN ('reproducible', 'unreproducible')))
+                                   AND (a.node_id <> $6 OR a.outcome IN ('{REPRODUCIBLE}', '{UNREPRODUCIBLE}')))
                  ORDER BY j.priority, j.id
                  LIMIT 1
                  FOR UPDATE OF j SKIP LOCKED),

@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{IN_CHUNK, SqliteStore};
-use crate::rows::{self, ATTEMPT_SELECT, Get, LEASED, LeaseFacts, QUEUED, to_json};
+use crate::rows::{self, ATTEMPT_SELECT, Get, LEASED, LeaseFacts, QUEUED, REPRODUCIBLE, UNREPRODUCIBLE, to_json};
 use crate::{SqlResult, StoreError, unzstd};
 use debcover_core::rebuild::corroborate::{AttemptCorroboration, verdict_name};
 use debcover_core::rebuild::{
@@ -19,11 +19,11 @@ use debcover_core::rebuild::{
 /// Artifact rows per INSERT statement.
 const ARTIFACT_ROWS: usize = 1000;
 
-/// The lease facts of one job ([`rows::LEASE_FACTS_COLUMNS`]).
+/// The lease facts of one job ([`rows::lease_facts_columns`]).
 static LEASE_FACTS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{} FROM rebuild_jobs j LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence WHERE j.id = ?",
-        rows::LEASE_FACTS_COLUMNS
+        rows::lease_facts_columns()
     )
 });
 
@@ -33,7 +33,7 @@ static LEASE_FACTS_OF: LazyLock<String> = LazyLock::new(|| {
     format!(
         "{} FROM json_each(?) k CROSS JOIN rebuild_jobs j ON j.id = k.value
          LEFT JOIN rebuild_attempts a ON a.job_id = j.id AND a.fence = j.fence",
-        rows::LEASE_FACTS_COLUMNS
+        rows::lease_facts_columns()
     )
 });
 
@@ -584,7 +584,7 @@ async fn claim_in(tx: &mut SqliteConnection, node: &NodeRecord, now: i64, expire
     qb.push_bind(node.operator_id);
     qb.push(" AND (a.node_id <> ");
     qb.push_bind(node.id);
-    qb.push(" OR a.outcome IN ('reproducible', 'unreproducible'))) ORDER BY j.priority, j.id LIMIT 1)");
+    qb.push(format!(" OR a.outcome IN ('{REPRODUCIBLE}', '{UNREPRODUCIBLE}'))) ORDER BY j.priority, j.id LIMIT 1)"));
     qb.push(" RETURNING id, fence, build_id, source, version, arch, backend;");
     // The attempt row of the lease just taken: every leased job has an attempt for its current
     // token, so the node's only lease without one is the job the UPDATE chose (none when it
