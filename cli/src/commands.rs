@@ -31,7 +31,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     };
     let ok = ExitCode::SUCCESS;
     match cli.command {
+        #[cfg(feature = "serve")]
         Command::Serve(a) => crate::serve::run(a, &ctx).await.map(|()| ok),
+        #[cfg(not(feature = "serve"))]
+        Command::Serve(_) => Err(anyhow::anyhow!(
+            "this debcover was built without the server (--no-default-features); build it with the default \
+             features, or run `debcover serve` from a full build"
+        )),
         Command::Ingest(IngestCommand::Buildinfo { inputs, batch_size }) => ingest_buildinfo(&ctx, &inputs, batch_size).await,
         Command::Ingest(IngestCommand::Archive { suite, arch, kind, inputs }) => {
             ingest_archive(&ctx, &suite, arch.as_deref(), kind.as_deref(), &inputs).await

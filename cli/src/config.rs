@@ -260,6 +260,7 @@ impl ServeConfig {
         let db = db
             .or_else(|| file.db.clone())
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("debcover.sqlite").display()));
+        #[cfg(feature = "serve")]
         debcover_store::backend_of_url(&db).map_err(|e| ConfigError::Invalid {
             setting: "db",
             value: db.clone(),

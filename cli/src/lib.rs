@@ -2,6 +2,9 @@
 //! coordinator, the offline checks, and `debcover serve`, which starts the server on the
 //! backend its database URL names.
 //!
+//! Built with `--no-default-features`, the crate is the client alone: no `serve`, and neither
+//! the server nor a storage backend (sqlx, axum, maud) is linked.
+//!
 //! - [`args`]: the clap tree (global options before or after the subcommand).
 //! - [`commands`]: one `run` per command; [`serve`]: `debcover serve`.
 //! - [`ctx`]: the resolved global options and the connect/call/print helper.
@@ -14,4 +17,5 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod ctx;
+#[cfg(feature = "serve")]
 pub mod serve;

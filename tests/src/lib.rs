@@ -475,6 +475,13 @@ mod tidy {
                 assert!(!dependencies(m).iter().any(|d| d == "sqlx"), "only store/ may depend on sqlx, not {m}/");
             }
         }
+        // The client links the server and a storage backend only for `debcover serve`: a
+        // `--no-default-features` build is the client alone.
+        let cli = std::fs::read_to_string(super::workspace().join("cli/Cargo.toml")).expect("cli/Cargo.toml");
+        for d in ["debcover-server", "debcover-store"] {
+            let line = cli.lines().find(|l| l.starts_with(d)).unwrap_or_else(|| panic!("cli/Cargo.toml has no {d} line"));
+            assert!(line.contains("optional = true"), "cli/ must depend on {d} only under the `serve` feature: {line}");
+        }
     }
 }
 
