@@ -3,7 +3,7 @@
 # real buildinfos and bookworm archive excerpts from ../shared/testdata, and ask a question.
 set -eu
 cd "$(dirname "$0")"
-cargo build --release -q -p debcover-coordinator
+cargo build --release -q -p debcover-cli
 bin=target/release/debcover
 data=$(mktemp -d)
 port=${DEBCOVER_DEMO_PORT:-7439}

@@ -30,7 +30,7 @@ cd "$(dirname "$0")"
 root=$(pwd)
 if [ -z "${DEBCOVER_BIN:-}" ]; then
     echo "== building the release binaries (a few minutes the first time)"
-    cargo build --release -q -p debcover-coordinator -p debcover-rebuilder
+    cargo build --release -q -p debcover-cli -p debcover-rebuilder
     DEBCOVER_BIN=$root/target/release
 fi
 bin=$DEBCOVER_BIN
