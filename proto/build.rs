@@ -11,10 +11,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
-        // The raw SHA-256 columns of built-with pages: received without a copy (a slice of the
+        // The raw SHA-256 columns and the string table of built-with pages: received without a copy (a slice of the
         // receive buffer).
         .bytes(".debcover.v1.BuiltWithPage.build_ids")
         .bytes(".debcover.v1.BuiltWithPage.binary_sha256")
+        .bytes(".debcover.v1.BuiltWithPage.string_bytes")
         .compile_fds(fds)?;
     for f in files {
         println!("cargo:rerun-if-changed={f}");

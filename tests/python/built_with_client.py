@@ -24,9 +24,20 @@ import tempfile
 import grpc_stubs
 
 
+def page_strings(r):
+    """The string table of a BuiltWithPage: string_bytes cut at string_lengths, UTF-8."""
+    out, at = [], 0
+    for n in r.string_lengths:
+        out.append(r.string_bytes[at:at + n].decode("utf-8"))
+        at += n
+    if at != len(r.string_bytes):
+        raise ValueError(f"string_lengths add up to {at}, not {len(r.string_bytes)}")
+    return out
+
+
 def page_builds(r):
     """The builds of a BuiltWithPage, read column by column as coordinator.proto says."""
-    s = r.strings
+    s = page_strings(r)
     out = []
     binary = 0
     for i in range(len(r.build_source)):
@@ -63,7 +74,7 @@ def main():
             pages = list(stub.BuiltWith(pb.BuiltWithRequest(package=args.package), timeout=60))
             result["pages"] = len(pages)
             result["resolved"] = list(pages[0].resolved_packages) if pages else None
-            result["strings_first"] = pages[0].strings[0] if pages and pages[0].strings else None
+            result["strings_first"] = page_strings(pages[0])[0] if pages and pages[0].string_lengths else None
             result["builds"] = [b for p in pages for b in page_builds(p)]
             try:
                 list(stub.BuiltWith(pb.BuiltWithRequest(package=""), timeout=60))

@@ -93,7 +93,11 @@ fn count(n: usize) -> u32 {
 /// stop: the receiver went away). An answer with no builds is one page without builds. Every
 /// page stands alone; the first carries `resolved_packages`.
 pub fn encode_pages(answer: &IndexedAnswer, limits: PageLimits, mut emit: impl FnMut(pb::BuiltWithPage) -> bool) {
-    let first = pb::BuiltWithPage { resolved_packages: answer.resolved.clone(), strings: vec![String::new()], ..Default::default() };
+    let first = pb::BuiltWithPage {
+        resolved_packages: answer.resolved.clone(),
+        string_lengths: vec![0],
+        ..Default::default()
+    };
     // Symbol 0 is "" and always local 0, so an empty page's table is [""] too.
     let Some(rows) = answer.interned.as_ref().filter(|_| !answer.builds.is_empty()) else {
         emit(first);
@@ -104,23 +108,26 @@ pub fn encode_pages(answer: &IndexedAnswer, limits: PageLimits, mut emit: impl F
     let parts = read.parts();
     let mut remap = Remap::new(symbols.len());
     let mut page = first;
+    reserve(&mut page, answer.builds.len().min(limits.builds), limits.binaries);
+    // The raw SHA-256 columns, gathered here (the page's `Bytes` fields are set when it is full).
+    let mut build_ids: Vec<u8> = Vec::with_capacity(32 * answer.builds.len().min(limits.builds));
+    let mut binary_sha256: Vec<u8> = Vec::new();
     // Matched entries of this page: id → index.
     let mut deps: HashMap<i64, u32> = HashMap::default();
-    // The raw SHA-256 columns, gathered here (the page's `Bytes` fields are set when it is full).
-    let mut build_ids: Vec<u8> = Vec::new();
-    let mut binary_sha256: Vec<u8> = Vec::new();
     let mut builds_in_page = 0usize;
     let mut binaries_in_page = 0usize;
     for (i, m) in answer.builds.iter().enumerate() {
         let Some(p) = read.build(i) else { continue };
         let page_binaries = m.suite_files.as_ref().map_or(parts.binaries(p).len(), Vec::len);
         if builds_in_page > 0 && (builds_in_page >= limits.builds || binaries_in_page + page_binaries > limits.binaries) {
-            page.strings = page_strings(symbols, &remap);
-            page.build_ids = std::mem::take(&mut build_ids).into();
+            page_strings(&mut page, symbols, &remap);
+            let rest = (answer.builds.len() - i).min(limits.builds);
+            page.build_ids = std::mem::replace(&mut build_ids, Vec::with_capacity(32 * rest)).into();
             page.binary_sha256 = std::mem::take(&mut binary_sha256).into();
             if !emit(std::mem::take(&mut page)) {
                 return;
             }
+            reserve(&mut page, rest, limits.binaries);
             remap.clear();
             deps.clear();
             builds_in_page = 0;
@@ -207,15 +214,62 @@ pub fn encode_pages(answer: &IndexedAnswer, limits: PageLimits, mut emit: impl F
             }
         }
     }
-    page.strings = page_strings(symbols, &remap);
+    page_strings(&mut page, symbols, &remap);
     page.build_ids = build_ids.into();
     page.binary_sha256 = binary_sha256.into();
     emit(page);
 }
 
-/// A page's string table: the texts of its symbols, in its numbering.
-fn page_strings(symbols: &debcover_core::index::interned::Symbols, remap: &Remap) -> Vec<String> {
-    symbols.with_table(|t| remap.order.iter().map(|s| t.text(*s).to_owned()).collect())
+/// Room for a page of `builds` builds and about `binaries` binaries in its columns: they are
+/// filled by pushes, and growing them copies a page's worth of memory again and again.
+fn reserve(page: &mut pb::BuiltWithPage, builds: usize, binaries: usize) {
+    // Most builds make one to three binaries: a small answer does not reserve a full page.
+    let binaries = binaries.min(builds * 4);
+    for col in [
+        &mut page.build_source,
+        &mut page.build_source_version,
+        &mut page.build_version,
+        &mut page.build_host_architecture,
+        &mut page.build_date,
+        &mut page.build_origin,
+        &mut page.build_origin_prefix,
+        &mut page.build_architecture_counts,
+        &mut page.build_architectures,
+        &mut page.build_installed_build_depends,
+        &mut page.matched_counts,
+        &mut page.matched,
+        &mut page.binary_counts,
+    ] {
+        col.reserve(builds);
+    }
+    page.build_origin_number.reserve(builds);
+    page.build_signed.reserve(builds);
+    for col in [
+        &mut page.binary_package,
+        &mut page.binary_version,
+        &mut page.binary_architecture,
+        &mut page.binary_extension,
+        &mut page.binary_shipped_counts,
+        &mut page.binary_shipped_in,
+    ] {
+        col.reserve(binaries);
+    }
+    page.binary_size.reserve(binaries);
+}
+
+/// A page's string table: the texts of its symbols, in its numbering, end to end.
+fn page_strings(page: &mut pb::BuiltWithPage, symbols: &debcover_core::index::interned::Symbols, remap: &Remap) {
+    let mut bytes = Vec::new();
+    let mut lengths = Vec::with_capacity(remap.order.len());
+    symbols.with_table(|t| {
+        for s in &remap.order {
+            let text = t.text(*s);
+            bytes.extend_from_slice(text.as_bytes());
+            lengths.push(count(text.len()));
+        }
+    });
+    page.string_bytes = bytes.into();
+    page.string_lengths = lengths;
 }
 
 /// A page that cannot be read: the column at fault and why.
@@ -282,8 +336,28 @@ struct Checked {
     shipped: Vec<usize>,
 }
 
-fn check(p: &pb::BuiltWithPage) -> Result<Checked, PageError> {
-    let strings = p.strings.len();
+/// The string table of a page: where each string starts in `string_bytes` (one more offset
+/// than strings), every string checked to be UTF-8.
+fn string_offsets(p: &pb::BuiltWithPage) -> Result<Vec<usize>, PageError> {
+    let text = std::str::from_utf8(&p.string_bytes)
+        .map_err(|e| bad("string_bytes", format!("not UTF-8 at byte {}", e.valid_up_to())))?;
+    let mut out = Vec::with_capacity(p.string_lengths.len() + 1);
+    let mut at = 0usize;
+    out.push(0);
+    for (i, len) in p.string_lengths.iter().enumerate() {
+        at = at.checked_add(*len as usize).ok_or_else(|| bad("string_lengths", "lengths overflow"))?;
+        if !text.is_char_boundary(at) || at > text.len() {
+            return Err(bad("string_lengths", format!("string {i} ends at byte {at}, not at a character of the {} bytes", text.len())));
+        }
+        out.push(at);
+    }
+    if at != text.len() {
+        return Err(bad("string_lengths", format!("lengths add up to {at}, not the {} bytes of string_bytes", text.len())));
+    }
+    Ok(out)
+}
+
+fn check(p: &pb::BuiltWithPage, strings: usize) -> Result<Checked, PageError> {
     let n = p.build_source.len();
     let of = "builds";
     for (field, len) in [
@@ -376,13 +450,19 @@ impl Pages {
     /// Check `page` and add its builds (every string and index checked first: a malformed page
     /// adds nothing).
     pub fn add(&mut self, page: &pb::BuiltWithPage) -> Result<(), PageError> {
-        let c = check(page)?;
+        let offsets = string_offsets(page)?;
+        let c = check(page, offsets.len() - 1)?;
         if self.pages == 0 {
             self.result.resolved_packages = page.resolved_packages.clone();
         }
         self.pages += 1;
+        // Checked above: every offset is within the bytes and on a character boundary.
+        let table = std::str::from_utf8(&page.string_bytes).unwrap_or_default();
         let s = |col: &[u32], i: usize| -> String {
-            col.get(i).and_then(|k| page.strings.get(*k as usize)).cloned().unwrap_or_default()
+            col.get(i)
+                .and_then(|k| table.get(*offsets.get(*k as usize)?..*offsets.get(*k as usize + 1)?))
+                .unwrap_or_default()
+                .to_owned()
         };
         let raw = |b: &[u8], i: usize| b.get(32 * i..32 * i + 32).map(hex::encode).unwrap_or_default();
         self.result.builds.reserve(page.build_source.len());
@@ -468,7 +548,8 @@ mod tests {
 
     fn one_build() -> pb::BuiltWithPage {
         pb::BuiltWithPage {
-            strings: ["", "hello", "2.10-3", "amd64", "deb", "bookworm/amd64", "libc6-dev", "2.36-9"].map(String::from).to_vec(),
+            string_bytes: "hello2.10-3amd64debbookworm/amd64libc6-dev2.36-9".as_bytes().to_vec().into(),
+            string_lengths: vec![0, 5, 6, 5, 3, 14, 9, 6],
             resolved_packages: vec!["libc6-dev".into()],
             build_ids: vec![0xab; 32].into(),
             build_source: vec![1],
@@ -547,6 +628,16 @@ mod tests {
         assert_eq!(field(&|r| r.odd_sha256_binaries = vec![2]), "odd_sha256_binaries");
         assert_eq!(field(&|r| r.odd_filenames.clear()), "odd_filenames");
         assert_eq!(field(&|r| r.odd_filename_binaries = vec![1, 1]), "odd_filenames");
+        // The string table: lengths that do not cut the bytes into whole UTF-8 strings.
+        assert_eq!(field(&|r| r.string_lengths.push(1)), "string_lengths");
+        assert_eq!(field(&|r| r.string_lengths.pop().map_or((), drop)), "string_lengths");
+        assert_eq!(field(&|r| r.string_lengths[1] = u32::MAX), "string_lengths");
+        assert_eq!(field(&|r| r.string_bytes = b"\xff".repeat(48).into()), "string_bytes");
+        assert_eq!(field(&|r| r.string_lengths.clear()), "string_lengths");
+        let mut split = one_build();
+        split.string_bytes = "h\u{e9}llo2.10-3amd64debbookworm/amd64libc6-dev2.36-9".as_bytes().to_vec().into();
+        split.string_lengths = vec![0, 2, 5, 6, 4, 3, 14, 9, 6];
+        assert_eq!(decode_page(&split).unwrap_err().field, "string_lengths", "a length that cuts a character in two");
     }
 
     proptest! {
