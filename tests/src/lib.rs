@@ -57,8 +57,15 @@ pub fn testdata() -> PathBuf {
 
 /// Path of a workspace binary, next to the running test executable's `deps/` directory.
 /// Cargo builds a package's binaries before running its integration tests, which is why the
-/// end-to-end tests are test targets of `debcover-coordinator`.
+/// end-to-end tests are test targets of `debcover-cli` and `debcover-rebuilder`.
+/// `DEBCOVER_TEST_BIN_DIR=DIR` runs the tests against the binaries in DIR instead (another
+/// build, e.g. an older release, to show which tests it fails).
 pub fn binary(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("DEBCOVER_TEST_BIN_DIR") {
+        let path = PathBuf::from(dir).join(name);
+        assert!(path.exists(), "{} does not exist (DEBCOVER_TEST_BIN_DIR)", path.display());
+        return path;
+    }
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/e2e-HASH -> target/<profile>/NAME
     let path = exe.parent().and_then(Path::parent).expect("target/<profile>").join(name);
