@@ -13,6 +13,10 @@ server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$data"' EXIT
 for _ in $(seq 1 50); do "$bin" status >/dev/null 2>&1 && break; sleep 0.2; done
 testdata=../shared/testdata
+# Writes need a credential with a role: the admin (whose token serve wrote) makes one for
+# ingestion, as automation would get; reads stay open.
+DEBCOVER_ADMIN_TOKEN_FILE="$data/admin.token" "$bin" token add --name demo-feeder --role ingest >"$data/ingest.token" 2>/dev/null
+export DEBCOVER_TOKEN_FILE="$data/ingest.token"
 echo "== ingest the real buildinfos"
 "$bin" ingest buildinfo "$testdata/buildinfo"
 echo "== ingest bookworm archive excerpts"

@@ -83,12 +83,17 @@ for n in alice:a1 bob:b1; do
     echo "node $node of operator $op started (log: $work/nodes/$node.log)"
 done
 
+# Each party gets a credential with its role: the archive feed (ingest) and the security team
+# (campaign). The admin token stays with whoever runs the coordinator.
+"$bin/debcover" token add --name archive-feed --role ingest >"$work/ingest.token"
+"$bin/debcover" token add --name security-team --role campaign >"$work/campaign.token"
+
 say "2. the archive before the fix: buildinfos, Packages, Sources"
-"$bin/debcover" ingest buildinfo "$fixture"/stage1/*.buildinfo
-"$bin/debcover" ingest archive --suite fixture "$fixture/stage1/Packages" "$fixture/pool/Sources"
+"$bin/debcover" ingest buildinfo --token-file "$work/ingest.token" "$fixture"/stage1/*.buildinfo
+"$bin/debcover" ingest archive --token-file "$work/ingest.token" --suite fixture "$fixture/stage1/Packages" "$fixture/pool/Sources"
 
 say "3. a campaign for the libstat fix"
-"$bin/debcover" campaign create --library libstat --fixed 2.1-1 --suite fixture \
+"$bin/debcover" campaign create --token-file "$work/campaign.token" --library libstat --fixed 2.1-1 --suite fixture \
     --title "libstat: out-of-bounds read" --advisory CVE-2026-0002 --json >"$work/campaign.json"
 id=$(json "$work/campaign.json" 'd["campaign"]["id"]')
 "$bin/debcover" campaign status "$id"
@@ -98,8 +103,8 @@ say "4. the buildd rebuilds app-b against libstat 2.1-1 (binNMU 1.0-1+b1); the a
 # with it) and the nodes' (here, this machine's; purged again on exit).
 dpkg -i "$fixture"/stage2/libstat-dev_2.1-1_*.deb >/dev/null
 installed=1
-"$bin/debcover" ingest buildinfo "$fixture"/stage2/*.buildinfo
-"$bin/debcover" ingest archive --suite fixture "$fixture/stage2/Packages"
+"$bin/debcover" ingest buildinfo --token-file "$work/ingest.token" "$fixture"/stage2/*.buildinfo
+"$bin/debcover" ingest archive --token-file "$work/ingest.token" --suite fixture "$fixture/stage2/Packages"
 "$bin/debcover" campaign status "$id"
 "$bin/debcover" queue
 
@@ -136,7 +141,10 @@ fi
 say "6. export the attestations of app-b 1.0-1+b1 and verify them offline"
 "$bin/debcover" attestations app-b 1.0-1+b1 --export "$work/export"
 ls "$work/export"
-"$bin/debcover" verify "$work/export" --threshold 2
+# The verifier's trust root is the coordinator's key, fetched once and kept (never taken from the
+# export itself).
+"$bin/debcover" keys --coordinator-pem >"$work/coordinator.pem"
+"$bin/debcover" verify "$work/export" --trust-key "$work/coordinator.pem" --threshold 2
 if command -v in-toto-verify >/dev/null 2>&1; then
     # in-toto-verify checks the files of its working directory: there, only the shipped .deb.
     mkdir -p "$work/shipped"

@@ -24,6 +24,7 @@ esac
 /usr/bin/time -v -o "$data/time.txt" "$bin" serve --listen "127.0.0.1:$port" --db "$db" --data-dir "$data" --http-listen off 2>"$data/server.log" &
 tpid=$!
 export DEBCOVER_SERVER="http://127.0.0.1:$port"
+export DEBCOVER_ADMIN_TOKEN_FILE="$data/admin.token"
 for _ in $(seq 1 100); do "$bin" status >/dev/null 2>&1 && break; sleep 0.1; done
 if [ -n "${PACKAGES_FIRST:-}" ]; then
     "$bin" ingest archive --suite bench --arch amd64 "$PACKAGES_FIRST"

@@ -37,6 +37,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 export DEBCOVER_SERVER="http://127.0.0.1:$port"
+export DEBCOVER_ADMIN_TOKEN_FILE="$data/admin.token"
 for _ in $(seq 1 100); do "$bin" status >/dev/null 2>&1 && break; sleep 0.1; done
 "$bin" ingest buildinfo bench-data/corpus/Buildinfo.xz >/dev/null
 "$bin" ingest archive --suite bookworm --arch amd64 bench-data/corpus/Packages >/dev/null

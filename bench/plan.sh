@@ -19,6 +19,7 @@ DEBCOVER_LOG=debcover_core::campaign=debug,info "$bin" serve --listen "127.0.0.1
 pid=$!
 trap 'kill $pid 2>/dev/null; rm -rf "$data"' EXIT
 export DEBCOVER_SERVER="http://127.0.0.1:$port"
+export DEBCOVER_ADMIN_TOKEN_FILE="$data/admin.token"
 for _ in $(seq 1 100); do "$bin" status >/dev/null 2>&1 && break; sleep 0.1; done
 "$bin" ingest buildinfo bench-data/corpus/Buildinfo.xz >/dev/null
 "$bin" ingest archive --suite bookworm --arch amd64 bench-data/corpus/Packages >/dev/null

@@ -16,6 +16,7 @@ trap 'rm -rf "$base"' EXIT
 "$1" serve --listen "127.0.0.1:$port" --http-listen off --data-dir "$base" 2>/dev/null &
 pid=$!
 export DEBCOVER_SERVER="http://127.0.0.1:$port"
+export DEBCOVER_ADMIN_TOKEN_FILE="$base/admin.token"
 for _ in $(seq 1 100); do "$1" status >/dev/null 2>&1 && break; sleep 0.1; done
 "$1" ingest buildinfo bench-data/corpus/Buildinfo.xz >/dev/null
 "$1" ingest archive --suite bookworm --arch amd64 bench-data/corpus/Packages >/dev/null

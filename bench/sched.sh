@@ -29,6 +29,7 @@ for n in $nodes; do
     run=$((run + 1))
     data="$work/data-$run-$n"
     mkdir "$data"
+    export DEBCOVER_ADMIN_TOKEN_FILE="$data/admin.token"
     case "$backend" in
         sqlite) db="sqlite://$data/bench.sqlite" ;;
         postgres)

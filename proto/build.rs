@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/debcover/v1/campaigns.proto",
         "proto/debcover/v1/rebuild.proto",
         "proto/debcover/v1/attestations.proto",
+        "proto/debcover/v1/access.proto",
     ];
     let fds = protox::compile(files, ["proto"])?;
     tonic_prost_build::configure()

@@ -440,7 +440,10 @@ fn item_shapes_carry_the_full_answer_minus_what_they_leave_out() {
     for (s, _db) in servers() {
         s.json(&["ingest", "archive", "--suite", "sid", "--json", dir.join("stage1/Packages").to_str().unwrap()], 0);
         s.json(&["ingest", "buildinfo", "--json", dir.join("stage1").to_str().unwrap()], 0);
-        let mut c = rt.block_on(CampaignsClient::connect(s.url.clone())).unwrap();
+        // As the security team would: creating a campaign needs the campaign role (the admin's).
+        let admin = std::fs::read_to_string(s.admin_token_file()).unwrap().trim().to_owned();
+        let channel = rt.block_on(tonic::transport::Channel::from_shared(s.url.clone()).unwrap().connect()).unwrap();
+        let mut c = CampaignsClient::with_interceptor(channel, debcover_tests::BearerAuth(admin));
         let spec = |library: &str, fixed: &str, mode: &str, items: &str| pb::CampaignSpec {
             library: library.into(),
             fixed_version: fixed.into(),

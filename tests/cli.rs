@@ -10,6 +10,8 @@ mod coverage;
 mod e2e;
 #[path = "embedded.rs"]
 mod embedded;
+#[path = "hostile.rs"]
+mod hostile;
 #[path = "python_client.rs"]
 mod python_client;
 #[path = "real_debian.rs"]

@@ -171,7 +171,9 @@ fn on_backend(postgres: bool, env: &[(&str, &str)], scenario: fn(&Server)) {
         return;
     }
     let db = if postgres {
-        let Some(db) = TestDatabase::create_blocking() else { return };
+        let Some(db) = TestDatabase::create_blocking() else {
+            return;
+        };
         Some(db)
     } else {
         None

@@ -258,7 +258,9 @@ fn outcomes(job: &Value) -> Vec<String> {
 
 /// The static-library scenario and hello, rebuilt by two operators' nodes.
 fn network_rebuilds_real_packages(db: Option<TestDatabase>) {
-    let (Some(fixture), Some(hello)) = (campaign_fixture(), built_hello()) else { return };
+    let (Some(fixture), Some(hello)) = (campaign_fixture(), built_hello()) else {
+        return;
+    };
     let backend = if db.is_some() { "postgres" } else { "sqlite" };
     let net = Net::start(db, &fixture, &[]);
     // What the coordinator knows: the builds, the archive that ships them, the sources.
@@ -427,14 +429,20 @@ fn check_export(net: &Net, job: &Value, fixture: &Path, context: &str) {
         let sha = hex::encode(sha2::Sha256::digest(&bytes));
         assert!(attempts(job).iter().any(|a| a["attestation_sha256"] == sha.as_str()), "{sha} not stored: {context}");
     }
-    let verify = |dir: &str, k: &str| net.server.cli(&["verify", dir, "--threshold", k, "--json"]);
+    // The trust root, fetched from the coordinator (out of band for the export).
+    let pem = net.server.cli(&["keys", "--coordinator-pem"]);
+    assert!(pem.status.success(), "{}", debcover_tests::describe(&pem));
+    let trusted = dir.path().join("coordinator.pem");
+    std::fs::write(&trusted, &pem.stdout).unwrap();
+    let trusted = trusted.to_str().unwrap();
+    let verify = |dir: &str, k: &str| net.server.cli(&["verify", dir, "--trust-key", trusted, "--threshold", k, "--json"]);
     let out = verify(export_s, "2");
     assert_eq!(out.status.code(), Some(0), "{}\n{context}", debcover_tests::describe(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["report"]["agreeing_operators"], serde_json::json!(["alice", "bob"]), "{report:#}");
     let out = verify(export_s, "3");
     assert_eq!(out.status.code(), Some(1), "threshold 3 with two operators: {}", debcover_tests::describe(&out));
-    let text = net.server.cli(&["verify", export_s, "--threshold", "2"]);
+    let text = net.server.cli(&["verify", export_s, "--trust-key", trusted, "--threshold", "2"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("verified: 2 of 2"), "{}", debcover_tests::describe(&text));
 
     // Stock in-toto-verify: the coordinator's layout and key, the links, the archive's .debs.
@@ -489,7 +497,9 @@ fn network_rebuilds_real_packages_sqlite() {
 
 #[test]
 fn network_rebuilds_real_packages_postgres() {
-    let Some(db) = TestDatabase::create_blocking() else { return };
+    let Some(db) = TestDatabase::create_blocking() else {
+        return;
+    };
     network_rebuilds_real_packages(Some(db));
 }
 
@@ -497,7 +507,9 @@ fn network_rebuilds_real_packages_postgres() {
 /// A node frozen (SIGSTOP) past its lease comes back to a refusal: its late result is not
 /// counted. A coordinator restart while a node builds loses nothing and counts nothing twice.
 fn faults(db: Option<TestDatabase>) {
-    let Some(fixture) = campaign_fixture() else { return };
+    let Some(fixture) = campaign_fixture() else {
+        return;
+    };
     let Some(hello) = built_hello() else { return };
     let backend = if db.is_some() { "postgres" } else { "sqlite" };
     // One verifier, so that a single node can finish a job; short leases.
@@ -609,7 +621,9 @@ fn faults_sqlite() {
 
 #[test]
 fn faults_postgres() {
-    let Some(db) = TestDatabase::create_blocking() else { return };
+    let Some(db) = TestDatabase::create_blocking() else {
+        return;
+    };
     faults(Some(db));
 }
 
@@ -674,7 +688,9 @@ fn node_command_line() {
 /// dpkg-buildpackage build) rebuilds libstat from the fixture's pool.
 #[test]
 fn command_backend_rebuilds_a_fixture_package() {
-    let Some(fixture) = campaign_fixture() else { return };
+    let Some(fixture) = campaign_fixture() else {
+        return;
+    };
     let net = Net::start(None, &fixture, &[("DEBCOVER_VERIFIERS", "1")]);
     net.ingest(&["buildinfo", one(&fixture.join("stage1"), "libstat_", ".buildinfo").to_str().unwrap()]);
     net.ingest(&["archive", "--suite", "fixture", fixture.join("pool/Sources").to_str().unwrap()]);
@@ -699,7 +715,9 @@ fn command_backend_rebuilds_a_fixture_package() {
 /// build's process group, hands the job back (no budget charged) and exits 0.
 #[test]
 fn sigterm_hands_back_a_running_build() {
-    let (Some(fixture), Some(hello)) = (campaign_fixture(), built_hello()) else { return };
+    let (Some(fixture), Some(hello)) = (campaign_fixture(), built_hello()) else {
+        return;
+    };
     let net = Net::start(None, &fixture, &[]);
     net.ingest(&["buildinfo", one(&hello, "hello_", ".buildinfo").to_str().unwrap()]);
     let work = tempfile::tempdir().unwrap();
@@ -734,7 +752,9 @@ fn debrebuild_backend_runs_the_real_tool() {
         skip_or_fail("debrebuild (devscripts) is not installed");
         return;
     }
-    let (Some(fixture), Some(hello)) = (campaign_fixture(), built_hello()) else { return };
+    let (Some(fixture), Some(hello)) = (campaign_fixture(), built_hello()) else {
+        return;
+    };
     let net = Net::start(None, &fixture, &[("DEBCOVER_VERIFIERS", "1"), ("DEBCOVER_MAX_FAILURES", "1")]);
     net.ingest(&["buildinfo", one(&hello, "hello_", ".buildinfo").to_str().unwrap()]);
     let work = tempfile::tempdir().unwrap();

@@ -274,11 +274,12 @@ async fn scenario(s: &Server) {
     // a1 sent no attestation: its reproducible result is recorded but not counted, and says so.
     assert_eq!(job["verified"].as_u64(), Some(0), "{job:#}");
     assert!(job["attempts"][0]["message"].as_str().unwrap().contains("not attested"), "{job:#}");
-    // a1 and b1 produced different bytes for the same .deb: flagged with both sides.
-    let disagreements = job["disagreements"].as_array().unwrap();
-    assert_eq!(disagreements.len(), 1, "{job:#}");
-    let d = disagreements[0].as_str().unwrap();
-    assert!(d.contains(&arts[deb].name) && d.contains("alice/a1") && d.contains("bob/b1"), "{d}");
+    // a1 and b1 produced different bytes for the same .deb, but neither signed its result:
+    // both are recorded and shown, neither is evidence, so nothing is flagged (a disagreement
+    // needs attested sides: tests/corroboration.rs, coverage.rs).
+    assert_eq!(job["disagreements"].as_array().map(Vec::len), Some(0), "{job:#}");
+    assert!(job["attempts"][1]["message"].as_str().unwrap().contains("not attested"), "{job:#}");
+    let _ = &arts[deb];
     assert!(!job["attempts"][0]["artifacts"].as_array().unwrap().is_empty());
     let q = s.json(&["queue", "--json", "--state", "queued", "--state", "leased", "--state", "verified", "--state", "parked"], 0);
     let listed: Vec<&Value> = q["jobs"].as_array().unwrap().iter().collect();
@@ -307,7 +308,9 @@ async fn scheduler_over_grpc_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_over_grpc_on_postgres() {
-    let Some(db) = TestDatabase::create().await else { return };
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
     let s = Server::start_with(Some(&db.url), &ENV);
     scenario(&s).await;
     assert_eq!(s.terminate(), Some(0), "coordinator did not stop cleanly");
@@ -586,7 +589,9 @@ async fn results_over_grpc_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_over_grpc_on_postgres() {
-    let Some(db) = TestDatabase::create().await else { return };
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
     let s = Server::start_with(Some(&db.url), &RESULTS_ENV);
     results_scenario(&s).await;
     assert_eq!(s.terminate(), Some(0), "coordinator did not stop cleanly");
@@ -670,7 +675,9 @@ async fn keys_over_grpc_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_over_grpc_on_postgres() {
-    let Some(db) = TestDatabase::create().await else { return };
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
     let s = Server::start_with(Some(&db.url), &RESULTS_ENV);
     keys_scenario(&s).await;
     assert_eq!(s.terminate(), Some(0), "coordinator did not stop cleanly");

@@ -29,7 +29,9 @@ fn skip_or_fail(why: &str) {
 /// A port `p` with `p` and `p + 1` free on loopback (gRPC and web pages).
 fn free_port_pair() -> u16 {
     for _ in 0..50 {
-        let Ok(a) = std::net::TcpListener::bind("127.0.0.1:0") else { continue };
+        let Ok(a) = std::net::TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
         let Ok(addr) = a.local_addr() else { continue };
         let p = addr.port();
         if p < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok() {
@@ -183,6 +185,8 @@ fn the_readme_story_ends_with_app_b_covered_and_verified_offline() {
         Command::new(binary("debcover"))
             .arg("verify")
             .arg(&export)
+            .arg("--trust-key")
+            .arg(work.join("coordinator.pem"))
             .args(["--threshold", k, "--json"])
             .env_remove("DEBCOVER_SERVER")
             .output()

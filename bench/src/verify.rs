@@ -98,29 +98,59 @@ pub fn run(links: usize, seconds: f64) -> Result<Rates> {
         let id = intoto::keyid(&hex::encode(public));
         files.insert(key_file(KeyRole::Node, &id), intoto::public_pem(&public).into_bytes());
         files.insert(link_file(&id), l.clone());
-        mkeys.push(ManifestKey { file: key_file(KeyRole::Node, &id), keyid: id.clone(), role: KeyRole::Node,
-            operator: format!("op{i}"), node: "n1".into(), valid_from: 0, valid_until: None });
-        mlinks.push(ManifestLink { file: link_file(&id), keyid: id, operator: format!("op{i}"), node: "n1".into(),
-            outcome: "reproducible".into(), time: now - 10 });
+        mkeys.push(ManifestKey {
+            file: key_file(KeyRole::Node, &id),
+            keyid: id.clone(),
+            role: KeyRole::Node,
+            operator: format!("op{i}"),
+            node: "n1".into(),
+            valid_from: 0,
+            valid_until: None,
+        });
+        mlinks.push(ManifestLink {
+            file: link_file(&id),
+            keyid: id,
+            operator: format!("op{i}"),
+            node: "n1".into(),
+            outcome: "reproducible".into(),
+            time: now - 10,
+        });
     }
     let ck = CoordinatorKey::from_seed([255; 32]);
     let cid = intoto::verification_keyid(&hex::encode(ck.public_bytes()));
     files.insert(key_file(KeyRole::Coordinator, &cid), intoto::public_pem(&ck.public_bytes()).into_bytes());
-    mkeys.push(ManifestKey { file: key_file(KeyRole::Coordinator, &cid), keyid: cid, role: KeyRole::Coordinator,
-        operator: String::new(), node: String::new(), valid_from: 0, valid_until: None });
+    mkeys.push(ManifestKey {
+        file: key_file(KeyRole::Coordinator, &cid),
+        keyid: cid,
+        role: KeyRole::Coordinator,
+        operator: String::new(),
+        node: String::new(),
+        valid_from: 0,
+        valid_until: None,
+    });
     let functionaries: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
-    files.insert("root.layout".into(), layout::sign(&ck, &functionaries, 2, now + 3600));
+    let k = links.min(2) as u32;
+    files.insert("root.layout".into(), layout::sign(&ck, &functionaries, k, now + 3600));
     let manifest = Manifest {
-        format: FORMAT.into(), build: "b".repeat(64), source: "src".into(), version: "1.0-1".into(),
-        architecture: "amd64".into(), artifacts: products.clone(), layout: Some("root.layout".into()),
-        layout_threshold: 2, keys: mkeys, links: mlinks,
+        format: FORMAT.into(),
+        build: "b".repeat(64),
+        source: "src".into(),
+        version: "1.0-1".into(),
+        architecture: "amd64".into(),
+        artifacts: products.clone(),
+        layout: Some("root.layout".into()),
+        layout_threshold: k,
+        keys: mkeys,
+        links: mlinks,
     };
+    let signed_manifest = debcover_core::attestation::export::sign_manifest(&ck, &manifest);
+    let trust = verify::Trust::Key(ck.public_bytes());
     let read = |name: &str| files.get(name).cloned().ok_or_else(|| format!("{name}: missing"));
-    let report = verify::verify(&manifest, links.min(2) as u32, now, &read);
+    let (_, report) = verify::verify(&signed_manifest, &trust, Some(k), now, &read);
     ensure!(report.verified, "the generated export does not verify: {report:?}");
     let (mut n, start) = (0usize, Instant::now());
     while start.elapsed() < budget {
-        let r = verify::verify(&manifest, 2.min(links) as u32, now, &read);
+        let (_, r) = verify::verify(&signed_manifest, &trust, Some(k), now, &read);
         ensure!(r.verified);
         n += links + 1;
     }

@@ -46,6 +46,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "DEBCOVER_ADMIN_TOKEN_FILE", value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
 
+    /// Client commands: file holding the API token calls carry (made by `debcover token add`;
+    /// DEBCOVER_TOKEN, when set, is the token itself) [default: the admin token, when readable].
+    #[arg(long, global = true, env = "DEBCOVER_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -76,6 +81,16 @@ pub enum Command {
     /// Rebuilder node credentials (admin).
     #[command(subcommand)]
     Node(NodeCommand),
+    /// API tokens with a role: admin, ingest (automation feeding buildinfos and indices),
+    /// campaign (security and release teams: campaigns and rebuild requests) (admin).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The audit trail: who ingested, created, requested and revoked what (admin).
+    Audit {
+        /// Newest entries to show.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Queue verification rebuilds (admin).
     #[command(subcommand)]
     Rebuild(RebuildCommand),
@@ -86,7 +101,12 @@ pub enum Command {
     #[command(args_conflicts_with_subcommands = true)]
     Verify(VerifyArgs),
     /// Every published public key (nodes' with their validity periods, and the coordinator's).
-    Keys,
+    Keys {
+        /// Print only the coordinator's current public key, as PEM: the file `debcover verify
+        /// --trust-key` takes (fetch it once over a channel you trust, and keep it).
+        #[arg(long)]
+        coordinator_pem: bool,
+    },
     /// The stored signed attestations of a build; --export DIR writes them with their keys and
     /// the coordinator-signed in-toto layout, for `debcover verify` or in-toto-verify.
     Attestations(crate::client::attest::AttestationsArgs),
@@ -96,6 +116,27 @@ pub enum Command {
     /// and, with --packages, check it against the package's *Built-Using (offline; exit 1 on
     /// any disagreement or undeclared finding).
     InspectDeb(crate::client::inspect::InspectDebArgs),
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Make a token; its secret is printed once (store it in a file for --token-file) and kept
+    /// only hashed.
+    Add {
+        /// Name, unique among valid tokens (who it is for: `ci-feeder`, `security-team`).
+        #[arg(long)]
+        name: String,
+        /// admin, ingest or campaign.
+        #[arg(long)]
+        role: String,
+    },
+    /// Every token with its role and last use (never the secrets).
+    List,
+    /// Revoke a token: refused from its next call.
+    Revoke {
+        /// Its name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -318,6 +359,11 @@ pub struct ServeArgs {
     /// (http://, https:// or file:///PATH) [default: none: nodes use their own apt].
     #[arg(long, env = "DEBCOVER_ARCHIVE_MIRROR", value_name = "URL")]
     pub archive_mirror: Option<String>,
+
+    /// Reads (built-with, builds, campaigns, queue, attestations, web views) need a credential
+    /// too; without it they are open to anyone who reaches the ports. Writes always need one.
+    #[arg(long, env = "DEBCOVER_CLOSED_READS")]
+    pub closed_reads: bool,
 }
 
 #[derive(Subcommand)]

@@ -10,7 +10,7 @@ use debcover_proto::v1 as pb;
 
 use crate::args::{
     BuildCommand, BuiltWithArgs, CampaignCommand, CampaignSpecArgs, Cli, Command, IngestCommand, NodeCommand, QueueArgs,
-    RebuildCommand, VerifyArgs, VerifyCommand,
+    RebuildCommand, TokenCommand, VerifyArgs, VerifyCommand,
 };
 use crate::client::{self, campaign as cc, output, rebuild as cr};
 use crate::config::{self, FileConfig};
@@ -22,6 +22,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let file = FileConfig::load(cli.config.as_deref())?;
     client::set_ca_cert(config::resolve_ca_cert(cli.ca_cert.clone(), &file));
     let server = config::resolve_server(cli.server.clone(), &file);
+    if !matches!(cli.command, Command::Serve(_)) {
+        let data_dir = std::env::var_os("DEBCOVER_DATA_DIR").map(std::path::PathBuf::from);
+        let admin_file = config::admin_token_file(cli.admin_token_file.clone(), data_dir.as_deref(), &file);
+        client::set_credential(config::credential(cli.token_file.clone(), &admin_file, &file)?);
+    }
     let ctx = Ctx {
         file,
         server,
@@ -49,9 +54,11 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status => status(&ctx).await.map(|()| ok),
         Command::Campaign(c) => campaign(&ctx, c).await.map(|()| ok),
         Command::Node(c) => node(&ctx, c).await.map(|()| ok),
+        Command::Token(c) => token(&ctx, c).await.map(|()| ok),
+        Command::Audit { limit } => audit(&ctx, limit).await.map(|()| ok),
         Command::Rebuild(c) => rebuild(&ctx, c).await.map(|()| ok),
         Command::Verify(a) => verify(&ctx, a).await,
-        Command::Keys => client::attest::keys(&ctx.server, ctx.json).await.map(|()| ok),
+        Command::Keys { coordinator_pem } => client::attest::keys(&ctx.server, ctx.json, coordinator_pem).await.map(|()| ok),
         Command::Attestations(a) => client::attest::attestations(&ctx.server, &a, ctx.json).await.map(|()| ok),
         Command::Queue(a) => queue(&ctx, a).await.map(|()| ok),
         Command::InspectDeb(a) => Ok(if client::inspect::run(&a, ctx.json)? { ok } else { ExitCode::from(1) }),
@@ -99,6 +106,8 @@ async fn ingest_archive(ctx: &Ctx, suite: &str, arch: Option<&str>, kind: Option
                     "linked": o.linked, "sha256": o.sha256,
                 }));
             }
+            // The credential is refused: every other index would be too.
+            Err(e) if client::is_refused_credential(&e) => return Err(e),
             Err(e) => {
                 failed = true;
                 if !ctx.json {
@@ -292,7 +301,8 @@ async fn rebuild(ctx: &Ctx, cmd: RebuildCommand) -> Result<()> {
 async fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
     match a.command {
         None => {
-            let dir = a.dir.context("name an export directory (`debcover verify DIR --threshold K`) or `verify suite SUITE`")?;
+            let dir =
+                a.dir.context("name an export directory (`debcover verify DIR --trust-key PEM`) or `verify suite SUITE`")?;
             Ok(if client::attest::verify_dir(&dir, &a.offline, ctx.json)? { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Some(VerifyCommand::Suite { suite, arches }) => {
@@ -308,4 +318,72 @@ async fn verify(ctx: &Ctx, a: VerifyArgs) -> Result<ExitCode> {
 async fn queue(ctx: &Ctx, a: QueueArgs) -> Result<()> {
     let r = call("queue", ctx.open_admin().await?.queue(pb::QueueRequest { states: a.states, limit: a.limit })).await?;
     ctx.print(&cr::queue_json(&r), || cr::print_queue(&r))
+}
+
+fn when(t: i64) -> String {
+    if t == 0 {
+        return "-".to_owned();
+    }
+    chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| t.to_string())
+}
+
+fn token_json(t: &pb::ApiToken) -> serde_json::Value {
+    serde_json::json!({
+        "name": t.name, "role": t.role, "created_at": t.created_at,
+        "last_used_at": (t.last_used_at != 0).then_some(t.last_used_at),
+        "revoked_at": (t.revoked_at != 0).then_some(t.revoked_at),
+    })
+}
+
+async fn token(ctx: &Ctx, c: TokenCommand) -> Result<()> {
+    let mut client = ctx.access().await?;
+    match c {
+        TokenCommand::Add { name, role } => {
+            let r = call("token add", client.add_token(pb::AddTokenRequest { name, role })).await?;
+            let t = r.token.unwrap_or_default();
+            ctx.print(&serde_json::json!({ "token": token_json(&t), "secret": r.secret }), || {
+                outln!("{}", r.secret);
+                eprintln!(
+                    "token {} (role {}) made; the line above is its secret, shown only now: store it in a file \
+                     readable only by its user and pass it with --token-file FILE (or DEBCOVER_TOKEN)",
+                    t.name, t.role
+                );
+            })
+        }
+        TokenCommand::List => {
+            let r = call("token list", client.list_tokens(pb::ListTokensRequest {})).await?;
+            let json: Vec<_> = r.tokens.iter().map(token_json).collect();
+            ctx.print(&json, || {
+                outln!("{:<24} {:<9} {:<20} {:<20} REVOKED", "NAME", "ROLE", "CREATED", "LAST USED");
+                for t in &r.tokens {
+                    outln!(
+                        "{:<24} {:<9} {:<20} {:<20} {}",
+                        t.name,
+                        t.role,
+                        when(t.created_at),
+                        when(t.last_used_at),
+                        when(t.revoked_at)
+                    );
+                }
+            })
+        }
+        TokenCommand::Revoke { name } => {
+            call("token revoke", client.revoke_token(pb::RevokeTokenRequest { name: name.clone() })).await?;
+            ctx.print(&serde_json::json!({ "revoked": name }), || outln!("token {name} revoked"))
+        }
+    }
+}
+
+async fn audit(ctx: &Ctx, limit: u32) -> Result<()> {
+    let r = call("audit", ctx.access().await?.audit_log(pb::AuditLogRequest { limit })).await?;
+    let json: Vec<_> = r
+        .entries
+        .iter()
+        .map(|e| serde_json::json!({ "at": e.at, "actor": e.actor, "role": e.role, "action": e.action, "subject": e.subject }))
+        .collect();
+    ctx.print(&json, || {
+        for e in &r.entries {
+            outln!("{}  {:<28} {:<9} {:<18} {}", when(e.at), e.actor, e.role, e.action, e.subject);
+        }
+    })
 }

@@ -54,6 +54,10 @@ pub struct FileConfig {
     pub server: Option<String>,
     /// File holding the admin token (serve and admin commands).
     pub admin_token_file: Option<PathBuf>,
+    /// File holding this client's API token (`debcover token add`).
+    pub token_file: Option<PathBuf>,
+    /// Reads need a credential (serve).
+    pub closed_reads: Option<bool>,
     /// PEM certificate chain for serving gRPC over TLS (serve).
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert` (serve).
@@ -168,6 +172,28 @@ pub fn admin_token_file(flag: Option<PathBuf>, data_dir: Option<&Path>, file: &F
             .unwrap_or_else(default_data_dir)
             .join("admin.token")
     })
+}
+
+/// The credential client commands send: `DEBCOVER_TOKEN`, else the token file (`--token-file`,
+/// `DEBCOVER_TOKEN_FILE`, the file's `token_file`; unreadable is an error), else the admin
+/// token when this user can read it (`DEBCOVER_ADMIN_TOKEN`, the admin token file), else none.
+pub fn credential(token_file: Option<PathBuf>, admin_token_file: &Path, file: &FileConfig) -> anyhow::Result<Option<String>> {
+    if let Some(t) = std::env::var("DEBCOVER_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+        return Ok(Some(t.trim().to_owned()));
+    }
+    if let Some(path) = token_file.or_else(|| file.token_file.clone()) {
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read the token file {} ({e}); set --token-file, DEBCOVER_TOKEN_FILE or DEBCOVER_TOKEN",
+                path.display()
+            )
+        })?;
+        return match text.lines().next().map(str::trim) {
+            Some(t) if !t.is_empty() => Ok(Some(t.to_owned())),
+            _ => Err(anyhow::anyhow!("the token file {} is empty", path.display())),
+        };
+    }
+    Ok(crate::client::rebuild::admin_token(std::env::var("DEBCOVER_ADMIN_TOKEN").ok(), admin_token_file).ok())
 }
 
 /// A configuration problem, naming the file or setting at fault.

@@ -27,28 +27,36 @@ pub struct Ctx {
 
 impl Ctx {
     /// A coordinator client.
-    pub async fn coordinator(&self) -> Result<debcover_proto::v1::coordinator_client::CoordinatorClient<tonic::transport::Channel>> {
+    pub async fn coordinator(&self) -> Result<debcover_proto::v1::coordinator_client::CoordinatorClient<client::Conn>> {
         client::connect(&self.server).await
     }
 
     /// A campaign service client.
-    pub async fn campaigns(&self) -> Result<debcover_proto::v1::campaigns_client::CampaignsClient<tonic::transport::Channel>> {
+    pub async fn campaigns(&self) -> Result<debcover_proto::v1::campaigns_client::CampaignsClient<client::Conn>> {
         client::campaign::connect(&self.server).await
     }
 
-    /// An admin service client without credentials (the open listings).
+    /// An admin service client carrying the process's credential (reads).
     pub async fn open_admin(&self) -> Result<client::rebuild::AdminClient> {
-        client::rebuild::connect(&self.server, None).await
+        client::rebuild::connect(&self.server, client::credential()).await
     }
 
-    /// An admin service client carrying the admin token: `DEBCOVER_ADMIN_TOKEN`, else the token
-    /// file (`--admin-token-file`, the configuration's `admin_token_file`, else
-    /// `DATA_DIR/admin.token` as `debcover serve` wrote it).
+    /// An admin service client carrying the process's credential ([`crate::config::credential`]:
+    /// `--token-file`, `DEBCOVER_TOKEN`, else the admin token when readable).
     pub async fn admin(&self) -> Result<client::rebuild::AdminClient> {
-        let data_dir = std::env::var_os("DEBCOVER_DATA_DIR").map(PathBuf::from);
-        let token_file = config::admin_token_file(self.admin_token_file.clone(), data_dir.as_deref(), &self.file);
-        let token = client::rebuild::admin_token(std::env::var("DEBCOVER_ADMIN_TOKEN").ok(), &token_file)?;
-        client::rebuild::connect(&self.server, Some(&token)).await
+        if client::credential().is_none() {
+            let data_dir = std::env::var_os("DEBCOVER_DATA_DIR").map(PathBuf::from);
+            let token_file = config::admin_token_file(self.admin_token_file.clone(), data_dir.as_deref(), &self.file);
+            // Fails with the message that says where the token was looked for.
+            client::rebuild::admin_token(std::env::var("DEBCOVER_ADMIN_TOKEN").ok(), &token_file)?;
+        }
+        client::rebuild::connect(&self.server, client::credential()).await
+    }
+
+    /// An access service client (tokens, audit) carrying the process's credential.
+    pub async fn access(&self) -> Result<debcover_proto::v1::access_client::AccessClient<client::Conn>> {
+        self.admin().await?;
+        Ok(debcover_proto::v1::access_client::AccessClient::new(client::channel(&self.server).await?))
     }
 
     /// Print `json` with `--json`, else run `text`.

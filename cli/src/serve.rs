@@ -45,6 +45,7 @@ pub async fn run(a: ServeArgs, ctx: &Ctx) -> Result<()> {
     let mut settings = Settings::new(rebuild.policy, rebuild.routes, &admin_token, cfg.data_dir.clone())
         .with_archive_mirror(rebuild.archive_mirror);
     settings.database = redact(&cfg.db);
+    settings.closed_reads = a.closed_reads || file.closed_reads.unwrap_or(false);
     let grpc = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {} (is another coordinator running? set --listen)", cfg.listen))?;
@@ -97,7 +98,9 @@ fn admin_token(path: &Path) -> Result<String> {
             }
             // Another coordinator sharing the directory wrote it first: use theirs.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot create the admin token file {}", path.display())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create the admin token file {}", path.display()));
+            }
         }
     }
     crate::client::rebuild::admin_token(None, path)

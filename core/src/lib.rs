@@ -10,9 +10,11 @@
 //! - [`campaign`]: one library fix: impact analysis, rebuild waves, exports, item tracking.
 //! - [`rebuild`]: the scheduler's vocabulary and rules (jobs, leases, policy, judging,
 //!   coverage, corroboration, attestation checks).
+//! - [`access`]: roles of credentials and the audit trail.
 //! - [`attestation`]: published keys, the signed in-toto layout, exports and their offline check.
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod attestation;
 pub mod campaign;
 pub mod index;

@@ -37,6 +37,8 @@ pub struct Settings {
     pub limits: Limits,
     /// The database, as the log names it (a password hidden).
     pub database: String,
+    /// Reads need a credential too (`--closed-reads`); else they are open.
+    pub closed_reads: bool,
 }
 
 impl Settings {
@@ -51,6 +53,7 @@ impl Settings {
             archive_mirror: None,
             limits: Limits::default(),
             database: String::new(),
+            closed_reads: false,
         }
     }
 

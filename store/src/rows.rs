@@ -73,6 +73,35 @@ pub(crate) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+// ---------------------------------------------------------------------------- access
+
+fn role_of(text: &str) -> Result<debcover_core::access::Role, StoreError> {
+    text.parse().map_err(|_| StoreError::Corrupt(format!("unknown role {text:?}")))
+}
+
+/// An `api_tokens` row.
+pub(crate) fn api_token<R: Get>(r: &R) -> Result<debcover_core::access::ApiToken, StoreError> {
+    Ok(debcover_core::access::ApiToken {
+        id: r.int("id")?,
+        name: r.text("name")?,
+        role: role_of(&r.text("role")?)?,
+        created_at: r.int("created_at")?,
+        last_used_at: r.opt_int("last_used_at")?,
+        revoked_at: r.opt_int("revoked_at")?,
+    })
+}
+
+/// An `audit_log` row.
+pub(crate) fn audit_entry<R: Get>(r: &R) -> Result<debcover_core::access::AuditEntry, StoreError> {
+    Ok(debcover_core::access::AuditEntry {
+        at: r.int("at")?,
+        actor: r.text("actor")?,
+        role: role_of(&r.text("role")?)?,
+        action: r.text("action")?,
+        subject: r.text("subject")?,
+    })
+}
+
 // ---------------------------------------------------------------------------- builds
 
 /// The columns of `builds` as [`build_record`] reads them.

@@ -82,6 +82,114 @@ macro_rules! key_store {
 }
 pub(crate) use key_store;
 
+/// `impl AccessStore` (every method shared).
+macro_rules! access_store {
+    ($store:ty) => {
+        impl debcover_core::store::AccessStore for $store {
+            async fn add_token(
+                &self,
+                name: &str,
+                role: debcover_core::access::Role,
+                token_sha256: &str,
+                now: i64,
+            ) -> Result<Option<debcover_core::access::ApiToken>, $crate::StoreError> {
+                let mut tx = self.write_tx().await?;
+                let taken = $crate::shared::sql!($store, "SELECT id FROM api_tokens WHERE name = $1 AND revoked_at IS NULL");
+                if sqlx::query(taken).bind(name).fetch_optional(&mut *tx).await.db()?.is_some() {
+                    return Ok(None);
+                }
+                let sql = $crate::shared::sql!(
+                    $store,
+                    "INSERT INTO api_tokens (name, role, token_sha256, created_at) VALUES ($1, $2, $3, $4) RETURNING id"
+                );
+                let row = sqlx::query(sql)
+                    .bind(name)
+                    .bind(role.as_str())
+                    .bind(token_sha256)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .db()?;
+                let id = $crate::rows::Get::int(&row, "id")?;
+                tx.commit().await.db()?;
+                Ok(Some(debcover_core::access::ApiToken {
+                    id,
+                    name: name.to_owned(),
+                    role,
+                    created_at: now,
+                    last_used_at: None,
+                    revoked_at: None,
+                }))
+            }
+
+            async fn token_by_digest(
+                &self,
+                token_sha256: &str,
+            ) -> Result<Option<debcover_core::access::ApiToken>, $crate::StoreError> {
+                let sql = $crate::shared::sql!(
+                    $store,
+                    "SELECT id, name, role, created_at, last_used_at, revoked_at FROM api_tokens
+                     WHERE token_sha256 = $1 AND revoked_at IS NULL"
+                );
+                let row = sqlx::query(sql).bind(token_sha256).fetch_optional(self.reader()).await.db()?;
+                row.as_ref().map($crate::rows::api_token).transpose()
+            }
+
+            async fn tokens(&self) -> Result<Vec<debcover_core::access::ApiToken>, $crate::StoreError> {
+                let sql = "SELECT id, name, role, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY id";
+                let rows = sqlx::query(sql).fetch_all(self.reader()).await.db()?;
+                rows.iter().map($crate::rows::api_token).collect()
+            }
+
+            async fn revoke_token(&self, name: &str, now: i64) -> Result<bool, $crate::StoreError> {
+                let mut tx = self.write_tx().await?;
+                let sql =
+                    $crate::shared::sql!($store, "UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL");
+                let done = sqlx::query(sql).bind(now).bind(name).execute(&mut *tx).await.db()?.rows_affected() > 0;
+                tx.commit().await.db()?;
+                Ok(done)
+            }
+
+            async fn touch_token(&self, id: i64, now: i64) -> Result<(), $crate::StoreError> {
+                let mut tx = self.write_tx().await?;
+                let sql = $crate::shared::sql!($store, "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2");
+                sqlx::query(sql).bind(now).bind(id).execute(&mut *tx).await.db()?;
+                tx.commit().await.db()?;
+                Ok(())
+            }
+
+            async fn audit(&self, e: &debcover_core::access::AuditEntry) -> Result<(), $crate::StoreError> {
+                let mut tx = self.write_tx().await?;
+                let sql = $crate::shared::sql!(
+                    $store,
+                    "INSERT INTO audit_log (at, actor, role, action, subject) VALUES ($1, $2, $3, $4, $5)"
+                );
+                sqlx::query(sql)
+                    .bind(e.at)
+                    .bind(&e.actor)
+                    .bind(e.role.as_str())
+                    .bind(&e.action)
+                    .bind(&e.subject)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+                tx.commit().await.db()?;
+                Ok(())
+            }
+
+            async fn audit_log(&self, limit: u32) -> Result<Vec<debcover_core::access::AuditEntry>, $crate::StoreError> {
+                let sql = $crate::shared::sql!(
+                    $store,
+                    "SELECT at, actor, role, action, subject FROM audit_log ORDER BY id DESC LIMIT $1"
+                );
+                let rows = sqlx::query(sql).bind(i64::from(limit)).fetch_all(self.reader()).await.db()?;
+                rows.iter().map($crate::rows::audit_entry).collect()
+            }
+        }
+    };
+}
+pub(crate) use access_store;
+
 /// `impl ViewStore` (every method shared; the statements are in [`crate::views`]).
 macro_rules! view_store {
     ($store:ty) => {

@@ -934,8 +934,9 @@ async fn node<S: Store>(store: &S, operator: &str, name: &str, arches: &[&str], 
 
 /// A report as the service records it once the node's attestation was checked: reproducible
 /// results carry one (only attested results count towards verification).
+/// A report as an honest node sends it: built results (reproducible or not) attested.
 fn report(outcome: AttemptOutcome) -> AttemptReport {
-    let attested = outcome == AttemptOutcome::Reproducible;
+    let attested = matches!(outcome, AttemptOutcome::Reproducible | AttemptOutcome::Unreproducible { .. });
     AttemptReport { attestation: attested.then(|| Attestation::new(b"{\"signed\": {}}".to_vec())), ..AttemptReport::bare(outcome) }
 }
 

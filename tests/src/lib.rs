@@ -155,19 +155,45 @@ impl Server {
         (child, addr)
     }
 
-    /// Run the `debcover` client against this server. A call that has not finished after
-    /// [`CLI_TIMEOUT`] is killed and fails the test (a hung server must not hang the suite).
+    /// The file `debcover serve` wrote its admin token to.
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.data_dir.path().join("admin.token")
+    }
+
+    /// Run the `debcover` client against this server, as its admin (the admin token file is
+    /// named by `DEBCOVER_ADMIN_TOKEN_FILE`). A call that has not finished after [`CLI_TIMEOUT`]
+    /// is killed and fails the test (a hung server must not hang the suite).
     pub fn cli(&self, args: &[&str]) -> Output {
-        let mut child = Command::new(binary("debcover"))
-            .args(args)
+        let admin = self.admin_token_file();
+        self.cli_env(args, &[("DEBCOVER_ADMIN_TOKEN_FILE", admin.to_str())])
+    }
+
+    /// Run the client with no credential at all (no admin token, no API token).
+    pub fn cli_anonymous(&self, args: &[&str]) -> Output {
+        self.cli_env(args, &[])
+    }
+
+    /// Run the client with this environment on top of the server's URL (None: removed). No
+    /// credential is inherited: the admin token file is looked for under HOME (the server's data
+    /// directory is elsewhere), and DEBCOVER_TOKEN* are removed unless given.
+    pub fn cli_env(&self, args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
+        let mut cmd = Command::new(binary("debcover"));
+        cmd.args(args)
             .env("DEBCOVER_SERVER", &self.url)
             .env("DEBCOVER_LOG", "warn")
-            .env("HOME", self.data_dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run debcover");
+            .env("HOME", self.data_dir.path().join("client-home"))
+            .env_remove("DEBCOVER_ADMIN_TOKEN_FILE")
+            .env_remove("DEBCOVER_ADMIN_TOKEN")
+            .env_remove("DEBCOVER_TOKEN")
+            .env_remove("DEBCOVER_TOKEN_FILE")
+            .env_remove("DEBCOVER_DATA_DIR");
+        for (k, v) in env {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run debcover");
         let drain = |mut r: Box<dyn std::io::Read + Send>| {
             std::thread::spawn(move || {
                 let mut buf = Vec::new();

@@ -197,7 +197,9 @@ mod tests {
         assert!(matches!(result_of(&h("built", "", &[])), Ok(Reported::Built)));
         assert!(matches!(result_of(&h("failed", "timeout", &[])), Ok(Reported::Failed(FailureCode::Timeout))));
         match result_of(&h("environment-mismatch", "", &[" libc6: 2.36-9 installed, 2.36-8 recorded "])) {
-            Ok(Reported::EnvironmentMismatch(d)) => assert_eq!(d, ["libc6: 2.36-9 installed, 2.36-8 recorded"]),
+            Ok(Reported::EnvironmentMismatch(d)) => {
+                assert_eq!(d, ["libc6: 2.36-9 installed, 2.36-8 recorded"])
+            }
             other => panic!("{other:?}"),
         }
         for (header, field) in [

@@ -454,10 +454,16 @@ async fn receive_raw(
 }
 
 /// Every page of one `built-with` answer.
-async fn receive(
-    c: &mut debcover_proto::v1::coordinator_client::CoordinatorClient<tonic::transport::Channel>,
+async fn receive<T>(
+    c: &mut debcover_proto::v1::coordinator_client::CoordinatorClient<T>,
     req: &debcover_proto::v1::BuiltWithRequest,
-) -> Result<Vec<debcover_proto::v1::BuiltWithPage>> {
+) -> Result<Vec<debcover_proto::v1::BuiltWithPage>>
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: tonic::codegen::Body<Data = tonic::codegen::Bytes> + Send + 'static,
+    <T::ResponseBody as tonic::codegen::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
     let mut stream = c.built_with(req.clone()).await?.into_inner();
     let mut pages = Vec::new();
     while let Some(p) = stream.message().await? {

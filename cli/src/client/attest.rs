@@ -12,11 +12,12 @@ use debcover_proto::v1 as pb;
 use debcover_proto::v1::attestations_client::AttestationsClient;
 use serde_json::json;
 
-use debcover_core::attestation::export::{self, FORMAT, Manifest, ManifestKey, ManifestLink};
-use debcover_core::attestation::verify::{LinkStatus, Report};
-use debcover_core::attestation::PublishedKey;
-use debcover_wire::convert::key_from_wire;
 use super::output;
+use debcover_core::attestation::PublishedKey;
+use debcover_core::attestation::export::{self, FORMAT, Manifest, ManifestKey, ManifestLink};
+use debcover_core::attestation::verify::Trust;
+use debcover_core::attestation::verify::{LinkStatus, Report};
+use debcover_wire::convert::key_from_wire;
 
 /// Arguments of `debcover attestations`.
 #[derive(Args, Debug)]
@@ -40,14 +41,23 @@ pub struct AttestationsArgs {
 /// Arguments of the offline `debcover verify DIR`.
 #[derive(Args, Debug, Clone)]
 pub struct VerifyDirArgs {
-    /// At least this many distinct operators must agree.
+    /// At least this many distinct operators must agree (never fewer than the signed layout's
+    /// threshold).
     #[arg(long, value_name = "K")]
     pub threshold: Option<u32>,
+    /// The coordinator key you trust, as a PEM public key file (e.g. from `debcover keys`, or
+    /// from the coordinator's operator out of band). Nothing in the export is believed unless
+    /// signed by it.
+    #[arg(long, value_name = "PEM", env = "DEBCOVER_TRUST_KEY", conflicts_with = "trust_fingerprint")]
+    pub trust_key: Option<std::path::PathBuf>,
+    /// The trusted coordinator key's in-toto key id (64 hex digits, as `debcover keys` shows),
+    /// instead of the key file.
+    #[arg(long, value_name = "KEYID", env = "DEBCOVER_TRUST_FINGERPRINT")]
+    pub trust_fingerprint: Option<String>,
 }
 
-async fn connect(server: &str) -> Result<AttestationsClient<tonic::transport::Channel>> {
-    Ok(AttestationsClient::new(super::channel(server).await?)
-        .max_decoding_message_size(debcover_wire::MAX_MESSAGE_BYTES))
+async fn connect(server: &str) -> Result<AttestationsClient<super::Conn>> {
+    Ok(AttestationsClient::new(super::channel(server).await?).max_decoding_message_size(debcover_wire::MAX_MESSAGE_BYTES))
 }
 
 fn time(t: i64) -> String {
@@ -61,14 +71,17 @@ fn key_json(k: &pb::PublishedKey) -> serde_json::Value {
     })
 }
 
-/// `debcover keys`.
-pub async fn keys(server: &str, json: bool) -> Result<()> {
-    let r = connect(server)
-        .await?
-        .list_keys(pb::ListKeysRequest {})
-        .await
-        .map_err(|s| super::status_error("keys", s))?
-        .into_inner();
+/// `debcover keys`; with `coordinator_pem`, only the current coordinator key as PEM (the file
+/// `debcover verify --trust-key` takes: fetch it once, over a channel you trust, and keep it).
+pub async fn keys(server: &str, json: bool, coordinator_pem: bool) -> Result<()> {
+    let r =
+        connect(server).await?.list_keys(pb::ListKeysRequest {}).await.map_err(|s| super::status_error("keys", s))?.into_inner();
+    if coordinator_pem {
+        let current = r.keys.iter().filter(|k| k.role == "coordinator" && k.valid_until == 0).max_by_key(|k| k.valid_from);
+        let k = current.context("the coordinator lists no current key of its own")?;
+        crate::out!("{}", k.pem);
+        return Ok(());
+    }
     if json {
         output::print_json(&r.keys.iter().map(key_json).collect::<Vec<_>>())?;
         return Ok(());
@@ -78,7 +91,16 @@ pub async fn keys(server: &str, json: bool) -> Result<()> {
     for k in &r.keys {
         let who = if k.role == "node" { format!("{}/{}", k.operator, k.node) } else { "-".into() };
         let until = if k.valid_until == 0 { "current".to_owned() } else { time(k.valid_until) };
-        writeln!(out, "{:<12} {:<24} {:<16} {:<24} {:<24} {}", k.role, who, &k.keyid[..k.keyid.len().min(16)], time(k.valid_from), until, k.openssh)?;
+        writeln!(
+            out,
+            "{:<12} {:<24} {:<16} {:<24} {:<24} {}",
+            k.role,
+            who,
+            debcover_formats::prefix(&k.keyid, 16),
+            time(k.valid_from),
+            until,
+            k.openssh
+        )?;
     }
     Ok(())
 }
@@ -110,7 +132,13 @@ pub async fn attestations(server: &str, a: &AttestationsArgs, json: bool) -> Res
         if json {
             output::print_json(&manifest)?;
         } else {
-            crate::outln!("{} link(s), {} key(s) and {} written to {}", manifest.links.len(), manifest.keys.len(), export::LAYOUT, dir.display());
+            crate::outln!(
+                "{} link(s), {} key(s) and {} written to {}",
+                manifest.links.len(),
+                manifest.keys.len(),
+                export::LAYOUT,
+                dir.display()
+            );
         }
         return Ok(());
     }
@@ -133,12 +161,19 @@ pub async fn attestations(server: &str, a: &AttestationsArgs, json: bool) -> Res
     }
     let mut out = std::io::stdout().lock();
     for b in &r.builds {
-        writeln!(out, "{} {} {} (build {})", b.source, b.version, b.architecture, &b.build_id[..b.build_id.len().min(16)])?;
+        writeln!(out, "{} {} {} (build {})", b.source, b.version, b.architecture, debcover_formats::prefix(&b.build_id, 16))?;
         if b.attestations.is_empty() {
             writeln!(out, "  no attestations")?;
         }
         for s in &b.attestations {
-            writeln!(out, "  {:<24} {:<16} {:<16} {}", format!("{}/{}", s.operator, s.node), &s.keyid[..s.keyid.len().min(16)], s.outcome, time(s.finished_at))?;
+            writeln!(
+                out,
+                "  {:<24} {:<16} {:<16} {}",
+                format!("{}/{}", s.operator, s.node),
+                debcover_formats::prefix(&s.keyid, 16),
+                s.outcome,
+                time(s.finished_at)
+            )?;
         }
     }
     Ok(())
@@ -188,48 +223,82 @@ pub fn write_export(dir: &Path, b: &pb::AttestedBuild) -> Result<Manifest> {
         });
     }
     write(export::LAYOUT, &b.layout)?;
-    let manifest = Manifest {
-        format: FORMAT.into(),
-        build: b.build_id.clone(),
-        source: b.source.clone(),
-        version: b.version.clone(),
-        architecture: b.architecture.clone(),
-        artifacts: b.files.iter().map(|f| (f.name.clone(), f.sha256.clone())).collect::<BTreeMap<_, _>>(),
-        layout: Some(export::LAYOUT.into()),
-        layout_threshold: b.threshold,
-        keys,
-        links,
-    };
-    write(export::MANIFEST, &serde_json::to_vec_pretty(&manifest)?)?;
+    if b.manifest.is_empty() {
+        bail!("the coordinator sent no signed manifest (a version before signed exports): upgrade it");
+    }
+    // The coordinator's signed manifest, byte for byte; what this client wrote must be what it
+    // lists.
+    let block: serde_json::Value = serde_json::from_slice(&b.manifest).context("the coordinator's manifest is not JSON")?;
+    let manifest: Manifest =
+        serde_json::from_value(block.get("signed").cloned().unwrap_or_default()).context("the coordinator's manifest")?;
+    let written: BTreeMap<&str, ()> =
+        keys.iter().map(|k| (k.file.as_str(), ())).chain(links.iter().map(|l| (l.file.as_str(), ()))).collect();
+    if let Some(missing) = manifest
+        .keys
+        .iter()
+        .map(|k| &k.file)
+        .chain(manifest.links.iter().map(|l| &l.file))
+        .find(|f| !written.contains_key(f.as_str()))
+    {
+        bail!("the coordinator's manifest lists {missing}, which its answer did not carry");
+    }
+    write(export::MANIFEST, &b.manifest)?;
+    let _ = FORMAT;
     Ok(manifest)
+}
+
+/// The trust root of `verify DIR`, from `--trust-key` or `--trust-fingerprint`.
+fn trust(a: &VerifyDirArgs) -> Result<Trust> {
+    if let Some(path) = &a.trust_key {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading the trusted key {}", path.display()))?;
+        let key = debcover_formats::intoto::pem_ed25519(&text)
+            .or_else(|| debcover_formats::intoto::openssh_ed25519(text.trim()))
+            .with_context(|| format!("{}: not an ed25519 public key (PEM or ssh-ed25519)", path.display()))?;
+        return Ok(Trust::Key(key));
+    }
+    if let Some(id) = &a.trust_fingerprint {
+        let id = id.trim().to_ascii_lowercase();
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            bail!("--trust-fingerprint {id:?}: not a key id (64 hex digits, as `debcover keys` shows)");
+        }
+        return Ok(Trust::KeyId(id));
+    }
+    bail!(
+        "`debcover verify DIR` needs the coordinator key you trust: --trust-key PEM or --trust-fingerprint KEYID \
+         (get it from the coordinator's operator, or once from `debcover keys`, and keep it); the export's own files \
+         cannot vouch for themselves"
+    )
 }
 
 /// `debcover verify DIR`: true when verified.
 pub fn verify_dir(dir: &Path, a: &VerifyDirArgs, json: bool) -> Result<bool> {
+    let trust = trust(a)?;
     let path = dir.join(export::MANIFEST);
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let manifest: Manifest = serde_json::from_slice(&text).with_context(|| format!("{}: not a debcover export manifest", path.display()))?;
-    let threshold = a.threshold.unwrap_or(manifest.layout_threshold);
     let read = |name: &str| -> Result<Vec<u8>, String> {
-        if name.contains('/') || name.starts_with('.') {
-            return Err(format!("{name}: not a plain file name"));
+        if name.is_empty() || name.contains('/') || name.contains('\\') || name.starts_with('.') {
+            return Err(format!("{name:?}: not a plain file name"));
         }
         std::fs::read(dir.join(name)).map_err(|e| format!("{}: {e}", dir.join(name).display()))
     };
-    let report = debcover_core::attestation::verify::verify(&manifest, threshold, debcover_core::store::now_unix(), &read);
-    print_report(&manifest, &report, json)?;
+    let (manifest, report) =
+        debcover_core::attestation::verify::verify(&text, &trust, a.threshold, debcover_core::store::now_unix(), &read);
+    print_report(manifest.as_ref(), &report, json)?;
     Ok(report.verified)
 }
 
-fn print_report(m: &Manifest, r: &Report, json: bool) -> Result<()> {
+fn print_report(m: Option<&Manifest>, r: &Report, json: bool) -> Result<()> {
     if json {
         output::print_json(&json!({
-            "build": m.build, "source": m.source, "version": m.version, "architecture": m.architecture, "report": r,
+            "build": m.map(|m| &m.build), "source": m.map(|m| &m.source), "version": m.map(|m| &m.version),
+            "architecture": m.map(|m| &m.architecture), "report": r,
         }))?;
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{} {} {} (build {})", m.source, m.version, m.architecture, &m.build[..m.build.len().min(16)])?;
+    if let Some(m) = m {
+        writeln!(out, "{} {} {} (build {})", m.source, m.version, m.architecture, debcover_formats::prefix(&m.build, 16))?;
+    }
     for l in &r.links {
         let who = format!("{}/{}", l.operator, l.node);
         match &l.status {
@@ -256,4 +325,3 @@ fn print_report(m: &Manifest, r: &Report, json: bool) -> Result<()> {
     )?;
     Ok(())
 }
-

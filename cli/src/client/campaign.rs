@@ -9,7 +9,6 @@ use anyhow::{Context, Result, bail};
 use debcover_proto::v1 as pb;
 use debcover_proto::v1::campaigns_client::CampaignsClient;
 use serde::Serialize;
-use tonic::transport::Channel;
 
 use debcover_core::campaign::{Evidence, PlannedItem, UpstreamThreshold};
 
@@ -49,7 +48,7 @@ pub fn items_to_ask(format: PlanFormat, asked: Option<String>, offset: u32, limi
 }
 
 /// Open a channel to the coordinator's campaign service.
-pub async fn connect(server: &str) -> Result<CampaignsClient<Channel>> {
+pub async fn connect(server: &str) -> Result<CampaignsClient<super::Conn>> {
     Ok(CampaignsClient::new(super::channel(server).await?)
         .max_decoding_message_size(debcover_wire::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(debcover_wire::MAX_MESSAGE_BYTES))

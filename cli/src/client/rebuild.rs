@@ -8,41 +8,16 @@ use anyhow::{Context, Result, bail};
 use debcover_proto::v1 as pb;
 use debcover_proto::v1::rebuild_admin_client::RebuildAdminClient;
 use serde_json::{Value, json};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 use super::campaign::print_table;
 use debcover_core::rebuild::corroborate;
 
-/// Adds `authorization: Bearer TOKEN` to every call.
-#[derive(Clone)]
-pub struct BearerAuth(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
-
-impl BearerAuth {
-    /// With `token`, or without credentials (open calls).
-    pub fn new(token: Option<&str>) -> Result<BearerAuth> {
-        Ok(BearerAuth(match token {
-            Some(t) => Some(format!("Bearer {t}").parse().context("the token contains characters not allowed in metadata")?),
-            None => None,
-        }))
-    }
-}
-
-impl tonic::service::Interceptor for BearerAuth {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
-        }
-        Ok(req)
-    }
-}
-
 /// An admin client.
-pub type AdminClient = RebuildAdminClient<InterceptedService<Channel, BearerAuth>>;
+pub type AdminClient = RebuildAdminClient<super::Conn>;
 
 /// Connect to the admin service, with the admin token when given.
 pub async fn connect(server: &str, token: Option<&str>) -> Result<AdminClient> {
-    Ok(RebuildAdminClient::with_interceptor(super::channel(server).await?, BearerAuth::new(token)?)
+    Ok(RebuildAdminClient::new(super::channel_as(server, token).await?)
         .max_decoding_message_size(debcover_wire::MAX_ADMIN_MESSAGE_BYTES)
         .max_encoding_message_size(debcover_wire::MAX_ADMIN_MESSAGE_BYTES))
 }

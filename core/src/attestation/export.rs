@@ -14,8 +14,9 @@ use super::KeyRole;
 pub const MANIFEST: &str = "debcover-export.json";
 /// Name of the layout file.
 pub const LAYOUT: &str = "root.layout";
-/// The manifest's format tag.
-pub const FORMAT: &str = "debcover-export-v1";
+/// The manifest's format tag: the manifest as the `signed` part of a metablock signed by the
+/// coordinator key (v1 manifests were unsigned and are refused).
+pub const FORMAT: &str = "debcover-export-v2";
 
 /// What an export holds and what it is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +78,17 @@ pub struct ManifestLink {
     pub outcome: String,
     /// When the coordinator accepted it (unix seconds): the key must have been valid then.
     pub time: i64,
+}
+
+/// The manifest signed by the coordinator: `{"signatures": [{"keyid", "sig"}], "signed":
+/// MANIFEST}`, the signature over the canonical JSON of `signed`, as in-toto metablocks are.
+pub fn sign_manifest(key: &super::coordinator_key::CoordinatorKey, manifest: &Manifest) -> Vec<u8> {
+    use ed25519_dalek::Signer;
+    let signed = serde_json::to_value(manifest).unwrap_or_default();
+    let sig = key.signing_key().sign(&debcover_formats::intoto::canonical(&signed));
+    let keyid = debcover_formats::intoto::verification_keyid(&hex::encode(key.public_bytes()));
+    let block = serde_json::json!({"signatures": [{"keyid": keyid, "sig": hex::encode(sig.to_bytes())}], "signed": signed});
+    serde_json::to_vec_pretty(&block).unwrap_or_default()
 }
 
 /// The in-toto file name of a `rebuild` link signed by `keyid`.

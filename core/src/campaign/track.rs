@@ -12,8 +12,8 @@ use std::str::FromStr;
 use debversion::Version;
 
 use super::{
-    CampaignRecord, Check, Coverage, Evidence, EvidenceKind, How, ItemRecord, Observation, PlannedItem, Standing,
-    Transition, Verdict, version,
+    CampaignRecord, Check, Coverage, Evidence, EvidenceKind, How, ItemRecord, Observation, PlannedItem, Standing, Transition,
+    Verdict, version,
 };
 use crate::model::{PkgVer, ShippedBinary, ShippedBy};
 use crate::rebuild::coverage::{BuildCheck, check_build};
@@ -22,7 +22,10 @@ use crate::store::{ArchiveStore, BuildStore, CampaignStore, IndexStore, RebuildS
 
 /// Re-evaluate saved items: those of these source packages, or all when `None`. Returns the
 /// state changes the facts call for (recorded unless another coordinator recorded them first).
-pub async fn refresh<S: CampaignStore + RebuildStore + BuildStore + ArchiveStore + IndexStore>(store: &S, sources: Option<&[String]>) -> Result<Vec<Transition>, StoreError> {
+pub async fn refresh<S: CampaignStore + RebuildStore + BuildStore + ArchiveStore + IndexStore>(
+    store: &S,
+    sources: Option<&[String]>,
+) -> Result<Vec<Transition>, StoreError> {
     let items = store.campaign_items(None, sources).await?;
     if items.is_empty() {
         return Ok(Vec::new());
@@ -131,8 +134,7 @@ fn verification(builds: &[i64], shipped: &[ShippedBinary], jobs: &[JobRecord], a
     for &build in builds {
         let mine: Vec<&JobRecord> = jobs.iter().filter(|j| j.build_id == build).collect();
         let states: Vec<(i64, JobState)> = mine.iter().map(|j| (j.id, j.state)).collect();
-        let tried: Vec<AttemptRecord> =
-            attempts.iter().filter(|a| mine.iter().any(|j| j.id == a.job_id)).cloned().collect();
+        let tried: Vec<AttemptRecord> = attempts.iter().filter(|a| mine.iter().any(|j| j.id == a.job_id)).cloned().collect();
         let mut bytes: Vec<String> = shipped
             .iter()
             .filter(|b| b.build.as_ref().is_some_and(|(id, _, _)| *id == build))
@@ -147,18 +149,16 @@ fn verification(builds: &[i64], shipped: &[ShippedBinary], jobs: &[JobRecord], a
             .find_map(|b| b.build.as_ref().filter(|(id, _, _)| *id == build).map(|(_, sha, _)| sha.clone()))
             .or_else(|| mine.first().map(|j| j.build_sha256.clone()))
             .unwrap_or_default();
-        let short = &sha[..sha.len().min(12)];
+        let short = debcover_formats::prefix(&sha, 12);
         match check_build(&states, &tried, &bytes, k) {
-            BuildCheck::Verified { attestors } => {
-                attestations.extend(attestors.into_iter().map(|a| Evidence {
-                    kind: EvidenceKind::Attestation,
-                    binary: sha.clone(),
-                    package: a.node,
-                    version: a.attestation_sha256,
-                    vulnerable: false,
-                    through: None,
-                }))
-            }
+            BuildCheck::Verified { attestors } => attestations.extend(attestors.into_iter().map(|a| Evidence {
+                kind: EvidenceKind::Attestation,
+                binary: sha.clone(),
+                package: a.node,
+                version: a.attestation_sha256,
+                vulnerable: false,
+                through: None,
+            })),
             BuildCheck::Unverified { why } => gaps.push((Coverage::Unverified, format!("build {short}: {why}"))),
             BuildCheck::Unreproducible { why } => gaps.push((Coverage::Unreproducible, format!("build {short}: {why}"))),
             BuildCheck::Disagreement { disagreements } => {
@@ -192,10 +192,7 @@ fn transition(it: &ItemRecord, obs: &Observation) -> Option<Transition> {
         ),
         Observation::Gone => (
             it.current_version.clone(),
-            format!(
-                "no binary of {} on {} is shipped in {} any more",
-                it.planned.source, it.planned.arch, it.planned.suite
-            ),
+            format!("no binary of {} on {} is shipped in {} any more", it.planned.source, it.planned.arch, it.planned.suite),
             Vec::new(),
         ),
         Observation::Newer { version, how, verdict } => {
@@ -262,12 +259,10 @@ fn observe(
     let mine: Vec<&ShippedBinary> = shipped
         .iter()
         .filter(|b| {
-            b.source == item.source
-                && if item.arch == "all" { b.architecture == "all" } else { b.architecture == item.arch }
+            b.source == item.source && if item.arch == "all" { b.architecture == "all" } else { b.architecture == item.arch }
         })
         .collect();
-    let Some(newest) = mine.iter().filter_map(|b| version(&b.version).map(|v| (v, *b))).max_by(|a, b| a.0.cmp(&b.0))
-    else {
+    let Some(newest) = mine.iter().filter_map(|b| version(&b.version).map(|v| (v, *b))).max_by(|a, b| a.0.cmp(&b.0)) else {
         return (Observation::Gone, Vec::new());
     };
     let (current, newest) = newest;
@@ -299,18 +294,21 @@ fn verdict(
     for b in &newest {
         match &b.build {
             None => {
-                return (Verdict::Pending(format!(
-                    "no buildinfo ingested yet for {} {} ({})",
-                    b.package, b.version, b.architecture
-                )), Vec::new());
+                return (
+                    Verdict::Pending(format!("no buildinfo ingested yet for {} {} ({})", b.package, b.version, b.architecture)),
+                    Vec::new(),
+                );
             }
             Some((_, sha, false)) => {
-                return (Verdict::Pending(format!(
-                    "the shipped {} {} differs from the bytes its buildinfo {} lists (linked by name only)",
-                    b.package,
-                    b.version,
-                    &sha[..sha.len().min(12)]
-                )), Vec::new());
+                return (
+                    Verdict::Pending(format!(
+                        "the shipped {} {} differs from the bytes its buildinfo {} lists (linked by name only)",
+                        b.package,
+                        b.version,
+                        debcover_formats::prefix(&sha, 12)
+                    )),
+                    Vec::new(),
+                );
             }
             Some((id, _, true)) => builds.push((*id, b.package.clone())),
         }

@@ -20,13 +20,20 @@ pub fn check(bytes: &[u8], node_key: &str, job_id: i64, fence: i64, artifacts: &
     let block: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON: {e}"))?;
     let signed = block.get("signed").ok_or("no `signed` part")?;
     let want_keyid = intoto::keyid(&hex::encode(key));
-    let sig = block
-        .get("signatures")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|s| s.get("keyid").and_then(Value::as_str) == Some(want_keyid.as_str()))
-        .ok_or_else(|| format!("no signature by the node's registered key (key id {want_keyid})"))?;
+    // Exactly one signature, the node's: a link carrying others could be attributed to them by
+    // a reader that trusts the first `keyid` it sees.
+    let sig = match block.get("signatures").and_then(Value::as_array).map(Vec::as_slice) {
+        Some([one]) => one,
+        Some([]) | None => {
+            return Err(format!("no signature by the node's registered key (key id {want_keyid})"));
+        }
+        Some(many) => {
+            return Err(format!("{} signatures: a link must carry exactly one, by the node's registered key", many.len()));
+        }
+    };
+    if sig.get("keyid").and_then(Value::as_str) != Some(want_keyid.as_str()) {
+        return Err(format!("no signature by the node's registered key (key id {want_keyid})"));
+    }
     let sig_hex = sig.get("sig").and_then(Value::as_str).ok_or("signature without `sig`")?;
     let sig_bytes = hex::decode(sig_hex).map_err(|_| "`sig` is not hex")?;
     let signature = Signature::from_slice(&sig_bytes).map_err(|_| "`sig` is not an ed25519 signature")?;

@@ -49,7 +49,7 @@ impl std::fmt::Display for Disagreement {
             .sides
             .iter()
             .map(|s| {
-                let got = s.sha256.as_deref().map_or("nothing".to_owned(), |h| h[..h.len().min(16)].to_owned());
+                let got = s.sha256.as_deref().map_or("nothing".to_owned(), |h| debcover_formats::prefix(&h, 16).to_owned());
                 format!("{} (job {} fence {}, {}) got {got}", s.node, s.job_id, s.fence, s.outcome)
             })
             .collect();
@@ -61,12 +61,15 @@ fn is_binary(name: &str) -> bool {
     name.ends_with(".deb") || name.ends_with(".udeb") || name.ends_with(".ddeb")
 }
 
+/// A built attempt whose result is evidence: it carries an accepted attestation. Unsigned
+/// results are kept and shown, never used to judge a build.
 fn built(a: &AttemptRecord) -> bool {
     matches!(a.outcome.as_deref(), Some(AttemptOutcome::REPRODUCIBLE | AttemptOutcome::UNREPRODUCIBLE))
+        && a.attestation_sha256.is_some()
 }
 
-/// Where distinct operators' built attempts (of one build, possibly over several jobs)
-/// produced different bytes for the same binary, or one produced it and another did not.
+/// Where distinct operators' attested built attempts (of one build, possibly over several
+/// jobs) produced different bytes for the same binary, or one produced it and another did not.
 /// Attempts of one operator never disagree with each other here (the scheduler gives a build
 /// to one node per operator).
 pub fn disagreements(attempts: &[AttemptRecord]) -> Vec<Disagreement> {
@@ -149,7 +152,9 @@ pub fn check_build(jobs: &[(i64, JobState)], attempts: &[AttemptRecord], shipped
     }
     let mut attestors: Vec<Attestor> = Vec::new();
     for a in attempts.iter().filter(|a| a.outcome.as_deref() == Some(AttemptOutcome::REPRODUCIBLE)) {
-        let Some(att) = &a.attestation_sha256 else { continue };
+        let Some(att) = &a.attestation_sha256 else {
+            continue;
+        };
         if attestors.iter().any(|x| x.operator == a.operator) {
             continue;
         }
@@ -232,13 +237,13 @@ mod tests {
         // An unsigned reproduction is recorded but does not count.
         let one_unsigned =
             [attempt("alice", 1, "reproducible", Some(&aa), true), attempt("bob", 2, "reproducible", Some(&aa), false)];
-        let BuildCheck::Unverified { why } = check_build(&[(1, JobState::Queued)], &one_unsigned, &shipped, 2) else {
-            panic!()
-        };
+        let BuildCheck::Unverified { why } = check_build(&[(1, JobState::Queued)], &one_unsigned, &shipped, 2) else { panic!() };
         assert!(why.starts_with("1 attested reproduction(s)") && why.contains("1 reproducible without an attestation"), "{why}");
         // The archive now ships other bytes than were reproduced.
         let other = vec!["cc".repeat(32)];
-        assert!(matches!(check_build(&verified, &two, &other, 2), BuildCheck::Unverified { why } if why.starts_with("only 0 of 2")));
+        assert!(
+            matches!(check_build(&verified, &two, &other, 2), BuildCheck::Unverified { why } if why.starts_with("only 0 of 2"))
+        );
         assert!(matches!(check_build(&[], &[], &shipped, 2), BuildCheck::Unverified { why } if why.starts_with("0 attested")));
     }
 
@@ -250,8 +255,14 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].sides.len(), 2);
         let text = d[0].to_string();
-        assert!(text.contains("alice/alice1") && text.contains("bob/bob1") && text.contains(&aa[..16]) && text.contains(&bb[..16]), "{text}");
-        assert!(matches!(check_build(&[(1, JobState::Queued)], &split, std::slice::from_ref(&aa), 2), BuildCheck::Disagreement { .. }));
+        assert!(
+            text.contains("alice/alice1") && text.contains("bob/bob1") && text.contains(&aa[..16]) && text.contains(&bb[..16]),
+            "{text}"
+        );
+        assert!(matches!(
+            check_build(&[(1, JobState::Queued)], &split, std::slice::from_ref(&aa), 2),
+            BuildCheck::Disagreement { .. }
+        ));
         // A missing binary on one side disagrees too.
         let missing = [attempt("alice", 1, "reproducible", Some(&aa), true), attempt("bob", 2, "unreproducible", None, true)];
         assert_eq!(disagreements(&missing)[0].sides[1].sha256, None);
@@ -259,9 +270,18 @@ mod tests {
         // the build is unreproducible.
         let both = [attempt("alice", 1, "unreproducible", Some(&bb), true), attempt("bob", 2, "unreproducible", Some(&bb), true)];
         assert!(disagreements(&both).is_empty());
-        assert!(matches!(check_build(&[(1, JobState::Parked)], &both, &[aa], 2), BuildCheck::Unreproducible { why } if why.contains("a_1_amd64.deb")));
+        assert!(
+            matches!(check_build(&[(1, JobState::Parked)], &both, &[aa.clone()], 2), BuildCheck::Unreproducible { why } if why.contains("a_1_amd64.deb"))
+        );
         // Failures say nothing about bytes.
         let failed = [attempt("alice", 1, "reproducible", Some(&bb), true), attempt("bob", 2, "failed", None, false)];
         assert!(disagreements(&failed).is_empty());
+        // An unsigned report is kept and shown, never evidence: no disagreement from it.
+        let unsigned = [attempt("alice", 1, "reproducible", Some(&aa), true), attempt("bob", 2, "unreproducible", None, false)];
+        assert!(disagreements(&unsigned).is_empty());
+        assert!(!matches!(
+            check_build(&[(1, JobState::Queued)], &unsigned, std::slice::from_ref(&aa), 2),
+            BuildCheck::Disagreement { .. }
+        ));
     }
 }

@@ -196,12 +196,13 @@ impl Policy {
         }
     }
 
-    /// The end of an attempt: a reproducible attempt counts towards the k distinct operators
-    /// only if it carries an accepted attestation. One without is recorded (with
-    /// [`UNATTESTED_NOTE`] in its history) and leaves the job's counters as they were; the job
-    /// stays queued for other operators.
+    /// The end of an attempt: a built attempt (reproducible or not) counts, towards the k
+    /// distinct operators or against the job's budget of unreproducible results, only if it
+    /// carries an accepted attestation. One without is recorded (with [`UNATTESTED_NOTE`] in its
+    /// history) and leaves the job's counters as they were; the job stays queued for others.
     fn after_report(&self, job: &JobFacts, report: &AttemptReport, now: i64, operator_already_verified: bool) -> JobAfter {
-        let (outcome, already, note) = if report.outcome == AttemptOutcome::Reproducible && report.attestation.is_none() {
+        let built = matches!(report.outcome, AttemptOutcome::Reproducible | AttemptOutcome::Unreproducible { .. });
+        let (outcome, already, note) = if built && report.attestation.is_none() {
             (&AttemptOutcome::HandedBack, true, Some(UNATTESTED_NOTE.to_owned()))
         } else {
             (&report.outcome, operator_already_verified, None)

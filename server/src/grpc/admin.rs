@@ -1,5 +1,6 @@
 //! The `RebuildAdmin` service: node credentials and the queue. Every call that changes
-//! anything needs the admin token; `Queue` and `JobHistory` are open (read-only).
+//! anything needs a role (nodes: admin; rebuild requests: campaign) and is audited; `Queue` and
+//! `JobHistory` are reads.
 
 use std::sync::Arc;
 
@@ -9,8 +10,11 @@ use debcover_proto::v1 as pb;
 use debcover_wire::rebuild as wire;
 use tonic::{Request, Response, Status};
 
-use super::{admin, nonempty, status};
+use debcover_core::access::Role;
+
+use super::{authorized, nonempty, readable, status};
 use crate::Coordinator;
+use crate::ops::access::record;
 use crate::ops::scheduler::{self, RebuildRequest};
 
 /// The service.
@@ -23,27 +27,29 @@ fn enqueued((s, builds): (EnqueueSummary, usize)) -> pb::EnqueueResponse {
 #[tonic::async_trait]
 impl<S: Store> pb::rebuild_admin_server::RebuildAdmin for Api<S> {
     async fn add_node(&self, request: Request<pb::AddNodeRequest>) -> Result<Response<pb::AddNodeResponse>, Status> {
-        admin(&self.0, request.metadata())?;
+        let who = authorized(&self.0, request.metadata(), Role::Admin, "node add").await?;
         let r = request.into_inner();
         let (node, token) = scheduler::add_node(&self.0, &r.operator, &r.name).await.map_err(status)?;
+        record(&self.0, &who, "add-node", format!("{}/{}", r.operator, r.name)).await;
         Ok(Response::new(pb::AddNodeResponse { node: Some(wire::node_wire(&node)), token }))
     }
 
     async fn list_nodes(&self, request: Request<pb::ListNodesRequest>) -> Result<Response<pb::ListNodesResponse>, Status> {
-        admin(&self.0, request.metadata())?;
+        authorized(&self.0, request.metadata(), Role::Admin, "node list").await?;
         let nodes = self.0.store.nodes().await.map_err(super::store_status)?;
         Ok(Response::new(pb::ListNodesResponse { nodes: nodes.iter().map(wire::node_wire).collect() }))
     }
 
     async fn revoke_node(&self, request: Request<pb::RevokeNodeRequest>) -> Result<Response<pb::RevokeNodeResponse>, Status> {
-        admin(&self.0, request.metadata())?;
+        let who = authorized(&self.0, request.metadata(), Role::Admin, "node revoke").await?;
         let r = request.into_inner();
         scheduler::revoke_node(&self.0, &r.operator, &r.name).await.map_err(status)?;
+        record(&self.0, &who, "revoke-node", format!("{}/{}", r.operator, r.name)).await;
         Ok(Response::new(pb::RevokeNodeResponse {}))
     }
 
     async fn request_rebuild(&self, request: Request<pb::RebuildRequest>) -> Result<Response<pb::EnqueueResponse>, Status> {
-        admin(&self.0, request.metadata())?;
+        let who = authorized(&self.0, request.metadata(), Role::Campaign, "rebuild request").await?;
         let r = request.into_inner();
         let req = RebuildRequest {
             source: r.source,
@@ -53,16 +59,24 @@ impl<S: Store> pb::rebuild_admin_server::RebuildAdmin for Api<S> {
             tags: r.tags,
             priority: r.priority,
         };
-        Ok(Response::new(enqueued(scheduler::request_rebuild(&self.0, req).await.map_err(status)?)))
+        let subject =
+            format!("{} {} {}", req.source, req.version.as_deref().unwrap_or("*"), req.architecture.as_deref().unwrap_or("*"));
+        let answer = enqueued(scheduler::request_rebuild(&self.0, req).await.map_err(status)?);
+        record(&self.0, &who, "request-rebuild", format!("{subject}: {} queued", answer.queued)).await;
+        Ok(Response::new(answer))
     }
 
     async fn verify_suite(&self, request: Request<pb::VerifySuiteRequest>) -> Result<Response<pb::EnqueueResponse>, Status> {
-        admin(&self.0, request.metadata())?;
+        let who = authorized(&self.0, request.metadata(), Role::Campaign, "verify suite").await?;
         let r = request.into_inner();
-        Ok(Response::new(enqueued(scheduler::verify_suite(&self.0, &r.suite, &r.architectures).await.map_err(status)?)))
+        let answer = enqueued(scheduler::verify_suite(&self.0, &r.suite, &r.architectures).await.map_err(status)?);
+        record(&self.0, &who, "verify-suite", format!("{} {}: {} queued", r.suite, r.architectures.join(","), answer.queued))
+            .await;
+        Ok(Response::new(answer))
     }
 
     async fn queue(&self, request: Request<pb::QueueRequest>) -> Result<Response<pb::QueueResponse>, Status> {
+        readable(&self.0, request.metadata()).await?;
         let r = request.into_inner();
         let states = wire::states_from_wire(&r.states)?;
         let (counts, jobs) = scheduler::queue(&self.0, states, r.limit).await.map_err(status)?;
@@ -73,6 +87,7 @@ impl<S: Store> pb::rebuild_admin_server::RebuildAdmin for Api<S> {
     }
 
     async fn job_history(&self, request: Request<pb::JobHistoryRequest>) -> Result<Response<pb::JobHistoryResponse>, Status> {
+        readable(&self.0, request.metadata()).await?;
         let r = request.into_inner();
         let history = scheduler::history(&self.0, r.source, nonempty(&r.version)).await.map_err(status)?;
         Ok(Response::new(pb::JobHistoryResponse {

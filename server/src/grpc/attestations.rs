@@ -8,7 +8,7 @@ use debcover_proto::v1 as pb;
 use debcover_wire::convert::key_wire;
 use tonic::{Request, Response, Status};
 
-use super::status;
+use super::{readable, status};
 use crate::Coordinator;
 use crate::ops::attestations::{self as ops, AttestationsRequest, AttestedBuild};
 
@@ -41,12 +41,14 @@ fn attested_build(b: AttestedBuild) -> pb::AttestedBuild {
         layout: b.layout,
         coordinator_key: Some(key_wire(&b.coordinator_key)),
         threshold: b.threshold,
+        manifest: b.manifest,
     }
 }
 
 #[tonic::async_trait]
 impl<S: Store> pb::attestations_server::Attestations for Api<S> {
-    async fn list_keys(&self, _request: Request<pb::ListKeysRequest>) -> Result<Response<pb::ListKeysResponse>, Status> {
+    async fn list_keys(&self, request: Request<pb::ListKeysRequest>) -> Result<Response<pb::ListKeysResponse>, Status> {
+        readable(&self.0, request.metadata()).await?;
         let (nodes, coordinators) = ops::keys(&self.0).await.map_err(status)?;
         Ok(Response::new(pb::ListKeysResponse { keys: coordinators.iter().chain(&nodes).map(key_wire).collect() }))
     }
@@ -55,6 +57,7 @@ impl<S: Store> pb::attestations_server::Attestations for Api<S> {
         &self,
         request: Request<pb::BuildAttestationsRequest>,
     ) -> Result<Response<pb::BuildAttestationsResponse>, Status> {
+        readable(&self.0, request.metadata()).await?;
         let r = request.into_inner();
         let req = AttestationsRequest { source: r.source, version: r.version, architecture: r.architecture, threshold: r.threshold };
         let builds = ops::build_attestations(&self.0, req).await.map_err(status)?;

@@ -12,7 +12,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{BoxStream, nonempty, parse_version_field, status, store_status};
+use debcover_core::access::Role;
+
+use super::{BoxStream, authorized, nonempty, parse_version_field, readable, status, store_status};
 use crate::Coordinator;
 use crate::ops::ingest::{self, FileOutcome, FileStatus, IndexKind, ParsedBatch};
 
@@ -61,13 +63,9 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
         &self,
         request: Request<Streaming<pb::BuildinfoBatch>>,
     ) -> Result<Response<Self::IngestBuildinfosStream>, Status> {
-        let permit = self
-            .0
-            .ingest_slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Status::unavailable("server is shutting down"))?;
+        let who = authorized(&self.0, request.metadata(), Role::Ingest, "ingest").await?;
+        let permit =
+            self.0.ingest_slots.clone().acquire_owned().await.map_err(|_| Status::unavailable("server is shutting down"))?;
         let limits = self.0.settings.limits;
         let c = self.0.clone();
         let (tx, rx) = mpsc::channel::<Result<pb::BatchOutcome, Status>>(4);
@@ -83,10 +81,13 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
         });
         tokio::spawn(async move {
             let _permit = permit;
+            let (mut ingested, mut known, mut rejected) = (0u64, 0u64, 0u64);
             let mut parsed = parsed.buffered(PARSED_IN_FLIGHT);
             let mut ended = false;
             while !ended {
-                let Some(first) = parsed.next().await else { break };
+                let Some(first) = parsed.next().await else {
+                    break;
+                };
                 // Batches parsed while the previous transaction ran are written together, in
                 // one transaction: fewer, larger transactions (and posting rows) when the
                 // writer is the bottleneck, no waiting when it is not.
@@ -121,6 +122,13 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
                     match ingest::write_batches(&c, ok).await {
                         Ok(replies) => {
                             for reply in replies {
+                                for o in &reply {
+                                    match o.status {
+                                        FileStatus::Ingested => ingested += 1,
+                                        FileStatus::AlreadyKnown => known += 1,
+                                        FileStatus::Rejected => rejected += 1,
+                                    }
+                                }
                                 let reply = pb::BatchOutcome { outcomes: reply.into_iter().map(file_outcome).collect() };
                                 if tx.send(Ok(reply)).await.is_err() {
                                     failed = true;
@@ -144,17 +152,32 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
                     break;
                 }
             }
+            if ingested + known + rejected > 0 {
+                crate::ops::access::record(
+                    &c,
+                    &who,
+                    "ingest-buildinfos",
+                    format!("{ingested} ingested, {known} already known, {rejected} rejected"),
+                )
+                .await;
+            }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
-    async fn ingest_archive(&self, request: Request<Streaming<pb::ArchiveChunk>>) -> Result<Response<pb::ArchiveOutcome>, Status> {
+    async fn ingest_archive(
+        &self,
+        request: Request<Streaming<pb::ArchiveChunk>>,
+    ) -> Result<Response<pb::ArchiveOutcome>, Status> {
+        let who = authorized(&self.0, request.metadata(), Role::Ingest, "ingest archive").await?;
         let _permit =
             self.0.ingest_slots.clone().acquire_owned().await.map_err(|_| Status::unavailable("server is shutting down"))?;
         let mut stream = request.into_inner();
         let header = match stream.message().await? {
             Some(pb::ArchiveChunk { chunk: Some(pb::archive_chunk::Chunk::Header(h)) }) => h,
-            _ => return Err(Status::invalid_argument("the first message of IngestArchive must be a header")),
+            _ => {
+                return Err(Status::invalid_argument("the first message of IngestArchive must be a header"));
+            }
         };
         if header.suite.is_empty() {
             return Err(Status::invalid_argument(format!("{}: no suite given", header.name)));
@@ -163,10 +186,7 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
             pb::IndexKind::Packages => IndexKind::Packages,
             pb::IndexKind::Sources => IndexKind::Sources,
             pb::IndexKind::Unspecified => {
-                return Err(Status::invalid_argument(format!(
-                    "{}: index kind not given (Packages or Sources)",
-                    header.name
-                )));
+                return Err(Status::invalid_argument(format!("{}: index kind not given (Packages or Sources)", header.name)));
             }
         };
         let import = ingest::ArchiveImport {
@@ -177,6 +197,16 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
         };
         let reader = super::stream_reader::ChunkReader::spawn(stream);
         let o = ingest::import_archive(&self.0, import, reader).await.map_err(status)?;
+        crate::ops::access::record(
+            &self.0,
+            &who,
+            "ingest-archive",
+            format!(
+                "{} {} {}: {} entries, {} added, {} removed (sha256 {})",
+                header.suite, header.name, o.architecture, o.summary.entries, o.summary.added, o.summary.removed, o.sha256
+            ),
+        )
+        .await;
         Ok(Response::new(pb::ArchiveOutcome {
             suite: header.suite,
             kind: header.kind,
@@ -192,6 +222,7 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
     type BuiltWithStream = BoxStream<pb::BuiltWithPage>;
 
     async fn built_with(&self, request: Request<pb::BuiltWithRequest>) -> Result<Response<Self::BuiltWithStream>, Status> {
+        readable(&self.0, request.metadata()).await?;
         let q = built_with_query(request.get_ref())?;
         let answer = self.0.index.built_with(&*self.0.store, &q).await.map_err(store_status)?;
         // Pages are encoded on a blocking thread while the ones before are sent; two wait at
@@ -204,12 +235,18 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
                 pages += 1;
                 tx.blocking_send(Ok(page)).is_ok()
             });
-            tracing::debug!(builds = answer.builds.len(), pages, encode_us = started.elapsed().as_micros() as u64, "built-with sent");
+            tracing::debug!(
+                builds = answer.builds.len(),
+                pages,
+                encode_us = started.elapsed().as_micros() as u64,
+                "built-with sent"
+            );
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn show_builds(&self, request: Request<pb::ShowBuildsRequest>) -> Result<Response<pb::ShowBuildsResponse>, Status> {
+        readable(&self.0, request.metadata()).await?;
         let r = request.into_inner();
         let store = &*self.0.store;
         let mut builds = store
@@ -252,7 +289,11 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
         Ok(Response::new(pb::ShowBuildsResponse { builds: out }))
     }
 
-    async fn get_buildinfo(&self, request: Request<pb::GetBuildinfoRequest>) -> Result<Response<pb::GetBuildinfoResponse>, Status> {
+    async fn get_buildinfo(
+        &self,
+        request: Request<pb::GetBuildinfoRequest>,
+    ) -> Result<Response<pb::GetBuildinfoResponse>, Status> {
+        readable(&self.0, request.metadata()).await?;
         let id = request.into_inner().id;
         match self.0.store.raw_buildinfo(&id).await.map_err(store_status)? {
             Some(content) => Ok(Response::new(pb::GetBuildinfoResponse { content })),
@@ -260,6 +301,7 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
         }
     }
 
+    // Open even with closed reads: it is the health check nodes and load balancers call.
     async fn server_info(&self, _request: Request<pb::ServerInfoRequest>) -> Result<Response<pb::ServerInfoResponse>, Status> {
         let s = self.0.store.stats().await.map_err(store_status)?;
         Ok(Response::new(pb::ServerInfoResponse {

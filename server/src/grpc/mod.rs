@@ -12,12 +12,14 @@ use debcover_proto::v1 as pb;
 use futures::Stream;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::metadata::MetadataMap;
 use tonic::Status;
+use tonic::metadata::MetadataMap;
 
 use crate::Coordinator;
 use crate::ops::{self, scheduler::AuthError};
+use debcover_core::access::{Principal, Role};
 
+mod access;
 mod admin;
 mod attestations;
 mod campaigns;
@@ -53,14 +55,18 @@ pub async fn serve<S: Store>(
     let admin = pb::rebuild_admin_server::RebuildAdminServer::new(admin::Api(c.clone()))
         .max_decoding_message_size(MAX_ADMIN_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_ADMIN_MESSAGE_BYTES);
-    let attestations =
-        pb::attestations_server::AttestationsServer::new(attestations::Api(c)).max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let access = pb::access_server::AccessServer::new(access::Api(c.clone()))
+        .max_decoding_message_size(MAX_ADMIN_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_ADMIN_MESSAGE_BYTES);
+    let attestations = pb::attestations_server::AttestationsServer::new(attestations::Api(c))
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
     builder
         .add_service(coordinator)
         .add_service(campaigns)
         .add_service(nodes)
         .add_service(admin)
         .add_service(attestations)
+        .add_service(access)
         // TCP_NODELAY: small unary answers otherwise wait ~40 ms for Nagle's algorithm to meet
         // the client's delayed ACK. Keepalive notices clients that vanished.
         .serve_with_incoming_shutdown(
@@ -94,7 +100,9 @@ pub fn status(e: ops::Error) -> Status {
         ops::Error::Lease(r) => match r {
             Refusal::NoSuchJob => Status::not_found(r.to_string()),
             Refusal::NotYours => Status::permission_denied(r.to_string()),
-            Refusal::StaleFence { .. } | Refusal::Expired => Status::failed_precondition(r.to_string()),
+            Refusal::StaleFence { .. } | Refusal::Expired => {
+                Status::failed_precondition(r.to_string())
+            }
         },
         ops::Error::Unavailable(m) => Status::unavailable(m),
         ops::Error::Internal(m) => Status::internal(m),
@@ -112,10 +120,12 @@ fn auth_status(e: AuthError) -> Status {
 
 /// The bearer token of a call.
 fn bearer(md: &MetadataMap) -> Result<&str, Status> {
-    let v = md
-        .get("authorization")
-        .ok_or_else(|| Status::unauthenticated("no credential: send `authorization: Bearer TOKEN`"))?;
-    let v = v.to_str().map_err(|_| Status::unauthenticated("authorization metadata is not text"))?;
+    let v = md.get("authorization").ok_or_else(|| {
+        Status::unauthenticated("no credential: send `authorization: Bearer TOKEN`")
+    })?;
+    let v = v
+        .to_str()
+        .map_err(|_| Status::unauthenticated("authorization metadata is not text"))?;
     v.strip_prefix("Bearer ")
         .map(str::trim)
         .filter(|t| !t.is_empty())
@@ -123,13 +133,52 @@ fn bearer(md: &MetadataMap) -> Result<&str, Status> {
 }
 
 /// The node whose credential the call carries.
-async fn node<S: Store>(c: &Coordinator<S>, md: &MetadataMap) -> Result<debcover_core::rebuild::NodeRecord, Status> {
-    ops::scheduler::authenticate_node(c, bearer(md)?).await.map_err(auth_status)
+async fn node<S: Store>(
+    c: &Coordinator<S>,
+    md: &MetadataMap,
+) -> Result<debcover_core::rebuild::NodeRecord, Status> {
+    ops::scheduler::authenticate_node(c, bearer(md)?)
+        .await
+        .map_err(auth_status)
 }
 
-/// The call must carry the admin token.
-fn admin<S>(c: &Coordinator<S>, md: &MetadataMap) -> Result<(), Status> {
-    ops::scheduler::authenticate_admin(c, bearer(md)?).map_err(auth_status)
+/// The principal of a call that needs `role` (`what` names the call in a refusal).
+async fn authorized<S: Store>(
+    c: &Coordinator<S>,
+    md: &MetadataMap,
+    role: Role,
+    what: &str,
+) -> Result<Principal, Status> {
+    let token = match md.get("authorization") {
+        None => None,
+        Some(_) => Some(bearer(md)?),
+    };
+    ops::access::authorize(c, token, role, what)
+        .await
+        .map_err(denied)
+}
+
+/// A read: open, unless the coordinator runs with closed reads (`--closed-reads`), when any
+/// valid credential (every role, nodes included) may read.
+async fn readable<S: Store>(c: &Coordinator<S>, md: &MetadataMap) -> Result<(), Status> {
+    if !c.settings.closed_reads {
+        return Ok(());
+    }
+    let token = bearer(md).map_err(|_| {
+        Status::unauthenticated("this coordinator's reads are closed: send a credential (--token-file FILE or DEBCOVER_TOKEN)")
+    })?;
+    ops::access::identify(c, token)
+        .await
+        .map(|_| ())
+        .map_err(denied)
+}
+
+fn denied(e: ops::access::Denied) -> Status {
+    match e {
+        ops::access::Denied::Unauthenticated(m) => Status::unauthenticated(m),
+        ops::access::Denied::Forbidden(m) => Status::permission_denied(m),
+        ops::access::Denied::Store(s) => store_status(s),
+    }
 }
 
 /// An optional version from a request field: empty means none; otherwise the same strict rules
@@ -156,16 +205,25 @@ mod tests {
     #[test]
     fn credentials() {
         let mut md = MetadataMap::new();
-        assert_eq!(bearer(&md).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(
+            bearer(&md).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
         md.insert("authorization", "Basic x".parse().unwrap());
-        assert_eq!(bearer(&md).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(
+            bearer(&md).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
         md.insert("authorization", "Bearer dcn_x".parse().unwrap());
         assert_eq!(bearer(&md).unwrap(), "dcn_x");
         let dir = tempfile::tempdir().unwrap();
-        let c: Coordinator<()> = Coordinator::new(Arc::new(()), crate::Settings::new(Policy::default(), vec![], "secret", dir.path().into()));
-        assert!(admin(&c, &md).is_err());
+        let c: Coordinator<()> = Coordinator::new(
+            Arc::new(()),
+            crate::Settings::new(Policy::default(), vec![], "secret", dir.path().into()),
+        );
+        assert!(ops::scheduler::authenticate_admin(&c, bearer(&md).unwrap()).is_err());
         md.insert("authorization", "Bearer secret".parse().unwrap());
-        assert!(admin(&c, &md).is_ok());
+        assert!(ops::scheduler::authenticate_admin(&c, bearer(&md).unwrap()).is_ok());
         let _ = PathBuf::new();
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use debcover_core::attestation::coordinator_key::CoordinatorKey;
-use debcover_core::attestation::{PublishedKey, layout};
+use debcover_core::attestation::{PublishedKey, export, layout};
 use debcover_core::rebuild::{JobFilter, JobRecord, canonical_arch};
 use debcover_core::store::{RebuildStore, Store, StoreError, now_unix};
 
@@ -21,9 +21,7 @@ pub const MAX_BUILDS: usize = 100;
 /// The coordinator's key, listed in the store.
 pub async fn key<S: Store>(c: &Coordinator<S>) -> Result<Arc<CoordinatorKey>> {
     let key = c.key.clone().map_err(Error::Internal)?;
-    c.key_recorded
-        .get_or_try_init(|| async { c.store.record_coordinator_key(&key.openssh_public(), now_unix()).await })
-        .await?;
+    c.key_recorded.get_or_try_init(|| async { c.store.record_coordinator_key(&key.openssh_public(), now_unix()).await }).await?;
     Ok(key)
 }
 
@@ -81,6 +79,8 @@ pub struct AttestedBuild {
     pub coordinator_key: PublishedKey,
     /// The layout's threshold.
     pub threshold: u32,
+    /// The export manifest, signed by the coordinator key.
+    pub manifest: Vec<u8>,
 }
 
 /// What an attestation export asks for.
@@ -92,7 +92,8 @@ pub struct AttestationsRequest {
     pub version: String,
     /// Host architecture; empty: every one.
     pub architecture: String,
-    /// The layout's threshold; 0: the coordinator's k.
+    /// The layout's threshold: at least the coordinator's k (a caller may ask for more, never
+    /// less); 0: k.
     pub threshold: u32,
 }
 
@@ -108,7 +109,8 @@ pub async fn build_attestations<S: Store>(c: &Coordinator<S>, r: AttestationsReq
         .parse::<debversion::Version>()
         .map_err(|e| Error::Invalid(format!("version: {:?} is not a Debian version: {e}", r.version)))?;
     let arch = (!r.architecture.is_empty()).then(|| canonical_arch(&r.architecture));
-    let threshold = if r.threshold == 0 { c.settings.policy.verifiers.max(1) } else { r.threshold };
+    // The coordinator signs its own rule, never a weaker one a caller asks for.
+    let threshold = r.threshold.max(c.settings.policy.verifiers).max(1);
     let key = key(c).await?;
     let (node_keys, coordinator_keys) = keys(c).await?;
     let coordinator = coordinator_keys
@@ -143,56 +145,98 @@ pub async fn build_attestations<S: Store>(c: &Coordinator<S>, r: AttestationsReq
             .filter(|(n, _)| n.ends_with(".deb") || n.ends_with(".udeb") || n.ends_with(".ddeb"))
             .filter_map(|(n, s)| s.as_ref().map(|s| (n.clone(), s.clone())))
             .collect();
-        // One link per signing key (in-toto names links by key): the latest.
-        let mut by_key: BTreeMap<String, (StoredAttestation, Option<PublishedKey>)> = BTreeMap::new();
+        // One link per operator (an operator counts once per build, whichever node or job
+        // attested), attributed to the registered key that was the node's when the link was
+        // accepted (never to what the link says about itself): the latest.
+        let mut by_operator: BTreeMap<String, (StoredAttestation, PublishedKey)> = BTreeMap::new();
         for a in attempts.iter().filter(|a| jobs.iter().any(|j| j.id == a.job_id)) {
-            let (Some(sha), Some(finished)) = (&a.attestation_sha256, a.finished_at) else { continue };
+            let (Some(sha), Some(finished)) = (&a.attestation_sha256, a.finished_at) else {
+                continue;
+            };
             let link = match stored_link(&*c.store, &c.settings.data_dir, sha).await {
                 Ok(Some(link)) => link,
-                Ok(None) => return Err(Error::Internal(format!("attestation {sha} is not stored"))),
+                Ok(None) => {
+                    return Err(Error::Internal(format!("attestation {sha} is not stored")));
+                }
                 Err(LinkError::Store(e)) => return Err(Error::Store(e)),
-                Err(LinkError::Cas(e)) => return Err(Error::Internal(format!("attestation {sha}: {e}"))),
+                Err(LinkError::Cas(e)) => {
+                    return Err(Error::Internal(format!("attestation {sha}: {e}")));
+                }
             };
-            let published = node_keys
-                .iter()
-                .find(|k| k.operator == a.operator && k.node == a.node && k.valid_at(finished) && {
-                    let id = k.keyid();
-                    link_keyid(&link).is_none_or(|l| l == id)
-                })
-                .cloned();
-            let keyid = published.as_ref().map(PublishedKey::keyid).or_else(|| link_keyid(&link)).unwrap_or_default();
+            let Some(published) =
+                node_keys.iter().find(|k| k.operator == a.operator && k.node == a.node && k.valid_at(finished)).cloned()
+            else {
+                tracing::warn!(operator = %a.operator, node = %a.node, attestation = %sha, "no registered key for a stored link: left out");
+                continue;
+            };
             let entry = StoredAttestation {
                 job_id: a.job_id,
                 fence: a.fence,
                 operator: a.operator.clone(),
                 node: a.node.clone(),
-                keyid: keyid.clone(),
+                keyid: published.keyid(),
                 outcome: a.outcome.clone().unwrap_or_default(),
                 finished_at: finished,
                 attestation_sha256: sha.clone(),
                 link,
             };
-            match by_key.get(&keyid) {
+            match by_operator.get(&a.operator) {
                 Some((old, _)) if old.finished_at > finished => {}
                 _ => {
-                    by_key.insert(keyid, (entry, published));
+                    by_operator.insert(a.operator.clone(), (entry, published));
                 }
             }
         }
-        let keys: Vec<PublishedKey> = by_key.values().filter_map(|(_, k)| k.clone()).collect();
+        let by_key = by_operator;
+        let keys: Vec<PublishedKey> = by_key.values().map(|(_, k)| k.clone()).collect();
         let functionaries: Vec<[u8; 32]> = keys.iter().filter_map(PublishedKey::key_bytes).collect();
         let signed = layout::sign(&key, &functionaries, threshold, now + layout::LAYOUT_VALIDITY_SECS);
+        let attestations: Vec<StoredAttestation> = by_key.into_values().map(|(a, _)| a).collect();
+        let manifest = export::Manifest {
+            format: export::FORMAT.into(),
+            build: build_id.to_owned(),
+            source: first.source.clone(),
+            version: first.version.clone(),
+            architecture: first.arch.clone(),
+            artifacts: files.iter().cloned().collect(),
+            layout: Some(export::LAYOUT.into()),
+            layout_threshold: threshold,
+            keys: std::iter::once(&coordinator)
+                .chain(&keys)
+                .map(|k| export::ManifestKey {
+                    file: export::key_file(k.role, &k.keyid()),
+                    keyid: k.keyid(),
+                    role: k.role,
+                    operator: k.operator.clone(),
+                    node: k.node.clone(),
+                    valid_from: k.valid_from,
+                    valid_until: k.valid_until,
+                })
+                .collect(),
+            links: attestations
+                .iter()
+                .map(|a| export::ManifestLink {
+                    file: export::link_file(&a.keyid),
+                    keyid: a.keyid.clone(),
+                    operator: a.operator.clone(),
+                    node: a.node.clone(),
+                    outcome: a.outcome.clone(),
+                    time: a.finished_at,
+                })
+                .collect(),
+        };
         builds.push(AttestedBuild {
             build_id: build_id.to_owned(),
             source: first.source.clone(),
             version: first.version.clone(),
             architecture: first.arch.clone(),
             files,
-            attestations: by_key.into_values().map(|(a, _)| a).collect(),
+            attestations,
             keys,
             layout: signed,
             coordinator_key: coordinator.clone(),
             threshold,
+            manifest: export::sign_manifest(&key, &manifest),
         });
     }
     Ok(builds)
@@ -212,7 +256,11 @@ pub enum LinkError {
 /// A node's signed link stored under `sha256`, byte for byte: from the database, where results
 /// store them (migration 0012), else from the content store under `data_dir`, where versions
 /// before it kept them as files (`DATA_DIR/cas/attestations`). `None` when neither has it.
-pub async fn stored_link<S: RebuildStore>(store: &S, data_dir: &Path, sha256: &str) -> std::result::Result<Option<Vec<u8>>, LinkError> {
+pub async fn stored_link<S: RebuildStore>(
+    store: &S,
+    data_dir: &Path,
+    sha256: &str,
+) -> std::result::Result<Option<Vec<u8>>, LinkError> {
     if let Some(body) = store.attestation(sha256).await? {
         return Ok(Some(body));
     }
@@ -223,10 +271,4 @@ pub async fn stored_link<S: RebuildStore>(store: &S, data_dir: &Path, sha256: &s
         path: blob_path(data_dir, BlobKind::Attestation, sha256),
         source: std::io::Error::other(e),
     })??)
-}
-
-/// The key id a link's (first) signature names.
-fn link_keyid(link: &[u8]) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_slice(link).ok()?;
-    v.get("signatures")?.get(0)?.get("keyid")?.as_str().map(str::to_owned)
 }

@@ -3,6 +3,7 @@
 //! planning and tracking campaigns, scheduling and recording rebuilds, exporting attestations.
 //! The gRPC services and the web views call these; neither protobuf nor HTTP appears here.
 
+pub mod access;
 pub mod attestations;
 pub mod campaigns;
 pub mod ingest;
@@ -48,9 +49,9 @@ pub enum Error {
 impl From<CampaignError> for Error {
     fn from(e: CampaignError) -> Self {
         match e {
-            CampaignError::UnknownLibrary(_) | CampaignError::UnknownSuite { .. } | CampaignError::NoSuchCampaign(_) => {
-                Error::NotFound(e.to_string())
-            }
+            CampaignError::UnknownLibrary(_)
+            | CampaignError::UnknownSuite { .. }
+            | CampaignError::NoSuchCampaign(_) => Error::NotFound(e.to_string()),
             CampaignError::UnknownArch { .. } => Error::Invalid(e.to_string()),
             CampaignError::Store(s) => Error::Store(s),
         }

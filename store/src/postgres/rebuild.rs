@@ -12,8 +12,8 @@ use crate::rows::{self, ATTEMPT_SELECT, Get, LEASED, LeaseFacts, QUEUED, REPRODU
 use crate::{SqlResult, StoreError, unzstd};
 use debcover_core::rebuild::corroborate::{AttemptCorroboration, verdict_name};
 use debcover_core::rebuild::{
-    Attestation, AttemptOutcome, AttemptRecord, AttemptReport, BuildTarget, Fenced, Finished, JobAfter,
-    JobEvent, JobFacts, JobFilter, JobRecord, JobState, Lease, NodeRecord, Policy, Refusal,
+    AttemptOutcome, AttemptRecord, AttemptReport, Attestation, BuildTarget, Fenced, Finished, JobAfter, JobEvent, JobFacts,
+    JobFilter, JobRecord, JobState, Lease, NodeRecord, Policy, Refusal,
 };
 
 /// The lease facts of one job ([`rows::lease_facts_columns`]), its row locked.
@@ -28,7 +28,14 @@ static LEASE_FACTS: LazyLock<String> = LazyLock::new(|| {
 impl PgStore {
     /// Lock the job row and read its lease facts.
     async fn lease_facts(tx: &mut PgConnection, job_id: i64) -> Result<Option<LeaseFacts>, StoreError> {
-        sqlx::query(LEASE_FACTS.as_str()).bind(job_id).fetch_optional(&mut *tx).await.db()?.as_ref().map(rows::lease_facts).transpose()
+        sqlx::query(LEASE_FACTS.as_str())
+            .bind(job_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?
+            .as_ref()
+            .map(rows::lease_facts)
+            .transpose()
     }
 
     /// End one attempt and move its job to `next` (decided by `Policy::transition` on `facts`),
@@ -56,7 +63,8 @@ impl PgStore {
         .bind(now)
         .bind(job_id)
         .execute(&mut *tx)
-        .await.db()?;
+        .await
+        .db()?;
         sqlx::query(
             "UPDATE rebuild_attempts SET finished_at = $1, outcome = $2, failure_code = $3, message = $4,
                  buildinfo_sha256 = $5, log_sha256 = $6, diffoscope_sha256 = $7, differences = $8,
@@ -74,14 +82,16 @@ impl PgStore {
         .bind(report.attestation.as_ref().map(Attestation::sha256))
         .bind(attempt_id)
         .execute(&mut *tx)
-        .await.db()?;
+        .await
+        .db()?;
         if let Some(a) = &report.attestation {
             // Keyed by content: a row already there holds these very bytes.
             sqlx::query("INSERT INTO attestations (sha256, body) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(a.sha256())
                 .bind(a.body())
                 .execute(&mut *tx)
-                .await.db()?;
+                .await
+                .db()?;
         }
         if !report.artifacts.is_empty() {
             let names: Vec<&str> = report.artifacts.iter().map(|f| f.name.as_str()).collect();
@@ -96,7 +106,8 @@ impl PgStore {
             .bind(&sizes)
             .bind(&shas)
             .execute(&mut *tx)
-            .await.db()?;
+            .await
+            .db()?;
         }
         if !report.corroboration.is_empty() {
             let c = &report.corroboration;
@@ -121,7 +132,8 @@ impl PgStore {
             .bind(&declared)
             .bind(&verdicts)
             .execute(&mut *tx)
-            .await.db()?;
+            .await
+            .db()?;
         }
         Ok(next.state)
     }
@@ -148,7 +160,6 @@ impl PgStore {
 }
 
 crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
-
     async fn shipped_builds(&self, suite: &str, arches: &[String]) -> Result<Vec<BuildTarget>, StoreError> {
         sqlx::query(
             "SELECT DISTINCT b.id AS id, b.source AS source, b.version AS version, b.host_arch AS host_arch
@@ -159,26 +170,30 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
         .bind(suite)
         .bind(arches)
         .fetch_all(&self.pool)
-        .await.db()?
+        .await
+        .db()?
         .iter()
-        .map(|r| Ok(BuildTarget { build_id: r.int("id")?, source: r.text("source")?, version: r.text("version")?, arch: r.text("host_arch")? }))
+        .map(|r| {
+            Ok(BuildTarget {
+                build_id: r.int("id")?,
+                source: r.text("source")?,
+                version: r.text("version")?,
+                arch: r.text("host_arch")?,
+            })
+        })
         .collect()
     }
-
 
     async fn claim(&self, node: &NodeRecord, now: i64, policy: &Policy) -> Result<Option<Lease>, StoreError> {
         let arches = node.caps.claimable_arches();
         let mut tx = self.pool.begin().await.db()?;
         // Serialise this node's claims (its slot count) across coordinators.
-        sqlx::query("SELECT id FROM rebuild_nodes WHERE id = $1 FOR UPDATE")
-            .bind(node.id)
-            .execute(&mut *tx)
-            .await.db()?;
-        let sql = crate::shared::sql!(PgStore, format!("SELECT count(*) FROM rebuild_jobs WHERE state = '{LEASED}' AND lease_node = $1"));
-        let held: i64 = sqlx::query_scalar(sql)
-            .bind(node.id)
-            .fetch_one(&mut *tx)
-            .await.db()?;
+        sqlx::query("SELECT id FROM rebuild_nodes WHERE id = $1 FOR UPDATE").bind(node.id).execute(&mut *tx).await.db()?;
+        let sql = crate::shared::sql!(
+            PgStore,
+            format!("SELECT count(*) FROM rebuild_jobs WHERE state = '{LEASED}' AND lease_node = $1")
+        );
+        let held: i64 = sqlx::query_scalar(sql).bind(node.id).fetch_one(&mut *tx).await.db()?;
         if held >= i64::from(node.caps.slots.max(1)) {
             tx.rollback().await.db()?;
             return Ok(None);
@@ -190,16 +205,27 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
         // instead of 0.3 ms), so this transaction rules the alternatives out.
         sqlx::raw_sql("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
             .execute(&mut *tx)
-            .await.db()?;
-        let leased = policy.transition(&JobFacts::new(), JobEvent::Claim { node_id: node.id, now }).map_err(|r| StoreError::Corrupt(r.to_string()))?;
+            .await
+            .db()?;
+        let leased = policy
+            .transition(&JobFacts::new(), JobEvent::Claim { node_id: node.id, now })
+            .map_err(|r| StoreError::Corrupt(r.to_string()))?;
         let expires = leased.expires.unwrap_or(now);
         // One statement leases the job, opens its attempt and reads what the lease carries:
         // the transaction (and the row locks it holds, which results for other jobs can wait
         // on) lasts as few round trips as possible.
-        let sql = crate::shared::sql!(PgStore, format!(
-            "WITH c AS (
+        let sql = crate::shared::sql!(
+            PgStore,
+            format!(
+                "WITH me AS (
+                 -- The node's credential, valid, and share-locked until this transaction ends: a
+                 -- revoke (which updates this row, then hands the node's leases back) either
+                 -- committed before (nothing is claimed) or waits for this claim and then hands
+                 -- its lease back too.
+                 SELECT n.id FROM rebuild_nodes n WHERE n.id = $6 AND n.revoked_at IS NULL FOR SHARE),
+             c AS (
                  SELECT j.id FROM rebuild_jobs j
-                 WHERE j.state = '{QUEUED}' AND j.not_before <= $1 AND j.arch = ANY($2)
+                 WHERE EXISTS (SELECT 1 FROM me) AND j.state = '{QUEUED}' AND j.not_before <= $1 AND j.arch = ANY($2)
                    AND (j.backend = '' OR j.backend = ANY($3))
                    AND NOT EXISTS (SELECT 1 FROM rebuild_job_tags t WHERE t.job_id = j.id AND t.tag <> ALL($4))
                    AND NOT EXISTS (SELECT 1 FROM rebuild_attempts a WHERE a.job_id = j.id AND a.operator_id = $5
@@ -221,20 +247,22 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
                  {} AS archive, {} AS files
              FROM u LEFT JOIN builds b ON b.id = u.build_id LEFT JOIN build_texts t ON t.build_id = b.id
              LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version",
-            rows::archive_subquery(rows::POSTGRES, "b.id"),
-            rows::files_subquery(rows::POSTGRES, "b.id")
-        ));
+                rows::archive_subquery(rows::POSTGRES, "b.id"),
+                rows::files_subquery(rows::POSTGRES, "b.id")
+            )
+        );
         let row = sqlx::query(sql)
-        .bind(now)
-        .bind(&arches)
-        .bind(&node.caps.backends)
-        .bind(&node.caps.tags)
-        .bind(node.operator_id)
-        .bind(node.id)
-        .bind(expires)
-        .bind(leased.state.as_str())
-        .fetch_optional(&mut *tx)
-        .await.db()?;
+            .bind(now)
+            .bind(&arches)
+            .bind(&node.caps.backends)
+            .bind(&node.caps.tags)
+            .bind(node.operator_id)
+            .bind(node.id)
+            .bind(expires)
+            .bind(leased.state.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
         let Some(r) = row else {
             tx.rollback().await.db()?;
             return Ok(None);
@@ -245,7 +273,9 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
             return Err(StoreError::Corrupt(format!("job {job_id}: build {build_id} has no stored buildinfo")));
         };
         let buildinfo = unzstd(&raw)?;
-        let dsc = r.opt_text("directory")?.map(|directory| debcover_core::rebuild::SourceDsc { directory, sha256: r.opt_text("dsc_sha256").ok().flatten() });
+        let dsc = r
+            .opt_text("directory")?
+            .map(|directory| debcover_core::rebuild::SourceDsc { directory, sha256: r.opt_text("dsc_sha256").ok().flatten() });
         let source_version = r.text("source_version")?;
         let archive = rows::archive_column(r.opt_text("archive")?.as_deref())?;
         let checksums = rows::files_column(r.opt_text("files")?.as_deref())?;
@@ -267,7 +297,6 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
             buildinfo,
         }))
     }
-
 
     async fn finish_report(
         &self,
@@ -301,7 +330,9 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
         let mut tx = self.pool.begin().await.db()?;
         let sql = crate::shared::sql!(
             PgStore,
-            format!("SELECT id FROM rebuild_jobs WHERE state = '{LEASED}' AND lease_expires < $1 ORDER BY id FOR UPDATE SKIP LOCKED")
+            format!(
+                "SELECT id FROM rebuild_jobs WHERE state = '{LEASED}' AND lease_expires < $1 ORDER BY id FOR UPDATE SKIP LOCKED"
+            )
         );
         let expired: Vec<i64> = sqlx::query_scalar(sql).bind(now).fetch_all(&mut *tx).await.db()?;
         if expired.is_empty() {
@@ -340,19 +371,20 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
             .bind(filter.id)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await.db()?
+            .await
+            .db()?
             .iter()
             .map(rows::job)
             .collect()
     }
 
     async fn attempts(&self, job_ids: &[i64]) -> Result<Vec<AttemptRecord>, StoreError> {
-        let list = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{ATTEMPT_SELECT} WHERE a.job_id = ANY($1) ORDER BY a.job_id, a.fence"
-        )))
-        .bind(job_ids)
-        .fetch_all(&self.pool)
-        .await.db()?;
+        let list =
+            sqlx::query(sqlx::AssertSqlSafe(format!("{ATTEMPT_SELECT} WHERE a.job_id = ANY($1) ORDER BY a.job_id, a.fence")))
+                .bind(job_ids)
+                .fetch_all(&self.pool)
+                .await
+                .db()?;
         let mut out = Vec::with_capacity(list.len());
         for r in &list {
             out.push(rows::attempt(r)?);
@@ -364,7 +396,8 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
         )
         .bind(&ids)
         .fetch_all(&self.pool)
-        .await.db()?
+        .await
+        .db()?
         {
             let (attempt, artifact) = rows::artifact(&r)?;
             arts.entry(attempt).or_default().push(artifact);
@@ -385,7 +418,8 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
         )))
         .bind(job_ids)
         .fetch_all(&self.pool)
-        .await.db()?
+        .await
+        .db()?
         .iter()
         .map(rows::corroboration)
         .collect()

@@ -420,7 +420,9 @@ impl Batcher {
                 }
             }
             match rx.try_recv() {
-                Ok(r) => return r.map_err(|e| StoreError::Database(Box::new(sqlx::Error::Protocol(e)))),
+                Ok(r) => {
+                    return r.map_err(|e| StoreError::Database(Box::new(sqlx::Error::Protocol(e))));
+                }
                 // Not in this batch (more than MAX_BATCH were ahead of it): run the next one.
                 Err(TryRecvError::Empty) => continue,
                 Err(TryRecvError::Closed) => {
@@ -560,6 +562,12 @@ async fn claim_in(tx: &mut SqliteConnection, node: &NodeRecord, now: i64, expire
     qb.push(", updated_at = ").push_bind(now);
     qb.push(format!(" WHERE id = (SELECT j.id FROM rebuild_jobs j WHERE j.state = '{QUEUED}' AND j.not_before <= "));
     qb.push_bind(now);
+    // The node's credential is still valid in this transaction: a revoke committed before it
+    // (the one writer serialises them) leaves nothing to claim, even for a claim that was
+    // already waiting when the revoke came. An uncorrelated subquery: evaluated once.
+    qb.push(" AND EXISTS (SELECT 1 FROM rebuild_nodes me WHERE me.revoked_at IS NULL AND me.id = ");
+    qb.push_bind(node.id);
+    qb.push(")");
     // The node's free slots (an uncorrelated subquery: evaluated once).
     qb.push(format!(" AND (SELECT count(*) FROM rebuild_jobs h WHERE h.state = '{LEASED}' AND h.lease_node = "));
     qb.push_bind(node.id);
@@ -598,7 +606,9 @@ async fn claim_in(tx: &mut SqliteConnection, node: &NodeRecord, now: i64, expire
     qb.push(" AND NOT EXISTS (SELECT 1 FROM rebuild_attempts a WHERE a.job_id = j.id AND a.fence = j.fence)");
     // fetch_all, not fetch_optional: a row limit would stop before the INSERT runs.
     let rows = qb.build().fetch_all(&mut *tx).await.db()?;
-    let Some(r) = rows.first() else { return Ok(None) };
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
     Ok(Some(Claimed {
         job_id: r.int("id")?,
         fence: r.int("fence")?,

@@ -1,0 +1,24 @@
+-- Who may do what (debcover_core::access): named API tokens with a role, stored as the SHA-256
+-- of the secret (the secret is shown once, when made), and the audit trail of every call that
+-- changed state. Times are unix seconds.
+
+CREATE TABLE api_tokens (
+    id           BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name         TEXT    NOT NULL,
+    role         TEXT    NOT NULL,          -- admin | ingest | campaign
+    token_sha256 TEXT    NOT NULL UNIQUE,   -- hex SHA-256 of the bearer token
+    created_at   BIGINT NOT NULL,
+    last_used_at BIGINT,                   -- to the minute
+    revoked_at   BIGINT                    -- NULL while valid
+);
+-- A name is held by one valid token at a time.
+CREATE UNIQUE INDEX api_tokens_name ON api_tokens (name) WHERE revoked_at IS NULL;
+
+CREATE TABLE audit_log (
+    id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at      BIGINT NOT NULL,
+    actor   TEXT    NOT NULL,  -- admin | token:NAME | node:OPERATOR/NAME
+    role    TEXT    NOT NULL,
+    action  TEXT    NOT NULL,
+    subject TEXT    NOT NULL
+);
