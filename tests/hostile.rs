@@ -404,10 +404,6 @@ fn offline_verify_trusts_only_the_pinned_coordinator_key() {
         ],
         0,
     );
-    let pem = s.cli(&["keys", "--coordinator-pem"]);
-    assert!(pem.status.success(), "{}", describe(&pem));
-    let trusted = dir.path().join("coordinator.pem");
-    std::fs::write(&trusted, &pem.stdout).unwrap();
 
     // The forgery: two operators' links attesting exactly the expected hashes, their keys, a
     // plain manifest that names them, no layout.
@@ -446,6 +442,11 @@ fn offline_verify_trusts_only_the_pinned_coordinator_key() {
     let out = verify(&forged, &["--threshold", "1"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
     assert!(err(&out).contains("--trust-key"), "{}", describe(&out));
+    // The trust root, fetched from the coordinator (out of band for the export).
+    let pem = s.cli(&["keys", "--coordinator-pem"]);
+    assert!(pem.status.success(), "{}", describe(&pem));
+    let trusted = dir.path().join("coordinator.pem");
+    std::fs::write(&trusted, &pem.stdout).unwrap();
     // With the real coordinator's key pinned: the forgery is refused (its manifest is unsigned).
     let out = verify(
         &forged,
