@@ -187,9 +187,7 @@ async fn scenario(s: &Server, deb_path: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lego_go_toolchain_corroborated_over_grpc_sqlite() {
-    let Some(deb) = fixture_deb("lego") else {
-        return;
-    };
+    let Some(deb) = fixture_deb("lego") else { return };
     let s = Server::start_with(None, &[("DEBCOVER_VERIFIERS", "1")]);
     scenario(&s, &deb).await;
     assert_eq!(s.terminate(), Some(0));
@@ -197,12 +195,8 @@ async fn lego_go_toolchain_corroborated_over_grpc_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lego_go_toolchain_corroborated_over_grpc_postgres() {
-    let Some(deb) = fixture_deb("lego") else {
-        return;
-    };
-    let Some(db) = TestDatabase::create().await else {
-        return;
-    };
+    let Some(deb) = fixture_deb("lego") else { return };
+    let Some(db) = TestDatabase::create().await else { return };
     let s = Server::start_with(Some(&db.url), &[("DEBCOVER_VERIFIERS", "1")]);
     scenario(&s, &deb).await;
     assert_eq!(s.terminate(), Some(0));

@@ -199,9 +199,7 @@ async fn campaign_item_covered_on_attested_rebuilds_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaign_item_covered_on_attested_rebuilds_postgres() {
     let Some(dir) = fixture() else { return };
-    let Some(db) = TestDatabase::create().await else {
-        return;
-    };
+    let Some(db) = TestDatabase::create().await else { return };
     let s = Server::start_with(Some(&db.url), &[("DEBCOVER_VERIFIERS", "2")]);
     scenario(&s, &dir).await;
     assert_eq!(s.terminate(), Some(0));
@@ -228,9 +226,7 @@ fn ibd(entries: &[(&str, &str)]) -> Vec<(String, String)> {
 fn binaries_corroborate_the_buildinfo_on_real_lego_and_hexyl() {
     use debcover_core::rebuild::corroborate::against_buildinfo;
     use debcover_formats::corroborate::Verdict;
-    let (Some(lego), Some(hexyl)) = (fixture_deb("lego"), fixture_deb("hexyl")) else {
-        return;
-    };
+    let (Some(lego), Some(hexyl)) = (fixture_deb("lego"), fixture_deb("hexyl")) else { return };
     let infos = elf_infos(&lego);
     let (path, info) = infos.iter().find(|(p, _)| p == "usr/bin/lego").expect("usr/bin/lego");
     let installed = ibd(&[("golang-1.19-go", "1.19.5-1"), ("golang-1.19-src", "1.19.5-1"), ("libc6-dev", "2.36-8")]);

@@ -67,9 +67,7 @@ fn strings(file: &Path) -> Vec<String> {
 
 #[test]
 fn lego_embeds_the_go_its_static_built_using_declares() {
-    let Some(deb) = fixture_deb("lego") else {
-        return;
-    };
+    let Some(deb) = fixture_deb("lego") else { return };
     let found = read_deb(&deb);
     assert_eq!(found.len(), 1, "{found:?}");
     let (path, info) = &found[0];
@@ -120,9 +118,7 @@ fn index_entry(file: &str, package: &str) -> debcover_formats::PackagesEntry {
 
 #[test]
 fn hexyl_names_the_rustc_it_declares_and_has_no_dep_v0() {
-    let Some(deb) = fixture_deb("hexyl") else {
-        return;
-    };
+    let Some(deb) = fixture_deb("hexyl") else { return };
     let found = read_deb(&deb);
     assert_eq!(found.len(), 1, "{found:?}");
     let (path, info) = &found[0];
@@ -141,9 +137,7 @@ fn hexyl_names_the_rustc_it_declares_and_has_no_dep_v0() {
 
 #[test]
 fn inspect_deb_cli_reports_agreement_and_disagreement() {
-    let Some(deb) = fixture_deb("lego") else {
-        return;
-    };
+    let Some(deb) = fixture_deb("lego") else { return };
     let index = testdata().join("packages/bookworm_amd64_Packages.Static-Built-Using");
     let run = |args: &[&str]| Command::new(binary("debcover")).args(args).env("DEBCOVER_LOG", "warn").output().unwrap();
     let out = run(&["inspect-deb", deb.to_str().unwrap(), "--json", "--packages", index.to_str().unwrap()]);
@@ -253,9 +247,7 @@ fn truncated_and_lying_debs_are_precise_errors() {
     // Cut in the middle of data.tar.xz.
     let cut = bytes.len() - 1000;
     match deb::for_each_elf(&bytes[..cut], &Limits::default(), |_| {}) {
-        Err(DebError::Truncated { member, offset, .. }) => {
-            assert_eq!((member.as_str(), offset), ("data.tar.xz", cut as u64))
-        }
+        Err(DebError::Truncated { member, offset, .. }) => assert_eq!((member.as_str(), offset), ("data.tar.xz", cut as u64)),
         other => panic!("{other:?}"),
     }
     // The data member's header claims more than is there, then more than the limit allows.

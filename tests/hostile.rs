@@ -500,6 +500,10 @@ fn key_of(token: &str) -> ed25519_dalek::SigningKey {
 }
 
 async fn registered(s: &Server, operator: &str, name: &str) -> (Node, ed25519_dalek::SigningKey) {
+    registered_with(s, operator, name, 1).await
+}
+
+async fn registered_with(s: &Server, operator: &str, name: &str, slots: u32) -> (Node, ed25519_dalek::SigningKey) {
     let v = s.json(
         &[
             "node",
@@ -523,7 +527,7 @@ async fn registered(s: &Server, operator: &str, name: &str) -> (Node, ed25519_da
         ),
         architectures: vec!["amd64".into()],
         backends: vec!["local".into()],
-        slots: 1,
+        slots,
         registration_time: time,
         registration_signature: signature,
         ..Default::default()
@@ -729,4 +733,103 @@ async fn revocation_stops_a_waiting_claim_on_postgres() {
     };
     let s = Server::start(Some(&db.url));
     revocation_stops_a_waiting_claim(&s).await;
+}
+
+// ------------------------------------------------------------------ 7. fair budgets
+
+fn queue(s: &Server) -> Vec<Value> {
+    let q = s.json(&["queue", "--json", "--state", "queued", "--state", "leased", "--state", "verified", "--state", "parked"], 0);
+    q["jobs"].as_array().unwrap().clone()
+}
+
+async fn fail(n: &mut Node, job: &pb::Job, code: &str) -> pb::ReportResponse {
+    use pb::report_chunk::Chunk;
+    let header = pb::ReportHeader {
+        job_id: job.job_id,
+        fence: job.fence,
+        result: "failed".into(),
+        failure_code: code.into(),
+        message: format!("{code} on purpose"),
+        ..Default::default()
+    };
+    n.report_result(tokio_stream::iter(vec![pb::ReportChunk { chunk: Some(Chunk::Header(header)) }])).await.unwrap().into_inner()
+}
+
+/// Defect 7: every failure counted against the job, infrastructure failures retried at once,
+/// and the same node could claim the job straight back: one node (an honest one whose mirror
+/// is down) parked everything it touched. Now a node's infrastructure failures are its own
+/// (strikes, then quarantine, shown by `node list`), it does not get back a job it just failed,
+/// one operator cannot use up a job's budget, and an admin releases parked jobs.
+async fn one_node_cannot_park_the_queue(s: &Server) {
+    s.json(&["ingest", "buildinfo", "--json", &buildinfo_dir()], 0);
+    s.json(&["rebuild", "request", "bash", "--json"], 0);
+    s.json(&["rebuild", "request", "0xffff", "--json"], 0);
+    let jobs = queue(s).len();
+    assert!(jobs >= 4, "{jobs}");
+    let (mut broken, _) = registered(s, "mallory", "m1").await;
+    // Its mirror is down: every job it takes fails for infrastructure reasons.
+    let mut failed = std::collections::BTreeSet::new();
+    for i in 0..3 {
+        let job = broken.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job;
+        let job = job.unwrap_or_else(|| panic!("claim {i}: nothing"));
+        assert!(failed.insert(job.job_id), "job {} given back to the node that just failed it", job.job_id);
+        let r = fail(&mut broken, &job, "infrastructure").await;
+        assert_eq!(r.job_state, "queued", "{r:?}");
+    }
+    // No job was charged, none parked; the node is quarantined, and says so.
+    let q = queue(s);
+    assert!(q.iter().all(|j| j["state"] == "queued" && j["failures"] == 0), "{q:#?}");
+    assert!(broken.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.is_none(), "quarantined");
+    let nodes = s.json(&["node", "list", "--json"], 0);
+    let m1 = nodes.as_array().unwrap().iter().find(|n| n["name"] == "m1").unwrap();
+    assert!(m1["quarantined_until"].is_i64() && m1["quarantines"] == 1, "{m1:#}");
+    let text = String::from_utf8_lossy(&s.cli(&["node", "list"]).stdout).into_owned();
+    assert!(text.contains("quarantined until"), "{text}");
+    // Another operator's node takes the failed jobs at once.
+    let (mut bob, _) = registered(s, "bob", "b1").await;
+    let job = bob.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.expect("a job for bob");
+    assert!(failed.contains(&job.job_id), "the failed jobs come first: {}", job.job_id);
+
+    // A package failure: one operator's share of a budget of 2 is 1; bob's second failure is
+    // not charged, so bob alone cannot park it; carol's failure parks it.
+    assert_eq!(fail(&mut bob, &job, "build-failed").await.job_state, "queued");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let again = bob.claim(pb::ClaimRequest { wait_seconds: 5 }).await.unwrap().into_inner().job.expect("bob again");
+    assert_eq!(again.job_id, job.job_id);
+    assert_eq!(fail(&mut bob, &again, "build-failed").await.job_state, "queued", "one operator parked a job");
+    let (mut carol, _) = registered_with(s, "carol", "c1", 16).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut theirs = None;
+    for _ in 0..jobs {
+        let j = carol.claim(pb::ClaimRequest { wait_seconds: 2 }).await.unwrap().into_inner().job.expect("a job for carol");
+        // Others are held (carol has slots enough) until the one bob failed comes.
+        if j.job_id == job.job_id {
+            theirs = Some(j);
+            break;
+        }
+    }
+    let theirs = theirs.expect("carol reached the job");
+    assert_eq!(fail(&mut carol, &theirs, "build-failed").await.job_state, "parked");
+    // Released by the admin: queued again with fresh budgets, and audited.
+    let out = s.json(&["rebuild", "release", "--job", &job.job_id.to_string(), "--json"], 0);
+    assert_eq!(out["released"], json!([job.job_id]), "{out}");
+    let j = queue(s).into_iter().find(|j| j["id"] == job.job_id).unwrap();
+    assert_eq!((j["state"].as_str(), j["failures"].as_u64()), (Some("queued"), Some(0)), "{j:#}");
+    let audit = s.json(&["audit", "--json"], 0);
+    assert!(audit.as_array().unwrap().iter().any(|e| e["action"] == "release-parked"), "{audit:#}");
+}
+
+const BUDGET: [(&str, &str); 3] = [("DEBCOVER_MAX_FAILURES", "2"), ("DEBCOVER_RETRY_DELAYS", "1s"), ("DEBCOVER_VERIFIERS", "2")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_cannot_park_the_queue_on_sqlite() {
+    let s = Server::start_with(None, &BUDGET);
+    one_node_cannot_park_the_queue(&s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_cannot_park_the_queue_on_postgres() {
+    let Some(db) = TestDatabase::create().await else { return };
+    let s = Server::start_with(Some(&db.url), &BUDGET);
+    one_node_cannot_park_the_queue(&s).await;
 }

@@ -171,9 +171,7 @@ fn on_backend(postgres: bool, env: &[(&str, &str)], scenario: fn(&Server)) {
         return;
     }
     let db = if postgres {
-        let Some(db) = TestDatabase::create_blocking() else {
-            return;
-        };
+        let Some(db) = TestDatabase::create_blocking() else { return };
         Some(db)
     } else {
         None

@@ -150,9 +150,7 @@ fn bookworm_packages() -> Option<(tempfile::TempDir, PathBuf)> {
 
 #[test]
 fn full_bookworm_packages_index_ingests_completely() {
-    let Some((_tmp, path)) = bookworm_packages() else {
-        return;
-    };
+    let Some((_tmp, path)) = bookworm_packages() else { return };
     let text = std::fs::read_to_string(&path).unwrap();
     let paragraphs = text.lines().filter(|l| l.starts_with("Package: ")).count() as u64;
     let distinct_sha = text

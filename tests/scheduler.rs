@@ -547,7 +547,7 @@ async fn results_scenario(s: &Server) {
         assert_eq!(r.outcome, "environment-mismatch");
         assert!(r.verdicts.is_empty() && r.differing.is_empty());
         states.push(r.job_state);
-        if states.last().map(String::as_str) == Some("parked") || states.len() >= 3 {
+        if states.last().map(String::as_str) == Some("parked") || states.len() >= 2 {
             break;
         }
         // The same node may try again: a mismatch is no verdict on the package.
@@ -555,14 +555,30 @@ async fn results_scenario(s: &Server) {
         assert_eq!((again.job_id, again.fence), (j.job_id, j.fence + 1));
         j = again;
     }
-    assert_eq!(states, ["queued", "parked"]);
+    // One operator's share of a budget of 2 is 1: its second mismatch is not charged, so it
+    // cannot park the job alone; another operator's mismatch does.
+    assert_eq!(states, ["queued", "queued"]);
+    let other = add_node(s, admin, "bob", "b1");
+    let mut o = node(&s.url, Some(&other)).await;
+    o.register(register(&other, &["amd64"], 4)).await.unwrap();
+    // (bob holds the other queued jobs it is offered: it has the slots.)
+    let mut j = o.claim(pb::ClaimRequest { wait_seconds: 5 }).await.unwrap().into_inner().job.expect("a job for bob");
+    for _ in 0..3 {
+        if j.source == "hardlink" {
+            break;
+        }
+        j = o.claim(pb::ClaimRequest { wait_seconds: 5 }).await.unwrap().into_inner().job.expect("a job for bob");
+    }
+    assert_eq!(j.source, "hardlink");
+    assert_eq!(send(&mut o, mismatch(&j, &diffs)).await.unwrap().job_state, "parked");
     let h = s.json(&["build", "history", "hardlink", "--json"], 0);
     let job = &h[0];
     assert_eq!(job["state"], "parked");
     assert!(job["parked_reason"].as_str().unwrap().contains("environment-mismatch"), "{job:#}");
     let attempts = job["attempts"].as_array().unwrap();
     let ended: Vec<&Value> = attempts.iter().filter(|a| a["outcome"] == "environment-mismatch").collect();
-    assert_eq!(ended.len(), 2, "{job:#}");
+    assert_eq!(ended.len(), 3, "{job:#}");
+    assert!(ended[1]["message"].as_str().unwrap().contains("not charged to the job"), "{job:#}");
     assert_eq!(ended[0]["differences"], serde_json::json!(diffs));
     let text = s.cli(&["build", "history", "hardlink"]);
     let text = String::from_utf8_lossy(&text.stdout);

@@ -17,12 +17,12 @@
 #![deny(missing_docs)]
 
 pub mod archive;
-mod base;
 pub mod hash;
-mod plan;
-mod render;
 pub mod sched;
 pub mod verify;
+mod base;
+mod plan;
+mod render;
 pub mod version;
 
 use std::collections::HashMap;
@@ -145,8 +145,7 @@ pub struct Stats {
 }
 
 fn is_library(name: &str) -> bool {
-    name.ends_with("-dev")
-        && (name.starts_with("golang-") || name.starts_with("librust-") || name.starts_with("lib"))
+    name.ends_with("-dev") && (name.starts_with("golang-") || name.starts_with("librust-") || name.starts_with("lib"))
 }
 
 impl Stats {
@@ -157,9 +156,7 @@ impl Stats {
         m.ibd_min = if m.builds == 0 { n } else { m.ibd_min.min(n) };
         m.ibd_max = m.ibd_max.max(n);
         m.builds += 1;
-        *m.builds_by_architecture
-            .entry(b.architecture.clone())
-            .or_default() += 1;
+        *m.builds_by_architecture.entry(b.architecture.clone()).or_default() += 1;
         m.historical_builds += u64::from(b.historical);
         m.binnmu_builds += u64::from(b.paragraph.contains("\nBinary-Only-Changes:"));
         m.signed_builds += u64::from(b.signed);
@@ -195,10 +192,7 @@ impl Stats {
                 .iter()
                 .filter(|(n, c)| f(n, **c))
                 .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
-                .map(|(n, c)| NameCount {
-                    name: n.clone(),
-                    count: *c,
-                })
+                .map(|(n, c)| NameCount { name: n.clone(), count: *c })
         };
         let builds = m.builds;
         m.most_common_ibd_package = best(&|_, _| true);
@@ -212,11 +206,7 @@ impl Stats {
 
 /// Generates the corpus in memory-friendly streaming fashion: `sink` receives every build in
 /// output order. Returns the manifest figures (without `index_xz_bytes`).
-pub fn generate(
-    archive: &Archive,
-    config: &Config,
-    mut sink: impl FnMut(&Build) -> Result<(), Error>,
-) -> Result<Manifest, Error> {
+pub fn generate(archive: &Archive, config: &Config, mut sink: impl FnMut(&Build) -> Result<(), Error>) -> Result<Manifest, Error> {
     let mut renderer = plan::Renderer::new(archive, config.seed);
     let plans = renderer.plans(config.count);
     let mut stats = Stats::default();
@@ -233,28 +223,16 @@ pub fn generate(
 /// The shard directory of a build file: its first letter, or `libX` for `lib*` sources
 /// (like the Debian pool), so that no directory gets huge.
 pub fn shard(file_name: &str) -> &str {
-    if file_name.starts_with("lib") && file_name.len() > 3 {
-        &file_name[..4]
-    } else {
-        &file_name[..1]
-    }
+    if file_name.starts_with("lib") && file_name.len() > 3 { &file_name[..4] } else { &file_name[..1] }
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| Error::Io { path: path.to_path_buf(), source }
 }
 
 /// Generates the corpus and writes it under `out`: `buildinfo/` and/or `Buildinfo.xz`
 /// (per `format`), `Packages`, `manifest.json`. An existing `out/buildinfo/` is replaced.
-pub fn write_corpus(
-    archive: &Archive,
-    config: &Config,
-    out: &Path,
-    format: Format,
-) -> Result<Manifest, Error> {
+pub fn write_corpus(archive: &Archive, config: &Config, out: &Path, format: Format) -> Result<Manifest, Error> {
     fs::create_dir_all(out).map_err(io_err(out))?;
     let dir = out.join("buildinfo");
     if dir.exists() {
@@ -263,8 +241,7 @@ pub fn write_corpus(
     let write_dir = matches!(format, Format::Dir | Format::Both);
     let write_index = matches!(format, Format::Index | Format::Both);
     let packages_path = out.join("Packages");
-    let mut packages =
-        std::io::BufWriter::new(fs::File::create(&packages_path).map_err(io_err(&packages_path))?);
+    let mut packages = std::io::BufWriter::new(fs::File::create(&packages_path).map_err(io_err(&packages_path))?);
     let index_path = out.join("Buildinfo.xz");
     // xz (preset 1: preset 6 would triple the run time) runs on its own thread; chunks of about 1 MB keep the channel cheap.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(16);
@@ -305,9 +282,7 @@ pub fn write_corpus(
                 let _ = tx.send(full);
             }
         }
-        packages
-            .write_all(b.packages.as_bytes())
-            .map_err(io_err(&packages_path))
+        packages.write_all(b.packages.as_bytes()).map_err(io_err(&packages_path))
     })?;
     if write_index && !chunk.is_empty() {
         let _ = tx.send(chunk);
@@ -315,13 +290,8 @@ pub fn write_corpus(
     drop(tx);
     packages.flush().map_err(io_err(&packages_path))?;
     if let Some(handle) = compressor {
-        handle
-            .join()
-            .expect("xz thread panicked")
-            .map_err(io_err(&index_path))?;
-        manifest.index_xz_bytes = fs::metadata(&index_path)
-            .map_err(io_err(&index_path))?
-            .len();
+        handle.join().expect("xz thread panicked").map_err(io_err(&index_path))?;
+        manifest.index_xz_bytes = fs::metadata(&index_path).map_err(io_err(&index_path))?.len();
     }
     let manifest_path = out.join("manifest.json");
     let mut json = serde_json::to_string_pretty(&manifest).expect("manifest serializes");

@@ -98,36 +98,16 @@ pub fn run(links: usize, seconds: f64) -> Result<Rates> {
         let id = intoto::keyid(&hex::encode(public));
         files.insert(key_file(KeyRole::Node, &id), intoto::public_pem(&public).into_bytes());
         files.insert(link_file(&id), l.clone());
-        mkeys.push(ManifestKey {
-            file: key_file(KeyRole::Node, &id),
-            keyid: id.clone(),
-            role: KeyRole::Node,
-            operator: format!("op{i}"),
-            node: "n1".into(),
-            valid_from: 0,
-            valid_until: None,
-        });
-        mlinks.push(ManifestLink {
-            file: link_file(&id),
-            keyid: id,
-            operator: format!("op{i}"),
-            node: "n1".into(),
-            outcome: "reproducible".into(),
-            time: now - 10,
-        });
+        mkeys.push(ManifestKey { file: key_file(KeyRole::Node, &id), keyid: id.clone(), role: KeyRole::Node,
+            operator: format!("op{i}"), node: "n1".into(), valid_from: 0, valid_until: None });
+        mlinks.push(ManifestLink { file: link_file(&id), keyid: id, operator: format!("op{i}"), node: "n1".into(),
+            outcome: "reproducible".into(), time: now - 10 });
     }
     let ck = CoordinatorKey::from_seed([255; 32]);
     let cid = intoto::verification_keyid(&hex::encode(ck.public_bytes()));
     files.insert(key_file(KeyRole::Coordinator, &cid), intoto::public_pem(&ck.public_bytes()).into_bytes());
-    mkeys.push(ManifestKey {
-        file: key_file(KeyRole::Coordinator, &cid),
-        keyid: cid,
-        role: KeyRole::Coordinator,
-        operator: String::new(),
-        node: String::new(),
-        valid_from: 0,
-        valid_until: None,
-    });
+    mkeys.push(ManifestKey { file: key_file(KeyRole::Coordinator, &cid), keyid: cid, role: KeyRole::Coordinator,
+        operator: String::new(), node: String::new(), valid_from: 0, valid_until: None });
     let functionaries: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
     let k = links.min(2) as u32;
     files.insert("root.layout".into(), layout::sign(&ck, &functionaries, k, now + 3600));

@@ -184,6 +184,18 @@ pub enum RebuildCommand {
         #[arg(long, default_value = "request", value_parser = ["request", "campaign"])]
         priority: String,
     },
+    /// Queue parked jobs again with fresh budgets (admin): `--job ID`, or every parked job of
+    /// SOURCE (optionally one VERSION). See why they were parked with `debcover build history`.
+    Release {
+        /// Source package.
+        #[arg(required_unless_present = "job")]
+        source: Option<String>,
+        /// Binary or source version [default: every one].
+        version: Option<String>,
+        /// One job, by id (`debcover queue --state parked`).
+        #[arg(long, conflicts_with = "source")]
+        job: Option<i64>,
+    },
 }
 
 #[derive(Subcommand)]

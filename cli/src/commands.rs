@@ -284,7 +284,26 @@ async fn node(ctx: &Ctx, cmd: NodeCommand) -> Result<()> {
 
 /// `debcover rebuild request` (admin).
 async fn rebuild(ctx: &Ctx, cmd: RebuildCommand) -> Result<()> {
-    let RebuildCommand::Request { source, version, arch, backend, tags, priority } = cmd;
+    let (source, version, arch, backend, tags, priority) = match cmd {
+        RebuildCommand::Request { source, version, arch, backend, tags, priority } => {
+            (source, version, arch, backend, tags, priority)
+        }
+        RebuildCommand::Release { source, version, job } => {
+            let request = pb::ReleaseParkedRequest {
+                source: source.unwrap_or_default(),
+                version: version.unwrap_or_default(),
+                job_id: job.unwrap_or(0),
+            };
+            let r = call("rebuild release", ctx.admin().await?.release_parked(request)).await?;
+            return ctx.print(&serde_json::json!({ "released": r.released }), || {
+                if r.released.is_empty() {
+                    outln!("no parked job released (none matched, or its build is queued already)");
+                } else {
+                    outln!("{} parked job(s) queued again with fresh budgets: {:?}", r.released.len(), r.released);
+                }
+            });
+        }
+    };
     let request = pb::RebuildRequest {
         source,
         version: version.unwrap_or_default(),

@@ -124,9 +124,7 @@ pub fn corroborate(binary: &str, info: &ElfInfo, declared: &[Declared<'_>]) -> V
         out.push(judge("go toolchain".into(), version, candidates, &|r| r.name == series && upstream_part(&r.version) == number));
         for dep in &go.deps {
             let module = dep.replace.as_deref().unwrap_or(dep);
-            let Some(name) = debian_go_name(&dep.path) else {
-                continue;
-            };
+            let Some(name) = debian_go_name(&dep.path) else { continue };
             let candidates: Vec<_> = all().filter(|(_, r)| r.name == name).collect();
             if candidates.is_empty() {
                 continue;

@@ -259,9 +259,7 @@ pub fn for_each_elf<R: Read>(
             drop(tar);
             // A member cut short shows as a decoder or tar error; name it for what it is.
             match result {
-                Err(DebError::Decompress { .. } | DebError::Tar { .. }) if eof.get() => {
-                    return Err(truncated(&pos));
-                }
+                Err(DebError::Decompress { .. } | DebError::Tar { .. }) if eof.get() => return Err(truncated(&pos)),
                 Err(e) => return Err(e),
                 Ok(()) => {}
             }

@@ -323,9 +323,7 @@ async fn run_job(
         let attestation = attest(me, &job, spec.as_ref().ok(), used_backend, &outcome, &dir).await;
         let embedded = embedded_info(&outcome, &mut log).await;
         match report(c, job_id, fence, &outcome, &log, &attestation, embedded).await {
-            Ok(r) => {
-                tracing::info!(outcome = %r.outcome, job_state = %r.job_state, differing = ?r.differing, "result reported")
-            }
+            Ok(r) => tracing::info!(outcome = %r.outcome, job_state = %r.job_state, differing = ?r.differing, "result reported"),
             Err(e) => tracing::error!(error = %format!("{e:#}"), "result not accepted"),
         }
     }
@@ -403,9 +401,7 @@ async fn attest(
                 env.insert("debcover_matches_buildinfo".into(), same.to_string());
             }
             claim.command = match backend {
-                Some(BackendKind::Local) => {
-                    vec!["dpkg-buildpackage".into(), "-us".into(), "-uc".into()]
-                }
+                Some(BackendKind::Local) => vec!["dpkg-buildpackage".into(), "-us".into(), "-uc".into()],
                 Some(BackendKind::Debrebuild) => vec!["debrebuild".into()],
                 Some(BackendKind::Command) => vec!["command".into()],
                 None => Vec::new(),
@@ -426,9 +422,7 @@ async fn attest(
 /// thread). A .deb that cannot be read is noted in the node's log and the build log; the
 /// result is reported all the same.
 async fn embedded_info(outcome: &Outcome, log: &mut Log) -> Embedded {
-    let Outcome::Built { files, .. } = outcome else {
-        return Embedded::default();
-    };
+    let Outcome::Built { files, .. } = outcome else { return Embedded::default() };
     let files = files.clone();
     let embedded = tokio::task::spawn_blocking(move || crate::embedded::read_produced(&files))
         .await

@@ -95,9 +95,7 @@ pub fn read_blob(root: &Path, kind: BlobKind, sha256: &str) -> Result<Option<Vec
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(CasError::Io { what: "read", path, source });
-        }
+        Err(source) => return Err(CasError::Io { what: "read", path, source }),
     };
     if kind.compressed() {
         zstd::decode_all(&bytes[..]).map(Some).map_err(|source| CasError::Io { what: "decompress", path, source })

@@ -51,18 +51,9 @@ pub enum ServeError {
 /// Serve `store` on `listeners` until `shutdown` is cancelled: then stop accepting, let calls
 /// in flight finish (waiting claims answer at once), stop the reclaimer and return. The web
 /// views share the token: whichever stops first stops both.
-pub async fn run<S: Store>(
-    listeners: Listeners,
-    store: S,
-    settings: Settings,
-    shutdown: CancellationToken,
-) -> Result<(), ServeError> {
+pub async fn run<S: Store>(listeners: Listeners, store: S, settings: Settings, shutdown: CancellationToken) -> Result<(), ServeError> {
     let addr = listeners.grpc.local_addr().map_err(ServeError::Address)?;
-    let scheme = if listeners.tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
+    let scheme = if listeners.tls.is_some() { "https" } else { "http" };
     let database = settings.database.clone();
     let c = Arc::new(Coordinator::new(Arc::new(store), settings));
     // Shutdown ends waiting Claims at once (see Coordinator::stopping).

@@ -16,11 +16,10 @@
 //! - The interning cache only ever holds ids of committed rows.
 //! - Rows are read by column name.
 
-pub(crate) use debcover_core::store::now_unix;
 pub(crate) use debcover_core::store::{
-    ArchiveStore, BuildStore, CampaignStore, IndexStore, KeyStore, RebuildStore, StateCounts,
-    StoreError, ViewStore,
+    ArchiveStore, BuildStore, CampaignStore, IndexStore, KeyStore, RebuildStore, StateCounts, StoreError, ViewStore,
 };
+pub(crate) use debcover_core::store::now_unix;
 
 pub mod postgres;
 pub mod sqlite;
@@ -85,95 +84,20 @@ pub fn backend_of_url(url: &str) -> Result<&'static str, StoreError> {
 macro_rules! migrations {
     ($dir:literal) => {
         $crate::embedded_migrator(&[
-            (
-                1,
-                "builds and archive",
-                include_str!(concat!(
-                    "../../migrations/",
-                    $dir,
-                    "/0001_builds_and_archive.sql"
-                )),
-            ),
-            (
-                2,
-                "campaigns",
-                include_str!(concat!("../../migrations/", $dir, "/0002_campaigns.sql")),
-            ),
-            (
-                3,
-                "query generation",
-                include_str!(concat!(
-                    "../../migrations/",
-                    $dir,
-                    "/0003_query_generation.sql"
-                )),
-            ),
-            (
-                4,
-                "rebuild jobs",
-                include_str!(concat!("../../migrations/", $dir, "/0004_rebuild_jobs.sql")),
-            ),
-            (
-                5,
-                "rebuild results",
-                include_str!(concat!(
-                    "../../migrations/",
-                    $dir,
-                    "/0005_rebuild_results.sql"
-                )),
-            ),
-            (
-                6,
-                "attestations",
-                include_str!(concat!("../../migrations/", $dir, "/0006_attestations.sql")),
-            ),
-            (
-                7,
-                "key history",
-                include_str!(concat!("../../migrations/", $dir, "/0007_key_history.sql")),
-            ),
-            (
-                8,
-                "coverage",
-                include_str!(concat!("../../migrations/", $dir, "/0008_coverage.sql")),
-            ),
-            (
-                9,
-                "view indexes",
-                include_str!(concat!("../../migrations/", $dir, "/0009_view_indexes.sql")),
-            ),
-            (
-                10,
-                "corroboration",
-                include_str!(concat!(
-                    "../../migrations/",
-                    $dir,
-                    "/0010_corroboration.sql"
-                )),
-            ),
-            (
-                11,
-                "suite page indexes",
-                include_str!(concat!(
-                    "../../migrations/",
-                    $dir,
-                    "/0011_suite_page_indexes.sql"
-                )),
-            ),
-            (
-                12,
-                "attestation bodies",
-                include_str!(concat!(
-                    "../../migrations/",
-                    $dir,
-                    "/0012_attestation_bodies.sql"
-                )),
-            ),
-            (
-                13,
-                "access",
-                include_str!(concat!("../../migrations/", $dir, "/0013_access.sql")),
-            ),
+            (1, "builds and archive", include_str!(concat!("../../migrations/", $dir, "/0001_builds_and_archive.sql"))),
+            (2, "campaigns", include_str!(concat!("../../migrations/", $dir, "/0002_campaigns.sql"))),
+            (3, "query generation", include_str!(concat!("../../migrations/", $dir, "/0003_query_generation.sql"))),
+            (4, "rebuild jobs", include_str!(concat!("../../migrations/", $dir, "/0004_rebuild_jobs.sql"))),
+            (5, "rebuild results", include_str!(concat!("../../migrations/", $dir, "/0005_rebuild_results.sql"))),
+            (6, "attestations", include_str!(concat!("../../migrations/", $dir, "/0006_attestations.sql"))),
+            (7, "key history", include_str!(concat!("../../migrations/", $dir, "/0007_key_history.sql"))),
+            (8, "coverage", include_str!(concat!("../../migrations/", $dir, "/0008_coverage.sql"))),
+            (9, "view indexes", include_str!(concat!("../../migrations/", $dir, "/0009_view_indexes.sql"))),
+            (10, "corroboration", include_str!(concat!("../../migrations/", $dir, "/0010_corroboration.sql"))),
+            (11, "suite page indexes", include_str!(concat!("../../migrations/", $dir, "/0011_suite_page_indexes.sql"))),
+            (12, "attestation bodies", include_str!(concat!("../../migrations/", $dir, "/0012_attestation_bodies.sql"))),
+            (13, "access", include_str!(concat!("../../migrations/", $dir, "/0013_access.sql"))),
+            (14, "fair budgets", include_str!(concat!("../../migrations/", $dir, "/0014_fair_budgets.sql"))),
         ])
     };
 }

@@ -375,7 +375,8 @@ pub fn node_select() -> String {
             n.arches AS arches, n.backends AS backends, n.tags AS tags, n.slots AS slots,
             n.registered_at AS registered_at, n.last_seen AS last_seen,
             (SELECT count(*) FROM rebuild_jobs j WHERE j.state = '{leased}' AND j.lease_node = n.id) AS active_leases,
-            n.software AS software
+            n.software AS software, n.strikes AS strikes, n.quarantines AS quarantines,
+            n.quarantined_until AS quarantined_until
          FROM rebuild_nodes n JOIN rebuild_operators o ON o.id = n.operator_id",
         leased = JobState::Leased.as_str()
     )
@@ -401,6 +402,11 @@ pub fn node(r: &impl Get) -> Result<NodeRecord, StoreError> {
         registered_at: r.opt_int("registered_at")?,
         last_seen: r.opt_int("last_seen")?,
         active_leases: count(r.int("active_leases")?),
+        standing: debcover_core::rebuild::NodeStanding {
+            strikes: u32_of(r.int("strikes")?),
+            quarantines: u32_of(r.int("quarantines")?),
+            quarantined_until: r.opt_int("quarantined_until")?,
+        },
     })
 }
 
@@ -623,6 +629,8 @@ pub fn lease_facts_columns() -> String {
                   AND p.attestation_sha256 IS NOT NULL) THEN 1 ELSE 0 END AS BIGINT) AS already,
         CAST(CASE WHEN EXISTS (SELECT 1 FROM campaign_items c WHERE c.source = j.source) THEN 1 ELSE 0 END AS BIGINT)
             AS campaign_items,
+        (SELECT count(*) FROM rebuild_attempts f
+            WHERE f.job_id = j.id AND f.operator_id = a.operator_id AND f.charged = 'job') AS operator_failures,
         j.id AS job_id"
     )
 }
@@ -655,6 +663,7 @@ pub fn lease_facts(r: &impl Get) -> Result<LeaseFacts, StoreError> {
             failures: u32_of(r.int("failures")?),
             unreproducible: u32_of(r.int("unreproducible")?),
             verified: u32_of(r.int("verified")?),
+            operator_failures: u32_of(r.int("operator_failures")?),
         },
         attempt_id: r.opt_int("attempt_id")?,
         already: r.int("already")? != 0,

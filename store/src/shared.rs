@@ -23,12 +23,16 @@ pub(crate) trait Dialect {
     /// What a read of rows a transaction will update appends to lock them (PostgreSQL; SQLite
     /// has one writer).
     const FOR_UPDATE: &'static str;
+    /// The same, locking only the rows of the table aliased `j` (PostgreSQL refuses `FOR
+    /// UPDATE` on the nullable side of joins and on aggregates).
+    const FOR_UPDATE_OF_J: &'static str;
     /// The statement as this backend runs it.
     fn spell(sql: &str) -> String;
 }
 
 impl Dialect for crate::SqliteStore {
     const FOR_UPDATE: &'static str = "";
+    const FOR_UPDATE_OF_J: &'static str = "";
     /// `$N` → `?N`, SQLite's numbered parameters (no `$` appears otherwise in our statements).
     fn spell(sql: &str) -> String {
         sql.replace('$', "?")
@@ -37,6 +41,7 @@ impl Dialect for crate::SqliteStore {
 
 impl Dialect for crate::PgStore {
     const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const FOR_UPDATE_OF_J: &'static str = " FOR UPDATE OF j";
     fn spell(sql: &str) -> String {
         sql.to_owned()
     }
@@ -81,6 +86,68 @@ macro_rules! key_store {
     };
 }
 pub(crate) use key_store;
+
+/// `$store::charge`: whom an ended attempt is charged to (`rebuild_attempts.charged`) and the
+/// node's standing after it ([`debcover_core::rebuild::NodeStanding::after`]), inside the
+/// transaction that ended it. The common case (a result from a node without strikes) is one
+/// statement that changes nothing.
+macro_rules! charge_fn {
+    ($store:ty, $conn:ty) => {
+        impl $store {
+            async fn charge(
+                tx: &mut $conn,
+                facts: &$crate::rows::LeaseFacts,
+                attempt_id: i64,
+                next: &debcover_core::rebuild::JobAfter,
+                now: i64,
+            ) -> Result<(), $crate::StoreError> {
+                use debcover_core::rebuild::{Charge, NodeStanding};
+                if let Some(charged) = next.charge.as_str() {
+                    let sql = $crate::shared::sql!($store, "UPDATE rebuild_attempts SET charged = $1 WHERE id = $2");
+                    sqlx::query(sql).bind(charged).bind(attempt_id).execute(&mut *tx).await.db()?;
+                }
+                let Some(node) = facts.job.holder else { return Ok(()) };
+                if next.charge != Charge::Node {
+                    let before = NodeStanding { strikes: 1, ..NodeStanding::default() };
+                    if before.after(next, now).strikes == 0 {
+                        let sql = $crate::shared::sql!($store, "UPDATE rebuild_nodes SET strikes = 0 WHERE id = $1 AND strikes > 0");
+                        sqlx::query(sql).bind(node).execute(&mut *tx).await.db()?;
+                    }
+                    return Ok(());
+                }
+                let sql = $crate::shared::sql!(
+                    $store,
+                    "SELECT strikes, quarantines, quarantined_until FROM rebuild_nodes WHERE id = $1"
+                );
+                let Some(r) = sqlx::query(sql).bind(node).fetch_optional(&mut *tx).await.db()? else { return Ok(()) };
+                let before = NodeStanding {
+                    strikes: u32::try_from($crate::rows::Get::int(&r, "strikes")?).unwrap_or(0),
+                    quarantines: u32::try_from($crate::rows::Get::int(&r, "quarantines")?).unwrap_or(0),
+                    quarantined_until: $crate::rows::Get::opt_int(&r, "quarantined_until")?,
+                };
+                let after = before.after(next, now);
+                if after.quarantined_until != before.quarantined_until {
+                    tracing::warn!(node, until = ?after.quarantined_until, quarantines = after.quarantines,
+                        "node quarantined after repeated infrastructure failures");
+                }
+                let sql = $crate::shared::sql!(
+                    $store,
+                    "UPDATE rebuild_nodes SET strikes = $1, quarantines = $2, quarantined_until = $3 WHERE id = $4"
+                );
+                sqlx::query(sql)
+                    .bind(i64::from(after.strikes))
+                    .bind(i64::from(after.quarantines))
+                    .bind(after.quarantined_until)
+                    .bind(node)
+                    .execute(&mut *tx)
+                    .await
+                    .db()?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use charge_fn;
 
 /// `impl AccessStore` (every method shared).
 macro_rules! access_store {
@@ -642,6 +709,84 @@ macro_rules! rebuild_store {
                 Ok(Ok(next.expires.unwrap_or(now)))
             }
 
+            async fn release_parked(
+                &self,
+                source: &str,
+                version: Option<&str>,
+                job_id: Option<i64>,
+                now: i64,
+            ) -> Result<Vec<i64>, $crate::StoreError> {
+                use debcover_core::rebuild::{JobEvent, JobFacts, JobState, Policy};
+                let mut tx = self.write_tx().await?;
+                let sql = $crate::shared::sql!(
+                    $store,
+                    format!(
+                        "SELECT j.id AS id, j.build_id AS build_id, j.fence AS fence, j.failures AS failures,
+                            j.unreproducible AS unreproducible, j.verified AS verified
+                         FROM rebuild_jobs j JOIN builds b ON b.id = j.build_id
+                         WHERE j.state = '{parked}' AND (j.id = $1 OR ($1 = 0 AND j.source = $2
+                           AND ($3 = '' OR j.version = $3 OR b.source_version = $3)))
+                         ORDER BY j.id DESC{lock}",
+                        parked = $crate::rows::PARKED,
+                        lock = <$store as $crate::shared::Dialect>::FOR_UPDATE_OF_J
+                    )
+                );
+                let rows = sqlx::query(sql)
+                    .bind(job_id.unwrap_or(0))
+                    .bind(source)
+                    .bind(version.unwrap_or(""))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .db()?;
+                let active = $crate::shared::sql!(
+                    $store,
+                    format!(
+                        "SELECT EXISTS (SELECT 1 FROM rebuild_jobs WHERE build_id = $1 AND state IN ('{}', '{}'))",
+                        $crate::rows::QUEUED,
+                        $crate::rows::LEASED
+                    )
+                );
+                let update = $crate::shared::sql!(
+                    $store,
+                    "UPDATE rebuild_jobs SET state = $1, failures = $2, unreproducible = $3, not_before = $4,
+                         parked_reason = NULL, updated_at = $4
+                     WHERE id = $5"
+                );
+                let mut released = Vec::new();
+                for r in &rows {
+                    use $crate::rows::Get;
+                    let (id, build_id) = (r.int("id")?, r.int("build_id")?);
+                    let busy: bool = sqlx::query_scalar(active).bind(build_id).fetch_one(&mut *tx).await.db()?;
+                    if busy {
+                        continue;
+                    }
+                    let facts = JobFacts {
+                        state: JobState::Parked,
+                        fence: r.int("fence")?,
+                        failures: u32::try_from(r.int("failures")?).unwrap_or(0),
+                        unreproducible: u32::try_from(r.int("unreproducible")?).unwrap_or(0),
+                        verified: u32::try_from(r.int("verified")?).unwrap_or(0),
+                        ..JobFacts::new()
+                    };
+                    let next = Policy::default()
+                        .transition(&facts, JobEvent::Release { now })
+                        .map_err(|e| $crate::StoreError::Corrupt(e.to_string()))?;
+                    sqlx::query(update)
+                        .bind(next.state.as_str())
+                        .bind(i64::from(next.failures))
+                        .bind(i64::from(next.unreproducible))
+                        .bind(next.not_before)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .db()?;
+                    released.push(id);
+                }
+                tx.commit().await.db()?;
+                released.sort_unstable();
+                Ok(released)
+            }
+
             async fn revoke_node(&self, operator: &str, name: &str, now: i64) -> Result<bool, $crate::StoreError> {
                 use debcover_core::rebuild::{AttemptOutcome, AttemptReport, JobEvent, Policy};
                 let mut tx = self.write_tx().await?;
@@ -694,8 +839,13 @@ macro_rules! rebuild_store {
                 let done_sql = $crate::shared::sql!(
                     $store,
                     format!(
+                        // A parked build counts as done until new evidence may change its fate: a node
+                        // credential issued after it was parked (another machine, perhaps another
+                        // operator); then background and campaign queueing try it again.
                         "SELECT EXISTS (SELECT 1 FROM builds WHERE id = $1 AND rebuild_of IS NOT NULL),
-                                EXISTS (SELECT 1 FROM rebuild_jobs WHERE build_id = $1 AND state IN ('{}', '{}'))",
+                                EXISTS (SELECT 1 FROM rebuild_jobs WHERE build_id = $1 AND (state = '{}'
+                                    OR (state = '{}' AND updated_at >= (SELECT COALESCE(max(created_at), 0)
+                                        FROM rebuild_nodes WHERE revoked_at IS NULL))))",
                         $crate::rows::VERIFIED,
                         $crate::rows::PARKED
                     )

@@ -102,6 +102,7 @@ conformance!(
     sched_lease_expiry_reclaim_and_stale_tokens,
     sched_results_in_one_batch_see_each_other,
     sched_retries_backoff_and_parking,
+    sched_node_quarantine,
     sched_operator_independence,
     sched_two_coordinators_claim_concurrently,
     sched_nodes_credentials_and_history,
@@ -1051,7 +1052,9 @@ async fn sched_lease_expiry_reclaim_and_stale_tokens<S: Store, F: std::future::F
     assert_eq!(store.heartbeat(a.id, la.job_id, 1, T0 + 91, &p).await.unwrap(), Err(Refusal::Expired));
     assert_eq!(store.reclaim_expired(T0 + 91, &p).await.unwrap(), 1);
     let j = &store.jobs(&JobFilter::default()).await.unwrap()[0];
-    assert_eq!((j.state, j.failures, j.not_before), (JobState::Queued, 1, T0 + 91), "node-lost retries at once");
+    assert_eq!((j.state, j.failures, j.not_before), (JobState::Queued, 0, T0 + 91), "node-lost: the node's, retried at once");
+    let lost = store.nodes().await.unwrap().into_iter().find(|n| n.id == a.id).unwrap();
+    assert_eq!(lost.standing.strikes, 1, "charged to the node");
     let lb = store.claim(&b, T0 + 92, &p).await.unwrap().unwrap();
     assert_eq!((lb.job_id, lb.fence), (la.job_id, 2), "the fencing token grows");
     // The first node comes back late: its heartbeat and its result carry a stale token.
@@ -1116,26 +1119,31 @@ async fn sched_retries_backoff_and_parking<S: Store, F: std::future::Future<Outp
     two_queued_jobs(&store).await;
     let p = Policy { max_failures: 3, max_unreproducible: 2, verifiers: 1, ..Policy::default() };
     let n = node(&store, "op", "n", &["amd64"], &[], 1).await;
+    let m = node(&store, "op2", "m", &["amd64"], &[], 1).await;
+    let o = node(&store, "op3", "o", &["amd64"], &[], 1).await;
     let fail = |code| report(AttemptOutcome::Failed { code, message: "see log".into() });
-    // synth0 fails: retried after 10 min, then 1 h, then parked with its reason.
+    // synth0 fails: retried after 10 min, then 1 h, then parked with its reason. Each failure
+    // comes from another operator: one operator's share of a budget of 3 is 1.
     let mut now = T0;
-    for (i, wait) in [(1, 600), (2, 3600)] {
-        let l = store.claim(&n, now, &p).await.unwrap().unwrap();
+    for (i, (who, wait)) in [(&n, 600), (&m, 3600)].into_iter().enumerate() {
+        let l = store.claim(who, now, &p).await.unwrap().unwrap();
         assert_eq!(l.source, "synth0");
-        assert_eq!(store.finish(n.id, l.job_id, l.fence, &fail(FailureCode::BuildFailed), now, &p).await.unwrap(), Ok(JobState::Queued));
+        assert_eq!(store.finish(who.id, l.job_id, l.fence, &fail(FailureCode::BuildFailed), now, &p).await.unwrap(), Ok(JobState::Queued));
         // Not before its retry-after time: the other job comes first, then nothing.
-        if i == 1 {
+        if i == 0 {
             let other = store.claim(&n, now + 1, &p).await.unwrap().unwrap();
             assert_eq!(other.source, "synth1");
             let differs = report(AttemptOutcome::Unreproducible { differing: vec!["x.deb".into()] });
             assert_eq!(store.finish(n.id, other.job_id, other.fence, &differs, now + 1, &p).await.unwrap(), Ok(JobState::Queued));
         }
-        assert_eq!(store.claim(&n, now + wait - 1, &p).await.unwrap(), None, "retry {i} too early");
+        // (A node that neither just failed synth0 nor judged synth1 sees only the delay.)
+        let idle = if i == 0 { &m } else { &n };
+        assert_eq!(store.claim(idle, now + wait - 1, &p).await.unwrap(), None, "retry {i} too early");
         now += wait;
     }
-    let l = store.claim(&n, now, &p).await.unwrap().unwrap();
+    let l = store.claim(&o, now, &p).await.unwrap().unwrap();
     assert_eq!(l.source, "synth0");
-    let st = store.finish(n.id, l.job_id, l.fence, &fail(FailureCode::DependenciesUnavailable), now, &p).await.unwrap();
+    let st = store.finish(o.id, l.job_id, l.fence, &fail(FailureCode::DependenciesUnavailable), now, &p).await.unwrap();
     assert_eq!(st, Ok(JobState::Parked));
     let parked = store.jobs(&JobFilter { states: vec![JobState::Parked], ..Default::default() }).await.unwrap();
     assert_eq!(parked.len(), 1);
@@ -1144,19 +1152,51 @@ async fn sched_retries_backoff_and_parking<S: Store, F: std::future::Future<Outp
     // synth1: one unreproducible result so far, and its operator already judged it, so this
     // node may not take it again (it waits for another operator).
     assert_eq!(store.claim(&n, now + 100_000, &p).await.unwrap(), None);
-    let m = node(&store, "op2", "m", &["amd64"], &[], 1).await;
     let l = store.claim(&m, now + 100_000, &p).await.unwrap().unwrap();
     assert_eq!(l.source, "synth1");
     let differs = report(AttemptOutcome::Unreproducible { differing: vec!["x.deb".into()] });
     assert_eq!(store.finish(m.id, l.job_id, l.fence, &differs, now + 100_000, &p).await.unwrap(), Ok(JobState::Parked));
     let j = store.jobs(&JobFilter { id: Some(l.job_id), ..Default::default() }).await.unwrap();
     assert_eq!((j[0].failures, j[0].unreproducible), (0, 2), "separate budgets");
-    // Infrastructure failures retry at once.
+    // Infrastructure failures are the node's: retried at once by another node, not by it.
     store.ingest_builds(&synthetic_builds(3)).await.unwrap();
     store.enqueue(&jobs_for(&store, &["synth2"], Priority::Request).await, Requeue::UnlessActive, now).await.unwrap();
     let l = store.claim(&n, now, &p).await.unwrap().unwrap();
     store.finish(n.id, l.job_id, l.fence, &fail(FailureCode::Infrastructure), now, &p).await.unwrap().unwrap();
-    assert_eq!(store.claim(&n, now, &p).await.unwrap().map(|l| l.source), Some("synth2".into()));
+    assert_eq!(store.claim(&n, now, &p).await.unwrap(), None, "not back to the node that just failed it");
+    assert_eq!(store.claim(&o, now, &p).await.unwrap().map(|l| l.source), Some("synth2".into()));
+    let j = store.jobs(&JobFilter { source: Some("synth2".into()), ..Default::default() }).await.unwrap();
+    assert_eq!(j[0].failures, 0, "not the job's");
+    // An admin releases the parked jobs with fresh budgets.
+    let released = store.release_parked("synth0", None, None, now + 200_000).await.unwrap();
+    assert_eq!(released.len(), 1);
+    let j = store.jobs(&JobFilter { id: Some(released[0]), ..Default::default() }).await.unwrap();
+    assert_eq!((j[0].state, j[0].failures, j[0].parked_reason.clone()), (JobState::Queued, 0, None));
+    assert!(store.release_parked("synth0", None, None, now + 200_000).await.unwrap().is_empty(), "nothing parked left");
+}
+
+/// Three infrastructure failures in a row quarantine a node (it claims nothing until the
+/// quarantine ends, and `nodes` shows it); a result clears its strikes.
+async fn sched_node_quarantine<S: Store, F: std::future::Future<Output = S>>(open: impl Fn() -> F) {
+    let store = open().await;
+    store.ingest_builds(&synthetic_builds(4)).await.unwrap();
+    let refs = ["synth0", "synth1", "synth2", "synth3"];
+    store.enqueue(&jobs_for(&store, &refs, Priority::Request).await, Requeue::UnlessActive, T0).await.unwrap();
+    let p = policy(1);
+    let n = node(&store, "op", "n", &["amd64"], &[], 1).await;
+    let infra = report(AttemptOutcome::Failed { code: FailureCode::Infrastructure, message: "mirror down".into() });
+    for i in 0..3 {
+        let l = store.claim(&n, T0 + i, &p).await.unwrap().unwrap_or_else(|| panic!("claim {i}"));
+        store.finish(n.id, l.job_id, l.fence, &infra, T0 + i, &p).await.unwrap().unwrap();
+    }
+    let standing = store.nodes().await.unwrap()[0].standing;
+    assert_eq!((standing.strikes, standing.quarantines, standing.quarantined_until), (0, 1, Some(T0 + 2 + 60)));
+    assert_eq!(store.claim(&n, T0 + 61, &p).await.unwrap(), None, "quarantined");
+    let jobs = store.jobs(&JobFilter::default()).await.unwrap();
+    assert!(jobs.iter().all(|j| j.failures == 0 && j.state == JobState::Queued), "{jobs:?}");
+    let l = store.claim(&n, T0 + 62, &p).await.unwrap().expect("out of quarantine");
+    assert_eq!(store.finish(n.id, l.job_id, l.fence, &report(AttemptOutcome::Reproducible), T0 + 62, &p).await.unwrap(), Ok(JobState::Verified));
+    assert_eq!(store.nodes().await.unwrap()[0].standing.strikes, 0);
 }
 
 async fn sched_operator_independence<S: Store, F: std::future::Future<Output = S>>(open: impl Fn() -> F) {
@@ -1167,18 +1207,21 @@ async fn sched_operator_independence<S: Store, F: std::future::Future<Output = S
     let a1 = node(&store, "alice", "a1", &["amd64"], &[], 1).await;
     let a2 = node(&store, "alice", "a2", &["amd64"], &[], 1).await;
     let b1 = node(&store, "bob", "b1", &["amd64"], &[], 1).await;
-    // a1 fails for infrastructure reasons: a1 may retry, but a2 (same operator) never gets it.
+    // a1 fails for infrastructure reasons: a2 (same operator) never gets it, and a1 gets it back
+    // only after the first retry delay (another operator's node would have it at once).
     let l = store.claim(&a1, T0, &p).await.unwrap().unwrap();
     let infra = report(AttemptOutcome::Failed { code: FailureCode::Infrastructure, message: String::new() });
     store.finish(a1.id, l.job_id, l.fence, &infra, T0, &p).await.unwrap().unwrap();
     assert_eq!(store.claim(&a2, T0, &p).await.unwrap(), None);
-    let l = store.claim(&a1, T0, &p).await.unwrap().unwrap();
-    assert_eq!(store.finish(a1.id, l.job_id, l.fence, &report(AttemptOutcome::Reproducible), T0, &p).await.unwrap(), Ok(JobState::Queued));
+    assert_eq!(store.claim(&a1, T0 + 599, &p).await.unwrap(), None, "a node does not get back a job it just failed");
+    let t = T0 + 601;
+    let l = store.claim(&a1, t, &p).await.unwrap().unwrap();
+    assert_eq!(store.finish(a1.id, l.job_id, l.fence, &report(AttemptOutcome::Reproducible), t, &p).await.unwrap(), Ok(JobState::Queued));
     // One operator's verdict is not enough, and neither a1 nor a2 may add a second one.
-    assert_eq!(store.claim(&a1, T0, &p).await.unwrap(), None);
-    assert_eq!(store.claim(&a2, T0, &p).await.unwrap(), None);
-    let l = store.claim(&b1, T0, &p).await.unwrap().unwrap();
-    assert_eq!(store.finish(b1.id, l.job_id, l.fence, &report(AttemptOutcome::Reproducible), T0, &p).await.unwrap(), Ok(JobState::Verified));
+    assert_eq!(store.claim(&a1, t, &p).await.unwrap(), None);
+    assert_eq!(store.claim(&a2, t, &p).await.unwrap(), None);
+    let l = store.claim(&b1, t, &p).await.unwrap().unwrap();
+    assert_eq!(store.finish(b1.id, l.job_id, l.fence, &report(AttemptOutcome::Reproducible), t, &p).await.unwrap(), Ok(JobState::Verified));
     let j = &store.jobs(&JobFilter::default()).await.unwrap()[0];
     assert_eq!((j.state, j.verified), (JobState::Verified, 2));
 }
@@ -1401,7 +1444,15 @@ async fn sched_results_store_differences_diffoscope_and_environment_mismatch<
     assert_eq!(store.claim(&n, T0 + 599, &p).await.unwrap(), None);
     let l0b = store.claim(&n, T0 + 600, &p).await.unwrap().unwrap();
     assert_eq!((l0b.job_id, l0b.fence), (l0.job_id, 2));
-    assert_eq!(store.finish(n.id, l0b.job_id, l0b.fence, &mismatch, T0 + 600, &p).await.unwrap(), Ok(JobState::Parked));
+    // Its second mismatch is beyond its operator's share (one of a budget of two): not charged.
+    assert_eq!(store.finish(n.id, l0b.job_id, l0b.fence, &mismatch, T0 + 600, &p).await.unwrap(), Ok(JobState::Queued));
+    let j = &store.jobs(&JobFilter { id: Some(l0.job_id), ..Default::default() }).await.unwrap()[0];
+    assert_eq!((j.state, j.failures), (JobState::Queued, 1), "one operator cannot park a job alone");
+    // Another operator's mismatch parks it.
+    let m = node(&store, "op2", "m", &["amd64"], &[], 1).await;
+    let l0c = store.claim(&m, T0 + 100_000, &p).await.unwrap().unwrap();
+    assert_eq!(l0c.job_id, l0.job_id);
+    assert_eq!(store.finish(m.id, l0c.job_id, l0c.fence, &mismatch, T0 + 100_000, &p).await.unwrap(), Ok(JobState::Parked));
     let j = &store.jobs(&JobFilter { id: Some(l0.job_id), ..Default::default() }).await.unwrap()[0];
     let reason = j.parked_reason.clone().unwrap();
     assert!(reason.contains("environment-mismatch") && reason.contains("libfoo-dev (= 1.0-1): not installed"), "{reason}");

@@ -259,8 +259,6 @@ async fn view_queries_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn view_queries_on_postgres() {
-    let Some(db) = debcover_tests::pg::TestDatabase::create().await else {
-        return;
-    };
+    let Some(db) = debcover_tests::pg::TestDatabase::create().await else { return };
     scenario(debcover_store::PgStore::open(&db.url).await.unwrap()).await;
 }

@@ -77,6 +77,9 @@ pub fn node_wire(n: &NodeRecord) -> pb::Node {
         active_leases: n.active_leases,
         public_key: n.caps.public_key.clone(),
         software: n.caps.software.clone(),
+        strikes: n.standing.strikes,
+        quarantined_until: n.standing.quarantined_until.unwrap_or_default(),
+        quarantines: n.standing.quarantines,
     }
 }
 

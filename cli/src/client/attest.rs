@@ -132,13 +132,7 @@ pub async fn attestations(server: &str, a: &AttestationsArgs, json: bool) -> Res
         if json {
             output::print_json(&manifest)?;
         } else {
-            crate::outln!(
-                "{} link(s), {} key(s) and {} written to {}",
-                manifest.links.len(),
-                manifest.keys.len(),
-                export::LAYOUT,
-                dir.display()
-            );
+            crate::outln!("{} link(s), {} key(s) and {} written to {}", manifest.links.len(), manifest.keys.len(), export::LAYOUT, dir.display());
         }
         return Ok(());
     }
@@ -325,3 +319,4 @@ fn print_report(m: Option<&Manifest>, r: &Report, json: bool) -> Result<()> {
     )?;
     Ok(())
 }
+

@@ -148,17 +148,9 @@ pub async fn built_with(
     let mut c = CoordinatorClient::new(channel)
         .max_decoding_message_size(debcover_wire::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(debcover_wire::MAX_MESSAGE_BYTES);
-    let mut stream = c
-        .built_with(req)
-        .await
-        .map_err(|s| status_error("built-with", s))?
-        .into_inner();
+    let mut stream = c.built_with(req).await.map_err(|s| status_error("built-with", s))?.into_inner();
     let mut pages = debcover_wire::built_with::Pages::new();
-    while let Some(page) = stream
-        .message()
-        .await
-        .map_err(|s| status_error("built-with", s))?
-    {
+    while let Some(page) = stream.message().await.map_err(|s| status_error("built-with", s))? {
         pages.add(&page)?;
     }
     Ok(pages.finish())
@@ -214,10 +206,7 @@ pub async fn download(url: &str, dir: &Path) -> Result<PathBuf> {
         .with_context(|| format!("{url}: request failed"))?
         .error_for_status()
         .with_context(|| format!("{url}: server refused"))?;
-    let name = url
-        .rsplit('/')
-        .find(|s| !s.is_empty())
-        .unwrap_or("download");
+    let name = url.rsplit('/').find(|s| !s.is_empty()).unwrap_or("download");
     let path = dir.join(format!("{}-{}", std::process::id(), sanitize(name)));
     let mut file = tokio::fs::File::create(&path)
         .await
@@ -225,9 +214,7 @@ pub async fn download(url: &str, dir: &Path) -> Result<PathBuf> {
     let mut body = resp.bytes_stream();
     while let Some(chunk) = body.next().await {
         let chunk = chunk.with_context(|| format!("{url}: download interrupted"))?;
-        file.write_all(&chunk)
-            .await
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        file.write_all(&chunk).await.with_context(|| format!("cannot write {}", path.display()))?;
     }
     file.flush().await?;
     Ok(path)
@@ -259,7 +246,8 @@ pub fn http_client() -> Result<reqwest::Client> {
 /// Server identity and counts, for `debcover status`.
 pub async fn status(server: &str) -> Result<pb::ServerInfoResponse> {
     let mut c = connect(server).await?;
-    Ok(c.server_info(pb::ServerInfoRequest {})
+    Ok(c
+        .server_info(pb::ServerInfoRequest {})
         .await
         .map_err(|s| status_error("status", s))?
         .into_inner())

@@ -56,6 +56,8 @@ pub fn node_json(n: &pb::Node) -> Value {
         "last_seen": (n.last_seen != 0).then_some(n.last_seen),
         "active_leases": n.active_leases, "public_key": n.public_key,
         "software": (!n.software.is_empty()).then_some(&n.software),
+        "strikes": n.strikes, "quarantines": n.quarantines,
+        "quarantined_until": (n.quarantined_until != 0).then_some(n.quarantined_until),
     })
 }
 
@@ -72,7 +74,15 @@ pub fn print_nodes(r: &pb::ListNodesResponse) {
             vec![
                 n.operator.clone(),
                 n.name.clone(),
-                if n.revoked_at != 0 { format!("revoked {}", time(n.revoked_at)) } else { "valid".into() },
+                if n.revoked_at != 0 {
+                    format!("revoked {}", time(n.revoked_at))
+                } else if n.quarantined_until > chrono::Utc::now().timestamp() {
+                    format!("quarantined until {} (quarantine {})", time(n.quarantined_until), n.quarantines)
+                } else if n.strikes > 0 {
+                    format!("valid, {} strike(s)", n.strikes)
+                } else {
+                    "valid".into()
+                },
                 n.architectures.join(","),
                 n.backends.join(","),
                 n.tags.join(","),

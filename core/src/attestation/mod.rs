@@ -84,9 +84,7 @@ impl PublishedKey {
 
     /// SubjectPublicKeyInfo PEM; empty when the text is no ed25519 key.
     pub fn pem(&self) -> String {
-        self.key_bytes()
-            .map(|k| intoto::public_pem(&k))
-            .unwrap_or_default()
+        self.key_bytes().map(|k| intoto::public_pem(&k)).unwrap_or_default()
     }
 
     /// Whether the key was in use at `t` (both ends included: a result accepted in the second

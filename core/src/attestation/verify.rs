@@ -276,9 +276,7 @@ fn check_link(
     let block: Value = serde_json::from_slice(&read(&l.file)?).map_err(|e| format!("not JSON: {e}"))?;
     check_signature(&block, &l.keyid, &key)?;
     let signed = &block["signed"];
-    if signed.get("_type").and_then(Value::as_str) != Some("link")
-        || signed.get("name").and_then(Value::as_str) != Some("rebuild")
-    {
+    if signed.get("_type").and_then(Value::as_str) != Some("link") || signed.get("name").and_then(Value::as_str) != Some("rebuild") {
         return Err("not a link of the `rebuild` step".into());
     }
     let env = |f: &str| signed.get("environment").and_then(|e| e.get(f)).and_then(Value::as_str).map(str::to_owned);
@@ -366,25 +364,12 @@ mod tests {
             functionaries.push(public);
             let kf = key_file(KeyRole::Node, &id);
             files.insert(kf.clone(), intoto::public_pem(&public).into_bytes());
-            keys.push(ManifestKey {
-                file: kf,
-                keyid: id.clone(),
-                role: KeyRole::Node,
-                operator: op.to_string(),
-                node: "n".into(),
-                valid_from: NOW - 1000,
-                valid_until: None,
-            });
+            keys.push(ManifestKey { file: kf, keyid: id.clone(), role: KeyRole::Node, operator: op.to_string(),
+                node: "n".into(), valid_from: NOW - 1000, valid_until: None });
             let lf = link_file(&id);
             files.insert(lf.clone(), link(&sk, op, &good));
-            links.push(ManifestLink {
-                file: lf,
-                keyid: id,
-                operator: op.to_string(),
-                node: "n".into(),
-                outcome: "reproducible".into(),
-                time: NOW - 10,
-            });
+            links.push(ManifestLink { file: lf, keyid: id, operator: op.to_string(), node: "n".into(),
+                outcome: "reproducible".into(), time: NOW - 10 });
         }
         let ck = CoordinatorKey::from_seed([9; 32]);
         let cid = intoto::verification_keyid(&hex::encode(ck.public_bytes()));
@@ -456,10 +441,7 @@ mod tests {
         e.files.insert(e.manifest.links[1].file.clone(), link(&sk, "bob", &"cd".repeat(32)));
         let r = e.check(2);
         assert!(!r.verified);
-        assert!(
-            matches!(&r.links[1].status, LinkStatus::Disagrees { differing } if differing[0].contains("attested cdcd")),
-            "{r:#?}"
-        );
+        assert!(matches!(&r.links[1].status, LinkStatus::Disagrees { differing } if differing[0].contains("attested cdcd")), "{r:#?}");
         assert_eq!(r.links[0].status, LinkStatus::Agrees);
     }
 

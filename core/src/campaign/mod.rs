@@ -53,9 +53,7 @@ impl FromStr for Mode {
         match s {
             "binnmu" => Ok(Mode::Binnmu),
             "sourceful" => Ok(Mode::Sourceful),
-            other => Err(format!(
-                "unknown campaign mode {other:?}: expected binnmu or sourceful"
-            )),
+            other => Err(format!("unknown campaign mode {other:?}: expected binnmu or sourceful")),
         }
     }
 }
@@ -91,9 +89,7 @@ impl FromStr for Propagation {
         match s {
             "declared" => Ok(Propagation::Declared),
             "dev" => Ok(Propagation::Dev),
-            other => Err(format!(
-                "unknown propagation {other:?}: expected declared or dev"
-            )),
+            other => Err(format!("unknown propagation {other:?}: expected declared or dev")),
         }
     }
 }
@@ -194,10 +190,7 @@ impl EvidenceKind {
 
     /// Is this a declaration in the binary's own control fields (as opposed to the buildinfo)?
     pub fn is_declaration(self) -> bool {
-        !matches!(
-            self,
-            EvidenceKind::InstalledBuildDepends | EvidenceKind::Attestation
-        )
+        !matches!(self, EvidenceKind::InstalledBuildDepends | EvidenceKind::Attestation)
     }
 }
 
@@ -222,14 +215,7 @@ pub struct Evidence {
 
 impl fmt::Display for Evidence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {} {} of {}",
-            self.kind.field(),
-            self.package,
-            self.version,
-            self.binary
-        )?;
+        write!(f, "{}: {} {} of {}", self.kind.field(), self.package, self.version, self.binary)?;
         if let Some(t) = &self.through {
             write!(f, " (through {t})")?;
         }
@@ -322,19 +308,9 @@ impl PlannedItem {
 
     /// The reason recorded when the item is planned: its vulnerable evidence, in words.
     pub fn planning_reason(&self) -> String {
-        let vulnerable: Vec<String> = self
-            .evidence
-            .iter()
-            .filter(|e| e.vulnerable)
-            .take(3)
-            .map(|e| e.to_string())
-            .collect();
-        let more = self
-            .evidence
-            .iter()
-            .filter(|e| e.vulnerable)
-            .count()
-            .saturating_sub(3);
+        let vulnerable: Vec<String> =
+            self.evidence.iter().filter(|e| e.vulnerable).take(3).map(|e| e.to_string()).collect();
+        let more = self.evidence.iter().filter(|e| e.vulnerable).count().saturating_sub(3);
         let mut r = format!("ships {} {}; ", self.source, self.version);
         r.push_str(&vulnerable.join("; "));
         if more > 0 {
@@ -345,9 +321,7 @@ impl PlannedItem {
 
     /// Whether any evidence comes from the buildinfo.
     pub fn has_buildinfo_evidence(&self) -> bool {
-        self.evidence
-            .iter()
-            .any(|e| e.kind == EvidenceKind::InstalledBuildDepends)
+        self.evidence.iter().any(|e| e.kind == EvidenceKind::InstalledBuildDepends)
     }
 }
 
@@ -486,9 +460,7 @@ impl Coverage {
     /// was tracked): a `fixed-unverified` item is `unverified`.
     pub fn of_state(state: ItemState) -> Coverage {
         match state {
-            ItemState::Affected | ItemState::Rebuilt | ItemState::Superseded => {
-                Coverage::NotShippedYet
-            }
+            ItemState::Affected | ItemState::Rebuilt | ItemState::Superseded => Coverage::NotShippedYet,
             ItemState::StillVulnerable => Coverage::StillVulnerable,
             ItemState::FixedUnverified => Coverage::Unverified,
             ItemState::Covered => Coverage::Covered,
@@ -506,10 +478,7 @@ impl fmt::Display for Coverage {
 impl FromStr for Coverage {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Coverage::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown coverage {s:?}"))
+        Coverage::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| format!("unknown coverage {s:?}"))
     }
 }
 
@@ -538,10 +507,7 @@ impl fmt::Display for ItemState {
 impl FromStr for ItemState {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        ItemState::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown item state {s:?}"))
+        ItemState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| format!("unknown item state {s:?}"))
     }
 }
 
@@ -716,11 +682,7 @@ impl Transition {
     /// The builds this change asks to verify: those that fixed the item, when it reached (or
     /// stays at, with a new version) `fixed-unverified`.
     pub fn builds_to_verify(&self) -> &[i64] {
-        if self.to == ItemState::FixedUnverified {
-            &self.builds
-        } else {
-            &[]
-        }
+        if self.to == ItemState::FixedUnverified { &self.builds } else { &[] }
     }
 }
 
@@ -782,30 +744,16 @@ mod tests {
     #[test]
     fn wire_names_are_the_serialized_names() {
         use EvidenceKind::*;
-        for k in [
-            InstalledBuildDepends,
-            BuiltUsing,
-            StaticBuiltUsing,
-            XCargoBuiltUsing,
-            Attestation,
-        ] {
+        for k in [InstalledBuildDepends, BuiltUsing, StaticBuiltUsing, XCargoBuiltUsing, Attestation] {
             assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
         }
-        for f in [
-            FoundBy::Both,
-            FoundBy::BuildinfoOnly,
-            FoundBy::DeclarationOnly,
-        ] {
+        for f in [FoundBy::Both, FoundBy::BuildinfoOnly, FoundBy::DeclarationOnly] {
             assert_eq!(serde_json::to_value(f).unwrap(), f.as_str());
         }
     }
 
     fn newer(how: How, verdict: Verdict) -> Observation {
-        Observation::Newer {
-            version: "1.0-1+b1".into(),
-            how,
-            verdict,
-        }
+        Observation::Newer { version: "1.0-1+b1".into(), how, verdict }
     }
 
     fn state(obs: &Observation) -> ItemState {
@@ -823,25 +771,10 @@ mod tests {
         assert_eq!(state(&Observation::Original), Affected);
         assert_eq!(state(&newer(How::Rebuild, pending())), Rebuilt);
         assert_eq!(state(&newer(How::MaintainerUpload, pending())), Superseded);
-        assert_eq!(
-            state(&newer(How::Rebuild, Verdict::Vulnerable(vec![]))),
-            StillVulnerable
-        );
-        let unverified = || Check::Missing {
-            gap: Coverage::Unverified,
-            why: "0 of 2".into(),
-        };
-        assert_eq!(
-            state(&newer(
-                How::MaintainerUpload,
-                Verdict::Fixed(vec![], unverified())
-            )),
-            FixedUnverified
-        );
-        assert_eq!(
-            state(&newer(How::Rebuild, Verdict::Fixed(vec![], unverified()))),
-            FixedUnverified
-        );
+        assert_eq!(state(&newer(How::Rebuild, Verdict::Vulnerable(vec![]))), StillVulnerable);
+        let unverified = || Check::Missing { gap: Coverage::Unverified, why: "0 of 2".into() };
+        assert_eq!(state(&newer(How::MaintainerUpload, Verdict::Fixed(vec![], unverified()))), FixedUnverified);
+        assert_eq!(state(&newer(How::Rebuild, Verdict::Fixed(vec![], unverified()))), FixedUnverified);
         assert_eq!(state(&Observation::Gone), Removed);
         for s in ItemState::ALL {
             assert_eq!(s.as_str().parse::<ItemState>(), Ok(s));
@@ -852,56 +785,16 @@ mod tests {
     fn covered_only_when_verified_and_otherwise_says_why() {
         use ItemState::*;
         let covered = newer(How::Rebuild, Verdict::Fixed(vec![], Check::Covered(vec![])));
-        assert_eq!(
-            Standing::after(&covered),
-            Standing {
-                state: Covered,
-                coverage: Coverage::Covered
-            }
-        );
-        for gap in [
-            Coverage::Unverified,
-            Coverage::Unreproducible,
-            Coverage::Disagreement,
-        ] {
-            let obs = newer(
-                How::Rebuild,
-                Verdict::Fixed(
-                    vec![],
-                    Check::Missing {
-                        gap,
-                        why: String::new(),
-                    },
-                ),
-            );
+        assert_eq!(Standing::after(&covered), Standing { state: Covered, coverage: Coverage::Covered });
+        for gap in [Coverage::Unverified, Coverage::Unreproducible, Coverage::Disagreement] {
+            let obs = newer(How::Rebuild, Verdict::Fixed(vec![], Check::Missing { gap, why: String::new() }));
             // A covered item that loses a condition says so.
-            assert_eq!(
-                Standing::after(&obs),
-                Standing {
-                    state: FixedUnverified,
-                    coverage: gap
-                }
-            );
+            assert_eq!(Standing::after(&obs), Standing { state: FixedUnverified, coverage: gap });
         }
-        assert_eq!(
-            coverage(&newer(How::Rebuild, Verdict::Vulnerable(vec![]))),
-            Coverage::StillVulnerable
-        );
-        assert_eq!(
-            coverage(&newer(
-                How::Rebuild,
-                Verdict::Pending("no buildinfo".into())
-            )),
-            Coverage::NotShippedYet
-        );
+        assert_eq!(coverage(&newer(How::Rebuild, Verdict::Vulnerable(vec![]))), Coverage::StillVulnerable);
+        assert_eq!(coverage(&newer(How::Rebuild, Verdict::Pending("no buildinfo".into()))), Coverage::NotShippedYet);
         assert_eq!(coverage(&Observation::Original), Coverage::NotShippedYet);
-        assert_eq!(
-            Standing::after(&Observation::Gone),
-            Standing {
-                state: Removed,
-                coverage: Coverage::Removed
-            }
-        );
+        assert_eq!(Standing::after(&Observation::Gone), Standing { state: Removed, coverage: Coverage::Removed });
         for c in Coverage::ALL {
             assert_eq!(c.as_str().parse::<Coverage>(), Ok(c));
         }

@@ -12,8 +12,8 @@ use std::str::FromStr;
 use debversion::Version;
 
 use super::{
-    CampaignRecord, Check, Coverage, Evidence, EvidenceKind, How, ItemRecord, Observation, PlannedItem, Standing, Transition,
-    Verdict, version,
+    CampaignRecord, Check, Coverage, Evidence, EvidenceKind, How, ItemRecord, Observation, PlannedItem, Standing,
+    Transition, Verdict, version,
 };
 use crate::model::{PkgVer, ShippedBinary, ShippedBy};
 use crate::rebuild::coverage::{BuildCheck, check_build};
@@ -22,10 +22,7 @@ use crate::store::{ArchiveStore, BuildStore, CampaignStore, IndexStore, RebuildS
 
 /// Re-evaluate saved items: those of these source packages, or all when `None`. Returns the
 /// state changes the facts call for (recorded unless another coordinator recorded them first).
-pub async fn refresh<S: CampaignStore + RebuildStore + BuildStore + ArchiveStore + IndexStore>(
-    store: &S,
-    sources: Option<&[String]>,
-) -> Result<Vec<Transition>, StoreError> {
+pub async fn refresh<S: CampaignStore + RebuildStore + BuildStore + ArchiveStore + IndexStore>(store: &S, sources: Option<&[String]>) -> Result<Vec<Transition>, StoreError> {
     let items = store.campaign_items(None, sources).await?;
     if items.is_empty() {
         return Ok(Vec::new());
@@ -134,7 +131,8 @@ fn verification(builds: &[i64], shipped: &[ShippedBinary], jobs: &[JobRecord], a
     for &build in builds {
         let mine: Vec<&JobRecord> = jobs.iter().filter(|j| j.build_id == build).collect();
         let states: Vec<(i64, JobState)> = mine.iter().map(|j| (j.id, j.state)).collect();
-        let tried: Vec<AttemptRecord> = attempts.iter().filter(|a| mine.iter().any(|j| j.id == a.job_id)).cloned().collect();
+        let tried: Vec<AttemptRecord> =
+            attempts.iter().filter(|a| mine.iter().any(|j| j.id == a.job_id)).cloned().collect();
         let mut bytes: Vec<String> = shipped
             .iter()
             .filter(|b| b.build.as_ref().is_some_and(|(id, _, _)| *id == build))
@@ -192,7 +190,10 @@ fn transition(it: &ItemRecord, obs: &Observation) -> Option<Transition> {
         ),
         Observation::Gone => (
             it.current_version.clone(),
-            format!("no binary of {} on {} is shipped in {} any more", it.planned.source, it.planned.arch, it.planned.suite),
+            format!(
+                "no binary of {} on {} is shipped in {} any more",
+                it.planned.source, it.planned.arch, it.planned.suite
+            ),
             Vec::new(),
         ),
         Observation::Newer { version, how, verdict } => {
@@ -259,10 +260,12 @@ fn observe(
     let mine: Vec<&ShippedBinary> = shipped
         .iter()
         .filter(|b| {
-            b.source == item.source && if item.arch == "all" { b.architecture == "all" } else { b.architecture == item.arch }
+            b.source == item.source
+                && if item.arch == "all" { b.architecture == "all" } else { b.architecture == item.arch }
         })
         .collect();
-    let Some(newest) = mine.iter().filter_map(|b| version(&b.version).map(|v| (v, *b))).max_by(|a, b| a.0.cmp(&b.0)) else {
+    let Some(newest) = mine.iter().filter_map(|b| version(&b.version).map(|v| (v, *b))).max_by(|a, b| a.0.cmp(&b.0))
+    else {
         return (Observation::Gone, Vec::new());
     };
     let (current, newest) = newest;
@@ -294,10 +297,10 @@ fn verdict(
     for b in &newest {
         match &b.build {
             None => {
-                return (
-                    Verdict::Pending(format!("no buildinfo ingested yet for {} {} ({})", b.package, b.version, b.architecture)),
-                    Vec::new(),
-                );
+                return (Verdict::Pending(format!(
+                    "no buildinfo ingested yet for {} {} ({})",
+                    b.package, b.version, b.architecture
+                )), Vec::new());
             }
             Some((_, sha, false)) => {
                 return (

@@ -38,9 +38,7 @@ pub struct SymbolTable {
 impl SymbolTable {
     /// The text of symbol `n`; "" for an unknown symbol.
     pub fn text(&self, n: u32) -> &str {
-        let Some(start) = self.starts.get(n as usize) else {
-            return "";
-        };
+        let Some(start) = self.starts.get(n as usize) else { return "" };
         let end = self.starts.get(n as usize + 1).copied().unwrap_or(self.arena.len());
         self.arena.get(*start..end).unwrap_or_default()
     }

@@ -158,11 +158,7 @@ impl BuiltWithIndex {
     }
 
     /// Answer a question from the index, checking the store's generation first.
-    pub async fn built_with<S: BuildStore + IndexStore>(
-        &self,
-        store: &S,
-        q: &BuiltWithQuery,
-    ) -> Result<IndexedAnswer, StoreError> {
+    pub async fn built_with<S: BuildStore + IndexStore>(&self, store: &S, q: &BuiltWithQuery) -> Result<IndexedAnswer, StoreError> {
         let started = std::time::Instant::now();
         let mut t = Timings::default();
         let g = self.generation(store).await?;
@@ -187,23 +183,16 @@ impl BuiltWithIndex {
             return Ok(IndexedAnswer::default());
         }
         let interned = Some(g.interned.clone());
-        let candidates = self
-            .candidates(store, &g, &resolved, q.before.as_ref())
-            .await?;
+        let candidates = self.candidates(store, &g, &resolved, q.before.as_ref()).await?;
         if candidates.is_empty() {
-            return Ok(IndexedAnswer {
-                resolved,
-                builds: Vec::new(),
-                interned,
-            });
+            return Ok(IndexedAnswer { resolved, builds: Vec::new(), interned });
         }
 
         // Posting lists → (build id, candidate) pairs, grouped by build.
         let postings = self.postings(store, &g, &candidates).await?;
         let mut pairs: Vec<(i64, u32)> = Vec::with_capacity(postings.iter().map(|l| l.len()).sum());
         for (k, list) in postings.iter().enumerate() {
-            let k = u32::try_from(k)
-                .map_err(|_| StoreError::Corrupt("too many package versions".into()))?;
+            let k = u32::try_from(k).map_err(|_| StoreError::Corrupt("too many package versions".into()))?;
             pairs.extend(list.iter().map(|b| (*b, k)));
         }
         if postings.len() > 1 {
@@ -218,17 +207,11 @@ impl BuiltWithIndex {
         }
         // The suite filter needs only the shipping snapshot.
         if let Some(suite) = &q.suite {
-            groups.retain(|(b, _)| {
-                g.linked_suites
-                    .get(b)
-                    .is_some_and(|s| s.iter().any(|x| **x == **suite))
-            });
+            groups.retain(|(b, _)| g.linked_suites.get(b).is_some_and(|s| s.iter().any(|x| **x == **suite)));
         }
         t.postings_us = started.elapsed().as_micros();
 
-        let resolved_builds = self
-            .resolved(store, &g, groups.iter().map(|(b, _)| *b))
-            .await?;
+        let resolved_builds = self.resolved(store, &g, groups.iter().map(|(b, _)| *b)).await?;
         t.builds_us = started.elapsed().as_micros();
         // The answer order first, on small keys (rank, id, position); then the matches, built
         // once each in that order. The ranks held cover every build resolved when they were
@@ -241,10 +224,7 @@ impl BuiltWithIndex {
             order.clear();
             for (i, r) in resolved_builds.iter().enumerate() {
                 let Some(r) = r else { continue };
-                if q.arch
-                    .as_ref()
-                    .is_some_and(|a| r.build.record.host_arch != *a)
-                {
+                if q.arch.as_ref().is_some_and(|a| r.build.record.host_arch != *a) {
                     continue;
                 }
                 let id = r.build.record.id;
@@ -270,27 +250,15 @@ impl BuiltWithIndex {
             .filter_map(|(_, _, i)| {
                 let r = resolved_builds[i].take()?;
                 let range = groups[i].1.clone();
-                let mut m: Vec<Arc<PkgVer>> = pairs[range]
-                    .iter()
-                    .map(|(_, k)| candidates[*k as usize].clone())
-                    .collect();
+                let mut m: Vec<Arc<PkgVer>> =
+                    pairs[range].iter().map(|(_, k)| candidates[*k as usize].clone()).collect();
                 if m.len() > 1 {
-                    m.sort_by(|a, b| {
-                        (&a.name, &a.arch, &a.version).cmp(&(&b.name, &b.arch, &b.version))
-                    });
+                    m.sort_by(|a, b| (&a.name, &a.arch, &a.version).cmp(&(&b.name, &b.arch, &b.version)));
                 }
                 let suite_files = prefix.as_ref().map(|p| {
-                    r.files
-                        .iter()
-                        .filter(|f| f.shipped_in.iter().any(|s| s.starts_with(p.as_str())))
-                        .cloned()
-                        .collect()
+                    r.files.iter().filter(|f| f.shipped_in.iter().any(|s| s.starts_with(p.as_str()))).cloned().collect()
                 });
-                Some(IndexedMatch {
-                    resolved: r,
-                    matched: m,
-                    suite_files,
-                })
+                Some(IndexedMatch { resolved: r, matched: m, suite_files })
             })
             .collect();
         t.sort_us = started.elapsed().as_micros();
@@ -304,11 +272,7 @@ impl BuiltWithIndex {
             matches_us = (t.sort_us - t.resolve_us) as u64,
             "built-with answered from the index"
         );
-        Ok(IndexedAnswer {
-            resolved,
-            builds: out,
-            interned,
-        })
+        Ok(IndexedAnswer { resolved, builds: out, interned })
     }
 
     /// The generation the store is at, loading its shipping snapshot if it is not the one held.
@@ -330,25 +294,16 @@ impl BuiltWithIndex {
         let mut linked_suites: HashMap<i64, Vec<Arc<str>>> = HashMap::default();
         let mut suites: HashMap<String, Arc<str>> = HashMap::default();
         for r in rows {
-            let place = places
-                .entry(r.place.clone())
-                .or_insert_with(|| Arc::from(r.place.as_str()))
-                .clone();
+            let place = places.entry(r.place.clone()).or_insert_with(|| Arc::from(r.place.as_str())).clone();
             if let Some(b) = r.build_id {
                 let suite_name = r.place.split_once('/').map_or(r.place.as_str(), |(s, _)| s);
-                let suite = suites
-                    .entry(suite_name.to_owned())
-                    .or_insert_with(|| Arc::from(suite_name))
-                    .clone();
+                let suite = suites.entry(suite_name.to_owned()).or_insert_with(|| Arc::from(suite_name)).clone();
                 let l = linked_suites.entry(b).or_default();
                 if !l.contains(&suite) {
                     l.push(suite);
                 }
                 if r.by_name {
-                    by_name
-                        .entry(b)
-                        .or_default()
-                        .push((format!("{}_", r.package), place.clone()));
+                    by_name.entry(b).or_default().push((format!("{}_", r.package), place.clone()));
                 }
             }
             by_sha.entry(r.sha256).or_default().push(place);
@@ -378,12 +333,7 @@ impl BuiltWithIndex {
     /// The held generation if it is at least `now` (a snapshot loaded after a newer write is
     /// as good).
     fn held(&self, now: i64) -> Option<Arc<Generation>> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .filter(|g| g.generation >= now)
-            .cloned()
+        self.current.read().unwrap_or_else(|e| e.into_inner()).as_ref().filter(|g| g.generation >= now).cloned()
     }
 
     /// Interned versions of `names` below `before`, in a fixed order.
@@ -441,15 +391,10 @@ impl BuiltWithIndex {
     ) -> Result<Vec<Arc<Vec<i64>>>, StoreError> {
         let missing: Vec<i64> = {
             let cache = lock(&g.postings);
-            candidates
-                .iter()
-                .map(|p| p.id)
-                .filter(|id| !cache.contains_key(id))
-                .collect()
+            candidates.iter().map(|p| p.id).filter(|id| !cache.contains_key(id)).collect()
         };
         if !missing.is_empty() {
-            let mut fetched: HashMap<i64, Vec<i64>> =
-                missing.iter().map(|id| (*id, Vec::new())).collect();
+            let mut fetched: HashMap<i64, Vec<i64>> = missing.iter().map(|id| (*id, Vec::new())).collect();
             for (build, pv) in store.builds_with(&missing, None, None).await? {
                 if let Some(v) = fetched.get_mut(&pv) {
                     v.push(build);
@@ -465,12 +410,7 @@ impl BuiltWithIndex {
         let cache = lock(&g.postings);
         candidates
             .iter()
-            .map(|p| {
-                cache
-                    .get(&p.id)
-                    .cloned()
-                    .ok_or_else(|| StoreError::Corrupt(format!("posting list {} lost", p.id)))
-            })
+            .map(|p| cache.get(&p.id).cloned().ok_or_else(|| StoreError::Corrupt(format!("posting list {} lost", p.id))))
             .collect()
     }
 
@@ -499,19 +439,12 @@ impl BuiltWithIndex {
         }
         if !missing.is_empty() {
             let ids: Vec<i64> = missing.iter().map(|(_, id)| *id).collect();
-            let builds: HashMap<i64, Arc<CachedBuild>> = self
-                .builds(store, &ids)
-                .await?
-                .into_iter()
-                .map(|b| (b.record.id, b))
-                .collect();
+            let builds: HashMap<i64, Arc<CachedBuild>> =
+                self.builds(store, &ids).await?.into_iter().map(|b| (b.record.id, b)).collect();
             let mut cache = lock(&g.resolved);
             for (i, id) in missing {
                 if let Some(b) = builds.get(&id) {
-                    let r = cache
-                        .entry(id)
-                        .or_insert_with(|| Arc::new(resolve(g, b)))
-                        .clone();
+                    let r = cache.entry(id).or_insert_with(|| Arc::new(resolve(g, b))).clone();
                     out[i] = Some(r);
                 }
             }
@@ -521,17 +454,10 @@ impl BuiltWithIndex {
 
     /// The cached builds with these ids, loading those not held yet (ids unknown to the store
     /// are skipped).
-    async fn builds<S: BuildStore>(
-        &self,
-        store: &S,
-        ids: &[i64],
-    ) -> Result<Vec<Arc<CachedBuild>>, StoreError> {
+    async fn builds<S: BuildStore>(&self, store: &S, ids: &[i64]) -> Result<Vec<Arc<CachedBuild>>, StoreError> {
         let missing: Vec<i64> = {
             let held = self.builds.read().unwrap_or_else(|e| e.into_inner());
-            ids.iter()
-                .copied()
-                .filter(|id| !held.contains_key(id))
-                .collect()
+            ids.iter().copied().filter(|id| !held.contains_key(id)).collect()
         };
         if !missing.is_empty() {
             let records = store.builds_by_id(&missing).await?;
@@ -545,14 +471,7 @@ impl BuiltWithIndex {
             for record in records {
                 let files = files.remove(&record.id).unwrap_or_default();
                 let version = Version::from_str(&record.version).ok();
-                held.insert(
-                    record.id,
-                    Arc::new(CachedBuild {
-                        record,
-                        version,
-                        files,
-                    }),
-                );
+                held.insert(record.id, Arc::new(CachedBuild { record, version, files }));
             }
         }
         let held = self.builds.read().unwrap_or_else(|e| e.into_inner());
@@ -564,30 +483,13 @@ impl BuiltWithIndex {
 /// The answer order (source, Debian version, architecture, id) as ranks over every build
 /// resolved in generation `g` so far, kept in `g` for the answers after this one.
 fn rank_all(g: &Generation) -> Arc<HashMap<i64, u32>> {
-    let mut all: Vec<Arc<CachedBuild>> = lock(&g.resolved)
-        .values()
-        .map(|r| r.build.clone())
-        .collect();
+    let mut all: Vec<Arc<CachedBuild>> = lock(&g.resolved).values().map(|r| r.build.clone()).collect();
     all.sort_by(|a, b| {
-        (
-            &a.record.source,
-            &a.version,
-            &a.record.host_arch,
-            a.record.id,
-        )
-            .cmp(&(
-                &b.record.source,
-                &b.version,
-                &b.record.host_arch,
-                b.record.id,
-            ))
+        (&a.record.source, &a.version, &a.record.host_arch, a.record.id)
+            .cmp(&(&b.record.source, &b.version, &b.record.host_arch, b.record.id))
     });
-    let ranks: Arc<HashMap<i64, u32>> = Arc::new(
-        all.iter()
-            .enumerate()
-            .map(|(i, b)| (b.record.id, u32::try_from(i).unwrap_or(u32::MAX)))
-            .collect(),
-    );
+    let ranks: Arc<HashMap<i64, u32>> =
+        Arc::new(all.iter().enumerate().map(|(i, b)| (b.record.id, u32::try_from(i).unwrap_or(u32::MAX))).collect());
     *lock(&g.ranks) = ranks.clone();
     ranks
 }
@@ -603,24 +505,12 @@ fn resolve(g: &Generation, b: &Arc<CachedBuild>) -> ResolvedBuild {
                 shipped.extend(places.iter().map(|p| p.to_string()));
             }
             if let Some(links) = links {
-                shipped.extend(
-                    links
-                        .iter()
-                        .filter(|(p, _)| f.name.starts_with(p.as_str()))
-                        .map(|(_, pl)| pl.to_string()),
-                );
+                shipped.extend(links.iter().filter(|(p, _)| f.name.starts_with(p.as_str())).map(|(_, pl)| pl.to_string()));
             }
             shipped.sort();
             shipped.dedup();
-            ProducedFile {
-                shipped_in: shipped,
-                ..f.clone()
-            }
+            ProducedFile { shipped_in: shipped, ..f.clone() }
         })
         .collect();
-    ResolvedBuild {
-        build: b.clone(),
-        files,
-        interned: interned::Slot::default(),
-    }
+    ResolvedBuild { build: b.clone(), files, interned: interned::Slot::default() }
 }

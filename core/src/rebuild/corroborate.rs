@@ -54,9 +54,7 @@ pub fn source_of(binary: &str) -> Option<String> {
 pub fn installed_sources(installed: &[(String, String)]) -> Vec<SourceRef> {
     let mut out: Vec<SourceRef> = Vec::new();
     for (name, version) in installed {
-        let (Some(source), Ok(v)) = (source_of(name), version.parse::<Version>()) else {
-            continue;
-        };
+        let (Some(source), Ok(v)) = (source_of(name), version.parse::<Version>()) else { continue };
         let v = strip_binnmu(&v);
         if !out.iter().any(|r| r.name == source && r.version == v) {
             out.push(SourceRef { name: source, version: v });

@@ -237,13 +237,13 @@ mod tests {
         // An unsigned reproduction is recorded but does not count.
         let one_unsigned =
             [attempt("alice", 1, "reproducible", Some(&aa), true), attempt("bob", 2, "reproducible", Some(&aa), false)];
-        let BuildCheck::Unverified { why } = check_build(&[(1, JobState::Queued)], &one_unsigned, &shipped, 2) else { panic!() };
+        let BuildCheck::Unverified { why } = check_build(&[(1, JobState::Queued)], &one_unsigned, &shipped, 2) else {
+            panic!()
+        };
         assert!(why.starts_with("1 attested reproduction(s)") && why.contains("1 reproducible without an attestation"), "{why}");
         // The archive now ships other bytes than were reproduced.
         let other = vec!["cc".repeat(32)];
-        assert!(
-            matches!(check_build(&verified, &two, &other, 2), BuildCheck::Unverified { why } if why.starts_with("only 0 of 2"))
-        );
+        assert!(matches!(check_build(&verified, &two, &other, 2), BuildCheck::Unverified { why } if why.starts_with("only 0 of 2")));
         assert!(matches!(check_build(&[], &[], &shipped, 2), BuildCheck::Unverified { why } if why.starts_with("0 attested")));
     }
 
@@ -255,14 +255,8 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].sides.len(), 2);
         let text = d[0].to_string();
-        assert!(
-            text.contains("alice/alice1") && text.contains("bob/bob1") && text.contains(&aa[..16]) && text.contains(&bb[..16]),
-            "{text}"
-        );
-        assert!(matches!(
-            check_build(&[(1, JobState::Queued)], &split, std::slice::from_ref(&aa), 2),
-            BuildCheck::Disagreement { .. }
-        ));
+        assert!(text.contains("alice/alice1") && text.contains("bob/bob1") && text.contains(&aa[..16]) && text.contains(&bb[..16]), "{text}");
+        assert!(matches!(check_build(&[(1, JobState::Queued)], &split, std::slice::from_ref(&aa), 2), BuildCheck::Disagreement { .. }));
         // A missing binary on one side disagrees too.
         let missing = [attempt("alice", 1, "reproducible", Some(&aa), true), attempt("bob", 2, "unreproducible", None, true)];
         assert_eq!(disagreements(&missing)[0].sides[1].sha256, None);

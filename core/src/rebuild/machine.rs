@@ -11,7 +11,7 @@
 //!                           (heartbeat: Leased, later expiry)
 //! ```
 
-use super::{AttemptOutcome, AttemptReport, FailureCode, JobState, Policy, Refusal, UNATTESTED_NOTE, secs};
+use super::{AttemptOutcome, AttemptReport, FailureCode, JobState, NODE_FAULT_NOTE, Policy, Refusal, UNATTESTED_NOTE, secs};
 
 /// A job as its transitions see it: what is stored about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,12 +30,24 @@ pub struct JobFacts {
     pub unreproducible: u32,
     /// Distinct operators that reproduced it with an accepted attestation.
     pub verified: u32,
+    /// Failures the current attempt's operator has charged to this job so far (its share is
+    /// [`Policy::operator_share`]).
+    pub operator_failures: u32,
 }
 
 impl JobFacts {
     /// A job just queued.
     pub fn new() -> Self {
-        JobFacts { state: JobState::Queued, fence: 0, holder: None, expires: None, failures: 0, unreproducible: 0, verified: 0 }
+        JobFacts {
+            state: JobState::Queued,
+            fence: 0,
+            holder: None,
+            expires: None,
+            failures: 0,
+            unreproducible: 0,
+            verified: 0,
+            operator_failures: 0,
+        }
     }
 
     /// Does `node_id` hold this job's lease with `fence` at `now`? The check of every
@@ -107,6 +119,35 @@ pub enum JobEvent<'a> {
         /// When.
         now: i64,
     },
+    /// An admin releases a parked job: queued again with fresh budgets.
+    Release {
+        /// When.
+        now: i64,
+    },
+}
+
+/// Whom the end of an attempt is charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Charge {
+    /// Nobody: a result, a hand-back, or a failure beyond its operator's share.
+    #[default]
+    Nobody,
+    /// The job's failure budget (the package's fault, as far as anyone can tell).
+    Job,
+    /// The node that held the lease (its machine or network failed: `infrastructure`,
+    /// `node-lost`); the job is retried at once by others.
+    Node,
+}
+
+impl Charge {
+    /// Stored name (`rebuild_attempts.charged`); None for [`Charge::Nobody`].
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            Charge::Nobody => None,
+            Charge::Job => Some("job"),
+            Charge::Node => Some("node"),
+        }
+    }
 }
 
 /// A job after an event: its new facts, when it may be claimed again, and what the attempt
@@ -136,6 +177,8 @@ pub struct JobAfter {
     pub note: Option<String>,
     /// How the attempt that ended is recorded (None: no attempt ended).
     pub ended: Option<AttemptOutcome>,
+    /// Whom the attempt's end is charged to.
+    pub charge: Charge,
 }
 
 impl Policy {
@@ -154,6 +197,7 @@ impl Policy {
             parked_reason: None,
             note: None,
             ended: None,
+            charge: Charge::Nobody,
         };
         match event {
             JobEvent::Enqueue { now } => Ok(same(&JobFacts::new(), now)),
@@ -193,6 +237,17 @@ impl Policy {
                 }
                 Ok(self.after_report(job, &AttemptReport::bare(AttemptOutcome::HandedBack), now, false))
             }
+            JobEvent::Release { now } => {
+                if job.state != JobState::Parked {
+                    return Err(Refusal::StaleFence { current: job.fence });
+                }
+                Ok(JobAfter {
+                    state: JobState::Queued,
+                    failures: 0,
+                    unreproducible: 0,
+                    ..same(job, now)
+                })
+            }
         }
     }
 
@@ -202,15 +257,39 @@ impl Policy {
     /// history) and leaves the job's counters as they were; the job stays queued for others.
     fn after_report(&self, job: &JobFacts, report: &AttemptReport, now: i64, operator_already_verified: bool) -> JobAfter {
         let built = matches!(report.outcome, AttemptOutcome::Reproducible | AttemptOutcome::Unreproducible { .. });
-        let (outcome, already, note) = if built && report.attestation.is_none() {
-            (&AttemptOutcome::HandedBack, true, Some(UNATTESTED_NOTE.to_owned()))
+        let charged_to_job = matches!(
+            &report.outcome,
+            AttemptOutcome::Failed { code, .. } if !code.blames_node()
+        ) || matches!(report.outcome, AttemptOutcome::EnvironmentMismatch { .. });
+        let mut retry_at = now;
+        let (outcome, already, note, charge) = if built && report.attestation.is_none() {
+            (&AttemptOutcome::HandedBack, true, Some(UNATTESTED_NOTE.to_owned()), Charge::Nobody)
+        } else if let AttemptOutcome::Failed { code, .. } = &report.outcome
+            && code.blames_node()
+        {
+            // The node's machine or network failed, not the package: the job is retried at once
+            // by another node (the claim keeps it from this one for a while); the node is struck.
+            (&AttemptOutcome::HandedBack, true, Some(NODE_FAULT_NOTE.to_owned()), Charge::Node)
+        } else if charged_to_job && job.operator_failures >= self.operator_share() {
+            // One operator alone cannot use up the job's budget: its further failures wait for
+            // another operator's verdict.
+            retry_at = now + secs(self.retry_delay(job.failures + 1));
+            let note = format!(
+                "not charged to the job: this operator has charged {} of its failures (its share of {}); \
+                 another operator must confirm",
+                job.operator_failures, self.max_failures
+            );
+            (&AttemptOutcome::HandedBack, true, Some(note), Charge::Nobody)
         } else {
-            (&report.outcome, operator_already_verified, None)
+            let charge = if charged_to_job { Charge::Job } else { Charge::Nobody };
+            (&report.outcome, operator_already_verified, None, charge)
         };
         let mut next = self.after(outcome, now, job.failures, job.unreproducible, job.verified, already);
         next.fence = job.fence;
         next.note = note;
         next.ended = Some(report.outcome.clone());
+        next.charge = charge;
+        next.not_before = next.not_before.max(retry_at);
         next
     }
 }
@@ -261,8 +340,53 @@ mod tests {
         assert_eq!((a.state, a.verified, a.ended), (JobState::Verified, 2, Some(AttemptOutcome::Reproducible)));
         assert!(p.transition(&job, JobEvent::Expire { now: 700 }).is_err(), "not expired yet");
         let a = p.transition(&job, JobEvent::Expire { now: 701 }).unwrap();
-        assert_eq!((a.state, a.failures, a.not_before), (JobState::Queued, 1, 701), "node-lost retries at once");
+        assert_eq!((a.state, a.failures, a.not_before, a.charge), (JobState::Queued, 0, 701, Charge::Node), "node-lost: the node's");
         let a = p.transition(&job, JobEvent::Revoke { now: 650 }).unwrap();
         assert_eq!((a.state, a.failures, a.ended), (JobState::Queued, 0, Some(AttemptOutcome::HandedBack)));
+    }
+
+    #[test]
+    fn failures_are_charged_fairly() {
+        use crate::rebuild::{FailureCode, NodeStanding};
+        let p = Policy { max_failures: 4, ..Policy::default() };
+        let fail = |code| AttemptReport::bare(AttemptOutcome::Failed { code, message: "x".into() });
+        let report = |job: &JobFacts, r: &AttemptReport| {
+            p.transition(job, JobEvent::Report { node_id: 7, fence: 3, now: 650, report: r, operator_already_verified: false }).unwrap()
+        };
+        // Infrastructure: the node's, never the job's, however often.
+        let job = JobFacts { failures: 3, ..leased(7, 3, 700) };
+        let a = report(&job, &fail(FailureCode::Infrastructure));
+        assert_eq!((a.state, a.failures, a.charge, a.not_before), (JobState::Queued, 3, Charge::Node, 650));
+        // A package failure is the job's, up to the operator's share (half the budget).
+        assert_eq!(p.operator_share(), 2);
+        let a = report(&JobFacts { operator_failures: 1, ..leased(7, 3, 700) }, &fail(FailureCode::BuildFailed));
+        assert_eq!((a.failures, a.charge), (1, Charge::Job));
+        let job = JobFacts { failures: 3, operator_failures: 2, ..leased(7, 3, 700) };
+        let a = report(&job, &fail(FailureCode::BuildFailed));
+        assert_eq!((a.state, a.failures, a.charge), (JobState::Queued, 3, Charge::Nobody), "beyond its share: not parked");
+        assert!(a.not_before > 650 && a.note.as_deref().is_some_and(|n| n.contains("another operator")), "{a:?}");
+        // Another operator's failure parks it.
+        let a = report(&JobFacts { failures: 3, operator_failures: 0, ..leased(7, 3, 700) }, &fail(FailureCode::BuildFailed));
+        assert_eq!(a.state, JobState::Parked);
+        // An admin releases it with fresh budgets.
+        let parked = JobFacts { state: JobState::Parked, failures: 4, unreproducible: 1, ..JobFacts::new() };
+        let r = p.transition(&parked, JobEvent::Release { now: 900 }).unwrap();
+        assert_eq!((r.state, r.failures, r.unreproducible, r.not_before), (JobState::Queued, 0, 0, 900));
+        assert!(p.transition(&JobFacts::new(), JobEvent::Release { now: 900 }).is_err(), "only parked jobs");
+        // Three node faults in a row quarantine the node, for longer each time; work clears them.
+        let node_fault = report(&leased(7, 3, 700), &fail(FailureCode::Infrastructure));
+        let mut n = NodeStanding::default();
+        n = n.after(&node_fault, 100).after(&node_fault, 101);
+        assert_eq!((n.strikes, n.quarantined_until), (2, None));
+        n = n.after(&node_fault, 102);
+        assert_eq!((n.strikes, n.quarantines, n.quarantined_until), (0, 1, Some(162)));
+        n = n.after(&node_fault, 200).after(&node_fault, 201).after(&node_fault, 202);
+        assert_eq!(n.quarantined_until, Some(322), "doubled");
+        let worked = report(&leased(7, 3, 700), &fail(FailureCode::BuildFailed));
+        assert_eq!(n.after(&node_fault, 300).after(&worked, 301).strikes, 0);
+        for _ in 0..40 {
+            n = n.after(&node_fault, 1000);
+        }
+        assert!(n.quarantined_until.unwrap() - 1000 <= 6 * 3600, "{n:?}");
     }
 }

@@ -24,7 +24,7 @@ pub mod corroborate;
 pub mod coverage;
 mod machine;
 
-pub use machine::{JobAfter, JobEvent, JobFacts};
+pub use machine::{Charge, JobAfter, JobEvent, JobFacts};
 
 /// Why a job was queued; lower values are claimed first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -71,9 +71,7 @@ impl FromStr for Priority {
             "campaign" => Ok(Priority::Campaign),
             "request" => Ok(Priority::Request),
             "background" => Ok(Priority::Background),
-            other => Err(format!(
-                "unknown priority {other:?}: expected campaign, request or background"
-            )),
+            other => Err(format!("unknown priority {other:?}: expected campaign, request or background")),
         }
     }
 }
@@ -147,9 +145,14 @@ impl FailureCode {
     }
 
     /// Failures that are not the package's fault are retried at once rather than after the
-    /// back-off delays (they still count against the failure budget, so that a job that kills
-    /// every node is parked in the end).
+    /// back-off delays.
     pub fn retry_at_once(self) -> bool {
+        self.blames_node()
+    }
+
+    /// The node's machine or network failed (`infrastructure`, `node-lost`): charged to the
+    /// node (strikes, then quarantine), never to the job.
+    pub fn blames_node(self) -> bool {
         matches!(self, FailureCode::Infrastructure | FailureCode::NodeLost)
     }
 }
@@ -260,10 +263,7 @@ impl Attestation {
     /// The attestation of these bytes (checked by [`attest::check`] before a result is
     /// recorded with it).
     pub fn new(body: Vec<u8>) -> Attestation {
-        Attestation {
-            sha256: hex::encode(Sha256::digest(&body)),
-            body: body.into(),
-        }
+        Attestation { sha256: hex::encode(Sha256::digest(&body)), body: body.into() }
     }
 
     /// Lower-case hex SHA-256 of the bytes.
@@ -280,10 +280,7 @@ impl Attestation {
 impl fmt::Debug for Attestation {
     /// The key and size only: a link is kilobytes of JSON.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Attestation")
-            .field("sha256", &self.sha256)
-            .field("bytes", &self.body.len())
-            .finish()
+        f.debug_struct("Attestation").field("sha256", &self.sha256).field("bytes", &self.body.len()).finish()
     }
 }
 
@@ -346,6 +343,8 @@ pub struct NodeRecord {
     pub last_seen: Option<i64>,
     /// Leases it holds now.
     pub active_leases: u64,
+    /// Failures charged to it in a row, and its quarantine.
+    pub standing: NodeStanding,
 }
 
 /// What a node can build, as it declares at registration (architectures canonicalised).
@@ -415,7 +414,8 @@ pub struct EnqueueSummary {
 pub enum Requeue {
     /// Queue again unless queued now (explicit requests).
     UnlessActive,
-    /// Queue only builds that never had a job (background verification).
+    /// Queue only builds that were never verified or parked (background verification,
+    /// campaign builds); a build parked before a node credential was issued is tried again.
     OnlyNew,
 }
 
@@ -523,18 +523,8 @@ impl ArchiveBinary {
     /// does not parse.
     pub fn file_name(&self) -> Option<String> {
         let v: debversion::Version = self.version.parse().ok()?;
-        let ext = self
-            .filename
-            .rsplit_once('.')
-            .map(|(_, e)| e)
-            .filter(|e| !e.contains('/'))
-            .unwrap_or("deb");
-        Some(format!(
-            "{}_{}_{}.{ext}",
-            self.package,
-            without_epoch(&v),
-            self.architecture
-        ))
+        let ext = self.filename.rsplit_once('.').map(|(_, e)| e).filter(|e| !e.contains('/')).unwrap_or("deb");
+        Some(format!("{}_{}_{}.{ext}", self.package, without_epoch(&v), self.architecture))
     }
 }
 
@@ -555,11 +545,7 @@ pub fn archive_files(binaries: &[ArchiveBinary]) -> Vec<ArchiveFile> {
         if out.iter().any(|f| f.name == name && f.sha256 == b.sha256) {
             continue;
         }
-        out.push(ArchiveFile {
-            name,
-            sha256: b.sha256.clone(),
-            filename: b.filename.clone(),
-        });
+        out.push(ArchiveFile { name, sha256: b.sha256.clone(), filename: b.filename.clone() });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.sha256.cmp(&b.sha256)));
     out
@@ -572,20 +558,14 @@ pub fn dsc_name(source: &str, source_version: &debversion::Version) -> String {
 
 /// `path` below a mirror URL (`http://deb.debian.org/debian`, `file:///srv/mirror`).
 pub fn mirror_url(mirror: &str, path: &str) -> String {
-    format!(
-        "{}/{}",
-        mirror.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    )
+    format!("{}/{}", mirror.trim_end_matches('/'), path.trim_start_matches('/'))
 }
 
 /// A checked mirror URL: `http://`, `https://` or `file://` (absolute path) with something
 /// after the scheme; trailing slashes removed.
 pub fn parse_mirror(url: &str) -> Result<String, String> {
     let u = url.trim().trim_end_matches('/');
-    let rest = ["http://", "https://", "file://"]
-        .iter()
-        .find_map(|p| u.strip_prefix(p).map(|r| (*p, r)));
+    let rest = ["http://", "https://", "file://"].iter().find_map(|p| u.strip_prefix(p).map(|r| (*p, r)));
     match rest {
         Some(("file://", r)) if r.starts_with('/') && r.len() > 1 => Ok(u.to_owned()),
         Some(("file://", _)) => {
@@ -622,63 +602,33 @@ pub struct FileVerdict {
 /// produced or the archive ships must come back with the SHA-256 of the buildinfo *and* of
 /// the archive; other files (sources) are compared when both sides have them. Returns the
 /// outcome and one verdict per file compared, by name.
-pub fn judge(
-    original: &[(String, Option<String>)],
-    archive: &[ArchiveFile],
-    rebuilt: &[Artifact],
-) -> (AttemptOutcome, Vec<FileVerdict>) {
-    let mut names: Vec<&str> = original
-        .iter()
-        .map(|(n, _)| n.as_str())
-        .chain(archive.iter().map(|a| a.name.as_str()))
-        .collect();
+pub fn judge(original: &[(String, Option<String>)], archive: &[ArchiveFile], rebuilt: &[Artifact]) -> (AttemptOutcome, Vec<FileVerdict>) {
+    let mut names: Vec<&str> = original.iter().map(|(n, _)| n.as_str()).chain(archive.iter().map(|a| a.name.as_str())).collect();
     names.sort_unstable();
     names.dedup();
     let mut differing = Vec::new();
     let mut verdicts = Vec::new();
     for name in names {
-        let buildinfo = original
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, s)| s.clone());
-        let mut official: Vec<String> = archive
-            .iter()
-            .filter(|a| a.name == name)
-            .map(|a| a.sha256.clone())
-            .collect();
+        let buildinfo = original.iter().find(|(n, _)| n == name).and_then(|(_, s)| s.clone());
+        let mut official: Vec<String> = archive.iter().filter(|a| a.name == name).map(|a| a.sha256.clone()).collect();
         official.sort();
         official.dedup();
         if buildinfo.is_none() && official.is_empty() {
             continue;
         }
-        let is_binary =
-            name.ends_with(".deb") || name.ends_with(".udeb") || name.ends_with(".ddeb");
-        let rebuilt_sha = rebuilt
-            .iter()
-            .find(|a| a.name == name)
-            .map(|a| a.sha256.clone());
+        let is_binary = name.ends_with(".deb") || name.ends_with(".udeb") || name.ends_with(".ddeb");
+        let rebuilt_sha = rebuilt.iter().find(|a| a.name == name).map(|a| a.sha256.clone());
         if rebuilt_sha.is_none() && !is_binary {
             continue;
         }
-        let matches = rebuilt_sha
-            .as_ref()
-            .is_some_and(|r| buildinfo.iter().chain(&official).all(|o| o == r));
+        let matches = rebuilt_sha.as_ref().is_some_and(|r| buildinfo.iter().chain(&official).all(|o| o == r));
         if !matches {
             differing.push(name.to_owned());
         }
-        verdicts.push(FileVerdict {
-            name: name.to_owned(),
-            rebuilt: rebuilt_sha,
-            buildinfo,
-            archive: official,
-            matches,
-        });
+        verdicts.push(FileVerdict { name: name.to_owned(), rebuilt: rebuilt_sha, buildinfo, archive: official, matches });
     }
-    let outcome = if differing.is_empty() {
-        AttemptOutcome::Reproducible
-    } else {
-        AttemptOutcome::Unreproducible { differing }
-    };
+    let outcome =
+        if differing.is_empty() { AttemptOutcome::Reproducible } else { AttemptOutcome::Unreproducible { differing } };
     (outcome, verdicts)
 }
 
@@ -726,10 +676,7 @@ impl fmt::Display for Refusal {
         match self {
             Refusal::NoSuchJob => write!(f, "no such job"),
             Refusal::StaleFence { current } => {
-                write!(
-                    f,
-                    "stale fencing token: the lease was reassigned or ended (current token {current})"
-                )
+                write!(f, "stale fencing token: the lease was reassigned or ended (current token {current})")
             }
             Refusal::NotYours => write!(f, "this node does not hold the lease on this job"),
             Refusal::Expired => write!(f, "the lease expired"),
@@ -875,11 +822,8 @@ pub struct Policy {
 /// Default lease TTL.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(600);
 /// Default retry delays: 10 min, 1 h, 6 h.
-pub const DEFAULT_RETRY_DELAYS: [Duration; 3] = [
-    Duration::from_secs(600),
-    Duration::from_secs(3600),
-    Duration::from_secs(6 * 3600),
-];
+pub const DEFAULT_RETRY_DELAYS: [Duration; 3] =
+    [Duration::from_secs(600), Duration::from_secs(3600), Duration::from_secs(6 * 3600)];
 
 impl Default for Policy {
     fn default() -> Self {
@@ -893,19 +837,68 @@ impl Default for Policy {
     }
 }
 
-/// The history note of a reproducible attempt that carried no accepted attestation.
+/// The history note of a failure charged to the node that held the lease.
+pub const NODE_FAULT_NOTE: &str =
+    "charged to the node, not the job: its machine or network failed; the job is retried at once by other nodes";
+
+/// Node-charged failures in a row after which a node is quarantined.
+pub const STRIKES_TO_QUARANTINE: u32 = 3;
+/// The first quarantine; each next one doubles, up to [`MAX_QUARANTINE`].
+pub const FIRST_QUARANTINE: Duration = Duration::from_secs(60);
+/// The longest quarantine.
+pub const MAX_QUARANTINE: Duration = Duration::from_secs(6 * 3600);
+
+/// A node's standing: failures charged to it in a row, and its quarantine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct NodeStanding {
+    /// Node-charged failures since its last good attempt.
+    pub strikes: u32,
+    /// Quarantines so far (each doubles the next).
+    pub quarantines: u32,
+    /// It claims nothing before this time (unix seconds).
+    pub quarantined_until: Option<i64>,
+}
+
+impl NodeStanding {
+    /// The standing after an attempt of this node ended as `next` says: a node-charged failure
+    /// is a strike (the third in a row a quarantine, doubling each time, at most
+    /// [`MAX_QUARANTINE`]); a result (reproducible or not) or a failure charged to the job shows
+    /// the node works and clears its strikes; a hand-back changes nothing.
+    pub fn after(self, next: &JobAfter, now: i64) -> NodeStanding {
+        let built = matches!(next.ended, Some(AttemptOutcome::Reproducible | AttemptOutcome::Unreproducible { .. }));
+        let charge = if next.charge == Charge::Nobody && built { Charge::Job } else { next.charge };
+        match charge {
+            Charge::Node => {
+                let strikes = self.strikes + 1;
+                if strikes < STRIKES_TO_QUARANTINE {
+                    return NodeStanding { strikes, ..self };
+                }
+                let first = secs(FIRST_QUARANTINE);
+                let wait = first.saturating_mul(1i64 << self.quarantines.min(20)).min(secs(MAX_QUARANTINE));
+                NodeStanding { strikes: 0, quarantines: self.quarantines + 1, quarantined_until: Some(now + wait) }
+            }
+            Charge::Job => NodeStanding { strikes: 0, ..self },
+            Charge::Nobody => self,
+        }
+    }
+}
+
+/// The history note of a built attempt that carried no accepted attestation.
 pub const UNATTESTED_NOTE: &str = "not attested: no signed in-toto link accepted, so this result is recorded and shown \
      but counts neither towards verification nor against the build";
 
 impl Policy {
+    /// The failures one operator may charge to a job: half its budget (at least one), so that
+    /// parking a job for failures takes two operators, or one operator and the job's own
+    /// unreproducible results.
+    pub fn operator_share(&self) -> u32 {
+        (self.max_failures / 2).max(1)
+    }
+
     /// The delay before the retry that follows failure number `failures` (1-based).
     pub fn retry_delay(&self, failures: u32) -> Duration {
         let i = (failures.max(1) - 1) as usize;
-        self.retry_delays
-            .get(i)
-            .or(self.retry_delays.last())
-            .copied()
-            .unwrap_or_default()
+        self.retry_delays.get(i).or(self.retry_delays.last()).copied().unwrap_or_default()
     }
 
     /// The job's next state after an attempt with `outcome` ended at `now`, given its
@@ -933,6 +926,7 @@ impl Policy {
             parked_reason: None,
             note: None,
             ended: Some(outcome.clone()),
+            charge: Charge::Nobody,
         };
         match outcome {
             AttemptOutcome::Reproducible => {
@@ -1004,9 +998,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => (&s[..i], &s[i..]),
         None => (s, "s"),
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 10m, 1h, 2d)"))?;
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 10m, 1h, 2d)"))?;
     let mult = match unit {
         "s" => 1,
         "m" => 60,
@@ -1039,11 +1031,7 @@ pub fn canonical_arch(arch: &str) -> String {
 
 /// Normalise a list of words: trimmed, non-empty, sorted, deduplicated.
 pub fn normalise(words: impl IntoIterator<Item = String>) -> Vec<String> {
-    let mut v: Vec<String> = words
-        .into_iter()
-        .map(|w| w.trim().to_owned())
-        .filter(|w| !w.is_empty())
-        .collect();
+    let mut v: Vec<String> = words.into_iter().map(|w| w.trim().to_owned()).filter(|w| !w.is_empty()).collect();
     v.sort();
     v.dedup();
     v
@@ -1111,10 +1099,7 @@ mod tests {
         assert_eq!(canonical_arch("AARCH64"), "arm64");
         assert_eq!(canonical_arch("amd64"), "amd64");
         assert_eq!(canonical_arch("ppc64le"), "ppc64el");
-        let caps = NodeCaps {
-            arches: vec!["amd64".into()],
-            ..Default::default()
-        };
+        let caps = NodeCaps { arches: vec!["amd64".into()], ..Default::default() };
         assert_eq!(caps.claimable_arches(), ["all", "amd64"]);
     }
 
@@ -1130,15 +1115,9 @@ mod tests {
     #[test]
     fn retry_backoff_and_budgets() {
         let p = Policy::default();
-        let fail = AttemptOutcome::Failed {
-            code: FailureCode::BuildFailed,
-            message: "x".into(),
-        };
+        let fail = AttemptOutcome::Failed { code: FailureCode::BuildFailed, message: "x".into() };
         let a = p.after(&fail, 1000, 0, 0, 0, false);
-        assert_eq!(
-            (a.state, a.not_before, a.failures),
-            (JobState::Queued, 1600, 1)
-        );
+        assert_eq!((a.state, a.not_before, a.failures), (JobState::Queued, 1600, 1));
         let a = p.after(&fail, 1000, 1, 0, 0, false);
         assert_eq!(a.not_before, 1000 + 3600);
         let a = p.after(&fail, 1000, 2, 0, 0, false);
@@ -1146,39 +1125,16 @@ mod tests {
         let a = p.after(&fail, 1000, 3, 0, 0, false);
         assert_eq!(a.state, JobState::Parked);
         assert!(a.parked_reason.unwrap().contains("build-failed"));
-        let lost = AttemptOutcome::Failed {
-            code: FailureCode::NodeLost,
-            message: String::new(),
-        };
+        let lost = AttemptOutcome::Failed { code: FailureCode::NodeLost, message: String::new() };
         assert_eq!(p.after(&lost, 1000, 0, 0, 0, false).not_before, 1000);
         // Separate budgets: failures do not use up the unreproducible budget.
-        let unrepro = AttemptOutcome::Unreproducible {
-            differing: vec!["a.deb".into()],
-        };
-        assert_eq!(
-            p.after(&unrepro, 1000, 3, 0, 0, false).state,
-            JobState::Queued
-        );
-        assert_eq!(
-            p.after(&unrepro, 1000, 0, 1, 0, false).state,
-            JobState::Parked
-        );
+        let unrepro = AttemptOutcome::Unreproducible { differing: vec!["a.deb".into()] };
+        assert_eq!(p.after(&unrepro, 1000, 3, 0, 0, false).state, JobState::Queued);
+        assert_eq!(p.after(&unrepro, 1000, 0, 1, 0, false).state, JobState::Parked);
         // k of n.
-        assert_eq!(
-            p.after(&AttemptOutcome::Reproducible, 1, 0, 0, 0, false)
-                .state,
-            JobState::Queued
-        );
-        assert_eq!(
-            p.after(&AttemptOutcome::Reproducible, 1, 0, 0, 1, false)
-                .state,
-            JobState::Verified
-        );
-        assert_eq!(
-            p.after(&AttemptOutcome::Reproducible, 1, 0, 0, 1, true)
-                .state,
-            JobState::Queued
-        );
+        assert_eq!(p.after(&AttemptOutcome::Reproducible, 1, 0, 0, 0, false).state, JobState::Queued);
+        assert_eq!(p.after(&AttemptOutcome::Reproducible, 1, 0, 0, 1, false).state, JobState::Verified);
+        assert_eq!(p.after(&AttemptOutcome::Reproducible, 1, 0, 0, 1, true).state, JobState::Queued);
     }
 
     #[test]
@@ -1186,33 +1142,12 @@ mod tests {
         let p = Policy::default();
         // A job leased to node 1 with token 1, its counters as given; a report from its holder.
         let report = |r: &AttemptReport, unreproducible: u32, verified: u32| {
-            let job = JobFacts {
-                state: JobState::Leased,
-                fence: 1,
-                holder: Some(1),
-                expires: Some(10),
-                unreproducible,
-                verified,
-                ..JobFacts::new()
-            };
-            p.transition(
-                &job,
-                JobEvent::Report {
-                    node_id: 1,
-                    fence: 1,
-                    now: 1,
-                    report: r,
-                    operator_already_verified: false,
-                },
-            )
-            .unwrap()
+            let job = JobFacts { state: JobState::Leased, fence: 1, holder: Some(1), expires: Some(10), unreproducible, verified, ..JobFacts::new() };
+            p.transition(&job, JobEvent::Report { node_id: 1, fence: 1, now: 1, report: r, operator_already_verified: false }).unwrap()
         };
         let mut r = AttemptReport::bare(AttemptOutcome::Reproducible);
         let a = report(&r, 0, 1);
-        assert_eq!(
-            (a.state, a.verified, a.note.as_deref()),
-            (JobState::Queued, 1, Some(UNATTESTED_NOTE))
-        );
+        assert_eq!((a.state, a.verified, a.note.as_deref()), (JobState::Queued, 1, Some(UNATTESTED_NOTE)));
         r.attestation = Some(Attestation::new(b"{\"signed\": {}}".to_vec()));
         let a = report(&r, 0, 1);
         assert_eq!((a.state, a.verified, a.note), (JobState::Verified, 2, None));
@@ -1231,19 +1166,11 @@ mod tests {
     }
 
     fn art(name: &str, sha: &str) -> Artifact {
-        Artifact {
-            name: name.into(),
-            size: 1,
-            sha256: sha.into(),
-        }
+        Artifact { name: name.into(), size: 1, sha256: sha.into() }
     }
 
     fn shipped(name: &str, sha: &str) -> ArchiveFile {
-        ArchiveFile {
-            name: name.into(),
-            sha256: sha.into(),
-            filename: format!("pool/main/a/a/{name}"),
-        }
+        ArchiveFile { name: name.into(), sha256: sha.into(), filename: format!("pool/main/a/a/{name}") }
     }
 
     #[test]
@@ -1253,44 +1180,15 @@ mod tests {
             ("a_1.dsc".to_owned(), Some("dd".to_owned())),
             ("a-dbgsym_1_amd64.deb".to_owned(), Some("bb".to_owned())),
         ];
-        let (o, v) = judge(
-            &original,
-            &[],
-            &[
-                art("a_1_amd64.deb", "aa"),
-                art("a-dbgsym_1_amd64.deb", "bb"),
-            ],
-        );
+        let (o, v) = judge(&original, &[], &[art("a_1_amd64.deb", "aa"), art("a-dbgsym_1_amd64.deb", "bb")]);
         assert_eq!(o, AttemptOutcome::Reproducible);
-        assert_eq!(
-            v.iter()
-                .map(|v| (v.name.as_str(), v.matches))
-                .collect::<Vec<_>>(),
-            [("a-dbgsym_1_amd64.deb", true), ("a_1_amd64.deb", true)],
-            "the .dsc was not rebuilt: not compared"
-        );
-        let (o, _) = judge(
-            &original,
-            &[],
-            &[
-                art("a_1_amd64.deb", "aa"),
-                art("a-dbgsym_1_amd64.deb", "cc"),
-                art("a_1.dsc", "ee"),
-            ],
-        );
-        assert_eq!(
-            o,
-            AttemptOutcome::Unreproducible {
-                differing: vec!["a-dbgsym_1_amd64.deb".into(), "a_1.dsc".into()]
-            }
-        );
+        assert_eq!(v.iter().map(|v| (v.name.as_str(), v.matches)).collect::<Vec<_>>(),
+            [("a-dbgsym_1_amd64.deb", true), ("a_1_amd64.deb", true)], "the .dsc was not rebuilt: not compared");
+        let (o, _) =
+            judge(&original, &[], &[art("a_1_amd64.deb", "aa"), art("a-dbgsym_1_amd64.deb", "cc"), art("a_1.dsc", "ee")]);
+        assert_eq!(o, AttemptOutcome::Unreproducible { differing: vec!["a-dbgsym_1_amd64.deb".into(), "a_1.dsc".into()] });
         let (o, v) = judge(&original, &[], &[art("a_1_amd64.deb", "aa")]);
-        assert_eq!(
-            o,
-            AttemptOutcome::Unreproducible {
-                differing: vec!["a-dbgsym_1_amd64.deb".into()]
-            }
-        );
+        assert_eq!(o, AttemptOutcome::Unreproducible { differing: vec!["a-dbgsym_1_amd64.deb".into()] });
         assert_eq!(v[0].rebuilt, None, "a missing binary has no rebuilt hash");
     }
 
@@ -1298,56 +1196,20 @@ mod tests {
     fn verdicts_against_the_archive_too() {
         let original = vec![("a_1_amd64.deb".to_owned(), Some("aa".to_owned()))];
         // The archive agrees with the buildinfo: matching both is reproducible.
-        let (o, v) = judge(
-            &original,
-            &[shipped("a_1_amd64.deb", "aa")],
-            &[art("a_1_amd64.deb", "aa")],
-        );
+        let (o, v) = judge(&original, &[shipped("a_1_amd64.deb", "aa")], &[art("a_1_amd64.deb", "aa")]);
         assert_eq!(o, AttemptOutcome::Reproducible);
-        assert_eq!(
-            (
-                v[0].buildinfo.as_deref(),
-                v[0].archive.as_slice(),
-                v[0].matches
-            ),
-            (Some("aa"), &["aa".to_owned()][..], true)
-        );
+        assert_eq!((v[0].buildinfo.as_deref(), v[0].archive.as_slice(), v[0].matches), (Some("aa"), &["aa".to_owned()][..], true));
         // The archive ships other bytes than the buildinfo lists: matching one is not enough.
-        let (o, v) = judge(
-            &original,
-            &[shipped("a_1_amd64.deb", "ff")],
-            &[art("a_1_amd64.deb", "aa")],
-        );
-        assert_eq!(
-            o,
-            AttemptOutcome::Unreproducible {
-                differing: vec!["a_1_amd64.deb".into()]
-            }
-        );
+        let (o, v) = judge(&original, &[shipped("a_1_amd64.deb", "ff")], &[art("a_1_amd64.deb", "aa")]);
+        assert_eq!(o, AttemptOutcome::Unreproducible { differing: vec!["a_1_amd64.deb".into()] });
         assert!(!v[0].matches);
-        let (o, _) = judge(
-            &original,
-            &[shipped("a_1_amd64.deb", "ff")],
-            &[art("a_1_amd64.deb", "ff")],
-        );
-        assert_eq!(
-            o,
-            AttemptOutcome::Unreproducible {
-                differing: vec!["a_1_amd64.deb".into()]
-            }
-        );
+        let (o, _) = judge(&original, &[shipped("a_1_amd64.deb", "ff")], &[art("a_1_amd64.deb", "ff")]);
+        assert_eq!(o, AttemptOutcome::Unreproducible { differing: vec!["a_1_amd64.deb".into()] });
         // A shipped binary the buildinfo does not list is compared with the archive alone.
-        let (o, v) = judge(
-            &original,
-            &[shipped("a-doc_1_all.deb", "cc")],
-            &[art("a_1_amd64.deb", "aa"), art("a-doc_1_all.deb", "cc")],
-        );
+        let (o, v) = judge(&original, &[shipped("a-doc_1_all.deb", "cc")], &[art("a_1_amd64.deb", "aa"), art("a-doc_1_all.deb", "cc")]);
         assert_eq!(o, AttemptOutcome::Reproducible);
         assert_eq!(v.len(), 2);
-        assert_eq!(
-            (v[0].name.as_str(), v[0].buildinfo.as_deref()),
-            ("a-doc_1_all.deb", None)
-        );
+        assert_eq!((v[0].name.as_str(), v[0].buildinfo.as_deref()), ("a-doc_1_all.deb", None));
     }
 
     #[test]
@@ -1360,87 +1222,36 @@ mod tests {
             filename: "pool/main/h/hello/hello_2.10-3+b1_amd64.deb".into(),
         };
         assert_eq!(b.file_name().as_deref(), Some("hello_2.10-3+b1_amd64.deb"));
-        let u = ArchiveBinary {
-            package: "hello-udeb".into(),
-            filename: "pool/x/hello-udeb_2.10-3_amd64.udeb".into(),
-            ..b.clone()
-        };
-        assert_eq!(
-            u.file_name().as_deref(),
-            Some("hello-udeb_2.10-3+b1_amd64.udeb")
-        );
-        assert_eq!(
-            archive_files(&[b.clone(), b.clone()]).len(),
-            1,
-            "the same bytes twice are one file"
-        );
-        assert_eq!(
-            dsc_name("hello", &"1:2.10-3".parse().unwrap()),
-            "hello_2.10-3.dsc"
-        );
-        assert_eq!(
-            mirror_url("file:///srv/mirror/", "pool/main/h/hello/x.dsc"),
-            "file:///srv/mirror/pool/main/h/hello/x.dsc"
-        );
-        assert_eq!(
-            parse_mirror("file:///srv/mirror/").unwrap(),
-            "file:///srv/mirror"
-        );
-        assert_eq!(
-            parse_mirror("http://deb.debian.org/debian").unwrap(),
-            "http://deb.debian.org/debian"
-        );
-        assert!(
-            parse_mirror("file://srv")
-                .unwrap_err()
-                .contains("absolute path")
-        );
-        assert!(
-            parse_mirror("ftp://x").is_err()
-                && parse_mirror("http://").is_err()
-                && parse_mirror("/srv").is_err()
-        );
+        let u = ArchiveBinary { package: "hello-udeb".into(), filename: "pool/x/hello-udeb_2.10-3_amd64.udeb".into(), ..b.clone() };
+        assert_eq!(u.file_name().as_deref(), Some("hello-udeb_2.10-3+b1_amd64.udeb"));
+        assert_eq!(archive_files(&[b.clone(), b.clone()]).len(), 1, "the same bytes twice are one file");
+        assert_eq!(dsc_name("hello", &"1:2.10-3".parse().unwrap()), "hello_2.10-3.dsc");
+        assert_eq!(mirror_url("file:///srv/mirror/", "pool/main/h/hello/x.dsc"), "file:///srv/mirror/pool/main/h/hello/x.dsc");
+        assert_eq!(parse_mirror("file:///srv/mirror/").unwrap(), "file:///srv/mirror");
+        assert_eq!(parse_mirror("http://deb.debian.org/debian").unwrap(), "http://deb.debian.org/debian");
+        assert!(parse_mirror("file://srv").unwrap_err().contains("absolute path"));
+        assert!(parse_mirror("ftp://x").is_err() && parse_mirror("http://").is_err() && parse_mirror("/srv").is_err());
     }
 
     #[test]
     fn environment_mismatch_uses_the_failure_budget() {
-        let p = Policy {
-            max_failures: 2,
-            ..Policy::default()
-        };
-        let env = AttemptOutcome::EnvironmentMismatch {
-            differences: vec!["libc6: 2.36-9 installed, 2.36-8 recorded".into()],
-        };
+        let p = Policy { max_failures: 2, ..Policy::default() };
+        let env = AttemptOutcome::EnvironmentMismatch { differences: vec!["libc6: 2.36-9 installed, 2.36-8 recorded".into()] };
         assert_eq!(env.as_str(), "environment-mismatch");
         assert_eq!(env.differences().len(), 1);
         let a = p.after(&env, 1000, 0, 0, 0, false);
-        assert_eq!(
-            (a.state, a.failures, a.unreproducible, a.not_before),
-            (JobState::Queued, 1, 0, 1600),
-            "normal retry delay"
-        );
+        assert_eq!((a.state, a.failures, a.unreproducible, a.not_before), (JobState::Queued, 1, 0, 1600), "normal retry delay");
         let a = p.after(&env, 1000, 1, 0, 0, false);
         assert_eq!(a.state, JobState::Parked);
         let reason = a.parked_reason.unwrap();
-        assert!(
-            reason.contains("environment-mismatch") && reason.contains("libc6: 2.36-9 installed"),
-            "{reason}"
-        );
+        assert!(reason.contains("environment-mismatch") && reason.contains("libc6: 2.36-9 installed"), "{reason}");
     }
 
     #[test]
     fn routing() {
         let rules = vec![
-            RouteRule {
-                source: "llvm-toolchain-*".into(),
-                tags: vec!["big".into()],
-                backend: None,
-            },
-            RouteRule {
-                source: "hello".into(),
-                tags: vec![],
-                backend: Some("local".into()),
-            },
+            RouteRule { source: "llvm-toolchain-*".into(), tags: vec!["big".into()], backend: None },
+            RouteRule { source: "hello".into(), tags: vec![], backend: Some("local".into()) },
         ];
         let mut j = NewJob {
             build_id: 1,

@@ -24,8 +24,8 @@ use std::future::Future;
 
 use crate::campaign::{CampaignRecord, ItemEvent, ItemRecord, PlannedItem, Transition};
 use crate::model::{
-    BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, ShippedBinary,
-    ShippedBy, ShippingRow, SourcesImport, StoreStats, Stored,
+    BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, ShippedBinary, ShippedBy, ShippingRow,
+    SourcesImport, StoreStats, Stored,
 };
 use crate::rebuild::JobRecord;
 
@@ -59,26 +59,12 @@ pub enum StoreError {
 /// Every storage trait: what the coordinator's server needs of its database. Implemented for
 /// every type that implements them all.
 pub trait Store:
-    BuildStore
-    + ArchiveStore
-    + IndexStore
-    + CampaignStore
-    + RebuildStore
-    + KeyStore
-    + ViewStore
-    + AccessStore
+    BuildStore + ArchiveStore + IndexStore + CampaignStore + RebuildStore + KeyStore + ViewStore + AccessStore
 {
 }
 
 impl<T> Store for T where
-    T: BuildStore
-        + ArchiveStore
-        + IndexStore
-        + CampaignStore
-        + RebuildStore
-        + KeyStore
-        + ViewStore
-        + AccessStore
+    T: BuildStore + ArchiveStore + IndexStore + CampaignStore + RebuildStore + KeyStore + ViewStore + AccessStore
 {
 }
 
@@ -92,16 +78,10 @@ pub trait BuildStore: Send + Sync + 'static {
 
     /// Store a batch of parsed builds in one transaction. Returns, per input in order, whether
     /// it was new or already known (same SHA-256, also within the batch).
-    fn ingest_builds(
-        &self,
-        builds: &[NewBuild],
-    ) -> impl Future<Output = Result<Vec<Stored>, StoreError>> + Send;
+    fn ingest_builds(&self, builds: &[NewBuild]) -> impl Future<Output = Result<Vec<Stored>, StoreError>> + Send;
 
     /// The build records with these ids (any order; missing ids are skipped).
-    fn builds_by_id(
-        &self,
-        ids: &[i64],
-    ) -> impl Future<Output = Result<Vec<BuildRecord>, StoreError>> + Send;
+    fn builds_by_id(&self, ids: &[i64]) -> impl Future<Output = Result<Vec<BuildRecord>, StoreError>> + Send;
 
     /// The builds of a source, optionally of one version (binary or source version) and host
     /// architecture.
@@ -113,23 +93,14 @@ pub trait BuildStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<BuildRecord>, StoreError>> + Send;
 
     /// The files these builds produced, with the suites shipping them.
-    fn produced_files(
-        &self,
-        build_ids: &[i64],
-    ) -> impl Future<Output = Result<Vec<ProducedFile>, StoreError>> + Send;
+    fn produced_files(&self, build_ids: &[i64]) -> impl Future<Output = Result<Vec<ProducedFile>, StoreError>> + Send;
 
     /// The files these builds produced, without shipping places (`shipped_in` empty). A
     /// build's files never change once stored.
-    fn build_files(
-        &self,
-        build_ids: &[i64],
-    ) -> impl Future<Output = Result<Vec<ProducedFile>, StoreError>> + Send;
+    fn build_files(&self, build_ids: &[i64]) -> impl Future<Output = Result<Vec<ProducedFile>, StoreError>> + Send;
 
     /// The exact buildinfo bytes of a build (decompressed), if stored.
-    fn raw_buildinfo(
-        &self,
-        sha256: &str,
-    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    fn raw_buildinfo(&self, sha256: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
 
     /// Counts for status displays.
     fn stats(&self) -> impl Future<Output = Result<StoreStats, StoreError>> + Send;
@@ -139,23 +110,14 @@ pub trait BuildStore: Send + Sync + 'static {
 pub trait ArchiveStore: Send + Sync + 'static {
     /// Apply a Packages index: upsert its binaries, replace the `(suite, arch)` membership and
     /// link binaries to builds, in one transaction.
-    fn import_packages(
-        &self,
-        import: &PackagesImport,
-    ) -> impl Future<Output = Result<ImportSummary, StoreError>> + Send;
+    fn import_packages(&self, import: &PackagesImport) -> impl Future<Output = Result<ImportSummary, StoreError>> + Send;
 
     /// Apply a Sources index: upsert its sources and replace the suite's source membership, in
     /// one transaction.
-    fn import_sources(
-        &self,
-        import: &SourcesImport,
-    ) -> impl Future<Output = Result<ImportSummary, StoreError>> + Send;
+    fn import_sources(&self, import: &SourcesImport) -> impl Future<Output = Result<ImportSummary, StoreError>> + Send;
 
     /// Architectures for which a Packages index of `suite` was imported, sorted.
-    fn suite_arches(
-        &self,
-        suite: &str,
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    fn suite_arches(&self, suite: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
     /// Binaries shipped in `suite` selected by `by`, with their build link and declarations.
     fn shipped_binaries(
@@ -170,16 +132,10 @@ pub trait ArchiveStore: Send + Sync + 'static {
 pub trait IndexStore: Send + Sync + 'static {
     /// Every binary package name known to belong to `source` (from buildinfos, Packages and
     /// Sources), sorted.
-    fn binaries_of_source(
-        &self,
-        source: &str,
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    fn binaries_of_source(&self, source: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
     /// Every interned installed package with one of these names.
-    fn pkgvers_named(
-        &self,
-        names: &[String],
-    ) -> impl Future<Output = Result<Vec<PkgVer>, StoreError>> + Send;
+    fn pkgvers_named(&self, names: &[String]) -> impl Future<Output = Result<Vec<PkgVer>, StoreError>> + Send;
 
     /// `(build id, pkgver id)` for every build that had one of `pkgver_ids` installed,
     /// restricted to builds with a binary shipped in `suite` and to `host_arch`, when given.
@@ -215,15 +171,10 @@ pub trait CampaignStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<i64, StoreError>> + Send;
 
     /// Every campaign, newest first, with its item counts per state.
-    fn campaigns(
-        &self,
-    ) -> impl Future<Output = Result<Vec<(CampaignRecord, StateCounts)>, StoreError>> + Send;
+    fn campaigns(&self) -> impl Future<Output = Result<Vec<(CampaignRecord, StateCounts)>, StoreError>> + Send;
 
     /// One campaign.
-    fn campaign(
-        &self,
-        id: i64,
-    ) -> impl Future<Output = Result<Option<CampaignRecord>, StoreError>> + Send;
+    fn campaign(&self, id: i64) -> impl Future<Output = Result<Option<CampaignRecord>, StoreError>> + Send;
 
     /// Items of one campaign (`Some(id)`) or of every campaign (`None`), optionally only those
     /// of these source packages.
@@ -235,29 +186,17 @@ pub trait CampaignStore: Send + Sync + 'static {
 
     /// Apply state changes in one transaction; a change whose item is no longer in
     /// `from` is skipped. Returns how many were applied.
-    fn record_transitions(
-        &self,
-        changes: &[Transition],
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    fn record_transitions(&self, changes: &[Transition]) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     /// The audit trail of a campaign, oldest first.
-    fn campaign_events(
-        &self,
-        campaign: i64,
-    ) -> impl Future<Output = Result<Vec<ItemEvent>, StoreError>> + Send;
+    fn campaign_events(&self, campaign: i64) -> impl Future<Output = Result<Vec<ItemEvent>, StoreError>> + Send;
 
     /// Every verification job (any state) of these builds, by build then job id, for coverage
     /// verdicts. Their attempts come from [`RebuildStore::attempts`].
-    fn jobs_of_builds(
-        &self,
-        build_ids: &[i64],
-    ) -> impl Future<Output = Result<Vec<JobRecord>, StoreError>> + Send;
+    fn jobs_of_builds(&self, build_ids: &[i64]) -> impl Future<Output = Result<Vec<JobRecord>, StoreError>> + Send;
 }
 
 /// Unix time in seconds, for `ingested_at`/`imported_at` columns and the scheduler's clock.
 pub fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

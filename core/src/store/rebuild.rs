@@ -36,6 +36,18 @@ pub trait RebuildStore: Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Queue parked jobs again with fresh budgets ([`crate::rebuild::JobEvent::Release`]): the job
+    /// `job_id`, or every parked job of `source` (of `version`, binary or source, when given). A
+    /// build with a job queued or leased already is skipped, as is a second parked job of one
+    /// build. Returns the ids released.
+    fn release_parked(
+        &self,
+        source: &str,
+        version: Option<&str>,
+        job_id: Option<i64>,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<i64>, StoreError>> + Send;
+
     /// The unrevoked node holding this credential.
     fn node_by_token(
         &self,

@@ -107,4 +107,20 @@ impl<S: Store> pb::rebuild_admin_server::RebuildAdmin for Api<S> {
                 .collect(),
         }))
     }
+
+    async fn release_parked(
+        &self,
+        request: Request<pb::ReleaseParkedRequest>,
+    ) -> Result<Response<pb::ReleaseParkedResponse>, Status> {
+        let who = authorized(&self.0, request.metadata(), Role::Admin, "rebuild release").await?;
+        let r = request.into_inner();
+        let job = (r.job_id != 0).then_some(r.job_id);
+        let released = scheduler::release_parked(&self.0, &r.source, nonempty(&r.version).as_deref(), job).await.map_err(status)?;
+        let what = match job {
+            Some(id) => format!("job {id}"),
+            None => format!("{} {}", r.source, if r.version.is_empty() { "*" } else { &r.version }),
+        };
+        record(&self.0, &who, "release-parked", format!("{what}: {} released {:?}", released.len(), released)).await;
+        Ok(Response::new(pb::ReleaseParkedResponse { released }))
+    }
 }

@@ -29,12 +29,8 @@ fn answer(c: &CampaignRecord, plan: Plan, saved: &[ItemRecord], changed_by: &str
     let exports = ops::exports(c, &plan, changed_by);
     let (message, garbage) = wire::plan_message(c, plan, saved, exports, shape);
     drop_later(garbage);
-    tracing::debug!(
-        items = message.items.len(),
-        detail = shape.detail.as_str(),
-        ms = started.elapsed().as_millis() as u64,
-        "campaign: plan answer"
-    );
+    tracing::debug!(items = message.items.len(), detail = shape.detail.as_str(), ms = started.elapsed().as_millis() as u64,
+        "campaign: plan answer");
     message
 }
 

@@ -186,7 +186,10 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
             pb::IndexKind::Packages => IndexKind::Packages,
             pb::IndexKind::Sources => IndexKind::Sources,
             pb::IndexKind::Unspecified => {
-                return Err(Status::invalid_argument(format!("{}: index kind not given (Packages or Sources)", header.name)));
+                return Err(Status::invalid_argument(format!(
+                    "{}: index kind not given (Packages or Sources)",
+                    header.name
+                )));
             }
         };
         let import = ingest::ArchiveImport {
@@ -235,12 +238,7 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
                 pages += 1;
                 tx.blocking_send(Ok(page)).is_ok()
             });
-            tracing::debug!(
-                builds = answer.builds.len(),
-                pages,
-                encode_us = started.elapsed().as_micros() as u64,
-                "built-with sent"
-            );
+            tracing::debug!(builds = answer.builds.len(), pages, encode_us = started.elapsed().as_micros() as u64, "built-with sent");
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }

@@ -133,13 +133,8 @@ fn bearer(md: &MetadataMap) -> Result<&str, Status> {
 }
 
 /// The node whose credential the call carries.
-async fn node<S: Store>(
-    c: &Coordinator<S>,
-    md: &MetadataMap,
-) -> Result<debcover_core::rebuild::NodeRecord, Status> {
-    ops::scheduler::authenticate_node(c, bearer(md)?)
-        .await
-        .map_err(auth_status)
+async fn node<S: Store>(c: &Coordinator<S>, md: &MetadataMap) -> Result<debcover_core::rebuild::NodeRecord, Status> {
+    ops::scheduler::authenticate_node(c, bearer(md)?).await.map_err(auth_status)
 }
 
 /// The principal of a call that needs `role` (`what` names the call in a refusal).
@@ -205,15 +200,9 @@ mod tests {
     #[test]
     fn credentials() {
         let mut md = MetadataMap::new();
-        assert_eq!(
-            bearer(&md).unwrap_err().code(),
-            tonic::Code::Unauthenticated
-        );
+        assert_eq!(bearer(&md).unwrap_err().code(), tonic::Code::Unauthenticated);
         md.insert("authorization", "Basic x".parse().unwrap());
-        assert_eq!(
-            bearer(&md).unwrap_err().code(),
-            tonic::Code::Unauthenticated
-        );
+        assert_eq!(bearer(&md).unwrap_err().code(), tonic::Code::Unauthenticated);
         md.insert("authorization", "Bearer dcn_x".parse().unwrap());
         assert_eq!(bearer(&md).unwrap(), "dcn_x");
         let dir = tempfile::tempdir().unwrap();

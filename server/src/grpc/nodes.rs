@@ -92,9 +92,7 @@ impl<S: Store> pb::rebuild_nodes_server::RebuildNodes for Api<S> {
         let mut stream = request.into_inner();
         let header = match stream.message().await? {
             Some(pb::ReportChunk { chunk: Some(Chunk::Header(h)) }) => h,
-            _ => {
-                return Err(Status::invalid_argument("the first message of ReportResult must be a header"));
-            }
+            _ => return Err(Status::invalid_argument("the first message of ReportResult must be a header")),
         };
         // Refuse early (before receiving logs) when the lease is not this node's current one.
         let job = report::lease_for_report(&self.0, &node, header.job_id, header.fence).await.map_err(status)?;
@@ -149,9 +147,7 @@ impl<S: Store> pb::rebuild_nodes_server::RebuildNodes for Api<S> {
                     .write(b)
                     .await
                     .map_err(cas)?,
-                Some(Chunk::Header(_)) => {
-                    return Err(Status::invalid_argument("a report has one header"));
-                }
+                Some(Chunk::Header(_)) => return Err(Status::invalid_argument("a report has one header")),
                 Some(Chunk::Attestation(b)) => {
                     if r.attestation.len() as u64 + b.len() as u64 > rebuild::attest::MAX_ATTESTATION_BYTES {
                         return Err(Status::resource_exhausted(format!(

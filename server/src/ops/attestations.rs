@@ -21,7 +21,9 @@ pub const MAX_BUILDS: usize = 100;
 /// The coordinator's key, listed in the store.
 pub async fn key<S: Store>(c: &Coordinator<S>) -> Result<Arc<CoordinatorKey>> {
     let key = c.key.clone().map_err(Error::Internal)?;
-    c.key_recorded.get_or_try_init(|| async { c.store.record_coordinator_key(&key.openssh_public(), now_unix()).await }).await?;
+    c.key_recorded
+        .get_or_try_init(|| async { c.store.record_coordinator_key(&key.openssh_public(), now_unix()).await })
+        .await?;
     Ok(key)
 }
 
@@ -256,11 +258,7 @@ pub enum LinkError {
 /// A node's signed link stored under `sha256`, byte for byte: from the database, where results
 /// store them (migration 0012), else from the content store under `data_dir`, where versions
 /// before it kept them as files (`DATA_DIR/cas/attestations`). `None` when neither has it.
-pub async fn stored_link<S: RebuildStore>(
-    store: &S,
-    data_dir: &Path,
-    sha256: &str,
-) -> std::result::Result<Option<Vec<u8>>, LinkError> {
+pub async fn stored_link<S: RebuildStore>(store: &S, data_dir: &Path, sha256: &str) -> std::result::Result<Option<Vec<u8>>, LinkError> {
     if let Some(body) = store.attestation(sha256).await? {
         return Ok(Some(body));
     }

@@ -173,12 +173,8 @@ pub async fn record<S: Store>(c: &Coordinator<S>, node: &NodeRecord, job: Arc<Le
         // is logged: the buildinfo stays in the content-addressed store).
         let name = nb.origin.clone();
         match super::ingest::write_batch(c, vec![(name.clone(), Ok(nb))]).await {
-            Ok(o) => {
-                tracing::debug!(origin = %name, status = ?o.first().map(|f| f.status), "produced buildinfo ingested")
-            }
-            Err(e) => {
-                tracing::error!(origin = %name, error = %e, "ingesting the produced buildinfo failed")
-            }
+            Ok(o) => tracing::debug!(origin = %name, status = ?o.first().map(|f| f.status), "produced buildinfo ingested"),
+            Err(e) => tracing::error!(origin = %name, error = %e, "ingesting the produced buildinfo failed"),
         }
     }
     Ok(Recorded { report, verdicts, state })

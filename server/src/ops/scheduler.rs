@@ -279,6 +279,25 @@ pub async fn revoke_node<S: Store>(c: &Coordinator<S>, operator: &str, name: &st
     Ok(())
 }
 
+/// Queue parked jobs again with fresh budgets: job `job_id`, or the parked jobs of `source`
+/// (optionally one version). Returns the ids released.
+pub async fn release_parked<S: Store>(
+    c: &Coordinator<S>,
+    source: &str,
+    version: Option<&str>,
+    job_id: Option<i64>,
+) -> Result<Vec<i64>> {
+    if job_id.is_none() && source.is_empty() {
+        return Err(Error::Invalid("name a source (and optionally a version) or a job id".into()));
+    }
+    let released = c.store.release_parked(source, version, job_id, now_unix()).await?;
+    if !released.is_empty() {
+        tracing::info!(jobs = ?released, "parked jobs released");
+        c.work.notify_waiters();
+    }
+    Ok(released)
+}
+
 /// What a rebuild request asks for.
 #[derive(Debug, Clone, Default)]
 pub struct RebuildRequest {

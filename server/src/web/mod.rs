@@ -56,11 +56,7 @@ type St<S> = axum::extract::State<Arc<Web<S>>>;
 
 /// The router of every page, its JSON twin, `/metrics`, `/cas/...` and `/dists/...`.
 pub fn router<S: Store>(store: Arc<S>, data_dir: PathBuf) -> Router {
-    let state = Arc::new(Web {
-        store,
-        data_dir,
-        summaries: suites::SummaryCache::default(),
-    });
+    let state = Arc::new(Web { store, data_dir, summaries: suites::SummaryCache::default() });
     Router::new()
         .route("/", get(index))
         .route("/api", get(api_index))
@@ -74,21 +70,12 @@ pub fn router<S: Store>(store: Arc<S>, data_dir: PathBuf) -> Router {
         .route("/api/suites/{suite}/status", get(suites::status::<S>))
         .route("/source/{name}", get(sources::page::<S, false>))
         .route("/api/source/{name}", get(sources::page::<S, true>))
-        .route(
-            "/source/{name}/{sha256}/built-against",
-            get(sources::built_against::<S, false>),
-        )
-        .route(
-            "/api/source/{name}/{sha256}/built-against",
-            get(sources::built_against::<S, true>),
-        )
+        .route("/source/{name}/{sha256}/built-against", get(sources::built_against::<S, false>))
+        .route("/api/source/{name}/{sha256}/built-against", get(sources::built_against::<S, true>))
         .route("/cas/attestations/{sha256}", get(sources::attestation::<S>))
         .route("/nodes", get(nodes::page::<S, false>))
         .route("/api/nodes", get(nodes::page::<S, true>))
-        .route(
-            "/dists/{suite}/{arch}/Buildinfo.xz",
-            get(buildinfo_index::handler::<S>),
-        )
+        .route("/dists/{suite}/{arch}/Buildinfo.xz", get(buildinfo_index::handler::<S>))
         .route("/metrics", get(metrics::handler::<S>))
         .fallback(|| async { WebError::not_found("no such page") })
         .with_state(state)
@@ -148,36 +135,24 @@ pub struct WebError {
 
 impl WebError {
     fn not_found(what: impl Into<String>) -> Self {
-        WebError {
-            status: StatusCode::NOT_FOUND,
-            message: what.into(),
-        }
+        WebError { status: StatusCode::NOT_FOUND, message: what.into() }
     }
 
     fn bad_request(what: impl Into<String>) -> Self {
-        WebError {
-            status: StatusCode::BAD_REQUEST,
-            message: what.into(),
-        }
+        WebError { status: StatusCode::BAD_REQUEST, message: what.into() }
     }
 }
 
 impl From<StoreError> for WebError {
     fn from(e: StoreError) -> Self {
         tracing::error!(error = %e, "web view: storage failed");
-        WebError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: e.to_string(),
-        }
+        WebError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() }
     }
 }
 
 impl IntoResponse for WebError {
     fn into_response(self) -> Response {
-        let body = layout(
-            "error",
-            html! { h1 { (self.status) } p.error { (self.message) } },
-        );
+        let body = layout("error", html! { h1 { (self.status) } p.error { (self.message) } });
         (self.status, Html(body.into_string())).into_response()
     }
 }
@@ -187,18 +162,9 @@ type WebResult = Result<Response, WebError>;
 /// A page's data rendered as JSON (`JSON`) or as its HTML page.
 fn respond<T: Serialize>(json: bool, data: &T, html: impl FnOnce(&T) -> Markup) -> WebResult {
     if json {
-        let body = serde_json::to_vec(data).map_err(|e| WebError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: e.to_string(),
-        })?;
-        Ok((
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            body,
-        )
-            .into_response())
+        let body = serde_json::to_vec(data)
+            .map_err(|e| WebError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() })?;
+        Ok(([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body).into_response())
     } else {
         Ok(Html(html(data).into_string()).into_response())
     }
@@ -225,15 +191,8 @@ pub struct PageInfo {
 impl PageQuery {
     /// The page asked for, with the limits applied, for a list of `total` items.
     fn resolve(self, total: u64) -> PageInfo {
-        let per_page = self
-            .per_page
-            .unwrap_or(DEFAULT_PER_PAGE)
-            .clamp(1, MAX_PER_PAGE);
-        PageInfo {
-            page: self.page.unwrap_or(1).max(1),
-            per_page,
-            total,
-        }
+        let per_page = self.per_page.unwrap_or(DEFAULT_PER_PAGE).clamp(1, MAX_PER_PAGE);
+        PageInfo { page: self.page.unwrap_or(1).max(1), per_page, total }
     }
 }
 
@@ -276,17 +235,12 @@ pub fn seg(s: &str) -> String {
 
 /// UTC date and time of unix seconds, for display.
 fn when(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_default()
+    chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
 }
 
 /// Seconds since the epoch, now.
 fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222;max-width:80em}\
@@ -325,12 +279,7 @@ struct IndexData {
 
 async fn index_data<S: ViewStore + CampaignStore>(web: &Web<S>) -> Result<IndexData, WebError> {
     let suites = web.store.suites().await?;
-    Ok(IndexData {
-        campaigns: "/campaigns".into(),
-        nodes: "/nodes".into(),
-        suites,
-        metrics: "/metrics".into(),
-    })
+    Ok(IndexData { campaigns: "/campaigns".into(), nodes: "/nodes".into(), suites, metrics: "/metrics".into() })
 }
 
 async fn index<S: ViewStore + CampaignStore>(axum::extract::State(web): St<S>) -> WebResult {

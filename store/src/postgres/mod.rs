@@ -8,15 +8,16 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnection, PgPoolOptions};
+use sqlx::PgPool;
 
 use super::intern::{InternCache, Key};
 use crate::rows::{self, Get};
 use crate::{BUMP_QUERY_GENERATION, SqlResult, StoreError, batch, now_unix, postings};
-use debcover_core::model::{
-    BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, ShippedBinary,
-    ShippedBy, ShippingRow, SourcesImport, Stored, dep_key, split_dep_key,
+use debcover_core::model::{ShippedBinary, ShippedBy, 
+    dep_key, split_dep_key,
+    BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, ShippingRow,
+    SourcesImport, Stored,
 };
 
 mod campaigns;
@@ -45,28 +46,12 @@ impl PgStore {
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
             .connect(url)
-            .await
-            .db()?;
-        migrator()
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Migrate(Box::new(e)))?;
-        let store = PgStore {
-            pool,
-            cache: InternCache::default(),
-        };
-        let all = sqlx::query("SELECT id, name, arch, version FROM pkgvers")
-            .fetch_all(&store.pool)
-            .await
-            .db()?;
-        let all = all
-            .iter()
-            .map(rows::pkgver)
-            .collect::<Result<Vec<_>, _>>()?;
-        store.cache.publish(
-            all.iter()
-                .map(|p| (Key::from(dep_key(&p.name, &p.arch, &p.version)), p.id)),
-        );
+            .await.db()?;
+        migrator().run(&pool).await.map_err(|e| StoreError::Migrate(Box::new(e)))?;
+        let store = PgStore { pool, cache: InternCache::default() };
+        let all = sqlx::query("SELECT id, name, arch, version FROM pkgvers").fetch_all(&store.pool).await.db()?;
+        let all = all.iter().map(rows::pkgver).collect::<Result<Vec<_>, _>>()?;
+        store.cache.publish(all.iter().map(|p| (Key::from(dep_key(&p.name, &p.arch, &p.version)), p.id)));
         Ok(store)
     }
 }
@@ -87,11 +72,8 @@ async fn intern(
     let mut ids = cache.lookup(keys);
     let missing: Vec<usize> = (0..keys.len()).filter(|i| ids[*i].is_none()).collect();
     if !missing.is_empty() {
-        let (names, rest): (Vec<&str>, Vec<(&str, &str)>) = missing
-            .iter()
-            .map(|i| split_dep_key(&keys[*i]))
-            .map(|(n, a, v)| (n, (a, v)))
-            .unzip();
+        let (names, rest): (Vec<&str>, Vec<(&str, &str)>) =
+            missing.iter().map(|i| split_dep_key(&keys[*i])).map(|(n, a, v)| (n, (a, v))).unzip();
         let (arches, versions): (Vec<&str>, Vec<&str>) = rest.into_iter().unzip();
         sqlx::query(
             "INSERT INTO pkgvers (name, arch, version)
@@ -101,8 +83,7 @@ async fn intern(
         .bind(&arches)
         .bind(&versions)
         .execute(&mut *tx)
-        .await
-        .db()?;
+        .await.db()?;
         // Read back every missing key: rows we inserted and rows another coordinator inserted.
         let rows = sqlx::query(
             "SELECT p.id AS id, p.name AS name, p.arch AS arch, p.version AS version FROM pkgvers p
@@ -113,8 +94,7 @@ async fn intern(
         .bind(&arches)
         .bind(&versions)
         .fetch_all(&mut *tx)
-        .await
-        .db()?;
+        .await.db()?;
         let position: HashMap<&str, usize> = missing.iter().map(|i| (&*keys[*i], *i)).collect();
         for r in rows {
             let p = rows::pkgver(&r)?;
@@ -132,10 +112,7 @@ async fn intern(
         .collect()
 }
 
-async fn insert_binary_sources(
-    tx: &mut PgConnection,
-    pairs: &[(&str, &str)],
-) -> Result<(), StoreError> {
+async fn insert_binary_sources(tx: &mut PgConnection, pairs: &[(&str, &str)]) -> Result<(), StoreError> {
     // Sorted and deduplicated: a fixed lock order across concurrent coordinators.
     let mut pairs = pairs.to_vec();
     pairs.sort_unstable();
@@ -148,8 +125,7 @@ async fn insert_binary_sources(
     .bind(&bins)
     .bind(&srcs)
     .execute(&mut *tx)
-    .await
-    .db()?;
+    .await.db()?;
     Ok(())
 }
 
@@ -162,8 +138,7 @@ async fn link_binaries(tx: &mut PgConnection, candidates: &[i64]) -> Result<(), 
     }
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('debcover link binaries'))")
         .execute(&mut *tx)
-        .await
-        .db()?;
+        .await.db()?;
     sqlx::query(
         "UPDATE binaries x SET link = 'sha256', build_id = (
              SELECT max(f.build_id) FROM build_files f JOIN builds b ON b.id = f.build_id
@@ -174,8 +149,7 @@ async fn link_binaries(tx: &mut PgConnection, candidates: &[i64]) -> Result<(), 
     )
     .bind(candidates)
     .execute(&mut *tx)
-    .await
-    .db()?;
+    .await.db()?;
     sqlx::query(
         "UPDATE binaries x SET link = 'name', build_id = (
              SELECT b.id FROM builds b
@@ -191,21 +165,15 @@ async fn link_binaries(tx: &mut PgConnection, candidates: &[i64]) -> Result<(), 
     )
     .bind(candidates)
     .execute(&mut *tx)
-    .await
-    .db()?;
+    .await.db()?;
     Ok(())
 }
 
 /// Binaries that new builds may link: those with the SHA-256 of a produced file, and unlinked
 /// ones of the same source and version.
-async fn binaries_for_builds(
-    tx: &mut PgConnection,
-    builds: &[&NewBuild],
-) -> Result<Vec<i64>, StoreError> {
-    let shas: Vec<&str> = builds
-        .iter()
-        .flat_map(|b| b.info.checksums.iter().filter_map(|c| c.sha256.as_deref()))
-        .collect();
+async fn binaries_for_builds(tx: &mut PgConnection, builds: &[&NewBuild]) -> Result<Vec<i64>, StoreError> {
+    let shas: Vec<&str> =
+        builds.iter().flat_map(|b| b.info.checksums.iter().filter_map(|c| c.sha256.as_deref())).collect();
     let sources: Vec<&str> = builds.iter().map(|b| b.info.source.as_str()).collect();
     let versions: Vec<String> = builds.iter().map(|b| b.info.version.to_string()).collect();
     Ok(sqlx::query_scalar(
@@ -220,8 +188,7 @@ async fn binaries_for_builds(
     .bind(&sources)
     .bind(&versions)
     .fetch_all(&mut *tx)
-    .await
-    .db()?)
+    .await.db()?)
 }
 
 crate::shared::build_store!(PgStore, {
@@ -232,14 +199,12 @@ crate::shared::build_store!(PgStore, {
     async fn ingest_builds(&self, builds: &[NewBuild]) -> Result<Vec<Stored>, StoreError> {
         let mut tx = self.pool.begin().await.db()?;
         let shas: Vec<&str> = builds.iter().map(|b| b.sha256.as_str()).collect();
-        let known: HashSet<String> =
-            sqlx::query_scalar("SELECT sha256 FROM builds WHERE sha256 = ANY($1)")
-                .bind(&shas)
-                .fetch_all(&mut *tx)
-                .await
-                .db()?
-                .into_iter()
-                .collect();
+        let known: HashSet<String> = sqlx::query_scalar("SELECT sha256 FROM builds WHERE sha256 = ANY($1)")
+            .bind(&shas)
+            .fetch_all(&mut *tx)
+            .await.db()?
+            .into_iter()
+            .collect();
         let mut plan = batch::plan(builds, &known);
         if plan.new.is_empty() {
             return Ok(plan.outcomes);
@@ -278,8 +243,7 @@ crate::shared::build_store!(PgStore, {
             .bind(nb.raw_size as i64)
             .bind(nb.rebuild_of)
             .fetch_optional(&mut *tx)
-            .await
-            .db()?;
+            .await.db()?;
             let Some(id) = id else {
                 plan.outcomes[plan.positions[pos]] = Stored::AlreadyKnown;
                 continue;
@@ -310,8 +274,7 @@ crate::shared::build_store!(PgStore, {
         .bind(rows.iter().map(|r| r.1).collect::<Vec<_>>())
         .bind(rows.iter().map(|r| r.2.as_slice()).collect::<Vec<_>>())
         .execute(&mut *tx)
-        .await
-        .db()?;
+        .await.db()?;
         sqlx::query(
             "INSERT INTO build_files (build_id, name, size, sha256, sha1, md5)
              SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[],
@@ -324,15 +287,11 @@ crate::shared::build_store!(PgStore, {
         .bind(&files.sha1)
         .bind(&files.md5)
         .execute(&mut *tx)
-        .await
-        .db()?;
+        .await.db()?;
         insert_binary_sources(&mut tx, &names).await?;
         let candidates = binaries_for_builds(&mut tx, &plan.new).await?;
         link_binaries(&mut tx, &candidates).await?;
-        sqlx::query(BUMP_QUERY_GENERATION)
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await.db()?;
         tx.commit().await.db()?;
         self.cache.publish(fresh);
         Ok(plan.outcomes)
@@ -345,8 +304,7 @@ crate::shared::build_store!(PgStore, {
         )))
         .bind(ids)
         .fetch_all(&self.pool)
-        .await
-        .db()?;
+        .await.db()?;
         rows.iter().map(rows::build_record).collect()
     }
 
@@ -367,8 +325,7 @@ crate::shared::build_store!(PgStore, {
         .bind(version)
         .bind(host_arch)
         .fetch_all(&self.pool)
-        .await
-        .db()?;
+        .await.db()?;
         rows.iter().map(rows::build_record).collect()
     }
 
@@ -381,8 +338,7 @@ crate::shared::build_store!(PgStore, {
         )
         .bind(&shas)
         .fetch_all(&self.pool)
-        .await
-        .db()?
+        .await.db()?
         .iter()
         .map(|r| Ok((r.text("sha256")?, r.text("place")?)))
         .collect::<Result<_, StoreError>>()?;
@@ -404,8 +360,7 @@ crate::shared::build_store!(PgStore, {
         sqlx::query("SELECT build_id, name, size, sha256 FROM build_files WHERE build_id = ANY($1)")
             .bind(build_ids)
             .fetch_all(&self.pool)
-            .await
-            .db()?
+            .await.db()?
             .iter()
             .map(rows::produced_file)
             .collect()
@@ -419,11 +374,9 @@ crate::shared::archive_store!(PgStore, {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
             .bind(format!("packages {} {}", import.suite, import.arch))
             .execute(&mut *tx)
-            .await
-            .db()?;
+            .await.db()?;
         let e = &import.entries;
-        let col =
-            |f: fn(&debcover_formats::PackagesEntry) -> String| e.iter().map(f).collect::<Vec<_>>();
+        let col = |f: fn(&debcover_formats::PackagesEntry) -> String| e.iter().map(f).collect::<Vec<_>>();
         let sha = col(|x| x.sha256.clone());
         sqlx::query(
             "INSERT INTO binaries (sha256, package, version, architecture, source, source_version,
@@ -441,14 +394,12 @@ crate::shared::archive_store!(PgStore, {
         .bind(col(|x| x.filename.clone()))
         .bind(e.iter().map(|x| x.size as i64).collect::<Vec<_>>())
         .execute(&mut *tx)
-        .await
-        .db()?;
+        .await.db()?;
         let id_of: HashMap<String, i64> =
             sqlx::query("SELECT id, sha256 FROM binaries WHERE sha256 = ANY($1)")
                 .bind(&sha)
                 .fetch_all(&mut *tx)
-                .await
-                .db()?
+                .await.db()?
                 .iter()
                 .map(|r| Ok((r.text("sha256")?, r.int("id")?)))
                 .collect::<Result<_, StoreError>>()?;
@@ -463,12 +414,8 @@ crate::shared::archive_store!(PgStore, {
         .bind(embeds.iter().map(|x| x.2).collect::<Vec<_>>())
         .bind(embeds.iter().map(|x| x.3.as_str()).collect::<Vec<_>>())
         .execute(&mut *tx)
-        .await
-        .db()?;
-        let names: Vec<_> = e
-            .iter()
-            .map(|x| (x.package.as_str(), x.source.as_str()))
-            .collect();
+        .await.db()?;
+        let names: Vec<_> = e.iter().map(|x| (x.package.as_str(), x.source.as_str())).collect();
         insert_binary_sources(&mut tx, &names).await?;
 
         let new: Vec<i64> = id_of.values().copied().collect();
@@ -489,8 +436,7 @@ crate::shared::archive_store!(PgStore, {
         .bind(&import.arch)
         .bind(&new)
         .execute(&mut *tx)
-        .await
-        .db()?
+        .await.db()?
         .rows_affected();
         link_binaries(&mut tx, &new).await?;
         let linked: i64 = sqlx::query_scalar(
@@ -500,28 +446,12 @@ crate::shared::archive_store!(PgStore, {
         .bind(&import.suite)
         .bind(&import.arch)
         .fetch_one(&mut *tx)
-        .await
-        .db()?;
-        let summary = ImportSummary {
-            entries: e.len() as u64,
-            added,
-            removed,
-            linked: linked as u64,
-        };
-        PgStore::record_import(
-            &mut tx,
-            &import.suite,
-            "packages",
-            &import.arch,
-            &import.origin,
-            &import.sha256,
-            &summary,
-        )
-        .await?;
-        sqlx::query(BUMP_QUERY_GENERATION)
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        .await.db()?;
+        let summary =
+            ImportSummary { entries: e.len() as u64, added, removed, linked: linked as u64 };
+        PgStore::record_import(&mut tx, &import.suite, "packages", &import.arch, &import.origin, &import.sha256, &summary)
+            .await?;
+        sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await.db()?;
         tx.commit().await.db()?;
         Ok(summary)
     }
@@ -531,15 +461,11 @@ crate::shared::archive_store!(PgStore, {
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
             .bind(format!("sources {}", import.suite))
             .execute(&mut *tx)
-            .await
-            .db()?;
+            .await.db()?;
         // One row per (package, version): an upsert may not touch a row twice in one statement.
         let mut seen = HashSet::new();
-        let e: Vec<&debcover_formats::SourcesEntry> = import
-            .entries
-            .iter()
-            .filter(|x| seen.insert((x.package.as_str(), x.version.to_string())))
-            .collect();
+        let e: Vec<&debcover_formats::SourcesEntry> =
+            import.entries.iter().filter(|x| seen.insert((x.package.as_str(), x.version.to_string()))).collect();
         let pkg: Vec<&str> = e.iter().map(|x| x.package.as_str()).collect();
         let ver: Vec<String> = e.iter().map(|x| x.version.to_string()).collect();
         sqlx::query(
@@ -568,25 +494,18 @@ crate::shared::archive_store!(PgStore, {
         .bind(&pkg)
         .bind(&ver)
         .fetch_all(&mut *tx)
-        .await
-        .db()?;
+        .await.db()?;
         let names: Vec<_> = e
             .iter()
-            .flat_map(|x| {
-                x.binaries
-                    .iter()
-                    .map(move |b| (b.as_str(), x.package.as_str()))
-            })
+            .flat_map(|x| x.binaries.iter().map(move |b| (b.as_str(), x.package.as_str())))
             .collect();
         insert_binary_sources(&mut tx, &names).await?;
-        let removed =
-            sqlx::query("DELETE FROM suite_sources WHERE suite = $1 AND NOT (source_id = ANY($2))")
-                .bind(&import.suite)
-                .bind(&new)
-                .execute(&mut *tx)
-                .await
-                .db()?
-                .rows_affected();
+        let removed = sqlx::query("DELETE FROM suite_sources WHERE suite = $1 AND NOT (source_id = ANY($2))")
+            .bind(&import.suite)
+            .bind(&new)
+            .execute(&mut *tx)
+            .await.db()?
+            .rows_affected();
         let added = sqlx::query(
             "INSERT INTO suite_sources (suite, source_id)
              SELECT $1, id FROM UNNEST($2::bigint[]) AS t(id) ON CONFLICT DO NOTHING",
@@ -594,44 +513,20 @@ crate::shared::archive_store!(PgStore, {
         .bind(&import.suite)
         .bind(&new)
         .execute(&mut *tx)
-        .await
-        .db()?
+        .await.db()?
         .rows_affected();
-        let summary = ImportSummary {
-            entries: import.entries.len() as u64,
-            added,
-            removed,
-            linked: 0,
-        };
-        PgStore::record_import(
-            &mut tx,
-            &import.suite,
-            "sources",
-            "",
-            &import.origin,
-            &import.sha256,
-            &summary,
-        )
-        .await?;
-        sqlx::query(BUMP_QUERY_GENERATION)
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        let summary = ImportSummary { entries: import.entries.len() as u64, added, removed, linked: 0 };
+        PgStore::record_import(&mut tx, &import.suite, "sources", "", &import.origin, &import.sha256, &summary).await?;
+        sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await.db()?;
         tx.commit().await.db()?;
         Ok(summary)
     }
 
-    async fn shipped_binaries(
-        &self,
-        suite: &str,
-        by: ShippedBy<'_>,
-    ) -> Result<Vec<ShippedBinary>, StoreError> {
+    async fn shipped_binaries(&self, suite: &str, by: ShippedBy<'_>) -> Result<Vec<ShippedBinary>, StoreError> {
         let filter = match by {
             ShippedBy::All => "TRUE",
             ShippedBy::Builds(_) => "x.build_id = ANY($2)",
-            ShippedBy::Embedding(_) => {
-                "x.id IN (SELECT binary_id FROM binary_embeds WHERE source = ANY($3))"
-            }
+            ShippedBy::Embedding(_) => "x.id IN (SELECT binary_id FROM binary_embeds WHERE source = ANY($3))",
             ShippedBy::Sources(_) => "x.source = ANY($3)",
         };
         let (ids, names): (&[i64], &[String]) = match by {
@@ -649,25 +544,19 @@ crate::shared::archive_store!(PgStore, {
         .bind(ids)
         .bind(names)
         .fetch_all(&self.pool)
-        .await
-        .db()?;
-        let mut out: Vec<ShippedBinary> = list
-            .iter()
-            .map(crate::rows::shipped)
-            .collect::<Result<_, _>>()?;
+        .await.db()?;
+        let mut out: Vec<ShippedBinary> = list.iter().map(crate::rows::shipped).collect::<Result<_, _>>()?;
         let mut ids: Vec<i64> = out.iter().map(|b| b.id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let embeds = sqlx::query(
-            "SELECT binary_id, field, source, version FROM binary_embeds WHERE binary_id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await
-        .db()?
-        .iter()
-        .map(crate::rows::embed)
-        .collect::<Result<_, _>>()?;
+        let embeds =
+            sqlx::query("SELECT binary_id, field, source, version FROM binary_embeds WHERE binary_id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await.db()?
+                .iter()
+                .map(crate::rows::embed)
+                .collect::<Result<_, _>>()?;
         crate::rows::attach_embeds(&mut out, embeds);
         Ok(out)
     }
@@ -678,8 +567,7 @@ crate::shared::index_store!(PgStore, {
         let rows = sqlx::query("SELECT id, name, arch, version FROM pkgvers WHERE name = ANY($1)")
             .bind(names)
             .fetch_all(&self.pool)
-            .await
-            .db()?;
+            .await.db()?;
         rows.iter().map(rows::pkgver).collect()
     }
 
@@ -689,12 +577,10 @@ crate::shared::index_store!(PgStore, {
         suite: Option<&str>,
         host_arch: Option<&str>,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT pkgver_id, build_ids FROM build_deps WHERE pkgver_id = ANY($1)")
-                .bind(pkgver_ids)
-                .fetch_all(&self.pool)
-                .await
-                .db()?;
+        let rows = sqlx::query("SELECT pkgver_id, build_ids FROM build_deps WHERE pkgver_id = ANY($1)")
+            .bind(pkgver_ids)
+            .fetch_all(&self.pool)
+            .await.db()?;
         let mut pairs = Vec::new();
         for r in &rows {
             let pv = r.int("pkgver_id")?;
@@ -718,8 +604,7 @@ crate::shared::index_store!(PgStore, {
         .bind(host_arch)
         .bind(suite)
         .fetch_all(&self.pool)
-        .await
-        .db()?
+        .await.db()?
         .into_iter()
         .collect();
         pairs.retain(|(b, _)| keep.contains(b));
@@ -729,23 +614,12 @@ crate::shared::index_store!(PgStore, {
     async fn shipping(&self) -> Result<(i64, Vec<ShippingRow>), StoreError> {
         // REPEATABLE READ: the generation and the rows come from one snapshot.
         let mut tx = self.pool.begin().await.db()?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        let generation: i64 = sqlx::query_scalar("SELECT gen FROM query_generation WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await
-            .db()?;
-        let rows = sqlx::query(crate::shared::SHIPPING_SELECT)
-            .fetch_all(&mut *tx)
-            .await
-            .db()?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await.db()?;
+        let generation: i64 =
+            sqlx::query_scalar("SELECT gen FROM query_generation WHERE id = 1").fetch_one(&mut *tx).await.db()?;
+        let rows = sqlx::query(crate::shared::SHIPPING_SELECT).fetch_all(&mut *tx).await.db()?;
         tx.commit().await.db()?;
-        let rows = rows
-            .iter()
-            .map(crate::shared::shipping_row)
-            .collect::<Result<_, _>>()?;
+        let rows = rows.iter().map(crate::shared::shipping_row).collect::<Result<_, _>>()?;
         Ok((generation, rows))
     }
 });

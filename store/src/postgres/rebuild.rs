@@ -28,14 +28,7 @@ static LEASE_FACTS: LazyLock<String> = LazyLock::new(|| {
 impl PgStore {
     /// Lock the job row and read its lease facts.
     async fn lease_facts(tx: &mut PgConnection, job_id: i64) -> Result<Option<LeaseFacts>, StoreError> {
-        sqlx::query(LEASE_FACTS.as_str())
-            .bind(job_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?
-            .as_ref()
-            .map(rows::lease_facts)
-            .transpose()
+        sqlx::query(LEASE_FACTS.as_str()).bind(job_id).fetch_optional(&mut *tx).await.db()?.as_ref().map(rows::lease_facts).transpose()
     }
 
     /// End one attempt and move its job to `next` (decided by `Policy::transition` on `facts`),
@@ -63,8 +56,7 @@ impl PgStore {
         .bind(now)
         .bind(job_id)
         .execute(&mut *tx)
-        .await
-        .db()?;
+        .await.db()?;
         sqlx::query(
             "UPDATE rebuild_attempts SET finished_at = $1, outcome = $2, failure_code = $3, message = $4,
                  buildinfo_sha256 = $5, log_sha256 = $6, diffoscope_sha256 = $7, differences = $8,
@@ -82,16 +74,14 @@ impl PgStore {
         .bind(report.attestation.as_ref().map(Attestation::sha256))
         .bind(attempt_id)
         .execute(&mut *tx)
-        .await
-        .db()?;
+        .await.db()?;
         if let Some(a) = &report.attestation {
             // Keyed by content: a row already there holds these very bytes.
             sqlx::query("INSERT INTO attestations (sha256, body) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(a.sha256())
                 .bind(a.body())
                 .execute(&mut *tx)
-                .await
-                .db()?;
+                .await.db()?;
         }
         if !report.artifacts.is_empty() {
             let names: Vec<&str> = report.artifacts.iter().map(|f| f.name.as_str()).collect();
@@ -106,8 +96,7 @@ impl PgStore {
             .bind(&sizes)
             .bind(&shas)
             .execute(&mut *tx)
-            .await
-            .db()?;
+            .await.db()?;
         }
         if !report.corroboration.is_empty() {
             let c = &report.corroboration;
@@ -132,9 +121,9 @@ impl PgStore {
             .bind(&declared)
             .bind(&verdicts)
             .execute(&mut *tx)
-            .await
-            .db()?;
+            .await.db()?;
         }
+        Self::charge(tx, facts, attempt_id, next, now).await?;
         Ok(next.state)
     }
 
@@ -160,6 +149,7 @@ impl PgStore {
 }
 
 crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
+
     async fn shipped_builds(&self, suite: &str, arches: &[String]) -> Result<Vec<BuildTarget>, StoreError> {
         sqlx::query(
             "SELECT DISTINCT b.id AS id, b.source AS source, b.version AS version, b.host_arch AS host_arch
@@ -170,8 +160,7 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
         .bind(suite)
         .bind(arches)
         .fetch_all(&self.pool)
-        .await
-        .db()?
+        .await.db()?
         .iter()
         .map(|r| {
             Ok(BuildTarget {
@@ -184,11 +173,28 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
         .collect()
     }
 
+
     async fn claim(&self, node: &NodeRecord, now: i64, policy: &Policy) -> Result<Option<Lease>, StoreError> {
         let arches = node.caps.claimable_arches();
         let mut tx = self.pool.begin().await.db()?;
         // Serialise this node's claims (its slot count) across coordinators.
-        sqlx::query("SELECT id FROM rebuild_nodes WHERE id = $1 FOR UPDATE").bind(node.id).execute(&mut *tx).await.db()?;
+        // Locked for the transaction, the node must also be unrevoked and out of quarantine: a
+        // revoke (which updates this row, then hands the node's leases back) either committed
+        // before (its new row fails this test: nothing is claimed, even by a claim that was
+        // waiting when it came) or waits for this claim and then hands its lease back.
+        let usable = sqlx::query(
+            "SELECT id FROM rebuild_nodes WHERE id = $1 AND revoked_at IS NULL
+               AND (quarantined_until IS NULL OR quarantined_until <= $2) FOR UPDATE",
+        )
+        .bind(node.id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?;
+        if usable.is_none() {
+            tx.rollback().await.db()?;
+            return Ok(None);
+        }
         let sql = crate::shared::sql!(
             PgStore,
             format!("SELECT count(*) FROM rebuild_jobs WHERE state = '{LEASED}' AND lease_node = $1")
@@ -205,27 +211,19 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
         // instead of 0.3 ms), so this transaction rules the alternatives out.
         sqlx::raw_sql("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off")
             .execute(&mut *tx)
-            .await
-            .db()?;
-        let leased = policy
-            .transition(&JobFacts::new(), JobEvent::Claim { node_id: node.id, now })
-            .map_err(|r| StoreError::Corrupt(r.to_string()))?;
+            .await.db()?;
+        let leased = policy.transition(&JobFacts::new(), JobEvent::Claim { node_id: node.id, now }).map_err(|r| StoreError::Corrupt(r.to_string()))?;
         let expires = leased.expires.unwrap_or(now);
         // One statement leases the job, opens its attempt and reads what the lease carries:
         // the transaction (and the row locks it holds, which results for other jobs can wait
         // on) lasts as few round trips as possible.
-        let sql = crate::shared::sql!(
-            PgStore,
-            format!(
-                "WITH me AS (
-                 -- The node's credential, valid, and share-locked until this transaction ends: a
-                 -- revoke (which updates this row, then hands the node's leases back) either
-                 -- committed before (nothing is claimed) or waits for this claim and then hands
-                 -- its lease back too.
-                 SELECT n.id FROM rebuild_nodes n WHERE n.id = $6 AND n.revoked_at IS NULL FOR SHARE),
-             c AS (
+        let sql = crate::shared::sql!(PgStore, format!(
+            "WITH c AS (
                  SELECT j.id FROM rebuild_jobs j
-                 WHERE EXISTS (SELECT 1 FROM me) AND j.state = '{QUEUED}' AND j.not_before <= $1 AND j.arch = ANY($2)
+                 WHERE j.state = '{QUEUED}' AND j.not_before <= $1 AND j.arch = ANY($2)
+                   -- Not a job this node failed lately: another node retries it first.
+                   AND NOT EXISTS (SELECT 1 FROM rebuild_attempts f WHERE f.job_id = j.id AND f.node_id = $6
+                                   AND f.outcome IN ('{failed}', '{mismatch}') AND f.finished_at > $9)
                    AND (j.backend = '' OR j.backend = ANY($3))
                    AND NOT EXISTS (SELECT 1 FROM rebuild_job_tags t WHERE t.job_id = j.id AND t.tag <> ALL($4))
                    AND NOT EXISTS (SELECT 1 FROM rebuild_attempts a WHERE a.job_id = j.id AND a.operator_id = $5
@@ -248,9 +246,12 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
              FROM u LEFT JOIN builds b ON b.id = u.build_id LEFT JOIN build_texts t ON t.build_id = b.id
              LEFT JOIN sources s ON s.package = b.source AND s.version = b.source_version",
                 rows::archive_subquery(rows::POSTGRES, "b.id"),
-                rows::files_subquery(rows::POSTGRES, "b.id")
+                rows::files_subquery(rows::POSTGRES, "b.id"),
+                failed = rows::FAILED,
+                mismatch = rows::ENVIRONMENT_MISMATCH,
             )
         );
+        let failed_since = now - i64::try_from(policy.retry_delay(1).as_secs()).unwrap_or(i64::MAX / 2);
         let row = sqlx::query(sql)
             .bind(now)
             .bind(&arches)
@@ -260,6 +261,7 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
             .bind(node.id)
             .bind(expires)
             .bind(leased.state.as_str())
+            .bind(failed_since)
             .fetch_optional(&mut *tx)
             .await
             .db()?;
@@ -273,9 +275,7 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
             return Err(StoreError::Corrupt(format!("job {job_id}: build {build_id} has no stored buildinfo")));
         };
         let buildinfo = unzstd(&raw)?;
-        let dsc = r
-            .opt_text("directory")?
-            .map(|directory| debcover_core::rebuild::SourceDsc { directory, sha256: r.opt_text("dsc_sha256").ok().flatten() });
+        let dsc = r.opt_text("directory")?.map(|directory| debcover_core::rebuild::SourceDsc { directory, sha256: r.opt_text("dsc_sha256").ok().flatten() });
         let source_version = r.text("source_version")?;
         let archive = rows::archive_column(r.opt_text("archive")?.as_deref())?;
         let checksums = rows::files_column(r.opt_text("files")?.as_deref())?;
@@ -297,6 +297,7 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
             buildinfo,
         }))
     }
+
 
     async fn finish_report(
         &self,
@@ -330,9 +331,7 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
         let mut tx = self.pool.begin().await.db()?;
         let sql = crate::shared::sql!(
             PgStore,
-            format!(
-                "SELECT id FROM rebuild_jobs WHERE state = '{LEASED}' AND lease_expires < $1 ORDER BY id FOR UPDATE SKIP LOCKED"
-            )
+            format!("SELECT id FROM rebuild_jobs WHERE state = '{LEASED}' AND lease_expires < $1 ORDER BY id FOR UPDATE SKIP LOCKED")
         );
         let expired: Vec<i64> = sqlx::query_scalar(sql).bind(now).fetch_all(&mut *tx).await.db()?;
         if expired.is_empty() {
@@ -371,20 +370,19 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
             .bind(filter.id)
             .bind(limit)
             .fetch_all(&self.pool)
-            .await
-            .db()?
+            .await.db()?
             .iter()
             .map(rows::job)
             .collect()
     }
 
     async fn attempts(&self, job_ids: &[i64]) -> Result<Vec<AttemptRecord>, StoreError> {
-        let list =
-            sqlx::query(sqlx::AssertSqlSafe(format!("{ATTEMPT_SELECT} WHERE a.job_id = ANY($1) ORDER BY a.job_id, a.fence")))
-                .bind(job_ids)
-                .fetch_all(&self.pool)
-                .await
-                .db()?;
+        let list = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ATTEMPT_SELECT} WHERE a.job_id = ANY($1) ORDER BY a.job_id, a.fence"
+        )))
+        .bind(job_ids)
+        .fetch_all(&self.pool)
+        .await.db()?;
         let mut out = Vec::with_capacity(list.len());
         for r in &list {
             out.push(rows::attempt(r)?);
@@ -396,8 +394,7 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
         )
         .bind(&ids)
         .fetch_all(&self.pool)
-        .await
-        .db()?
+        .await.db()?
         {
             let (attempt, artifact) = rows::artifact(&r)?;
             arts.entry(attempt).or_default().push(artifact);
@@ -418,10 +415,11 @@ crate::shared::rebuild_store!(PgStore, crate::rows::POSTGRES, {
         )))
         .bind(job_ids)
         .fetch_all(&self.pool)
-        .await
-        .db()?
+        .await.db()?
         .iter()
         .map(rows::corroboration)
         .collect()
     }
 });
+
+crate::shared::charge_fn!(PgStore, PgConnection);

@@ -16,9 +16,10 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use super::intern::{InternCache, Key};
 use crate::rows::{self, Get};
 use crate::{BUMP_QUERY_GENERATION, SqlResult, StoreError, batch, now_unix, postings};
-use debcover_core::model::{
-    BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, ShippedBinary,
-    ShippedBy, ShippingRow, SourcesImport, Stored, dep_key, split_dep_key,
+use debcover_core::model::{ShippedBinary, ShippedBy, 
+    dep_key, split_dep_key,
+    BuildRecord, ImportSummary, NewBuild, PackagesImport, PkgVer, ProducedFile, ShippingRow,
+    SourcesImport, Stored,
 };
 
 mod campaigns;
@@ -53,10 +54,7 @@ pub struct SqliteStore {
 /// been copied whole, so the file stays small.
 async fn checkpointer(mut conn: SqliteConnection, mut wake: tokio::sync::mpsc::Receiver<()>) {
     while wake.recv().await.is_some() {
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&mut conn)
-            .await
-        {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&mut conn).await {
             tracing::warn!(error = %e, "background WAL checkpoint failed (the writer's own checkpoints remain)");
         }
         tokio::time::sleep(CHECKPOINT_INTERVAL).await;
@@ -68,8 +66,7 @@ impl SqliteStore {
     /// Open (creating if missing) the database at `url` (`sqlite://PATH` or `sqlite::memory:`),
     /// apply migrations, and load the interning cache.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let opts = SqliteConnectOptions::from_str(url)
-            .db()?
+        let opts = SqliteConnectOptions::from_str(url).db()?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -84,20 +81,13 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone())
-            .await
-            .db()?;
-        migrator()
-            .run(&writer)
-            .await
-            .map_err(|e| StoreError::Migrate(Box::new(e)))?;
+            .await.db()?;
+        migrator().run(&writer).await.map_err(|e| StoreError::Migrate(Box::new(e)))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.clone().read_only(true))
-            .await
-            .db()?;
-        let conn = <SqliteConnection as sqlx::Connection>::connect_with(&opts)
-            .await
-            .db()?;
+            .await.db()?;
+        let conn = <SqliteConnection as sqlx::Connection>::connect_with(&opts).await.db()?;
         let (checkpoint, wake) = tokio::sync::mpsc::channel(1);
         tokio::spawn(checkpointer(conn, wake));
         let store = SqliteStore {
@@ -126,16 +116,9 @@ impl SqliteStore {
     async fn load_cache(&self) -> Result<(), StoreError> {
         let rows = sqlx::query("SELECT id, name, arch, version FROM pkgvers")
             .fetch_all(&self.reader)
-            .await
-            .db()?;
-        let all = rows
-            .iter()
-            .map(rows::pkgver)
-            .collect::<Result<Vec<_>, _>>()?;
-        self.cache.publish(
-            all.iter()
-                .map(|p| (Key::from(dep_key(&p.name, &p.arch, &p.version)), p.id)),
-        );
+            .await.db()?;
+        let all = rows.iter().map(rows::pkgver).collect::<Result<Vec<_>, _>>()?;
+        self.cache.publish(all.iter().map(|p| (Key::from(dep_key(&p.name, &p.arch, &p.version)), p.id)));
         tracing::debug!(entries = self.cache.len(), "interning cache loaded");
         Ok(())
     }
@@ -181,15 +164,13 @@ async fn intern(
                 continue;
             }
             let (name, arch, version) = split_dep_key(&keys[i]);
-            let id: i64 = sqlx::query_scalar(
-                "SELECT id FROM pkgvers WHERE name = ? AND arch = ? AND version = ?",
-            )
-            .bind(name)
-            .bind(arch)
-            .bind(version)
-            .fetch_one(&mut *tx)
-            .await
-            .db()?;
+            let id: i64 =
+                sqlx::query_scalar("SELECT id FROM pkgvers WHERE name = ? AND arch = ? AND version = ?")
+                    .bind(name)
+                    .bind(arch)
+                    .bind(version)
+                    .fetch_one(&mut *tx)
+                    .await.db()?;
             ids[i] = Some(id);
             fresh.push((keys[i].clone(), id));
         }
@@ -261,14 +242,9 @@ async fn link_binaries(tx: &mut SqliteConnection, candidates: &[i64]) -> Result<
 
 /// Binaries that new builds may link: those with the SHA-256 of a produced file, and unlinked
 /// ones of the same source and version.
-async fn binaries_for_builds(
-    tx: &mut SqliteConnection,
-    builds: &[&NewBuild],
-) -> Result<Vec<i64>, StoreError> {
-    let shas: Vec<&str> = builds
-        .iter()
-        .flat_map(|b| b.info.checksums.iter().filter_map(|c| c.sha256.as_deref()))
-        .collect();
+async fn binaries_for_builds(tx: &mut SqliteConnection, builds: &[&NewBuild]) -> Result<Vec<i64>, StoreError> {
+    let shas: Vec<&str> =
+        builds.iter().flat_map(|b| b.info.checksums.iter().filter_map(|c| c.sha256.as_deref())).collect();
     let mut ids = Vec::new();
     for chunk in shas.chunks(IN_CHUNK) {
         let mut qb = QueryBuilder::<Sqlite>::new("SELECT id FROM binaries WHERE sha256 IN ");
@@ -279,10 +255,8 @@ async fn binaries_for_builds(
             ids.push(r.int("id")?);
         }
     }
-    let mut names: Vec<(&str, String)> = builds
-        .iter()
-        .map(|b| (b.info.source.as_str(), b.info.version.to_string()))
-        .collect();
+    let mut names: Vec<(&str, String)> =
+        builds.iter().map(|b| (b.info.source.as_str(), b.info.version.to_string())).collect();
     names.sort_unstable();
     names.dedup();
     for chunk in names.chunks(ROWS_PER_INSERT) {
@@ -292,11 +266,7 @@ async fn binaries_for_builds(
         let mut qb = QueryBuilder::<Sqlite>::new("SELECT b.id AS id FROM (VALUES ");
         let mut sep = qb.separated(", ");
         for (source, version) in chunk {
-            sep.push("(")
-                .push_bind_unseparated(*source)
-                .push_unseparated(", ")
-                .push_bind_unseparated(version.as_str())
-                .push_unseparated(")");
+            sep.push("(").push_bind_unseparated(*source).push_unseparated(", ").push_bind_unseparated(version.as_str()).push_unseparated(")");
         }
         qb.push(
             ") AS v CROSS JOIN binaries b ON b.source = v.column1 AND b.version = v.column2 WHERE b.link IS NULL",
@@ -375,9 +345,9 @@ crate::shared::build_store!(SqliteStore, {
         let mut build_ids = Vec::with_capacity(plan.new.len());
         for nb in &plan.new {
             let i = &nb.info;
-            let id = *id_of.get(nb.sha256.as_str()).ok_or_else(|| {
-                StoreError::Corrupt(format!("no id returned for build {}", nb.sha256))
-            })?;
+            let id = *id_of
+                .get(nb.sha256.as_str())
+                .ok_or_else(|| StoreError::Corrupt(format!("no id returned for build {}", nb.sha256)))?;
             build_ids.push(id);
             for key in &nb.dep_keys {
                 postings.add(plan.slot(key)?, id)?;
@@ -387,22 +357,17 @@ crate::shared::build_store!(SqliteStore, {
             }
         }
         for chunk in plan.new.chunks(500) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new("INSERT INTO build_texts (build_id, raw_zstd) ");
+            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO build_texts (build_id, raw_zstd) ");
             qb.push_values(chunk, |mut b, nb| {
-                b.push_bind(id_of.get(nb.sha256.as_str()).copied())
-                    .push_bind(&nb.raw_zstd);
+                b.push_bind(id_of.get(nb.sha256.as_str()).copied()).push_bind(&nb.raw_zstd);
             });
             qb.build().execute(&mut *tx).await.db()?;
         }
         for chunk in postings.rows(&pkgver)?.chunks(ROWS_PER_INSERT) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO build_deps (pkgver_id, first_build_id, build_ids) ",
-            );
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("INSERT INTO build_deps (pkgver_id, first_build_id, build_ids) ");
             qb.push_values(chunk, |mut b, (pv, first, blob)| {
-                b.push_bind(*pv)
-                    .push_bind(*first)
-                    .push_bind(blob.as_slice());
+                b.push_bind(*pv).push_bind(*first).push_bind(blob.as_slice());
             });
             qb.build().execute(&mut *tx).await.db()?;
         }
@@ -432,10 +397,7 @@ crate::shared::build_store!(SqliteStore, {
         let candidates = binaries_for_builds(&mut tx, &plan.new).await?;
         link_binaries(&mut tx, &candidates).await?;
         let link_ms = linking.elapsed().as_millis() as u64;
-        sqlx::query(BUMP_QUERY_GENERATION)
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await.db()?;
         let committing = std::time::Instant::now();
         tx.commit().await.db()?;
         // Full already means a wake-up is pending.
@@ -455,10 +417,7 @@ crate::shared::build_store!(SqliteStore, {
     async fn builds_by_id(&self, ids: &[i64]) -> Result<Vec<BuildRecord>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(format!(
-                "SELECT {} FROM builds WHERE id IN ",
-                rows::BUILD_COLUMNS
-            ));
+            let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM builds WHERE id IN ", rows::BUILD_COLUMNS));
             qb.push_tuples(chunk, |mut b, id| {
                 b.push_bind(*id);
             });
@@ -475,29 +434,16 @@ crate::shared::build_store!(SqliteStore, {
         version: Option<&str>,
         host_arch: Option<&str>,
     ) -> Result<Vec<BuildRecord>, StoreError> {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {} FROM builds WHERE source = ",
-            rows::BUILD_COLUMNS
-        ));
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM builds WHERE source = ", rows::BUILD_COLUMNS));
         qb.push_bind(source);
         if let Some(v) = version {
-            qb.push(" AND (version = ")
-                .push_bind(v)
-                .push(" OR source_version = ")
-                .push_bind(v)
-                .push(")");
+            qb.push(" AND (version = ").push_bind(v).push(" OR source_version = ").push_bind(v).push(")");
         }
         if let Some(a) = host_arch {
             qb.push(" AND host_arch = ").push_bind(a);
         }
         qb.push(" ORDER BY id");
-        qb.build()
-            .fetch_all(&self.reader)
-            .await
-            .db()?
-            .iter()
-            .map(rows::build_record)
-            .collect()
+        qb.build().fetch_all(&self.reader).await.db()?.iter().map(rows::build_record).collect()
     }
 
     async fn produced_files(&self, build_ids: &[i64]) -> Result<Vec<ProducedFile>, StoreError> {
@@ -574,8 +520,7 @@ crate::shared::archive_store!(SqliteStore, {
         }
         let mut id_of: HashMap<String, i64> = HashMap::with_capacity(import.entries.len());
         for chunk in import.entries.chunks(IN_CHUNK) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new("SELECT id, sha256 FROM binaries WHERE sha256 IN ");
+            let mut qb = QueryBuilder::<Sqlite>::new("SELECT id, sha256 FROM binaries WHERE sha256 IN ");
             qb.push_tuples(chunk, |mut b, e| {
                 b.push_bind(&e.sha256);
             });
@@ -585,23 +530,16 @@ crate::shared::archive_store!(SqliteStore, {
         }
         let embeds = batch::embeds(&import.entries, &id_of)?;
         for chunk in embeds.chunks(ROWS_PER_INSERT / 2) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO binary_embeds (binary_id, field, source, version) ",
-            );
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("INSERT INTO binary_embeds (binary_id, field, source, version) ");
             qb.push_values(chunk, |mut b, (id, field, src, ver)| {
-                b.push_bind(*id)
-                    .push_bind(*field)
-                    .push_bind(*src)
-                    .push_bind(ver.clone());
+                b.push_bind(*id).push_bind(*field).push_bind(*src).push_bind(ver.clone());
             });
             qb.push(" ON CONFLICT DO NOTHING");
             qb.build().execute(&mut *tx).await.db()?;
         }
-        let names: Vec<_> = import
-            .entries
-            .iter()
-            .map(|e| (e.package.as_str(), e.source.as_str()))
-            .collect();
+        let names: Vec<_> =
+            import.entries.iter().map(|e| (e.package.as_str(), e.source.as_str())).collect();
         insert_binary_sources(&mut tx, &names).await?;
 
         let old: HashSet<i64> =
@@ -609,8 +547,7 @@ crate::shared::archive_store!(SqliteStore, {
                 .bind(&import.suite)
                 .bind(&import.arch)
                 .fetch_all(&mut *tx)
-                .await
-                .db()?
+                .await.db()?
                 .into_iter()
                 .collect();
         let new: HashSet<i64> = id_of.values().copied().collect();
@@ -618,22 +555,16 @@ crate::shared::archive_store!(SqliteStore, {
         let added: Vec<i64> = new.difference(&old).copied().collect();
         for chunk in removed.chunks(IN_CHUNK) {
             let mut qb = QueryBuilder::<Sqlite>::new("DELETE FROM suite_binaries WHERE suite = ");
-            qb.push_bind(&import.suite)
-                .push(" AND arch = ")
-                .push_bind(&import.arch);
-            qb.push(" AND binary_id IN ")
-                .push_tuples(chunk, |mut b, id| {
-                    b.push_bind(*id);
-                });
+            qb.push_bind(&import.suite).push(" AND arch = ").push_bind(&import.arch);
+            qb.push(" AND binary_id IN ").push_tuples(chunk, |mut b, id| {
+                b.push_bind(*id);
+            });
             qb.build().execute(&mut *tx).await.db()?;
         }
         for chunk in added.chunks(ROWS_PER_INSERT) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new("INSERT INTO suite_binaries (suite, arch, binary_id) ");
+            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO suite_binaries (suite, arch, binary_id) ");
             qb.push_values(chunk, |mut b, id| {
-                b.push_bind(&import.suite)
-                    .push_bind(&import.arch)
-                    .push_bind(*id);
+                b.push_bind(&import.suite).push_bind(&import.arch).push_bind(*id);
             });
             qb.build().execute(&mut *tx).await.db()?;
         }
@@ -646,28 +577,16 @@ crate::shared::archive_store!(SqliteStore, {
         .bind(&import.suite)
         .bind(&import.arch)
         .fetch_one(&mut *tx)
-        .await
-        .db()?;
+        .await.db()?;
         let summary = ImportSummary {
             entries: import.entries.len() as u64,
             added: added.len() as u64,
             removed: removed.len() as u64,
             linked: linked as u64,
         };
-        SqliteStore::record_import(
-            &mut tx,
-            &import.suite,
-            "packages",
-            &import.arch,
-            &import.origin,
-            &import.sha256,
-            &summary,
-        )
-        .await?;
-        sqlx::query(BUMP_QUERY_GENERATION)
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        SqliteStore::record_import(&mut tx, &import.suite, "packages", &import.arch, &import.origin, &import.sha256, &summary)
+            .await?;
+        sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await.db()?;
         tx.commit().await.db()?;
         Ok(summary)
     }
@@ -699,33 +618,25 @@ crate::shared::archive_store!(SqliteStore, {
         }
         let mut new = HashSet::new();
         for e in &import.entries {
-            let id: i64 =
-                sqlx::query_scalar("SELECT id FROM sources WHERE package = ? AND version = ?")
-                    .bind(&e.package)
-                    .bind(e.version.to_string())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .db()?;
+            let id: i64 = sqlx::query_scalar("SELECT id FROM sources WHERE package = ? AND version = ?")
+                .bind(&e.package)
+                .bind(e.version.to_string())
+                .fetch_one(&mut *tx)
+                .await.db()?;
             new.insert(id);
         }
         let names: Vec<_> = import
             .entries
             .iter()
-            .flat_map(|e| {
-                e.binaries
-                    .iter()
-                    .map(move |b| (b.as_str(), e.package.as_str()))
-            })
+            .flat_map(|e| e.binaries.iter().map(move |b| (b.as_str(), e.package.as_str())))
             .collect();
         insert_binary_sources(&mut tx, &names).await?;
-        let old: HashSet<i64> =
-            sqlx::query_scalar("SELECT source_id FROM suite_sources WHERE suite = ?")
-                .bind(&import.suite)
-                .fetch_all(&mut *tx)
-                .await
-                .db()?
-                .into_iter()
-                .collect();
+        let old: HashSet<i64> = sqlx::query_scalar("SELECT source_id FROM suite_sources WHERE suite = ?")
+            .bind(&import.suite)
+            .fetch_all(&mut *tx)
+            .await.db()?
+            .into_iter()
+            .collect();
         let removed: Vec<i64> = old.difference(&new).copied().collect();
         let added: Vec<i64> = new.difference(&old).copied().collect();
         for id in &removed {
@@ -733,12 +644,10 @@ crate::shared::archive_store!(SqliteStore, {
                 .bind(&import.suite)
                 .bind(id)
                 .execute(&mut *tx)
-                .await
-                .db()?;
+                .await.db()?;
         }
         for chunk in added.chunks(ROWS_PER_INSERT) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new("INSERT INTO suite_sources (suite, source_id) ");
+            let mut qb = QueryBuilder::<Sqlite>::new("INSERT INTO suite_sources (suite, source_id) ");
             qb.push_values(chunk, |mut b, id| {
                 b.push_bind(&import.suite).push_bind(*id);
             });
@@ -750,29 +659,13 @@ crate::shared::archive_store!(SqliteStore, {
             removed: removed.len() as u64,
             linked: 0,
         };
-        SqliteStore::record_import(
-            &mut tx,
-            &import.suite,
-            "sources",
-            "",
-            &import.origin,
-            &import.sha256,
-            &summary,
-        )
-        .await?;
-        sqlx::query(BUMP_QUERY_GENERATION)
-            .execute(&mut *tx)
-            .await
-            .db()?;
+        SqliteStore::record_import(&mut tx, &import.suite, "sources", "", &import.origin, &import.sha256, &summary).await?;
+        sqlx::query(BUMP_QUERY_GENERATION).execute(&mut *tx).await.db()?;
         tx.commit().await.db()?;
         Ok(summary)
     }
 
-    async fn shipped_binaries(
-        &self,
-        suite: &str,
-        by: ShippedBy<'_>,
-    ) -> Result<Vec<ShippedBinary>, StoreError> {
+    async fn shipped_binaries(&self, suite: &str, by: ShippedBy<'_>) -> Result<Vec<ShippedBinary>, StoreError> {
         static SELECT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "SELECT {} FROM suite_binaries s JOIN binaries x ON x.id = s.binary_id
@@ -805,15 +698,12 @@ crate::shared::archive_store!(SqliteStore, {
             ShippedBy::Builds(ids) => {
                 for chunk in ids.chunks(IN_CHUNK) {
                     let mut qb = QueryBuilder::<Sqlite>::new(SELECT.as_str());
-                    qb.push_bind(suite).push(" AND x.build_id IN ").push_tuples(
-                        chunk,
-                        |mut b, id| {
-                            b.push_bind(*id);
-                        },
-                    );
+                    qb.push_bind(suite).push(" AND x.build_id IN ").push_tuples(chunk, |mut b, id| {
+                        b.push_bind(*id);
+                    });
                     for r in qb.build().fetch_all(&self.reader).await.db()? {
-                        out.push(crate::rows::shipped(&r)?);
-                    }
+                    out.push(crate::rows::shipped(&r)?);
+                }
                 }
             }
             ShippedBy::Embedding(names) | ShippedBy::Sources(names) => {
@@ -822,9 +712,7 @@ crate::shared::archive_store!(SqliteStore, {
                     let mut qb = QueryBuilder::<Sqlite>::new(SELECT.as_str());
                     qb.push_bind(suite);
                     if embedding {
-                        qb.push(
-                            " AND x.id IN (SELECT binary_id FROM binary_embeds WHERE source IN ",
-                        );
+                        qb.push(" AND x.id IN (SELECT binary_id FROM binary_embeds WHERE source IN ");
                     } else {
                         qb.push(" AND x.source IN ");
                     }
@@ -835,8 +723,8 @@ crate::shared::archive_store!(SqliteStore, {
                         qb.push(")");
                     }
                     for r in qb.build().fetch_all(&self.reader).await.db()? {
-                        out.push(crate::rows::shipped(&r)?);
-                    }
+                    out.push(crate::rows::shipped(&r)?);
+                }
                 }
             }
         }
@@ -864,9 +752,8 @@ crate::shared::index_store!(SqliteStore, {
     async fn pkgvers_named(&self, names: &[String]) -> Result<Vec<PkgVer>, StoreError> {
         let mut out = Vec::new();
         for chunk in names.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT id, name, arch, version FROM pkgvers WHERE name IN ",
-            );
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("SELECT id, name, arch, version FROM pkgvers WHERE name IN ");
             qb.push_tuples(chunk, |mut b, n| {
                 b.push_bind(n);
             });
@@ -885,9 +772,8 @@ crate::shared::index_store!(SqliteStore, {
     ) -> Result<Vec<(i64, i64)>, StoreError> {
         let mut pairs = Vec::new();
         for chunk in pkgver_ids.chunks(IN_CHUNK) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT pkgver_id, build_ids FROM build_deps WHERE pkgver_id IN ",
-            );
+            let mut qb =
+                QueryBuilder::<Sqlite>::new("SELECT pkgver_id, build_ids FROM build_deps WHERE pkgver_id IN ");
             qb.push_tuples(chunk, |mut b, id| {
                 b.push_bind(*id);
             });
@@ -905,8 +791,7 @@ crate::shared::index_store!(SqliteStore, {
         candidates.dedup();
         let mut keep = HashSet::new();
         for chunk in candidates.chunks(IN_CHUNK) {
-            let mut qb =
-                QueryBuilder::<Sqlite>::new("SELECT b.id AS id FROM builds b WHERE b.id IN ");
+            let mut qb = QueryBuilder::<Sqlite>::new("SELECT b.id AS id FROM builds b WHERE b.id IN ");
             qb.push_tuples(chunk, |mut b, id| {
                 b.push_bind(*id);
             });
@@ -934,19 +819,11 @@ crate::shared::index_store!(SqliteStore, {
     async fn shipping(&self) -> Result<(i64, Vec<ShippingRow>), StoreError> {
         // One read transaction: in WAL mode, one snapshot for the generation and the rows.
         let mut tx = self.reader.begin().await.db()?;
-        let generation: i64 = sqlx::query_scalar("SELECT gen FROM query_generation WHERE id = 1")
-            .fetch_one(&mut *tx)
-            .await
-            .db()?;
-        let rows = sqlx::query(crate::shared::SHIPPING_SELECT)
-            .fetch_all(&mut *tx)
-            .await
-            .db()?;
+        let generation: i64 =
+            sqlx::query_scalar("SELECT gen FROM query_generation WHERE id = 1").fetch_one(&mut *tx).await.db()?;
+        let rows = sqlx::query(crate::shared::SHIPPING_SELECT).fetch_all(&mut *tx).await.db()?;
         tx.commit().await.db()?;
-        let rows = rows
-            .iter()
-            .map(crate::shared::shipping_row)
-            .collect::<Result<_, _>>()?;
+        let rows = rows.iter().map(crate::shared::shipping_row).collect::<Result<_, _>>()?;
         Ok((generation, rows))
     }
 });

@@ -147,6 +147,7 @@ impl SqliteStore {
             qb.push(" ON CONFLICT DO NOTHING");
             qb.build().execute(&mut *tx).await.db()?;
         }
+        Self::charge(tx, facts, attempt_id, next, now).await?;
         Ok(next.state)
     }
 
@@ -196,7 +197,9 @@ crate::shared::rebuild_store!(SqliteStore, crate::rows::SQLITE, {
 
     async fn claim(&self, node: &NodeRecord, now: i64, policy: &Policy) -> Result<Option<Lease>, StoreError> {
         let leased = policy.transition(&JobFacts::new(), JobEvent::Claim { node_id: node.id, now }).map_err(|r| StoreError::Corrupt(r.to_string()))?;
-        let work = Work::Claim { node: node.clone(), now, expires: leased.expires.unwrap_or(now) };
+        // A node does not get back a job it failed within the first retry delay.
+        let failed_since = now - i64::try_from(policy.retry_delay(1).as_secs()).unwrap_or(i64::MAX / 2);
+        let work = Work::Claim { node: node.clone(), now, expires: leased.expires.unwrap_or(now), failed_since };
         let Done::Claim(claimed) = self.batch.run(&self.writer, work).await? else {
             return Err(StoreError::Corrupt("claim answered with another operation's result".into()));
         };
@@ -366,7 +369,7 @@ struct ClaimedText {
 
 /// A scheduler write waiting for the writer.
 enum Work {
-    Claim { node: NodeRecord, now: i64, expires: i64 },
+    Claim { node: NodeRecord, now: i64, expires: i64, failed_since: i64 },
     Finish { node_id: i64, job_id: i64, fence: i64, report: AttemptReport, now: i64, policy: Policy },
 }
 
@@ -447,8 +450,8 @@ async fn run_batch(writer: sqlx::SqlitePool, batch: Vec<(Work, Reply)>) {
         let mut touched: HashSet<i64> = HashSet::new();
         for (work, reply) in batch {
             let d = match work {
-                Work::Claim { node, now, expires } => {
-                    let claimed = claim_in(&mut tx, &node, now, expires).await?;
+                Work::Claim { node, now, expires, failed_since } => {
+                    let claimed = claim_in(&mut tx, &node, now, expires, failed_since).await?;
                     if let Some(c) = &claimed {
                         touched.insert(c.job_id);
                     }
@@ -554,7 +557,13 @@ async fn read_claimed(tx: &mut SqliteConnection, done: &mut [(Reply, Done)]) -> 
 
 /// Lease the first job `node` may take, inside `tx`: one UPDATE choosing the row by subquery,
 /// and the attempt row, sent together as one multi-statement query (one round trip).
-async fn claim_in(tx: &mut SqliteConnection, node: &NodeRecord, now: i64, expires: i64) -> Result<Option<Claimed>, StoreError> {
+async fn claim_in(
+    tx: &mut SqliteConnection,
+    node: &NodeRecord,
+    now: i64,
+    expires: i64,
+    failed_since: i64,
+) -> Result<Option<Claimed>, StoreError> {
     let arches = node.caps.claimable_arches();
     let mut qb = QueryBuilder::<Sqlite>::new(format!("UPDATE rebuild_jobs SET state = '{LEASED}', fence = fence + 1, lease_node = "));
     qb.push_bind(node.id);
@@ -565,8 +574,17 @@ async fn claim_in(tx: &mut SqliteConnection, node: &NodeRecord, now: i64, expire
     // The node's credential is still valid in this transaction: a revoke committed before it
     // (the one writer serialises them) leaves nothing to claim, even for a claim that was
     // already waiting when the revoke came. An uncorrelated subquery: evaluated once.
+    // Not quarantined either (repeated infrastructure failures).
     qb.push(" AND EXISTS (SELECT 1 FROM rebuild_nodes me WHERE me.revoked_at IS NULL AND me.id = ");
     qb.push_bind(node.id);
+    qb.push(" AND (me.quarantined_until IS NULL OR me.quarantined_until <= ");
+    qb.push_bind(now);
+    qb.push("))");
+    // Not a job this node failed lately: another node retries it first.
+    qb.push(" AND NOT EXISTS (SELECT 1 FROM rebuild_attempts f WHERE f.job_id = j.id AND f.node_id = ");
+    qb.push_bind(node.id);
+    qb.push(format!(" AND f.outcome IN ('{}', '{}') AND f.finished_at > ", rows::FAILED, rows::ENVIRONMENT_MISMATCH));
+    qb.push_bind(failed_since);
     qb.push(")");
     // The node's free slots (an uncorrelated subquery: evaluated once).
     qb.push(format!(" AND (SELECT count(*) FROM rebuild_jobs h WHERE h.state = '{LEASED}' AND h.lease_node = "));
@@ -621,3 +639,5 @@ async fn claim_in(tx: &mut SqliteConnection, node: &NodeRecord, now: i64, expire
         text: None,
     }))
 }
+
+crate::shared::charge_fn!(SqliteStore, SqliteConnection);
