@@ -171,8 +171,11 @@ pub fn check_build(jobs: &[(i64, JobState)], attempts: &[AttemptRecord], shipped
     if verified_job && attestors.len() >= k {
         return BuildCheck::Verified { attestors };
     }
-    let unrepro: Vec<&AttemptRecord> =
-        attempts.iter().filter(|a| a.outcome.as_deref() == Some(AttemptOutcome::UNREPRODUCIBLE)).collect();
+    // Only signed results judge a build: an unsigned "unreproducible" is shown, never a verdict.
+    let unrepro: Vec<&AttemptRecord> = attempts
+        .iter()
+        .filter(|a| a.outcome.as_deref() == Some(AttemptOutcome::UNREPRODUCIBLE) && a.attestation_sha256.is_some())
+        .collect();
     if attestors.is_empty() && !unrepro.is_empty() {
         let mut differing: Vec<&str> = unrepro.iter().flat_map(|a| a.differences.iter().map(String::as_str)).collect();
         differing.sort_unstable();
