@@ -833,3 +833,140 @@ async fn one_node_cannot_park_the_queue_on_postgres() {
     let s = Server::start_with(Some(&db.url), &BUDGET);
     one_node_cannot_park_the_queue(&s).await;
 }
+
+// ------------------------------------------------------------------ signed buildinfos
+
+/// `gpg` in its own home directory (never the user's).
+struct Gpg(tempfile::TempDir);
+
+impl Gpg {
+    fn new() -> Option<Gpg> {
+        let home = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("gpg").arg("--version").output().map(|o| o.status.success()).unwrap_or(false);
+        if !ok {
+            assert!(!debcover_tests::in_ci(), "gpg is required under CI (apt-get install gnupg)");
+            eprintln!("SKIPPING: no gpg");
+            return None;
+        }
+        Some(Gpg(home))
+    }
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let out = std::process::Command::new("gpg")
+            .env("GNUPGHOME", self.0.path())
+            .args(["--batch", "--yes", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args)
+            .output()
+            .expect("gpg");
+        assert!(out.status.success(), "gpg {args:?}: {}", describe(&out));
+        out
+    }
+    /// A new signing key; its fingerprint as gpg computes it.
+    fn key(&self, uid: &str, algo: &str) -> String {
+        self.run(&["--quick-gen-key", uid, algo, "sign", "never"]);
+        let out = self.run(&["--with-colons", "--list-keys", uid]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().find(|l| l.starts_with("fpr:")).and_then(|l| l.split(':').nth(9)).expect("fpr").to_owned()
+    }
+    fn export(&self, uid: &str, to: &Path) {
+        let out = self.run(&["--armor", "--export", uid]);
+        std::fs::write(to, out.stdout).unwrap();
+    }
+    fn clearsign(&self, uid: &str, from: &Path, to: &Path) {
+        self.run(&["--local-user", uid, "--output", to.to_str().unwrap(), "--clearsign", from.to_str().unwrap()]);
+    }
+    /// What gpg says signed `file` ("using RSA key FPR"), with no key to check it.
+    fn issuer(&self, file: &Path) -> String {
+        let out = std::process::Command::new("gpg").env("GNUPGHOME", self.0.path()).arg("--verify").arg(file).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        err.lines().find_map(|l| l.split(" key ").nth(1).filter(|_| l.contains("using"))).expect("issuer").trim().to_owned()
+    }
+}
+
+/// Buildinfo signatures checked with the configured keyrings (keys made here with gpg, ed25519
+/// and RSA; real third-party signed buildinfos whose keys are unknown): the verified signer is
+/// stored and shown; `known` refuses unsigned and unknown signers; a bad signature is refused
+/// under every policy. Failed on 07451d3: no `--buildinfo-keyring`, no signer.
+fn signed_buildinfos_are_checked(db: Option<&str>) {
+    let Some(gpg) = Gpg::new() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let ed = gpg.key("Buildd Ed <buildd-ed@example.org>", "ed25519");
+    let rsa = gpg.key("Buildd Rsa <buildd-rsa@example.org>", "rsa3072");
+    let ring_ed = dir.path().join("ed.asc");
+    let ring_rsa = dir.path().join("rsa.asc");
+    gpg.export("buildd-ed@example.org", &ring_ed);
+    gpg.export("buildd-rsa@example.org", &ring_rsa);
+    // Two real unsigned buildinfos, signed here; one signed, then altered.
+    let plain = |name: &str| testdata().join("buildinfo").join(name);
+    let by_ed = dir.path().join("hardlink.buildinfo");
+    let by_rsa = dir.path().join("sphinx.buildinfo");
+    let altered = dir.path().join("pycairo.buildinfo");
+    gpg.clearsign("buildd-ed@example.org", &plain("aptly__hardlink_0.2.1_amd64.buildinfo"), &by_ed);
+    gpg.clearsign("buildd-rsa@example.org", &plain("devscripts__sphinx_1.7.2-1_amd64.buildinfo"), &by_rsa);
+    gpg.clearsign("buildd-ed@example.org", &plain("meld__pycairo_1.26.1-2_amd64.buildinfo"), &altered);
+    let text = std::fs::read_to_string(&altered).unwrap().replacen("Source: pycairo", "Source: pycairo-evil", 1);
+    std::fs::write(&altered, text).unwrap();
+    // A real third-party signed buildinfo: its key is in no keyring here.
+    let foreign = testdata().join("buildinfo/debrebuild__0xffff_0.8-1+b1_amd64.buildinfo");
+    let foreign_issuer = gpg.issuer(&foreign);
+    let unsigned = plain("riscv32__mmdebstrap_1.3.5-1.1yubos_amd64.buildinfo");
+
+    let keyrings = format!("{}:{}", ring_ed.display(), ring_rsa.display());
+    let env = [("DEBCOVER_BUILDINFO_KEYRINGS", keyrings.as_str()), ("DEBCOVER_SIGNATURE_POLICY", "known")];
+    let s = Server::start_with(db, &env);
+    let ingest = |f: &Path| s.cli(&["ingest", "buildinfo", "--json", f.to_str().unwrap()]);
+    for (f, fpr, uid) in [(&by_ed, &ed, "Buildd Ed"), (&by_rsa, &rsa, "Buildd Rsa")] {
+        let out = ingest(f);
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+        let source = if f == &by_ed { "hardlink" } else { "sphinx" };
+        let shown = s.json(&["build", "show", source, "--json"], 0);
+        let signer = shown.to_string();
+        assert!(signer.contains(fpr.as_str()) && signer.contains(uid), "signer {fpr} not shown: {shown:#}");
+    }
+    let refused = |f: &Path, why: &str| {
+        let out = ingest(f);
+        assert_eq!(out.status.code(), Some(1), "{}: {}", f.display(), describe(&out));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v.to_string().contains(why), "{}: {v:#}", f.display());
+    };
+    refused(&foreign, &foreign_issuer);
+    refused(&foreign, "none of the configured keyrings");
+    refused(&unsigned, "not signed");
+    refused(&altered, "does not verify");
+    assert_eq!(builds(&s), 2, "nothing refused was stored");
+    drop(s);
+
+    // Policy any (the default) with the keyrings: unknown and unsigned accepted without a
+    // signer, the altered one still refused.
+    let s = Server::start_with(db, &[("DEBCOVER_BUILDINFO_KEYRINGS", keyrings.as_str())]);
+    for f in [&foreign, &unsigned] {
+        let out = s.cli(&["ingest", "buildinfo", "--json", f.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    }
+    let shown = s.json(&["build", "show", "0xffff", "--json"], 0);
+    assert!(shown.to_string().contains("\"signer\":null"), "{shown:#}");
+    let out = s.cli(&["ingest", "buildinfo", "--json", altered.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    // A keyring that is not one is named at start.
+    let junk = dir.path().join("junk.asc");
+    std::fs::write(&junk, "not a key").unwrap();
+    let out = std::process::Command::new(debcover_tests::binary("debcover"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "off", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--buildinfo-keyring")
+        .arg(&junk)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    assert!(err(&out).contains("junk.asc"), "{}", describe(&out));
+}
+
+#[test]
+fn signed_buildinfos_are_checked_on_sqlite() {
+    signed_buildinfos_are_checked(None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_buildinfos_are_checked_on_postgres() {
+    let Some(db) = TestDatabase::create().await else { return };
+    tokio::task::block_in_place(|| signed_buildinfos_are_checked(Some(&db.url)));
+}

@@ -376,6 +376,18 @@ pub struct ServeArgs {
     /// too; without it they are open to anyone who reaches the ports. Writes always need one.
     #[arg(long, env = "DEBCOVER_CLOSED_READS")]
     pub closed_reads: bool,
+
+    /// OpenPGP keyring (armored or binary, e.g. from `gpg --export`) whose keys buildinfo
+    /// signatures are checked against; repeat for several. The verified signer is stored with
+    /// each build (`debcover build show`).
+    #[arg(long = "buildinfo-keyring", value_name = "FILE", env = "DEBCOVER_BUILDINFO_KEYRINGS", value_delimiter = ':')]
+    pub buildinfo_keyrings: Vec<PathBuf>,
+
+    /// Which buildinfos are accepted by their signature: any (default; a bad signature is
+    /// still refused), signed (refuse unsigned), known (only signatures that verify with a key
+    /// of --buildinfo-keyring).
+    #[arg(long, env = "DEBCOVER_SIGNATURE_POLICY", value_name = "any|signed|known")]
+    pub signature_policy: Option<String>,
 }
 
 #[derive(Subcommand)]

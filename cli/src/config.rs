@@ -58,6 +58,10 @@ pub struct FileConfig {
     pub token_file: Option<PathBuf>,
     /// Reads need a credential (serve).
     pub closed_reads: Option<bool>,
+    /// OpenPGP keyrings buildinfo signatures are checked against (serve).
+    pub buildinfo_keyrings: Option<Vec<PathBuf>>,
+    /// any, signed or known (serve).
+    pub signature_policy: Option<String>,
     /// PEM certificate chain for serving gRPC over TLS (serve).
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert` (serve).

@@ -2,7 +2,7 @@
 //! database URL names (the one place the backend is chosen), and run the server until SIGINT
 //! or SIGTERM.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use debcover_server::{Listeners, Settings};
@@ -46,6 +46,7 @@ pub async fn run(a: ServeArgs, ctx: &Ctx) -> Result<()> {
         .with_archive_mirror(rebuild.archive_mirror);
     settings.database = redact(&cfg.db);
     settings.closed_reads = a.closed_reads || file.closed_reads.unwrap_or(false);
+    settings.signatures = signatures(a.buildinfo_keyrings, a.signature_policy, file)?;
     let grpc = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {} (is another coordinator running? set --listen)", cfg.listen))?;
@@ -151,4 +152,26 @@ mod tests {
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite:///x"), "sqlite:///x");
     }
+}
+
+/// The buildinfo signature settings: keyrings (flags, else the file's) and policy.
+fn signatures(
+    flags: Vec<PathBuf>,
+    policy: Option<String>,
+    file: &config::FileConfig,
+) -> Result<debcover_server::ops::ingest::Signatures> {
+    use debcover_core::signature::{Keyring, Policy};
+    let paths = if flags.is_empty() { file.buildinfo_keyrings.clone().unwrap_or_default() } else { flags };
+    let policy: Policy = match policy.or_else(|| file.signature_policy.clone()) {
+        Some(p) => p.parse().map_err(|e: String| anyhow::anyhow!("--signature-policy: {e}"))?,
+        None => Policy::Any,
+    };
+    let keyring = Keyring::load(&paths).map_err(|e| anyhow::anyhow!("--buildinfo-keyring: {e}"))?;
+    if policy == Policy::Known && keyring.is_empty() {
+        anyhow::bail!("--signature-policy known needs at least one --buildinfo-keyring FILE (no key would be known)");
+    }
+    if !paths.is_empty() || policy != Policy::Any {
+        tracing::info!(keys = keyring.len(), keyrings = paths.len(), policy = policy.as_str(), "buildinfo signatures checked");
+    }
+    Ok(debcover_server::ops::ingest::Signatures { keyring: std::sync::Arc::new(keyring), policy })
 }

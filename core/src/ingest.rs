@@ -95,6 +95,7 @@ impl Preparer {
             sha256: sha256_hex(content),
             origin: name.to_owned(),
             rebuild_of: None,
+            signer: None,
             info,
             raw_zstd,
             raw_size: content.len() as u64,

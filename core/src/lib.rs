@@ -11,6 +11,7 @@
 //! - [`rebuild`]: the scheduler's vocabulary and rules (jobs, leases, policy, judging,
 //!   coverage, corroboration, attestation checks).
 //! - [`access`]: roles of credentials and the audit trail.
+//! - [`signature`]: OpenPGP signatures of buildinfos, keyrings and the signature policy.
 //! - [`attestation`]: published keys, the signed in-toto layout, exports and their offline check.
 #![deny(missing_docs)]
 
@@ -22,4 +23,5 @@ pub mod ingest;
 pub mod model;
 pub mod query;
 pub mod rebuild;
+pub mod signature;
 pub mod store;

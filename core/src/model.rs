@@ -28,6 +28,9 @@ pub struct NewBuild {
     /// rebuild. Such a build is never linked to archive binaries (the archive's bytes come
     /// from the original build), so campaign analysis never takes it for an upload.
     pub rebuild_of: Option<i64>,
+    /// Who signed it, when its OpenPGP signature verified with a configured keyring
+    /// ([`crate::signature::Check::signer`]).
+    pub signer: Option<String>,
 }
 
 /// An interning key as held by [`NewBuild::dep_keys`]: shared, immutable text.
@@ -139,6 +142,8 @@ pub struct BuildRecord {
     pub ibd_count: u32,
     /// Whether the ingested file was clearsigned.
     pub signed: bool,
+    /// The verified signer (`FINGERPRINT (user id)`), when a configured keyring holds its key.
+    pub signer: Option<String>,
     /// File or URL it was first ingested from.
     pub origin: String,
 }
@@ -276,6 +281,8 @@ pub struct BuildSummary {
     pub installed_build_depends: u32,
     /// Whether the ingested file was clearsigned.
     pub signed: bool,
+    /// The verified signer; empty when unsigned or unknown.
+    pub signer: String,
     /// File or URL it was first ingested from.
     pub origin: String,
 }

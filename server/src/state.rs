@@ -39,6 +39,8 @@ pub struct Settings {
     pub database: String,
     /// Reads need a credential too (`--closed-reads`); else they are open.
     pub closed_reads: bool,
+    /// Buildinfo signatures: keyrings and policy.
+    pub signatures: crate::ops::ingest::Signatures,
 }
 
 impl Settings {
@@ -54,6 +56,7 @@ impl Settings {
             limits: Limits::default(),
             database: String::new(),
             closed_reads: false,
+            signatures: Default::default(),
         }
     }
 

@@ -98,6 +98,7 @@ macro_rules! migrations {
             (12, "attestation bodies", include_str!(concat!("../../migrations/", $dir, "/0012_attestation_bodies.sql"))),
             (13, "access", include_str!(concat!("../../migrations/", $dir, "/0013_access.sql"))),
             (14, "fair budgets", include_str!(concat!("../../migrations/", $dir, "/0014_fair_budgets.sql"))),
+            (15, "build signer", include_str!(concat!("../../migrations/", $dir, "/0015_build_signer.sql"))),
         ])
     };
 }

@@ -106,7 +106,7 @@ pub(crate) fn audit_entry<R: Get>(r: &R) -> Result<debcover_core::access::AuditE
 
 /// The columns of `builds` as [`build_record`] reads them.
 pub const BUILD_COLUMNS: &str =
-    "id, sha256, source, source_version, version, architectures, host_arch, build_date, build_origin, ibd_count, signed, origin";
+    "id, sha256, source, source_version, version, architectures, host_arch, build_date, build_origin, ibd_count, signed, origin, signer";
 
 /// A `builds` row.
 pub fn build_record(r: &impl Get) -> Result<BuildRecord, StoreError> {
@@ -122,6 +122,7 @@ pub fn build_record(r: &impl Get) -> Result<BuildRecord, StoreError> {
         build_origin: r.opt_text("build_origin")?,
         ibd_count: u32_of(r.int("ibd_count")?),
         signed: r.flag("signed")?,
+        signer: r.opt_text("signer")?,
         origin: r.text("origin")?,
     })
 }

@@ -484,6 +484,8 @@ impl Pages {
                 build_origin: s(&page.build_origin, i),
                 installed_build_depends: page.build_installed_build_depends.get(i).copied().unwrap_or_default(),
                 signed: page.build_signed.get(i).copied().unwrap_or_default(),
+                // Not in built-with pages (a column per answer for a rare field): `build show`.
+                signer: String::new(),
                 origin,
             };
             let matched = (c.matched[i]..c.matched[i + 1])

@@ -109,6 +109,7 @@ pub fn build_summary(b: &BuildRecord) -> pb::BuildSummary {
         installed_build_depends: b.ibd_count,
         signed: b.signed,
         origin: b.origin.clone(),
+        signer: b.signer.clone().unwrap_or_default(),
     }
 }
 
@@ -146,6 +147,7 @@ pub fn build_summary_of(b: pb::BuildSummary) -> BuildSummary {
         installed_build_depends: b.installed_build_depends,
         signed: b.signed,
         origin: b.origin,
+        signer: b.signer,
     }
 }
 

@@ -93,6 +93,8 @@ pub struct BuildView {
     pub installed_build_depends: u32,
     /// Clearsigned when ingested.
     pub signed: bool,
+    /// The verified signer, when a configured keyring holds its key.
+    pub signer: Option<String>,
     /// Where it was ingested from.
     pub origin: String,
 }
@@ -127,6 +129,7 @@ impl From<&model::BuildSummary> for BuildView {
             build_date: b.build_date.clone(),
             installed_build_depends: b.installed_build_depends,
             signed: b.signed,
+            signer: (!b.signer.is_empty()).then(|| b.signer.clone()),
             origin: b.origin.clone(),
         }
     }
@@ -293,7 +296,12 @@ pub fn print_builds(r: &pb::ShowBuildsResponse) {
             crate::outln!("  source:    {} {}", b.source, b.source_version);
         }
         crate::outln!("  built:     {} ({})", b.build_date, if b.build_origin.is_empty() { "unknown origin" } else { &b.build_origin });
-        crate::outln!("  signed:    {}", if b.signed { "yes" } else { "no" });
+        let signed = match (b.signed, b.signer.is_empty()) {
+            (true, false) => format!("yes, by {}", b.signer),
+            (true, true) => "yes (by a key of no configured keyring)".to_owned(),
+            (false, _) => "no".to_owned(),
+        };
+        crate::outln!("  signed:    {signed}");
         for x in &d.binaries {
             let shipped = if x.shipped_in.is_empty() { "not shipped".to_owned() } else { x.shipped_in.join(", ") };
             crate::outln!("  binary:    {} ({shipped})", x.filename);

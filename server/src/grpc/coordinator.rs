@@ -67,17 +67,21 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
         let permit =
             self.0.ingest_slots.clone().acquire_owned().await.map_err(|_| Status::unavailable("server is shutting down"))?;
         let limits = self.0.settings.limits;
+        let signatures = self.0.settings.signatures.clone();
         let c = self.0.clone();
         let (tx, rx) = mpsc::channel::<Result<pb::BatchOutcome, Status>>(4);
         // Stage 1 parses batches on blocking threads, two at a time, in order; stage 2 (this
         // task) writes each parsed batch in one transaction and answers. Parsing of batch N+1
         // overlaps the write of batch N.
-        let parsed = request.into_inner().map(move |batch| async move {
+        let parsed = request.into_inner().map(move |batch| {
+            let signatures = signatures.clone();
+            async move {
             let batch = batch?;
             let files = batch.files.into_iter().map(|f| (f.name, f.content)).collect();
-            tokio::task::spawn_blocking(move || ingest::parse_batch(limits, files))
+            tokio::task::spawn_blocking(move || ingest::parse_batch(limits, &signatures, files))
                 .await
                 .map_err(|e| Status::internal(format!("parser task failed: {e}")))
+            }
         });
         tokio::spawn(async move {
             let _permit = permit;

@@ -14,6 +14,30 @@ use crate::Coordinator;
 /// The parsed files of one batch as the client sent it, each with its name.
 pub type ParsedBatch = Vec<(String, std::result::Result<NewBuild, ParseError>)>;
 
+/// What ingestion checks of buildinfo signatures: the configured keyrings and the policy.
+#[derive(Debug, Clone, Default)]
+pub struct Signatures {
+    /// The public keys signatures are checked against.
+    pub keyring: std::sync::Arc<debcover_core::signature::Keyring>,
+    /// What is accepted.
+    pub policy: debcover_core::signature::Policy,
+}
+
+impl Signatures {
+    /// Check a parsed buildinfo's signature: refused (naming the file and why) when the
+    /// policy says so, else kept with its verified signer. Nothing to do (and no cost) with no
+    /// keyring and policy `any`.
+    pub fn judge(&self, name: &str, raw: &[u8], mut b: NewBuild) -> std::result::Result<NewBuild, ParseError> {
+        if self.keyring.is_empty() && self.policy == debcover_core::signature::Policy::Any {
+            return Ok(b);
+        }
+        let check = self.keyring.check(raw);
+        self.policy.judge(&check).map_err(|why| ParseError::new(format!("signature: {why}")).in_file(name))?;
+        b.signer = check.signer();
+        Ok(b)
+    }
+}
+
 /// What happened to one file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileStatus {
@@ -41,14 +65,14 @@ pub struct FileOutcome {
 }
 
 /// Parse one batch (`(name, bytes)` per file) under `limits`; every file gets a result.
-pub fn parse_batch(limits: ingest::Limits, files: Vec<(String, Vec<u8>)>) -> ParsedBatch {
+pub fn parse_batch(limits: ingest::Limits, signatures: &Signatures, files: Vec<(String, Vec<u8>)>) -> ParsedBatch {
     let start = std::time::Instant::now();
     let n = files.len();
     let mut preparer = ingest::Preparer::new(limits);
     let parsed = files
         .into_iter()
         .map(|(name, content)| {
-            let prepared = preparer.prepare(&name, &content);
+            let prepared = preparer.prepare(&name, &content).and_then(|b| signatures.judge(&name, &content, b));
             (name, prepared)
         })
         .collect::<Vec<_>>();

@@ -223,8 +223,8 @@ crate::shared::build_store!(PgStore, {
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO builds (sha256, source, source_version, version, architectures,
                      host_arch, build_date, build_origin, layout, signed, ibd_count, origin,
-                     ingested_at, raw_size, rebuild_of)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                     ingested_at, raw_size, rebuild_of, signer)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
                  ON CONFLICT (sha256) DO NOTHING RETURNING id",
             )
             .bind(&nb.sha256)
@@ -242,6 +242,7 @@ crate::shared::build_store!(PgStore, {
             .bind(now)
             .bind(nb.raw_size as i64)
             .bind(nb.rebuild_of)
+            .bind(&nb.signer)
             .fetch_optional(&mut *tx)
             .await.db()?;
             let Some(id) = id else {

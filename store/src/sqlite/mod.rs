@@ -306,12 +306,12 @@ crate::shared::build_store!(SqliteStore, {
 
         let now = now_unix();
         let mut id_of: HashMap<&str, i64> = HashMap::with_capacity(plan.new.len());
-        // 100 rows × 15 columns per statement, within SQLite's variable limit.
+        // 100 rows × 16 columns per statement, within SQLite's variable limit.
         for chunk in plan.new.chunks(100) {
             let mut qb = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO builds (sha256, source, source_version, version, architectures,
                      host_arch, build_date, build_origin, layout, signed, ibd_count, origin,
-                     ingested_at, raw_size, rebuild_of) ",
+                     ingested_at, raw_size, rebuild_of, signer) ",
             );
             qb.push_values(chunk, |mut b, nb| {
                 let i = &nb.info;
@@ -329,7 +329,8 @@ crate::shared::build_store!(SqliteStore, {
                     .push_bind(&nb.origin)
                     .push_bind(now)
                     .push_bind(nb.raw_size as i64)
-                    .push_bind(nb.rebuild_of);
+                    .push_bind(nb.rebuild_of)
+                    .push_bind(&nb.signer);
             });
             // RETURNING order is unspecified: map by SHA-256.
             qb.push(" RETURNING id, sha256");
