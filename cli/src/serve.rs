@@ -161,6 +161,8 @@ fn signatures(
     file: &config::FileConfig,
 ) -> Result<debcover_server::ops::ingest::Signatures> {
     use debcover_core::signature::{Keyring, Policy};
+    // An empty entry (`DEBCOVER_BUILDINFO_KEYRINGS=`, a trailing `:`) names no file.
+    let flags: Vec<PathBuf> = flags.into_iter().filter(|p| !p.as_os_str().is_empty()).collect();
     let paths = if flags.is_empty() { file.buildinfo_keyrings.clone().unwrap_or_default() } else { flags };
     let policy: Policy = match policy.or_else(|| file.signature_policy.clone()) {
         Some(p) => p.parse().map_err(|e: String| anyhow::anyhow!("--signature-policy: {e}"))?,

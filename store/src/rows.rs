@@ -632,6 +632,7 @@ pub fn lease_facts_columns() -> String {
             AS campaign_items,
         (SELECT count(*) FROM rebuild_attempts f
             WHERE f.job_id = j.id AND f.operator_id = a.operator_id AND f.charged = 'job') AS operator_failures,
+        (SELECT n.strikes FROM rebuild_nodes n WHERE n.id = a.node_id) AS node_strikes,
         j.id AS job_id"
     )
 }
@@ -649,6 +650,8 @@ pub struct LeaseFacts {
     pub already: bool,
     /// A campaign has items for the job's source.
     pub campaign_items: bool,
+    /// The attempt's node's strikes (failures charged to it in a row).
+    pub node_strikes: u32,
 }
 
 /// A row of [`lease_facts_columns`].
@@ -669,5 +672,6 @@ pub fn lease_facts(r: &impl Get) -> Result<LeaseFacts, StoreError> {
         attempt_id: r.opt_int("attempt_id")?,
         already: r.int("already")? != 0,
         campaign_items: r.int("campaign_items")? != 0,
+        node_strikes: u32_of(r.opt_int("node_strikes")?.unwrap_or(0)),
     })
 }

@@ -108,8 +108,9 @@ macro_rules! charge_fn {
                 }
                 let Some(node) = facts.job.holder else { return Ok(()) };
                 if next.charge != Charge::Node {
-                    let before = NodeStanding { strikes: 1, ..NodeStanding::default() };
-                    if before.after(next, now).strikes == 0 {
+                    // Clearing strikes the node does not have would cost a round trip per result.
+                    let before = NodeStanding { strikes: facts.node_strikes, ..NodeStanding::default() };
+                    if facts.node_strikes > 0 && before.after(next, now).strikes == 0 {
                         let sql = $crate::shared::sql!($store, "UPDATE rebuild_nodes SET strikes = 0 WHERE id = $1 AND strikes > 0");
                         sqlx::query(sql).bind(node).execute(&mut *tx).await.db()?;
                     }

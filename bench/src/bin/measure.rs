@@ -93,6 +93,18 @@ enum Cmd {
         #[arg(long, default_value_t = 3.0)]
         seconds: f64,
     },
+    /// OpenPGP signature checks of buildinfos (checks/s, one core): every `.buildinfo` of DIR
+    /// checked against the keyrings, as ingestion does with `--buildinfo-keyring`.
+    Signatures {
+        /// Keyring files (armored or binary).
+        #[arg(long = "keyring")]
+        keyrings: Vec<PathBuf>,
+        /// Directory of buildinfos.
+        dir: PathBuf,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
     /// Scheduler throughput with simulated zero-time nodes.
     Sched {
         #[arg(long, default_value = "http://127.0.0.1:7430")]
@@ -282,6 +294,36 @@ fn main() -> Result<()> {
             }
         }
         Cmd::Hash { paths, big_mib, tmp, reps } => hash(paths, big_mib, tmp, reps)?,
+        Cmd::Signatures { keyrings, dir, seconds } => {
+            let ring = debcover_core::signature::Keyring::load(&keyrings).map_err(anyhow::Error::msg)?;
+            let texts: Vec<(PathBuf, Vec<u8>)> =
+                files(&dir).into_iter().map(|f| std::fs::read(&f).map(|b| (f, b))).collect::<std::io::Result<_>>()?;
+            anyhow::ensure!(!texts.is_empty(), "{}: no .buildinfo files", dir.display());
+            let mut outcomes = std::collections::BTreeMap::new();
+            for (f, t) in &texts {
+                let c = ring.check(t);
+                let kind = match &c {
+                    debcover_core::signature::Check::By { .. } => "verified",
+                    debcover_core::signature::Check::Unsigned => "unsigned",
+                    debcover_core::signature::Check::UnknownSigner { .. } => "unknown signer",
+                    debcover_core::signature::Check::Unreadable { .. } => "unreadable",
+                    debcover_core::signature::Check::Bad { .. } => {
+                        eprintln!("{}: {c}", f.display());
+                        "bad"
+                    }
+                };
+                *outcomes.entry(kind).or_insert(0usize) += 1;
+            }
+            let (mut n, start) = (0usize, Instant::now());
+            while start.elapsed().as_secs_f64() < seconds {
+                for (_, t) in &texts {
+                    std::hint::black_box(ring.check(t));
+                }
+                n += texts.len();
+            }
+            let rate = n as f64 / start.elapsed().as_secs_f64();
+            println!("{} files ({outcomes:?}), {} keys: {rate:.0} checks/s on one core", texts.len(), ring.len());
+        }
         Cmd::Verify { links, seconds } => {
             let r = debcover_bench::verify::run(links, seconds)?;
             println!("ed25519 verify (floor):          {:>9.0} signatures/s", r.bare);
