@@ -339,13 +339,6 @@ async fn queue(ctx: &Ctx, a: QueueArgs) -> Result<()> {
     ctx.print(&cr::queue_json(&r), || cr::print_queue(&r))
 }
 
-fn when(t: i64) -> String {
-    if t == 0 {
-        return "-".to_owned();
-    }
-    chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| t.to_string())
-}
-
 fn token_json(t: &pb::ApiToken) -> serde_json::Value {
     serde_json::json!({
         "name": t.name, "role": t.role, "created_at": t.created_at,
@@ -379,9 +372,9 @@ async fn token(ctx: &Ctx, c: TokenCommand) -> Result<()> {
                         "{:<24} {:<9} {:<20} {:<20} {}",
                         t.name,
                         t.role,
-                        when(t.created_at),
-                        when(t.last_used_at),
-                        when(t.revoked_at)
+                        cr::time(t.created_at),
+                        cr::time(t.last_used_at),
+                        cr::time(t.revoked_at)
                     );
                 }
             })
@@ -402,7 +395,7 @@ async fn audit(ctx: &Ctx, limit: u32) -> Result<()> {
         .collect();
     ctx.print(&json, || {
         for e in &r.entries {
-            outln!("{}  {:<28} {:<9} {:<18} {}", when(e.at), e.actor, e.role, e.action, e.subject);
+            outln!("{}  {:<28} {:<9} {:<18} {}", cr::time(e.at), e.actor, e.role, e.action, e.subject);
         }
     })
 }

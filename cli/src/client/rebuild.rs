@@ -39,7 +39,8 @@ pub fn admin_token(env: Option<String>, file: &Path) -> Result<String> {
     }
 }
 
-fn time(t: i64) -> String {
+/// A unix time as the tables show it (`-` for none).
+pub fn time(t: i64) -> String {
     if t == 0 {
         return "-".to_owned();
     }

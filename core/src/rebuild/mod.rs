@@ -1080,8 +1080,14 @@ pub const NODE_TOKEN_PREFIX: &str = "dcn_";
 
 /// A fresh node credential: 256 random bits from the operating system's generator.
 pub fn new_token() -> String {
+    new_secret(NODE_TOKEN_PREFIX)
+}
+
+/// A fresh bearer secret: `prefix` then 256 random bits (hex) from the operating system's
+/// generator. Node credentials and API tokens differ only in their prefix.
+pub fn new_secret(prefix: &str) -> String {
     let bytes: [u8; 32] = rand::random();
-    format!("{NODE_TOKEN_PREFIX}{}", hex::encode(bytes))
+    format!("{prefix}{}", hex::encode(bytes))
 }
 
 /// The stored form of a token: lower-case hex SHA-256.

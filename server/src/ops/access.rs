@@ -127,11 +127,7 @@ pub async fn add_token<S: Store>(
                 .to_owned(),
         ));
     }
-    let secret = format!(
-        "{}{}",
-        access::TOKEN_PREFIX,
-        rebuild::new_token().trim_start_matches("dcn_")
-    );
+    let secret = rebuild::new_secret(access::TOKEN_PREFIX);
     let token = c
         .store
         .add_token(name, role, &rebuild::token_digest(&secret), now_unix())
