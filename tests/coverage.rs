@@ -17,8 +17,8 @@ use std::process::Command;
 use debcover_proto::v1 as pb;
 use debcover_proto::v1::rebuild_nodes_client::RebuildNodesClient;
 use debcover_tests::{BearerAuth, Server, fixture_deb, in_ci, pg::TestDatabase, workspace};
-use ed25519_dalek::{Signer, SigningKey};
-use serde_json::{Value, json};
+use ed25519_dalek::SigningKey;
+use serde_json::Value;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -46,26 +46,8 @@ fn openssh(key: &SigningKey) -> String {
 
 /// A built result with these artifacts, signed as the in-toto link of this lease.
 fn signed_report(job: &pb::Job, artifacts: Vec<pb::Artifact>, key: &SigningKey) -> Vec<pb::ReportChunk> {
-    use debcover_formats::intoto;
-    use pb::report_chunk::Chunk;
-    let products: serde_json::Map<String, Value> =
-        artifacts.iter().map(|a| (a.name.clone(), json!({"sha256": a.sha256}))).collect();
-    let signed = json!({"_type": "link", "name": "rebuild", "materials": {}, "products": products, "byproducts": {},
-        "command": [], "environment": {"debcover_job": job.job_id.to_string(), "debcover_fence": job.fence.to_string()}});
-    let keyid = intoto::keyid(&hex::encode(key.verifying_key().as_bytes()));
-    let sig = key.sign(&intoto::canonical(&signed));
-    let link = json!({"signatures": [{"keyid": keyid, "sig": hex::encode(sig.to_bytes())}], "signed": signed});
-    let mut v = vec![pb::ReportChunk {
-        chunk: Some(Chunk::Header(pb::ReportHeader {
-            job_id: job.job_id,
-            fence: job.fence,
-            result: "built".into(),
-            ..Default::default()
-        })),
-    }];
-    v.extend(artifacts.into_iter().map(|a| pb::ReportChunk { chunk: Some(Chunk::Artifact(a)) }));
-    v.push(pb::ReportChunk { chunk: Some(Chunk::Attestation(serde_json::to_vec(&link).unwrap())) });
-    v
+    let link = debcover_tests::rebuild_link(job, &artifacts, &[key]);
+    debcover_tests::built_report(job, artifacts, link)
 }
 
 async fn operator_node(s: &Server, operator: &str, key: &SigningKey) -> Node {

@@ -539,54 +539,15 @@ async fn registered_with(s: &Server, operator: &str, name: &str, slots: u32) -> 
 
 /// The node's link for `job`: products = the buildinfo's files, signed by `keys` in order.
 fn link_for(job: &pb::Job, keys: &[&ed25519_dalek::SigningKey]) -> (Vec<pb::Artifact>, Vec<u8>) {
-    use debcover_formats::intoto;
     let artifacts = debcover_tests::artifacts(&job.buildinfo);
-    let products: serde_json::Map<String, Value> = artifacts
-        .iter()
-        .map(|a| (a.name.clone(), json!({"sha256": a.sha256})))
-        .collect();
-    let signed = json!({"_type": "link", "name": "rebuild", "materials": {}, "byproducts": {}, "command": [],
-        "products": products,
-        "environment": {"debcover_job": job.job_id.to_string(), "debcover_fence": job.fence.to_string(),
-            "debcover_build_id": job.build_id}});
-    let sigs: Vec<Value> = keys
-        .iter()
-        .map(|k| {
-            let id = intoto::keyid(&hex::encode(k.verifying_key().as_bytes()));
-            json!({"keyid": id, "sig": hex::encode(k.sign(&intoto::canonical(&signed)).to_bytes())})
-        })
-        .collect();
-    (
-        artifacts,
-        serde_json::to_vec(&json!({"signatures": sigs, "signed": signed})).unwrap(),
-    )
+    let link = debcover_tests::rebuild_link(job, &artifacts, keys);
+    (artifacts, link)
 }
 
-fn report(
-    job: &pb::Job,
-    artifacts: Vec<pb::Artifact>,
-    attestation: Vec<u8>,
-) -> Vec<pb::ReportChunk> {
-    use pb::report_chunk::Chunk;
-    let mut v = vec![pb::ReportChunk {
-        chunk: Some(Chunk::Header(pb::ReportHeader {
-            job_id: job.job_id,
-            fence: job.fence,
-            result: "built".into(),
-            ..Default::default()
-        })),
-    }];
-    v.extend(artifacts.into_iter().map(|a| pb::ReportChunk {
-        chunk: Some(Chunk::Artifact(a)),
-    }));
-    v.push(pb::ReportChunk {
-        chunk: Some(Chunk::Buildinfo(job.buildinfo.clone())),
-    });
-    if !attestation.is_empty() {
-        v.push(pb::ReportChunk {
-            chunk: Some(Chunk::Attestation(attestation)),
-        });
-    }
+/// A built report with the produced buildinfo (the original's text) too.
+fn report(job: &pb::Job, artifacts: Vec<pb::Artifact>, attestation: Vec<u8>) -> Vec<pb::ReportChunk> {
+    let mut v = debcover_tests::built_report(job, artifacts, attestation);
+    v.insert(1, pb::ReportChunk { chunk: Some(pb::report_chunk::Chunk::Buildinfo(job.buildinfo.clone())) });
     v
 }
 

@@ -530,3 +530,47 @@ pub fn registration_proof(token: &str, key: &ed25519_dalek::SigningKey) -> (i64,
     );
     (time, key.sign(&statement).to_bytes().to_vec())
 }
+
+/// The in-toto link a node signs for `job`'s lease: step `rebuild`, products = `artifacts`,
+/// the lease in its environment, signed by each of `keys` in order (one, as the coordinator
+/// requires; more to test that it refuses them).
+pub fn rebuild_link(
+    job: &debcover_proto::v1::Job,
+    artifacts: &[debcover_proto::v1::Artifact],
+    keys: &[&ed25519_dalek::SigningKey],
+) -> Vec<u8> {
+    use debcover_formats::intoto;
+    use ed25519_dalek::Signer;
+    let products: serde_json::Map<String, serde_json::Value> =
+        artifacts.iter().map(|a| (a.name.clone(), serde_json::json!({"sha256": a.sha256}))).collect();
+    let signed = serde_json::json!({"_type": "link", "name": "rebuild", "materials": {}, "byproducts": {}, "command": [],
+        "products": products,
+        "environment": {"debcover_job": job.job_id.to_string(), "debcover_fence": job.fence.to_string(),
+            "debcover_build_id": job.build_id}});
+    let sigs: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|k| {
+            let id = intoto::keyid(&hex::encode(k.verifying_key().as_bytes()));
+            serde_json::json!({"keyid": id, "sig": hex::encode(k.sign(&intoto::canonical(&signed)).to_bytes())})
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({"signatures": sigs, "signed": signed})).expect("JSON")
+}
+
+/// The chunks of a `built` report on `job`'s lease: header, artifacts and the attestation (none
+/// when empty).
+pub fn built_report(
+    job: &debcover_proto::v1::Job,
+    artifacts: Vec<debcover_proto::v1::Artifact>,
+    attestation: Vec<u8>,
+) -> Vec<debcover_proto::v1::ReportChunk> {
+    use debcover_proto::v1 as pb;
+    use pb::report_chunk::Chunk;
+    let header = pb::ReportHeader { job_id: job.job_id, fence: job.fence, result: "built".into(), ..Default::default() };
+    let mut v = vec![pb::ReportChunk { chunk: Some(Chunk::Header(header)) }];
+    v.extend(artifacts.into_iter().map(|a| pb::ReportChunk { chunk: Some(Chunk::Artifact(a)) }));
+    if !attestation.is_empty() {
+        v.push(pb::ReportChunk { chunk: Some(Chunk::Attestation(attestation)) });
+    }
+    v
+}
