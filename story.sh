@@ -43,6 +43,8 @@ if [ -n "${DEBCOVER_STORY_DIR:-}" ]; then
     keep=1
 else
     work=$(mktemp -d)
+    # The nodes build as an unprivileged user (nobody, when run as root), who must pass through.
+    chmod 711 "$work"
     keep=0
 fi
 [ "$(id -u)" = 0 ] || { echo "story.sh: must run as root (it installs the fixed libstat-dev for the nodes' builds)" >&2; exit 1; }

@@ -75,6 +75,12 @@ struct Node {
 
 impl Node {
     fn start(server: &Server, token_file: &Path, name: &str, work: &Path, extra: &[&str]) -> Node {
+        // Builds run as an unprivileged user (nobody) when the tests run as root: it must pass
+        // through the private temporary directory above the work directory.
+        if let Some(parent) = work.parent() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o711));
+        }
         let mut args: Vec<String> = vec![
             "run".into(),
             "--server".into(),
@@ -531,6 +537,25 @@ fn faults(db: Option<TestDatabase>) {
     if let Some(mut c) = a.child.take() {
         c.kill().unwrap();
         c.wait().unwrap();
+    }
+    // The killed node's build does not live on (its watchdog ends the process group): no
+    // process is left working in a1's directory.
+    let a1_dir = std::fs::canonicalize(work.path().join("a1")).unwrap();
+    let t = Instant::now();
+    loop {
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().bytes().all(|c| c.is_ascii_digit()))
+            .filter(|e| std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&a1_dir)))
+            .map(|e| std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default().replace('\0', " "))
+            .filter(|cmd| !cmd.is_empty())
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(15), "{backend}: processes of the killed node's build live on: {left:?}");
+        std::thread::sleep(Duration::from_millis(100));
     }
     let b = Node::start(&net.server, &net.token("bob", "b1"), "b1", &work.path().join("b1"), &[]);
     let all = net.settle(&["hello"], Duration::from_secs(900), &[&a, &b]);

@@ -64,6 +64,11 @@ fn the_readme_story_ends_with_app_b_covered_and_verified_offline() {
         }
     }
     let dir = tempfile::tempdir().unwrap();
+    // The nodes build as nobody (the tests run as root), who must pass through.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    }
     let work = dir.path().join("story");
     let bin_dir = binary("debcover").parent().unwrap().to_path_buf();
     assert!(binary("debcover-rebuilder").exists());

@@ -291,29 +291,55 @@ fn apply_binnmu(tree: &Path, entry: &str) -> std::io::Result<()> {
     std::fs::write(&path, text)
 }
 
-/// The variables the buildinfo's Environment recorded, and those to clear first so that the
-/// node's own settings do not leak into the build.
+/// The variables dpkg records in a buildinfo's Environment (`Dpkg::BuildInfo`'s
+/// `get_build_env_allowed`, dpkg 1.21.14 and later, plus the `DEB_*FLAGS_{SET,STRIP,APPEND,
+/// PREPEND}` that dpkg-genbuildinfo records from dpkg-buildflags): the only ones a build is
+/// given from a buildinfo. Anything else a buildinfo names (`LD_PRELOAD`, `PERL5OPT`, `PATH`,
+/// `BASH_ENV`, ...) was not recorded by dpkg and would let its author run code on the node.
+pub const DPKG_RECORDED_ENV: &[&str] = &[
+    // Toolchain.
+    "CC", "CPP", "CXX", "OBJC", "OBJCXX", "PC", "FC", "M2C", "AS", "LD", "AR", "RANLIB", "MAKE", "AWK", "LEX", "YACC",
+    // Toolchain flags.
+    "ASFLAGS", "CFLAGS", "CPPFLAGS", "CXXFLAGS", "OBJCFLAGS", "OBJCXXFLAGS", "GCJFLAGS", "DFLAGS", "FFLAGS", "LDFLAGS",
+    "ARFLAGS", "MAKEFLAGS",
+    // Dynamic linker.
+    "LD_LIBRARY_PATH",
+    // Locale.
+    "LANG", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "LC_TIME", "LC_COLLATE", "LC_MONETARY", "LC_MESSAGES", "LC_PAPER",
+    "LC_NAME", "LC_ADDRESS", "LC_TELEPHONE", "LC_MEASUREMENT", "LC_IDENTIFICATION",
+    // Build flags, vendor, dpkg's own directories, symbols, reproducibility.
+    "DEB_BUILD_OPTIONS", "DEB_BUILD_PROFILES", "DEB_VENDOR", "DPKG_ROOT", "DPKG_ADMINDIR", "DPKG_DATADIR",
+    "DPKG_ORIGINS_DIR", "DPKG_GENSYMBOLS_CHECK_LEVEL", "SOURCE_DATE_EPOCH",
+];
+
+/// Whether dpkg records `name` (see [`DPKG_RECORDED_ENV`]).
+pub fn dpkg_records(name: &str) -> bool {
+    if DPKG_RECORDED_ENV.contains(&name) {
+        return true;
+    }
+    // DEB_<FLAG>_<OP>, e.g. DEB_CFLAGS_APPEND, DEB_LDFLAGS_MAINT_STRIP.
+    let Some(rest) = name.strip_prefix("DEB_") else { return false };
+    ["_SET", "_STRIP", "_APPEND", "_PREPEND"].iter().any(|op| {
+        rest.strip_suffix(op).is_some_and(|flag| {
+            let flag = flag.strip_suffix("_MAINT").unwrap_or(flag);
+            flag.ends_with("FLAGS") && flag.bytes().all(|c| c.is_ascii_uppercase() || c == b'_')
+        })
+    })
+}
+
+/// The environment of a build from `b`: the variables the buildinfo recorded that dpkg
+/// records (others are listed in the second vector, for the log), over an empty environment.
 fn build_env(b: &Buildinfo) -> (Vec<(String, String)>, Vec<String>) {
-    let clear = [
-        "DEB_BUILD_OPTIONS",
-        "DEB_BUILD_PROFILES",
-        "SOURCE_DATE_EPOCH",
-        "MAKEFLAGS",
-        "MFLAGS",
-        "LANG",
-        "LANGUAGE",
-        "LC_ALL",
-        "LC_CTYPE",
-        "LC_COLLATE",
-        "LC_MESSAGES",
-        "LC_NUMERIC",
-        "LC_TIME",
-        "TZ",
-        "DEB_CFLAGS_APPEND",
-        "DEB_CPPFLAGS_APPEND",
-        "DEB_LDFLAGS_APPEND",
-    ];
-    (b.environment.clone(), clear.iter().map(|s| (*s).to_owned()).collect())
+    let mut env = Vec::new();
+    let mut refused = Vec::new();
+    for (k, v) in &b.environment {
+        if dpkg_records(k) {
+            env.push((k.clone(), v.clone()));
+        } else {
+            refused.push(k.clone());
+        }
+    }
+    (env, refused)
 }
 
 async fn local(job: &JobSpec, ctx: &mut Ctx<'_>) -> Outcome {
@@ -367,12 +393,30 @@ async fn build_in_tree(job: &JobSpec, ctx: &mut Ctx<'_>, tree: &Path) -> Outcome
         }
         let _ = ctx.log.note("added the recorded Binary-Only-Changes entry to debian/changelog");
     }
-    // 4. Build.
+    // 4. Build, as the build user when there is one: the tree, its output directory and a home
+    // become that user's; the node's key, token and other jobs stay out of reach.
+    if let Some(user) = &ctx.config.build_user {
+        let home = ctx.dir.join("home");
+        let out = tree.parent().unwrap_or(ctx.dir);
+        let owned = std::fs::create_dir_all(&home).and_then(|()| user.own_tree(&home)).and_then(|()| user.own_tree(out));
+        if let Err(e) = owned {
+            return io_failure(&format!("giving the build tree to the build user {}", user.name), e);
+        }
+        let _ = ctx.log.note(&format!("building as user {} (uid {})", user.name, user.uid));
+    }
     let mode = build_type(&b.architectures);
     let mut step = Step::new("dpkg-buildpackage", &["-us", "-uc", mode], tree);
-    let (env, clear) = build_env(b);
+    let (env, refused) = build_env(b);
+    if !refused.is_empty() {
+        let _ = ctx.log.note(&format!(
+            "not passed to the build (dpkg does not record them, so they are not part of the recorded build): {}",
+            refused.join(", ")
+        ));
+    }
     step.env = env;
-    step.env_remove = clear;
+    step.env.push(("HOME".into(), ctx.dir.join("home").to_string_lossy().into_owned()));
+    step.clean_env = true;
+    step.user = ctx.config.build_user.clone();
     let ended = match process::run(&step, ctx.log, ctx.config.build_timeout, ctx.cancel).await {
         Ok(e) => e,
         Err(e) => return io_failure("running dpkg-buildpackage", e),
@@ -585,7 +629,7 @@ async fn diffoscope(job: &JobSpec, files: &[Produced], ctx: &mut Ctx<'_>) -> Opt
             continue;
         };
         let orig = orig_dir.join(&f.name);
-        if let Err(e) = source::fetch_file(url, &orig).await {
+        if let Err(e) = source::fetch_file(url, &orig, ctx.cancel).await {
             let _ = ctx.log.note(&format!("diffoscope: cannot fetch the original {}: {e}", f.name));
             continue;
         }
@@ -622,6 +666,40 @@ mod tests {
         assert_eq!(build_type(&s(&["all"])), "-A");
         assert_eq!(build_type(&s(&["all", "amd64"])), "-b");
         assert_eq!(build_type(&s(&["source", "all", "amd64"])), "-b");
+    }
+
+    /// A buildinfo's Environment reaches the build only for the variables dpkg records: a
+    /// buildinfo naming LD_PRELOAD, PERL5OPT, BASH_ENV or PATH would otherwise run its author's
+    /// code on the node before the build starts.
+    #[test]
+    fn only_what_dpkg_records_reaches_the_build() {
+        let text = "Format: 1.0\nSource: hello\nBinary: hello\nArchitecture: amd64\nVersion: 2.10-3\n\
+                    Installed-Build-Depends:\n libc6 (= 2.36-9)\nEnvironment:\n DEB_BUILD_OPTIONS=\"parallel=2\"\n \
+                    LD_PRELOAD=\"/tmp/evil.so\"\n PERL5OPT=\"-Mevil\"\n BASH_ENV=\"/tmp/evil.sh\"\n PATH=\"/tmp/evil\"\n \
+                    DEB_CFLAGS_MAINT_APPEND=\"-O3\"\n LANG=\"C.UTF-8\"\n SOURCE_DATE_EPOCH=\"1700000000\"\n";
+        let b = Buildinfo::parse(text.as_bytes()).unwrap();
+        let (env, refused) = build_env(&b);
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["DEB_BUILD_OPTIONS", "DEB_CFLAGS_MAINT_APPEND", "LANG", "SOURCE_DATE_EPOCH"], "{env:?}");
+        assert_eq!(refused, ["LD_PRELOAD", "PERL5OPT", "BASH_ENV", "PATH"]);
+    }
+
+    /// The list is dpkg's own: compared with what the installed dpkg says it records.
+    #[test]
+    fn the_recorded_list_is_dpkgs() {
+        let out = std::process::Command::new("perl")
+            .args(["-MDpkg::BuildInfo=get_build_env_allowed", "-e", "print join(qq(\n), get_build_env_allowed())"])
+            .output();
+        let Some(out) = out.ok().filter(|o| o.status.success()) else {
+            assert!(std::env::var_os("CI").is_none(), "perl with Dpkg::BuildInfo (dpkg-dev) is needed in CI");
+            eprintln!("SKIPPING: no perl Dpkg::BuildInfo here");
+            return;
+        };
+        let dpkg: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+        let ours: Vec<String> = DPKG_RECORDED_ENV.iter().map(|s| (*s).to_owned()).collect();
+        assert_eq!(ours, dpkg);
+        assert!(dpkg_records("DEB_LDFLAGS_STRIP") && dpkg_records("DEB_CXXFLAGS_MAINT_PREPEND"));
+        assert!(!dpkg_records("DEB_X_APPEND") && !dpkg_records("DEB_CFLAGS") && !dpkg_records("LD_PRELOAD"));
     }
 
     fn job_with_build_path(path: &str) -> JobSpec {

@@ -83,6 +83,9 @@ pub struct FileConfig {
     pub keep_failed: Option<bool>,
     /// PEM file of the CA that signed the coordinator's TLS certificate (https:// servers).
     pub ca_cert: Option<PathBuf>,
+    /// The user the local backend builds as (default `nobody` when the node runs as root;
+    /// `self` builds as the node's own user).
+    pub build_user: Option<String>,
 }
 
 impl FileConfig {
@@ -127,6 +130,36 @@ pub struct Config {
     pub keep_failed: bool,
     /// CA certificate for TLS.
     pub ca_cert: Option<PathBuf>,
+    /// The user builds run as; `None`: the node's own user.
+    pub build_user: Option<crate::process::BuildUser>,
+}
+
+/// The build user for the configured name (`None`: not configured): `nobody` by default when
+/// the node runs as root, none (the node's own user) otherwise or for `self`.
+pub fn build_user(name: Option<&str>) -> Result<Option<crate::process::BuildUser>, ConfigError> {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let name = match name {
+        Some("self") => return Ok(None),
+        Some(n) => n,
+        None if root => defaults::BUILD_USER,
+        None => return Ok(None),
+    };
+    let user = crate::process::BuildUser::lookup(name).map_err(|message| ConfigError::Invalid { key: "build_user", message })?;
+    // SAFETY: geteuid cannot fail.
+    if !root && user.uid != unsafe { libc::geteuid() } {
+        return Err(ConfigError::Invalid {
+            key: "build_user",
+            message: format!("building as {name} needs the node to run as root (or use --build-user self)"),
+        });
+    }
+    if user.uid == 0 {
+        return Err(ConfigError::Invalid {
+            key: "build_user",
+            message: format!("{name} is root: builds would read the node's key; use an unprivileged user, e.g. nobody"),
+        });
+    }
+    Ok(Some(user))
 }
 
 /// Defaults.
@@ -143,6 +176,8 @@ pub mod defaults {
     pub const SHUTDOWN_GRACE: &str = "60s";
     /// debrebuild builder.
     pub const DEBREBUILD_BUILDER: &str = "sbuild+unshare";
+    /// The local backend's build user when the node runs as root.
+    pub const BUILD_USER: &str = "nobody";
 }
 
 /// Parse a duration such as `90s`, `30m`, `4h`, `1d` or a bare number of seconds.

@@ -68,6 +68,10 @@ struct Cli {
     /// CA certificate (PEM) for an https:// coordinator.
     #[arg(long, global = true, env = "DEBCOVER_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// The user the local backend builds as, so builds cannot read the node's key or token
+    /// (`self`: the node's own user) [default: nobody when run as root].
+    #[arg(long, global = true, env = "DEBCOVER_BUILD_USER")]
+    build_user: Option<String>,
     /// Log format.
     #[arg(long, global = true, env = "DEBCOVER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -137,6 +141,7 @@ fn resolve(cli: &Cli, needs_token: bool) -> Result<Config> {
         diffoscope: !cli.no_diffoscope && file.diffoscope.unwrap_or(true),
         keep_failed: cli.keep_failed || file.keep_failed.unwrap_or(false),
         ca_cert: cli.ca_cert.clone().or(file.ca_cert),
+        build_user: config::build_user(cli.build_user.clone().or(file.build_user).as_deref())?,
     })
 }
 
@@ -203,6 +208,7 @@ async fn run(cli: Cli) -> Result<()> {
                         "backend": b.as_str(), "available": r.is_ok(), "problem": r.as_ref().err(),
                     })).collect::<Vec<_>>(),
                     "diffoscope": backend::which("diffoscope").is_some() && config.diffoscope,
+                    "build_user": config.build_user.as_ref().map(|u| u.name.clone()),
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -212,6 +218,10 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("slots         {}", config.slots);
                 println!("architectures {}", config.architectures.join(", "));
                 println!("tags          {}", config.tags.join(", "));
+                match &config.build_user {
+                    Some(u) => println!("build user    {} (uid {}): builds cannot read the node's key or token", u.name, u.uid),
+                    None => println!("build user    the node's own: builds can read its key (run as root to build as nobody)"),
+                }
                 for (b, r) in &backends {
                     match r {
                         Ok(()) => println!("backend       {b}: ok"),
@@ -236,6 +246,12 @@ async fn run(cli: Cli) -> Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
+    if matches!(cli.command_, None | Some(Cmd::Run)) {
+        if let Err(e) = debcover_rebuilder::process::watchdog::start() {
+            eprintln!("debcover-rebuilder: cannot start the build watchdog: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

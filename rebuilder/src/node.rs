@@ -126,6 +126,38 @@ async fn register(c: &mut Client, config: &Config, key: &NodeKey, shutdown: &Shu
     }
 }
 
+/// Fail early, naming the directory and the fix, when `user` cannot pass through every
+/// directory above `work_dir` (a private temporary directory, a home at 0700): every build would
+/// fail otherwise.
+fn reachable_by(user: &crate::process::BuildUser, work_dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let abs = std::fs::canonicalize(work_dir).with_context(|| format!("cannot resolve {}", work_dir.display()))?;
+    for dir in abs.ancestors().skip(1) {
+        let meta = std::fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+        let mode = meta.mode();
+        let passes = if meta.uid() == user.uid {
+            mode & 0o100 != 0
+        } else if meta.gid() == user.gid {
+            mode & 0o010 != 0
+        } else {
+            mode & 0o001 != 0
+        };
+        if !passes {
+            anyhow::bail!(
+                "the build user {} cannot reach the work directory {}: {} is mode {:04o}. Let others through it \
+                 (chmod o+x {}), choose a --work-dir elsewhere (the default /var/lib/debcover-rebuilder works), \
+                 or build as the node's own user with --build-user self",
+                user.name,
+                work_dir.display(),
+                dir.display(),
+                mode & 0o7777,
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Run the node until `shutdown` (or a fatal error).
 pub async fn run(config: Config, key: NodeKey, shutdown: Shutdown) -> Result<()> {
     for b in &config.backends {
@@ -133,6 +165,19 @@ pub async fn run(config: Config, key: NodeKey, shutdown: Shutdown) -> Result<()>
     }
     let jobs_dir = config.work_dir.join("jobs");
     std::fs::create_dir_all(&jobs_dir).with_context(|| format!("cannot create {}", jobs_dir.display()))?;
+    if let Some(user) = &config.build_user {
+        reachable_by(user, &config.work_dir)?;
+        // The build user must reach its job's directory, not list or read anything else here
+        // (the key stays 0600).
+        for d in [&config.work_dir, &jobs_dir] {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(d).map(|m| m.permissions().mode()).unwrap_or(0o700);
+            if mode & 0o001 == 0 {
+                std::fs::set_permissions(d, std::fs::Permissions::from_mode((mode & 0o7777) | 0o011))
+                    .with_context(|| format!("cannot let the build user through {}", d.display()))?;
+            }
+        }
+    }
     // Leftovers of a previous run that was killed: their leases have expired or will.
     if let Ok(entries) = std::fs::read_dir(&jobs_dir) {
         for e in entries.flatten() {

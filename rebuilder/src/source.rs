@@ -63,26 +63,71 @@ fn http_client() -> Result<reqwest::Client, SourceError> {
         .map_err(|e| SourceError::Fetch(format!("cannot set up HTTP: {e}")))
 }
 
+/// How long a download may go without receiving a byte before it is abandoned.
+const STALL_LIMIT: Duration = Duration::from_secs(60);
+
 /// Fetch `url` into `dest`, returning its size and SHA-256. Supports http(s):// and file://.
-async fn download(client: &reqwest::Client, url: &str, dest: &Path) -> Result<(u64, String), SourceError> {
+/// Every source is read in chunks, at most [`MAX_SOURCE_FILE`] bytes, abandoned after
+/// [`STALL_LIMIT`] without progress, and stopped when `cancel` fires.
+async fn download(
+    client: &reqwest::Client,
+    url: &str,
+    dest: &Path,
+    cancel: &CancellationToken,
+) -> Result<(u64, String), SourceError> {
+    use tokio::io::AsyncReadExt;
     let fetch = |e: String| SourceError::Fetch(format!("fetching {url}: {e}"));
+    let too_large = || SourceError::Integrity(format!("{url} is larger than {MAX_SOURCE_FILE} bytes"));
+    let stalled = || SourceError::Fetch(format!("fetching {url}: no data for {} s", STALL_LIMIT.as_secs()));
     let mut out = tokio::fs::File::create(dest).await.map_err(|e| fetch(e.to_string()))?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     if let Some(path) = url.strip_prefix("file://") {
-        let bytes = tokio::fs::read(path).await.map_err(|e| fetch(e.to_string()))?;
-        hasher.update(&bytes);
-        size = bytes.len() as u64;
-        out.write_all(&bytes).await.map_err(|e| fetch(e.to_string()))?;
+        let meta = tokio::fs::metadata(path).await.map_err(|e| fetch(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(fetch("not a regular file".into()));
+        }
+        let file = tokio::fs::File::open(path).await.map_err(|e| fetch(e.to_string()))?;
+        // One byte past the cap is enough to know it is exceeded.
+        let mut file = file.take(MAX_SOURCE_FILE + 1);
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = tokio::select! {
+                r = file.read(&mut buf) => r.map_err(|e| fetch(e.to_string()))?,
+                _ = cancel.cancelled() => return Err(SourceError::Cancelled),
+            };
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            if size > MAX_SOURCE_FILE {
+                return Err(too_large());
+            }
+            hasher.update(&buf[..n]);
+            out.write_all(&buf[..n]).await.map_err(|e| fetch(e.to_string()))?;
+        }
     } else if url.starts_with("http://") || url.starts_with("https://") {
-        let mut resp = client.get(url).send().await.map_err(|e| fetch(e.to_string()))?;
+        let mut resp = tokio::select! {
+            r = tokio::time::timeout(STALL_LIMIT, client.get(url).send()) => {
+                r.map_err(|_| stalled())?.map_err(|e| fetch(e.to_string()))?
+            }
+            _ = cancel.cancelled() => return Err(SourceError::Cancelled),
+        };
         if !resp.status().is_success() {
             return Err(fetch(format!("HTTP {}", resp.status())));
         }
-        while let Some(chunk) = resp.chunk().await.map_err(|e| fetch(e.to_string()))? {
+        if resp.content_length().is_some_and(|n| n > MAX_SOURCE_FILE) {
+            return Err(too_large());
+        }
+        loop {
+            let chunk = tokio::select! {
+                r = tokio::time::timeout(STALL_LIMIT, resp.chunk()) => r.map_err(|_| stalled())?.map_err(|e| fetch(e.to_string()))?,
+                _ = cancel.cancelled() => return Err(SourceError::Cancelled),
+            };
+            let Some(chunk) = chunk else { break };
             size += chunk.len() as u64;
             if size > MAX_SOURCE_FILE {
-                return Err(SourceError::Integrity(format!("{url} is larger than {MAX_SOURCE_FILE} bytes")));
+                return Err(too_large());
             }
             hasher.update(&chunk);
             out.write_all(&chunk).await.map_err(|e| fetch(e.to_string()))?;
@@ -95,8 +140,8 @@ async fn download(client: &reqwest::Client, url: &str, dest: &Path) -> Result<(u
 }
 
 /// Fetch one file (an original package for comparison) from `url` into `dest`.
-pub async fn fetch_file(url: &str, dest: &Path) -> Result<(u64, String), SourceError> {
-    download(&http_client()?, url, dest).await
+pub async fn fetch_file(url: &str, dest: &Path, cancel: &CancellationToken) -> Result<(u64, String), SourceError> {
+    download(&http_client()?, url, dest, cancel).await
 }
 
 /// Fetch the source package into `dir`; returns the path of the .dsc.
@@ -132,7 +177,7 @@ pub async fn fetch(
         return Err(SourceError::Fetch(format!("source URL {:?} has no directory", req.dsc_url)));
     };
     let dsc = dir.join(&name);
-    let (_, sha) = download(&client, &req.dsc_url, &dsc).await?;
+    let (_, sha) = download(&client, &req.dsc_url, &dsc, cancel).await?;
     let _ = log.note(&format!("fetched {} (sha256 {sha})", req.dsc_url));
     if !req.dsc_sha256.is_empty() && !req.dsc_sha256.eq_ignore_ascii_case(&sha) {
         return Err(SourceError::Integrity(format!(
@@ -160,7 +205,7 @@ pub async fn fetch(
             return Err(SourceError::Cancelled);
         }
         let url = format!("{base}/{file}");
-        let (size, sha) = download(&client, &url, &dir.join(file)).await?;
+        let (size, sha) = download(&client, &url, &dir.join(file), cancel).await?;
         if size != *want_size || sha != *want_sha {
             return Err(SourceError::Integrity(format!(
                 "{url}: {size} bytes with SHA-256 {sha}, but the .dsc lists {want_size} bytes with {want_sha}"
@@ -191,6 +236,33 @@ pub async fn unpack(dsc: &Path, dest: &Path, log: &mut Log, cancel: &Cancellatio
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A download from a server that never answers ends when the job is cancelled, and a
+    /// file:// URL that is not a regular file (a FIFO would block, a device would never end)
+    /// is refused.
+    #[tokio::test]
+    async fn downloads_are_cancellable_and_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/x.dsc", listener.local_addr().unwrap());
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            c.cancel();
+        });
+        let t = std::time::Instant::now();
+        let r = download(&http_client().unwrap(), &url, &dir.path().join("x"), &cancel).await;
+        assert!(matches!(r, Err(SourceError::Cancelled)), "{r:?}");
+        assert!(t.elapsed() < Duration::from_secs(10));
+        drop(listener);
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let r = download(&http_client().unwrap(), &format!("file://{}", fifo.display()), &dir.path().join("y"), &CancellationToken::new()).await;
+        assert!(matches!(&r, Err(SourceError::Fetch(m)) if m.contains("not a regular file")), "{r:?}");
+        let r = download(&http_client().unwrap(), "file:///dev/zero", &dir.path().join("z"), &CancellationToken::new()).await;
+        assert!(matches!(&r, Err(SourceError::Fetch(m)) if m.contains("not a regular file")), "{r:?}");
+    }
 
     #[test]
     fn dsc_names_drop_the_epoch() {
