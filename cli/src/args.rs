@@ -388,6 +388,11 @@ pub struct ServeArgs {
     /// of --buildinfo-keyring).
     #[arg(long, env = "DEBCOVER_SIGNATURE_POLICY", value_name = "any|signed|known")]
     pub signature_policy: Option<String>,
+
+    /// Most paragraphs accepted in one archive index (bounds the coordinator's memory during
+    /// an import; the largest Debian index has about 66,000) [default: 250000].
+    #[arg(long, env = "DEBCOVER_MAX_INDEX_ENTRIES", value_name = "N")]
+    pub max_index_entries: Option<usize>,
 }
 
 #[derive(Subcommand)]

@@ -47,6 +47,10 @@ pub async fn run(a: ServeArgs, ctx: &Ctx) -> Result<()> {
     settings.database = redact(&cfg.db);
     settings.closed_reads = a.closed_reads || file.closed_reads.unwrap_or(false);
     settings.signatures = signatures(a.buildinfo_keyrings, a.signature_policy, file)?;
+    if let Some(n) = a.max_index_entries {
+        anyhow::ensure!(n > 0, "--max-index-entries must be at least 1");
+        settings.limits.max_index_entries = n;
+    }
     let grpc = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {} (is another coordinator running? set --listen)", cfg.listen))?;

@@ -29,7 +29,15 @@ pub struct Limits {
     pub max_index_bytes: u64,
     /// Largest archive index after decompression, in bytes.
     pub max_index_decompressed: u64,
+    /// Most paragraphs in one archive index. An index is parsed whole before it is applied in
+    /// one transaction, so this bounds the coordinator's memory for any input: a small
+    /// compressed file of tiny valid paragraphs otherwise expands into millions of entries.
+    pub max_index_entries: usize,
 }
+
+/// Default [`Limits::max_index_entries`]: four times the largest Debian index (sid's amd64
+/// `Packages`, about 66,000 paragraphs in 2026).
+pub const MAX_INDEX_ENTRIES: usize = 250_000;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -37,6 +45,7 @@ impl Default for Limits {
             max_buildinfo_bytes: MAX_BUILDINFO_BYTES,
             max_index_bytes: 512 * 1024 * 1024,
             max_index_decompressed: compress::DEFAULT_MAX_DECOMPRESSED,
+            max_index_entries: MAX_INDEX_ENTRIES,
         }
     }
 }
@@ -165,6 +174,14 @@ pub fn read_index<R: Read, T>(
         let mut entries = Vec::new();
         for p in Paragraphs::new(decompressed) {
             let p = p.map_err(|e| e.in_file(name))?;
+            if entries.len() == limits.max_index_entries {
+                return Err(ParseError::new(format!(
+                    "more than {} paragraphs: refused (the largest Debian index has about 66,000; \
+                     raise --max-index-entries if this index is real)",
+                    limits.max_index_entries
+                ))
+                .in_file(name));
+            }
             entries.push(parse(&p).map_err(|e| e.in_file(name))?);
         }
         entries

@@ -2,13 +2,19 @@
 //! decompressed bytes so a small malicious file cannot expand without bound.
 //!
 //! gzip goes through [`flate2::bufread::MultiGzDecoder`] and xz through
-//! [`xz2::bufread::XzDecoder::new_multi_decoder`], so concatenated members/streams (as written
+//! a concatenated xz stream decoder with a memory limit, so members/streams (as written
 //! by `pigz`, `pixz` or `cat a.gz b.gz`) are read to the end.
 
 use std::io::{BufRead, BufReader, Cursor, Read};
 
-/// Default cap on decompressed bytes for one archive index (2 GiB).
-pub const DEFAULT_MAX_DECOMPRESSED: u64 = 2 * 1024 * 1024 * 1024;
+/// Default cap on decompressed bytes for one archive index (1 GiB: the largest Debian index,
+/// sid's amd64 `Packages`, is about 60 MiB).
+pub const DEFAULT_MAX_DECOMPRESSED: u64 = 1024 * 1024 * 1024;
+
+/// The most memory the xz decoder may use (its dictionary, mostly). `xz -9` needs 65 MiB to
+/// decode; without a limit an 80-byte header asking for a 1.5 GiB dictionary makes the
+/// decoder allocate it.
+pub const XZ_MEMORY_LIMIT: u64 = 128 * 1024 * 1024;
 
 /// The compression detected from the first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,12 +67,31 @@ pub fn open<'a, R: BufRead + 'a>(
         Compression::Gzip => {
             Box::new(BufReader::new(Capped::new(flate2::bufread::MultiGzDecoder::new(whole), max)))
         }
-        Compression::Xz => Box::new(BufReader::new(Capped::new(
-            xz2::bufread::XzDecoder::new_multi_decoder(whole),
-            max,
-        ))),
+        Compression::Xz => {
+            let stream = xz2::stream::Stream::new_stream_decoder(XZ_MEMORY_LIMIT, xz2::stream::CONCATENATED)
+                .map_err(|e| std::io::Error::other(format!("cannot start the xz decoder: {e}")))?;
+            Box::new(BufReader::new(Capped::new(MemLimited(xz2::bufread::XzDecoder::new_stream(whole, stream)), max)))
+        }
     };
     Ok((kind, out))
+}
+
+/// The xz decoder's "memory usage limit reached" as a clear `InvalidData` error.
+struct MemLimited<R>(R);
+
+impl<R: Read> Read for MemLimited<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).map_err(|e| {
+            if e.to_string().contains("memory limit") || e.to_string().contains("memory usage limit") {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("the xz data needs more than {} MiB of memory to decode (refused)", XZ_MEMORY_LIMIT >> 20),
+                )
+            } else {
+                e
+            }
+        })
+    }
 }
 
 /// Decompress a whole in-memory buffer (for small inputs such as one buildinfo), capped at `max`.
@@ -163,6 +188,24 @@ mod tests {
             let err = decompress_all(&bytes, 9_999).unwrap_err();
             assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
         }
+    }
+
+    /// A tiny xz file whose header asks for a 1.5 GiB dictionary is refused before the decoder
+    /// allocates it.
+    #[test]
+    fn xz_decoder_memory_is_limited() {
+        let mut opts = xz2::stream::LzmaOptions::new_preset(6).unwrap();
+        opts.dict_size(1536 << 20);
+        let mut filters = xz2::stream::Filters::new();
+        filters.lzma2(&opts);
+        let stream = xz2::stream::Stream::new_stream_encoder(&filters, xz2::stream::Check::Crc64).unwrap();
+        let mut e = xz2::write::XzEncoder::new_stream(Vec::new(), stream);
+        e.write_all(&b"Package: a\n\n".repeat(10)).unwrap();
+        let bytes = e.finish().unwrap();
+        assert!(bytes.len() < 200, "{}", bytes.len());
+        let err = decompress_all(&bytes, DEFAULT_MAX_DECOMPRESSED).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+        assert!(err.to_string().contains("memory"), "{err}");
     }
 
     #[test]

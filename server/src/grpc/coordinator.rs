@@ -50,6 +50,14 @@ fn file_outcome(o: FileOutcome) -> pb::FileOutcome {
     }
 }
 
+/// The refusal of a stream that sent nothing for too long.
+fn idle_status(call: &str) -> Status {
+    Status::deadline_exceeded(format!(
+        "{call}: no message for {} s; the stream is ended (send the first message right away, and keep sending)",
+        super::IDLE_STREAM_LIMIT.as_secs()
+    ))
+}
+
 /// Files in the parsed batches of a group (failed batches count for nothing).
 fn group_files(group: &[Result<ParsedBatch, Status>]) -> usize {
     group.iter().map(|b| b.as_ref().map_or(0, Vec::len)).sum()
@@ -64,8 +72,27 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
         request: Request<Streaming<pb::BuildinfoBatch>>,
     ) -> Result<Response<Self::IngestBuildinfosStream>, Status> {
         let who = authorized(&self.0, request.metadata(), Role::Ingest, "ingest").await?;
+        // The slot is taken once the first batch has arrived: streams that open and send
+        // nothing hold no slot, and are ended after IDLE_STREAM_LIMIT.
+        let mut stream = request.into_inner();
+        let first = match tokio::time::timeout(super::IDLE_STREAM_LIMIT, stream.message()).await {
+            Err(_) => return Err(idle_status("IngestBuildinfos")),
+            Ok(Err(s)) => return Err(s),
+            Ok(Ok(None)) => return Ok(Response::new(Box::pin(futures::stream::empty()))),
+            Ok(Ok(Some(b))) => b,
+        };
         let permit =
             self.0.ingest_slots.clone().acquire_owned().await.map_err(|_| Status::unavailable("server is shutting down"))?;
+        let rest = futures::stream::unfold(Some(stream), |stream| async move {
+            let mut stream = stream?;
+            match tokio::time::timeout(super::IDLE_STREAM_LIMIT, stream.message()).await {
+                Err(_) => Some((Err(idle_status("IngestBuildinfos")), None)),
+                Ok(Ok(Some(b))) => Some((Ok(b), Some(stream))),
+                Ok(Ok(None)) => None,
+                Ok(Err(s)) => Some((Err(s), None)),
+            }
+        });
+        let batches = futures::stream::once(async move { Ok(first) }).chain(rest).boxed();
         let limits = self.0.settings.limits;
         let signatures = self.0.settings.signatures.clone();
         let c = self.0.clone();
@@ -73,7 +100,7 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
         // Stage 1 parses batches on blocking threads, two at a time, in order; stage 2 (this
         // task) writes each parsed batch in one transaction and answers. Parsing of batch N+1
         // overlaps the write of batch N.
-        let parsed = request.into_inner().map(move |batch| {
+        let parsed = batches.map(move |batch: Result<pb::BuildinfoBatch, Status>| {
             let signatures = signatures.clone();
             async move {
             let batch = batch?;
@@ -174,10 +201,14 @@ impl<S: Store> pb::coordinator_server::Coordinator for Api<S> {
         request: Request<Streaming<pb::ArchiveChunk>>,
     ) -> Result<Response<pb::ArchiveOutcome>, Status> {
         let who = authorized(&self.0, request.metadata(), Role::Ingest, "ingest archive").await?;
+        let mut stream = request.into_inner();
+        // As for buildinfos: no slot before the header, and the header must come soon.
+        let first = tokio::time::timeout(super::IDLE_STREAM_LIMIT, stream.message())
+            .await
+            .map_err(|_| idle_status("IngestArchive"))??;
         let _permit =
             self.0.ingest_slots.clone().acquire_owned().await.map_err(|_| Status::unavailable("server is shutting down"))?;
-        let mut stream = request.into_inner();
-        let header = match stream.message().await? {
+        let header = match first {
             Some(pb::ArchiveChunk { chunk: Some(pb::archive_chunk::Chunk::Header(h)) }) => h,
             _ => {
                 return Err(Status::invalid_argument("the first message of IngestArchive must be a header"));

@@ -29,6 +29,17 @@ mod stream_reader;
 
 pub use debcover_wire::{MAX_ADMIN_MESSAGE_BYTES, MAX_MESSAGE_BYTES, MAX_NODE_MESSAGE_BYTES};
 
+/// The longest any call may run (a whole-archive import on a slow database included).
+pub const CALL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Concurrent streams (calls) one HTTP/2 connection may have open.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
+
+/// How long an ingestion stream may go without a message before it is ended (its slot goes
+/// to the next client). The first message must come within this time too, and no slot is
+/// held before it.
+pub const IDLE_STREAM_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Serve every gRPC service of `c` on `listener` until `shutdown` is cancelled; over TLS when
@@ -39,7 +50,16 @@ pub async fn serve<S: Store>(
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: CancellationToken,
 ) -> Result<(), tonic::transport::Error> {
-    let mut builder = tonic::transport::Server::builder();
+    // Bounds on what one client can hold: a deadline on every call (a client's shorter
+    // grpc-timeout wins), HTTP/2 pings that find dead peers behind idle connections, and a cap
+    // on the streams one connection may open, so a client that opens streams and sends
+    // nothing holds a bounded share of the coordinator.
+    let mut builder = tonic::transport::Server::builder()
+        .timeout(CALL_DEADLINE)
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
+        .concurrency_limit_per_connection(MAX_STREAMS_PER_CONNECTION as usize);
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }

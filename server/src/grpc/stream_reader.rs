@@ -20,7 +20,16 @@ impl ChunkReader {
         let (tx, rx) = mpsc::channel(8);
         tokio::spawn(async move {
             loop {
-                let item = match stream.message().await {
+                let Ok(next) = tokio::time::timeout(super::IDLE_STREAM_LIMIT, stream.message()).await else {
+                    let _ = tx
+                        .send(Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no data for {} s: the upload stalled", super::IDLE_STREAM_LIMIT.as_secs()),
+                        )))
+                        .await;
+                    break;
+                };
+                let item = match next {
                     Ok(Some(pb::ArchiveChunk { chunk: Some(pb::archive_chunk::Chunk::Data(d)) })) => Ok(d),
                     Ok(Some(_)) => Err(std::io::Error::new(
                         std::io::ErrorKind::InvalidData,

@@ -110,6 +110,13 @@ pub fn valid_name(what: &str, s: &str) -> Result<()> {
     }
 }
 
+/// Most architectures one node may register (Debian has about 25, ports included).
+pub const MAX_NODE_ARCHITECTURES: usize = 64;
+/// Most backends one node may register.
+pub const MAX_NODE_BACKENDS: usize = 16;
+/// Most tags one node may register.
+pub const MAX_NODE_TAGS: usize = 64;
+
 /// Register `node` (authenticated by the token whose digest is `token_sha256`): check its proof
 /// of possession of the key and what it declares; returns what was recorded.
 pub async fn register<S: Store>(c: &Coordinator<S>, node: &NodeRecord, token_sha256: &str, r: Registration) -> Result<NodeCaps> {
@@ -119,6 +126,17 @@ pub async fn register<S: Store>(c: &Coordinator<S>, node: &NodeRecord, token_sha
             tracing::warn!(operator = %node.operator, node = %node.name, error = %e, "registration refused");
             Error::Invalid(e)
         })?;
+    // Bounded before anything is stored: each value becomes a row (and a bound variable of
+    // one statement) in the store.
+    for (field, n, max) in [
+        ("architectures", r.architectures.len(), MAX_NODE_ARCHITECTURES),
+        ("backends", r.backends.len(), MAX_NODE_BACKENDS),
+        ("tags", r.tags.len(), MAX_NODE_TAGS),
+    ] {
+        if n > max {
+            return Err(Error::Invalid(format!("{field}: {n} given, at most {max} are accepted")));
+        }
+    }
     let arches = rebuild::normalise(r.architectures.iter().map(|a| rebuild::canonical_arch(a)));
     if arches.is_empty() {
         return Err(Error::Invalid("architectures: at least one is required".into()));

@@ -93,9 +93,32 @@ pub async fn serve<S: Store>(
     if c.settings.closed_reads {
         app = app.layer(axum::middleware::from_fn_with_state(c, gate::<S>));
     }
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_WEB_REQUESTS));
+    app = app.layer(axum::middleware::from_fn(move |request: axum::extract::Request, next: axum::middleware::Next| {
+        let slots = slots.clone();
+        async move { bounded(slots, request, next).await }
+    }));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
+}
+
+/// Requests the web views serve at once; more are answered 503 at once rather than queued.
+const MAX_WEB_REQUESTS: usize = 64;
+
+/// The longest one web request may take (a large Buildinfo.xz included).
+const WEB_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Every request: a slot among [`MAX_WEB_REQUESTS`] and at most [`WEB_DEADLINE`], so scrapers
+/// and slow clients cannot take the coordinator's memory or its database connections.
+async fn bounded(slots: Arc<tokio::sync::Semaphore>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let Ok(_slot) = slots.try_acquire_owned() else {
+        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, "too many requests at once; retry shortly\n").into_response();
+    };
+    match tokio::time::timeout(WEB_DEADLINE, next.run(request)).await {
+        Ok(r) => r,
+        Err(_) => (axum::http::StatusCode::GATEWAY_TIMEOUT, "the request took too long and was stopped\n").into_response(),
+    }
 }
 
 /// Closed reads: the request must carry a credential the coordinator knows (any role).
