@@ -104,9 +104,16 @@ pub fn read_blob(root: &Path, kind: BlobKind, sha256: &str) -> Result<Option<Vec
     }
 }
 
+/// What the writing task receives: data, then `End`. A channel closed without `End` (the
+/// writer dropped mid-stream) stores nothing.
+enum Piece {
+    Data(Vec<u8>),
+    End,
+}
+
 /// A blob being written: feed chunks with [`BlobWriter::write`], then [`BlobWriter::finish`].
 pub struct BlobWriter {
-    tx: Option<mpsc::Sender<Vec<u8>>>,
+    tx: Option<mpsc::Sender<Piece>>,
     task: tokio::task::JoinHandle<Result<Option<String>, CasError>>,
     written: u64,
     cap: u64,
@@ -116,7 +123,7 @@ pub struct BlobWriter {
 impl BlobWriter {
     /// Start a blob of `kind` under `root`, refusing more than `cap` bytes.
     pub fn start(root: &Path, kind: BlobKind, cap: u64) -> BlobWriter {
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4);
+        let (tx, mut rx) = mpsc::channel::<Piece>(4);
         let root = root.to_path_buf();
         let task = tokio::task::spawn_blocking(move || -> Result<Option<String>, CasError> {
             let tmp_dir = root.join("cas").join("tmp");
@@ -133,16 +140,26 @@ impl BlobWriter {
             } else {
                 Box::new(std::io::BufWriter::new(file))
             };
-            while let Some(chunk) = rx.blocking_recv() {
-                any = true;
-                hasher.update(&chunk);
-                sink.write_all(&chunk).map_err(io)?;
+            loop {
+                match rx.blocking_recv() {
+                    Some(Piece::Data(chunk)) => {
+                        any = true;
+                        hasher.update(&chunk);
+                        sink.write_all(&chunk).map_err(io)?;
+                    }
+                    Some(Piece::End) => break,
+                    // The writer was dropped before `finish`: the stream that fed it failed.
+                    // Nothing is stored; the temporary file goes with `tmp`.
+                    None => return Err(CasError::Stopped),
+                }
             }
             sink.flush().map_err(io)?;
             drop(sink);
             if !any {
                 return Ok(None);
             }
+            // On disk before it has a name: a blob a row points to survives a power loss.
+            tmp.as_file().sync_all().map_err(io)?;
             let sha = hex::encode(hasher.finalize());
             let dest = blob_path(&root, kind, &sha);
             if let Some(dir) = dest.parent() {
@@ -150,6 +167,12 @@ impl BlobWriter {
             }
             if !dest.exists() {
                 tmp.persist(&dest).map_err(|e| CasError::Io { what: "rename into", path: dest.clone(), source: e.error })?;
+                // The rename itself is durable once its directory is synced.
+                if let Some(dir) = dest.parent() {
+                    std::fs::File::open(dir)
+                        .and_then(|d| d.sync_all())
+                        .map_err(|source| CasError::Io { what: "sync", path: dir.to_path_buf(), source })?;
+                }
             }
             Ok(Some(sha))
         });
@@ -163,7 +186,7 @@ impl BlobWriter {
             return Err(CasError::TooLarge { kind: self.kind.describe(), cap: self.cap });
         }
         let tx = self.tx.as_ref().ok_or(CasError::Stopped)?;
-        if tx.send(chunk).await.is_err() {
+        if tx.send(Piece::Data(chunk)).await.is_err() {
             // The writer failed: its error is the one to report.
             self.tx = None;
             return match (&mut self.task).await {
@@ -186,7 +209,10 @@ impl BlobWriter {
 
     /// Close the blob; returns its SHA-256, or None when nothing was written.
     pub async fn finish(mut self) -> Result<Option<String>, CasError> {
-        self.tx = None;
+        if let Some(tx) = self.tx.take() {
+            // A failed send means the task already ended; its result says why.
+            let _ = tx.send(Piece::End).await;
+        }
         match self.task.await {
             Ok(r) => r,
             Err(_) => Err(CasError::Stopped),
@@ -210,6 +236,31 @@ mod tests {
         assert_eq!(blob_path(dir.path(), BlobKind::Attestation, &sha), path);
         assert_eq!(read_blob(dir.path(), BlobKind::Attestation, &sha).unwrap().unwrap(), link);
         assert_eq!(read_blob(dir.path(), BlobKind::Attestation, &"0".repeat(64)).unwrap(), None);
+    }
+
+    /// A writer dropped before `finish` (its report stream failed) leaves no blob and no
+    /// temporary file behind.
+    #[tokio::test]
+    async fn an_aborted_blob_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = BlobWriter::start(dir.path(), BlobKind::Log, 1 << 20);
+        w.write(b"half of a log".to_vec()).await.unwrap();
+        drop(w);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let mut left = Vec::new();
+        for entry in walk(&dir.path().join("cas")) {
+            left.push(entry);
+        }
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+        }
+        out
     }
 
     #[tokio::test]

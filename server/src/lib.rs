@@ -64,6 +64,9 @@ pub async fn run<S: Store>(listeners: Listeners, store: S, settings: Settings, s
             stop.cancel();
         })
     };
+    // Finish what a coordinator that stopped mid-report left undone (before serving, so that
+    // answers already include those builds).
+    ops::report::redo_produced(&c).await;
     let reclaimer = tokio::spawn(ops::scheduler::reclaimer(
         c.clone(),
         ops::scheduler::reclaim_interval(c.settings.policy.lease_ttl),

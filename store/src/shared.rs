@@ -710,6 +710,38 @@ macro_rules! rebuild_store {
                 Ok(Ok(next.expires.unwrap_or(now)))
             }
 
+            async fn produced_not_ingested(
+                &self,
+                limit: u32,
+            ) -> Result<Vec<debcover_core::rebuild::ProducedBuildinfo>, $crate::StoreError> {
+                use $crate::rows::Get;
+                let sql = $crate::shared::sql!(
+                    $store,
+                    "SELECT a.job_id AS job_id, a.fence AS fence, a.buildinfo_sha256 AS sha256,
+                        o.name AS operator, n.name AS node, j.build_id AS build_id
+                     FROM rebuild_attempts a
+                     JOIN rebuild_jobs j ON j.id = a.job_id
+                     JOIN rebuild_nodes n ON n.id = a.node_id
+                     JOIN rebuild_operators o ON o.id = a.operator_id
+                     WHERE a.buildinfo_sha256 IS NOT NULL AND a.outcome IN ('reproducible', 'unreproducible')
+                       AND NOT EXISTS (SELECT 1 FROM builds b WHERE b.sha256 = a.buildinfo_sha256)
+                     ORDER BY a.id LIMIT $1"
+                );
+                let rows = sqlx::query(sql).bind(i64::from(limit)).fetch_all(self.reader()).await.db()?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(debcover_core::rebuild::ProducedBuildinfo {
+                            job_id: r.int("job_id")?,
+                            fence: r.int("fence")?,
+                            sha256: r.text("sha256")?,
+                            operator: r.text("operator")?,
+                            node: r.text("node")?,
+                            build_id: r.int("build_id")?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn release_parked(
                 &self,
                 source: &str,

@@ -632,6 +632,24 @@ pub fn judge(original: &[(String, Option<String>)], archive: &[ArchiveFile], reb
     (outcome, verdicts)
 }
 
+/// A produced buildinfo recorded with a built result (see
+/// `RebuildStore::produced_not_ingested`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducedBuildinfo {
+    /// The job.
+    pub job_id: i64,
+    /// The attempt's fencing token.
+    pub fence: i64,
+    /// SHA-256 of the buildinfo (its blob in the content store, and the build it becomes).
+    pub sha256: String,
+    /// The node's operator.
+    pub operator: String,
+    /// The node.
+    pub node: String,
+    /// The build the job rebuilds (`builds.id`): the produced build's `rebuild_of`.
+    pub build_id: i64,
+}
+
 /// A job's lease as a report needs it: who holds it with which token, and what the original
 /// build produced.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -54,6 +54,9 @@ pub enum StoreError {
     /// Stored data that cannot be decoded (corruption, or a bug).
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// A setting of the database connection is wrong (names the setting and its values).
+    #[error("database setting {0}")]
+    Setting(String),
 }
 
 /// Every storage trait: what the coordinator's server needs of its database. Implemented for

@@ -36,6 +36,15 @@ pub trait RebuildStore: Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Produced buildinfos of built results that are not builds yet, oldest first, at most
+    /// `limit`: what a coordinator that stopped between recording a result and ingesting the
+    /// buildinfo it produced ingests again when it starts (the blob is in the content store,
+    /// written and synced before the result's transaction).
+    fn produced_not_ingested(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<crate::rebuild::ProducedBuildinfo>, StoreError>> + Send;
+
     /// Queue parked jobs again with fresh budgets ([`crate::rebuild::JobEvent::Release`]): the job
     /// `job_id`, or every parked job of `source` (of `version`, binary or source, when given). A
     /// build with a job queued or leased already is skipped, as is a second parked job of one

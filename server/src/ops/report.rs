@@ -180,6 +180,55 @@ pub async fn record<S: Store>(c: &Coordinator<S>, node: &NodeRecord, job: Arc<Le
     Ok(Recorded { report, verdicts, state })
 }
 
+/// Ingest the produced buildinfos of recorded built results that are not builds yet. A
+/// result's transaction records the SHA-256 of the buildinfo its node produced (the blob was
+/// synced to the content store before); the build is ingested right after, in a second
+/// transaction. A coordinator killed between the two finds the difference here when it
+/// starts, and ingests what is missing from the blob: nothing a node was told is recorded
+/// goes missing. Failures are logged; the next start tries again.
+pub async fn redo_produced<S: Store>(c: &Coordinator<S>) {
+    let missing = match c.store.produced_not_ingested(10_000).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list produced buildinfos to ingest again");
+            return;
+        }
+    };
+    for p in missing {
+        let origin = format!("rebuild:{}/{}:job-{}:fence-{}", p.operator, p.node, p.job_id, p.fence);
+        let bytes = match crate::cas::read_blob(&c.settings.data_dir, crate::cas::BlobKind::Buildinfo, &p.sha256) {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                tracing::error!(origin = %origin, sha256 = %p.sha256, "a recorded produced buildinfo is not in the content store");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(origin = %origin, error = %e, "cannot read a recorded produced buildinfo");
+                continue;
+            }
+        };
+        let limits = debcover_core::ingest::Limits::default();
+        let name = origin.clone();
+        let prepared = tokio::task::spawn_blocking(move || debcover_core::ingest::Preparer::new(limits).prepare(&name, &bytes)).await;
+        let mut nb = match prepared {
+            Ok(Ok(nb)) => nb,
+            Ok(Err(e)) => {
+                tracing::error!(origin = %origin, error = %e, "a recorded produced buildinfo does not parse");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(origin = %origin, error = %e, "parser task failed");
+                continue;
+            }
+        };
+        nb.rebuild_of = Some(p.build_id);
+        match super::ingest::write_batch(c, vec![(origin.clone(), Ok(nb))]).await {
+            Ok(_) => tracing::info!(origin = %origin, "produced buildinfo ingested after a restart (its result was recorded before the stop)"),
+            Err(e) => tracing::error!(origin = %origin, error = %e, "ingesting a recorded produced buildinfo failed"),
+        }
+    }
+}
+
 /// Parse a produced .buildinfo (on a blocking thread) as a build reproducing `job`'s: it must
 /// parse, and name the job's source and version.
 async fn prepare_produced(origin: String, bytes: Vec<u8>, job: &LeaseView) -> Result<NewBuild> {

@@ -62,6 +62,18 @@ async fn checkpointer(mut conn: SqliteConnection, mut wake: tokio::sync::mpsc::R
     let _ = sqlx::Connection::close(conn).await;
 }
 
+/// `synchronous=FULL` by default: in WAL mode every commit is on disk before it returns, so an
+/// acknowledged result survives a power loss (NORMAL can undo the last commits then; it is
+/// still safe against a crash of the process). `DEBCOVER_SQLITE_SYNCHRONOUS=normal` trades
+/// that for throughput (BENCHMARKS.md, "Hostile conditions", measures the difference).
+fn synchronous() -> Result<SqliteSynchronous, StoreError> {
+    match std::env::var("DEBCOVER_SQLITE_SYNCHRONOUS").ok().as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("") | Some("full") => Ok(SqliteSynchronous::Full),
+        Some("normal") => Ok(SqliteSynchronous::Normal),
+        Some(other) => Err(StoreError::Setting(format!("DEBCOVER_SQLITE_SYNCHRONOUS={other}: use full (the default) or normal"))),
+    }
+}
+
 impl SqliteStore {
     /// Open (creating if missing) the database at `url` (`sqlite://PATH` or `sqlite::memory:`),
     /// apply migrations, and load the interning cache.
@@ -69,7 +81,7 @@ impl SqliteStore {
         let opts = SqliteConnectOptions::from_str(url).db()?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(synchronous()?)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30))
             // 32 MiB page cache per connection (negative = KiB).
@@ -833,3 +845,18 @@ crate::shared::key_store!(SqliteStore);
 crate::shared::access_store!(SqliteStore);
 crate::shared::view_store!(SqliteStore);
 crate::shared::import_record!(SqliteStore, sqlx::SqliteConnection);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every commit of the writer is on disk before it returns (synchronous=FULL, 2): with
+    /// NORMAL (1) a power loss could undo a result the node was told was recorded.
+    #[tokio::test]
+    async fn commits_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("d.sqlite").display())).await.unwrap();
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.writer).await.unwrap();
+        assert_eq!(level, 2, "PRAGMA synchronous of the writer");
+    }
+}
