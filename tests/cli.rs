@@ -16,6 +16,8 @@ mod hostile;
 mod python_client;
 #[path = "real_debian.rs"]
 mod real_debian;
+#[path = "resources.rs"]
+mod resources;
 #[path = "scheduler.rs"]
 mod scheduler;
 #[path = "tls.rs"]

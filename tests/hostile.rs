@@ -16,13 +16,13 @@ use tonic::Code;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-type Node = RebuildNodesClient<InterceptedService<Channel, BearerAuth>>;
+pub(crate) type Node = RebuildNodesClient<InterceptedService<Channel, BearerAuth>>;
 
 fn err(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn buildinfo_dir() -> String {
+pub(crate) fn buildinfo_dir() -> String {
     testdata().join("buildinfo").to_string_lossy().into_owned()
 }
 
@@ -41,7 +41,7 @@ fn builds(s: &Server) -> u64 {
 }
 
 /// A token of `role`, made by the admin, written to a file in the server's data directory.
-fn token(s: &Server, name: &str, role: &str) -> String {
+pub(crate) fn token(s: &Server, name: &str, role: &str) -> String {
     let v = s.json(
         &["token", "add", "--name", name, "--role", role, "--json"],
         0,
@@ -486,7 +486,7 @@ fn offline_verify_trusts_only_the_pinned_coordinator_key() {
 
 // ------------------------------------------------------------------ 4. attribution
 
-async fn node_client(url: &str, token: &str) -> Node {
+pub(crate) async fn node_client(url: &str, token: &str) -> Node {
     let channel = Channel::from_shared(url.to_owned())
         .unwrap()
         .connect()
@@ -495,15 +495,15 @@ async fn node_client(url: &str, token: &str) -> Node {
     RebuildNodesClient::with_interceptor(channel, BearerAuth(token.to_owned()))
 }
 
-fn key_of(token: &str) -> ed25519_dalek::SigningKey {
+pub(crate) fn key_of(token: &str) -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&sha2::Sha256::digest(token.as_bytes()).into())
 }
 
-async fn registered(s: &Server, operator: &str, name: &str) -> (Node, ed25519_dalek::SigningKey) {
+pub(crate) async fn registered(s: &Server, operator: &str, name: &str) -> (Node, ed25519_dalek::SigningKey) {
     registered_with(s, operator, name, 1).await
 }
 
-async fn registered_with(s: &Server, operator: &str, name: &str, slots: u32) -> (Node, ed25519_dalek::SigningKey) {
+pub(crate) async fn registered_with(s: &Server, operator: &str, name: &str, slots: u32) -> (Node, ed25519_dalek::SigningKey) {
     let v = s.json(
         &[
             "node",
@@ -538,14 +538,14 @@ async fn registered_with(s: &Server, operator: &str, name: &str, slots: u32) -> 
 }
 
 /// The node's link for `job`: products = the buildinfo's files, signed by `keys` in order.
-fn link_for(job: &pb::Job, keys: &[&ed25519_dalek::SigningKey]) -> (Vec<pb::Artifact>, Vec<u8>) {
+pub(crate) fn link_for(job: &pb::Job, keys: &[&ed25519_dalek::SigningKey]) -> (Vec<pb::Artifact>, Vec<u8>) {
     let artifacts = debcover_tests::artifacts(&job.buildinfo);
     let link = debcover_tests::rebuild_link(job, &artifacts, keys);
     (artifacts, link)
 }
 
 /// A built report with the produced buildinfo (the original's text) too.
-fn report(job: &pb::Job, artifacts: Vec<pb::Artifact>, attestation: Vec<u8>) -> Vec<pb::ReportChunk> {
+pub(crate) fn report(job: &pb::Job, artifacts: Vec<pb::Artifact>, attestation: Vec<u8>) -> Vec<pb::ReportChunk> {
     let mut v = debcover_tests::built_report(job, artifacts, attestation);
     v.insert(1, pb::ReportChunk { chunk: Some(pb::report_chunk::Chunk::Buildinfo(job.buildinfo.clone())) });
     v

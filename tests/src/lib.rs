@@ -111,6 +111,34 @@ impl Server {
         self.child = Some(child);
     }
 
+    /// Kill the coordinator with SIGKILL, as a power cut or the OOM killer would (no chance to
+    /// finish anything), and start it again on the same address, data directory and database.
+    pub fn crash_and_restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let addr = self.url.trim_start_matches("http://").to_owned();
+        let (child, _) = Self::spawn(self.data_dir.path(), self.db.as_deref(), &self.env, &addr, &self.log);
+        self.child = Some(child);
+    }
+
+    /// The coordinator's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The coordinator's peak resident memory so far (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
     fn spawn(
         data_dir: &Path,
         db: Option<&str>,
