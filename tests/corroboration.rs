@@ -99,7 +99,7 @@ async fn scenario(s: &Server, deb_path: &Path) {
     .await
     .unwrap();
     let mut jobs = Vec::new();
-    while let Some(j) = node.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job {
+    while let Some(j) = node.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await.unwrap().into_inner().job {
         jobs.push(j);
     }
     assert_eq!(jobs.len(), 2);

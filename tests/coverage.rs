@@ -78,7 +78,7 @@ async fn operator_node(s: &Server, operator: &str, key: &SigningKey) -> Node {
 /// Every job this node can claim now, by source.
 async fn claim_all(n: &mut Node) -> Vec<pb::Job> {
     let mut jobs = Vec::new();
-    while let Some(j) = n.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job {
+    while let Some(j) = n.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await.unwrap().into_inner().job {
         jobs.push(j);
     }
     jobs.sort_by(|a, b| a.source.cmp(&b.source));

@@ -563,7 +563,7 @@ async fn links_are_attributed_to_the_registered_key(s: &Server) {
     let (mut mallory, mallory_key) = registered(s, "mallory", "m1").await;
     let (_alice, alice_key) = registered(s, "alice", "a1").await;
     let job = mallory
-        .claim(pb::ClaimRequest { wait_seconds: 5 })
+        .claim(pb::ClaimRequest { wait_seconds: 5, ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -636,7 +636,7 @@ async fn revocation_stops_a_waiting_claim(s: &Server) {
     s.json(&["ingest", "buildinfo", "--json", &buildinfo_dir()], 0);
     let (mut n, _) = registered(s, "alice", "a1").await;
     let waiting = tokio::spawn(async move {
-        let r = n.claim(pb::ClaimRequest { wait_seconds: 8 }).await;
+        let r = n.claim(pb::ClaimRequest { wait_seconds: 8, ..Default::default() }).await;
         (r.map(|r| r.into_inner().job), n)
     });
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -668,7 +668,7 @@ async fn revocation_stops_a_waiting_claim(s: &Server) {
         ),
     }
     let e = n
-        .claim(pb::ClaimRequest { wait_seconds: 0 })
+        .claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() })
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
@@ -731,7 +731,7 @@ async fn one_node_cannot_park_the_queue(s: &Server) {
     // Its mirror is down: every job it takes fails for infrastructure reasons.
     let mut failed = std::collections::BTreeSet::new();
     for i in 0..3 {
-        let job = broken.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job;
+        let job = broken.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await.unwrap().into_inner().job;
         let job = job.unwrap_or_else(|| panic!("claim {i}: nothing"));
         assert!(failed.insert(job.job_id), "job {} given back to the node that just failed it", job.job_id);
         let r = fail(&mut broken, &job, "infrastructure").await;
@@ -740,7 +740,7 @@ async fn one_node_cannot_park_the_queue(s: &Server) {
     // No job was charged, none parked; the node is quarantined, and says so.
     let q = queue(s);
     assert!(q.iter().all(|j| j["state"] == "queued" && j["failures"] == 0), "{q:#?}");
-    assert!(broken.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.is_none(), "quarantined");
+    assert!(broken.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await.unwrap().into_inner().job.is_none(), "quarantined");
     let nodes = s.json(&["node", "list", "--json"], 0);
     let m1 = nodes.as_array().unwrap().iter().find(|n| n["name"] == "m1").unwrap();
     assert!(m1["quarantined_until"].is_i64() && m1["quarantines"] == 1, "{m1:#}");
@@ -748,21 +748,21 @@ async fn one_node_cannot_park_the_queue(s: &Server) {
     assert!(text.contains("quarantined until"), "{text}");
     // Another operator's node takes the failed jobs at once.
     let (mut bob, _) = registered(s, "bob", "b1").await;
-    let job = bob.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.expect("a job for bob");
+    let job = bob.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await.unwrap().into_inner().job.expect("a job for bob");
     assert!(failed.contains(&job.job_id), "the failed jobs come first: {}", job.job_id);
 
     // A package failure: one operator's share of a budget of 2 is 1; bob's second failure is
     // not charged, so bob alone cannot park it; carol's failure parks it.
     assert_eq!(fail(&mut bob, &job, "build-failed").await.job_state, "queued");
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let again = bob.claim(pb::ClaimRequest { wait_seconds: 5 }).await.unwrap().into_inner().job.expect("bob again");
+    let again = bob.claim(pb::ClaimRequest { wait_seconds: 5, ..Default::default() }).await.unwrap().into_inner().job.expect("bob again");
     assert_eq!(again.job_id, job.job_id);
     assert_eq!(fail(&mut bob, &again, "build-failed").await.job_state, "queued", "one operator parked a job");
     let (mut carol, _) = registered_with(s, "carol", "c1", 16).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let mut theirs = None;
     for _ in 0..jobs {
-        let j = carol.claim(pb::ClaimRequest { wait_seconds: 2 }).await.unwrap().into_inner().job.expect("a job for carol");
+        let j = carol.claim(pb::ClaimRequest { wait_seconds: 2, ..Default::default() }).await.unwrap().into_inner().job.expect("a job for carol");
         // Others are held (carol has slots enough) until the one bob failed comes.
         if j.job_id == job.job_id {
             theirs = Some(j);

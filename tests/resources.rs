@@ -57,7 +57,7 @@ async fn registration_fields_are_bounded(s: &Server) {
     let m1 = nodes.as_array().unwrap().iter().find(|n| n["name"] == "m1").unwrap().clone();
     assert!(m1["tags"].as_array().is_none_or(Vec::is_empty), "{m1:#}");
     // The honest node is served as before.
-    honest.claim(pb::ClaimRequest { wait_seconds: 0 }).await.expect("claim of an honest node");
+    honest.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await.expect("claim of an honest node");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,6 +71,46 @@ async fn registration_fields_are_bounded_on_postgres() {
         return;
     };
     registration_fields_are_bounded(&Server::start(Some(&db.url))).await;
+}
+
+// ------------------------------------------------------------------ lost claim answers
+
+/// Defect: a claim whose answer was lost in transit left the job leased to a node that did not
+/// know it: the job waited for the lease to expire and the attempt ended as `node-lost`. Now a
+/// node retries a claim with the same claim id and gets the same lease back while it lasts; a
+/// new claim id gets other work.
+async fn a_retried_claim_gets_the_same_lease(s: &Server) {
+    s.json(&["ingest", "buildinfo", "--json", &buildinfo_dir()], 0);
+    s.json(&["rebuild", "request", "bash", "--json"], 0);
+    let (mut n, key) = registered(s, "alice", "a1").await;
+    let claim = |id: &str| pb::ClaimRequest { wait_seconds: 0, claim_id: id.into() };
+    let first = n.claim(claim("c-1")).await.unwrap().into_inner().job.expect("a job");
+    // The answer is "lost": the node retries with the same id.
+    let again = n.claim(claim("c-1")).await.unwrap().into_inner().job.expect("the same job again");
+    assert_eq!((again.job_id, again.fence), (first.job_id, first.fence));
+    // A new claim is new work, never the same lease.
+    let other = n.claim(claim("c-2")).await.unwrap().into_inner().job;
+    assert!(other.as_ref().is_none_or(|o| o.job_id != first.job_id), "{other:?}");
+    // The retried lease is the node's: its result is accepted.
+    let (artifacts, link) = link_for(&again, &[&key]);
+    let r = n.report_result(tokio_stream::iter(report(&again, artifacts, link))).await.unwrap().into_inner();
+    assert_eq!(r.outcome, "reproducible", "{r:?}");
+    // Once the lease has ended, the old id does not bring it back.
+    let after = n.claim(claim("c-1")).await.unwrap().into_inner().job;
+    assert!(after.as_ref().is_none_or(|a| a.job_id != first.job_id || a.fence != first.fence), "{after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_claim_gets_the_same_lease_on_sqlite() {
+    a_retried_claim_gets_the_same_lease(&Server::start(None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_claim_gets_the_same_lease_on_postgres() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    a_retried_claim_gets_the_same_lease(&Server::start(Some(&db.url))).await;
 }
 
 // ------------------------------------------------------------------ idle ingestion streams
@@ -178,6 +218,7 @@ async fn chaos_node(
     let channel = Channel::from_shared(url).unwrap().connect_lazy();
     let mut n = RebuildNodesClient::with_interceptor(channel, BearerAuth(secret.clone()));
     let mut registered = false;
+    let mut claim_id = format!("{seed}-first");
     let mut rng = seed;
     let mut next = move || {
         rng ^= rng << 13;
@@ -205,8 +246,11 @@ async fn chaos_node(
                 continue;
             }
         }
-        let job = match n.claim(pb::ClaimRequest { wait_seconds: 1 }).await {
-            Ok(r) => r.into_inner().job,
+        let job = match n.claim(pb::ClaimRequest { wait_seconds: 1, claim_id: claim_id.clone() }).await {
+            Ok(r) => {
+                claim_id = format!("{seed}-{}", next());
+                r.into_inner().job
+            }
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;

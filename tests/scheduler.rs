@@ -133,12 +133,12 @@ async fn scenario(s: &Server) {
     let mut anon = node(&s.url, None).await;
     assert_eq!(anon.register(register("", &["amd64"], 1)).await.unwrap_err().code(), Code::Unauthenticated);
     let mut forged = node(&s.url, Some("dcn_0000")).await;
-    assert_eq!(forged.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(forged.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await.unwrap_err().code(), Code::Unauthenticated);
 
     let mut na1 = node(&s.url, Some(&a1)).await;
     let mut na2 = node(&s.url, Some(&a2)).await;
     let mut nb1 = node(&s.url, Some(&b1)).await;
-    assert_eq!(na1.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(na1.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await.unwrap_err().code(), Code::FailedPrecondition);
     let r = na1.register(register(&a1, &["x86_64", "i686"], 2)).await.unwrap().into_inner();
     assert_eq!(r.architectures, ["amd64", "i386"]);
     assert_eq!((r.operator.as_str(), r.lease_ttl_seconds), ("alice", 3));
@@ -146,7 +146,7 @@ async fn scenario(s: &Server) {
     nb1.register(register(&b1, &["amd64"], 2)).await.unwrap();
 
     // a1 claims: the job carries the original buildinfo byte for byte.
-    let j1 = na1.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.expect("a job");
+    let j1 = na1.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await.unwrap().into_inner().job.expect("a job");
     assert_eq!(sha256_hex(&j1.buildinfo), j1.build_id);
     assert_eq!(j1.fence, 1);
     let hb = na1.heartbeat(pb::HeartbeatRequest { job_id: j1.job_id, fence: 1 }).await.unwrap().into_inner();
@@ -169,9 +169,9 @@ async fn scenario(s: &Server) {
     assert_eq!(e.code(), Code::FailedPrecondition);
 
     // Independence: alice's other node never gets j1; bob's does, and one file differs.
-    let j2 = na2.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.expect("a job");
+    let j2 = na2.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await.unwrap().into_inner().job.expect("a job");
     assert_ne!(j2.job_id, j1.job_id);
-    let jb = nb1.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.expect("a job");
+    let jb = nb1.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await.unwrap().into_inner().job.expect("a job");
     assert_eq!((jb.job_id, jb.fence), (j1.job_id, 2));
     let mut arts = debcover_tests::artifacts(&jb.buildinfo);
     let deb = arts.iter().position(|a| a.name.ends_with(".deb")).expect("a .deb");
@@ -185,7 +185,7 @@ async fn scenario(s: &Server) {
     let start = Instant::now();
     let mut reclaimed = None;
     while start.elapsed() < Duration::from_secs(20) {
-        let j = nb1.claim(pb::ClaimRequest { wait_seconds: 10 }).await.unwrap().into_inner().job;
+        let j = nb1.claim(pb::ClaimRequest { wait_seconds: 10, ..Default::default() }).await.unwrap().into_inner().job;
         match j {
             Some(j) if j.job_id == j2.job_id => {
                 reclaimed = Some(j);
@@ -223,7 +223,7 @@ async fn scenario(s: &Server) {
     assert_eq!((r.outcome.as_str(), r.job_state.as_str()), ("failed", "queued"));
 
     // Message size limits: an 9 MiB log chunk is refused, and the server keeps serving.
-    let big = nb1.claim(pb::ClaimRequest { wait_seconds: 2 }).await.unwrap().into_inner().job;
+    let big = nb1.claim(pb::ClaimRequest { wait_seconds: 2, ..Default::default() }).await.unwrap().into_inner().job;
     if let Some(big) = big {
         let e = send(&mut nb1, report(&big, vec![], &[]).into_iter().chain([pb::ReportChunk {
             chunk: Some(pb::report_chunk::Chunk::Log(vec![b'x'; 9 * 1024 * 1024])),
@@ -241,7 +241,7 @@ async fn scenario(s: &Server) {
     nc1.register(register(&c1, &["i386"], 1)).await.unwrap();
     let waiting = tokio::spawn(async move {
         let start = Instant::now();
-        let j = nc1.claim(pb::ClaimRequest { wait_seconds: 20 }).await.unwrap().into_inner().job;
+        let j = nc1.claim(pb::ClaimRequest { wait_seconds: 20, ..Default::default() }).await.unwrap().into_inner().job;
         (j, start.elapsed())
     });
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -449,7 +449,7 @@ async fn results_scenario(s: &Server) {
     assert_eq!(q["queued"].as_u64(), Some(2), "{q}");
     let mut jobs = Vec::new();
     for _ in 0..2 {
-        let j = n.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.expect("a 0xffff job");
+        let j = n.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await.unwrap().into_inner().job.expect("a 0xffff job");
         assert_eq!(j.source, "0xffff");
         assert_eq!(j.dsc_url, format!("{MIRROR}/pool/main/0/0xffff/0xffff_0.8-1.dsc"));
         assert_eq!(j.dsc_sha256, DSC_SHA);
@@ -537,7 +537,7 @@ async fn results_scenario(s: &Server) {
     let q = s.json(&["rebuild", "request", "hardlink", "--admin-token-file", admin, "--json"], 0);
     assert_eq!(q["queued"].as_u64(), Some(1), "{q}");
     let diffs = ["libc6: 2.36-9 installed, 2.36-8 recorded", "libfoo-dev (= 1.0-1): not installed"];
-    let mut j = n.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap().into_inner().job.expect("the hardlink job");
+    let mut j = n.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await.unwrap().into_inner().job.expect("the hardlink job");
     assert_eq!(j.source, "hardlink");
     let e = send(&mut n, mismatch(&j, &[])).await.unwrap_err();
     assert!(e.message().starts_with("environment_differences:"), "{e:?}");
@@ -551,7 +551,7 @@ async fn results_scenario(s: &Server) {
             break;
         }
         // The same node may try again: a mismatch is no verdict on the package.
-        let again = n.claim(pb::ClaimRequest { wait_seconds: 5 }).await.unwrap().into_inner().job.expect("the hardlink job again");
+        let again = n.claim(pb::ClaimRequest { wait_seconds: 5, ..Default::default() }).await.unwrap().into_inner().job.expect("the hardlink job again");
         assert_eq!((again.job_id, again.fence), (j.job_id, j.fence + 1));
         j = again;
     }
@@ -562,12 +562,12 @@ async fn results_scenario(s: &Server) {
     let mut o = node(&s.url, Some(&other)).await;
     o.register(register(&other, &["amd64"], 4)).await.unwrap();
     // (bob holds the other queued jobs it is offered: it has the slots.)
-    let mut j = o.claim(pb::ClaimRequest { wait_seconds: 5 }).await.unwrap().into_inner().job.expect("a job for bob");
+    let mut j = o.claim(pb::ClaimRequest { wait_seconds: 5, ..Default::default() }).await.unwrap().into_inner().job.expect("a job for bob");
     for _ in 0..3 {
         if j.source == "hardlink" {
             break;
         }
-        j = o.claim(pb::ClaimRequest { wait_seconds: 5 }).await.unwrap().into_inner().job.expect("a job for bob");
+        j = o.claim(pb::ClaimRequest { wait_seconds: 5, ..Default::default() }).await.unwrap().into_inner().job.expect("a job for bob");
     }
     assert_eq!(j.source, "hardlink");
     assert_eq!(send(&mut o, mismatch(&j, &diffs)).await.unwrap().job_state, "parked");
@@ -641,7 +641,7 @@ async fn keys_scenario(s: &Server) {
     let e = n.register(reg).await.unwrap_err();
     assert!(e.message().starts_with("registration_time:"), "{e:?}");
     // Nothing was registered by the refused calls.
-    assert_eq!(n.claim(pb::ClaimRequest { wait_seconds: 0 }).await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(n.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await.unwrap_err().code(), Code::FailedPrecondition);
     let keys = s.json(&["keys", "--json"], 0);
     let keys = keys.as_array().unwrap();
     assert_eq!(keys.len(), 1, "only the coordinator's key: {keys:#?}");

@@ -148,7 +148,7 @@ pub async fn run(opts: &Options) -> Result<Outcome> {
             let mut seen = Vec::new();
             while done.load(Ordering::Relaxed) < jobs && Instant::now() < deadline {
                 let t = Instant::now();
-                let job = n.claim(pb::ClaimRequest { wait_seconds: 0 }).await?.into_inner().job;
+                let job = n.claim(pb::ClaimRequest { wait_seconds: 0, ..Default::default() }).await?.into_inner().job;
                 let Some(job) = job else {
                     empty.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(5)).await;

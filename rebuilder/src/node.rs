@@ -220,19 +220,29 @@ struct Identity {
     key: NodeKey,
 }
 
+/// A fresh claim id (see `ClaimRequest.claim_id`).
+fn new_claim_id() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::fill(&mut b);
+    hex::encode(b)
+}
+
 async fn worker(slot: u32, mut c: Client, config: Arc<Config>, me: Arc<Identity>, heartbeat: Duration, shutdown: Shutdown) {
     let mut delay = Duration::from_secs(1);
+    // Kept across a failed claim, so that its retry gets the lease a lost answer carried.
+    let mut claim_id = new_claim_id();
     loop {
         if shutdown.stop.is_cancelled() {
             return;
         }
         let claim = tokio::select! {
             _ = shutdown.stop.cancelled() => return,
-            r = c.claim(pb::ClaimRequest { wait_seconds: CLAIM_WAIT_SECONDS }) => r,
+            r = c.claim(pb::ClaimRequest { wait_seconds: CLAIM_WAIT_SECONDS, claim_id: claim_id.clone(), ..Default::default() }) => r,
         };
         let job = match claim {
             Ok(r) => {
                 delay = Duration::from_secs(1);
+                claim_id = new_claim_id();
                 match r.into_inner().job {
                     Some(j) => j,
                     None => continue,

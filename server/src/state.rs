@@ -90,6 +90,8 @@ pub struct Coordinator<S> {
     pub(crate) nodes: NodeCache,
     /// Leases this coordinator handed out, with what judging their reports needs.
     pub(crate) leases: LeaseCache,
+    /// The lease each recent claim id was answered with (see `ClaimRequest.claim_id`).
+    pub(crate) claims: ClaimAnswers,
     /// The coordinator's signing key (loaded or made at start; a failure is kept and answered
     /// to every call that needs the key).
     pub(crate) key: Result<Arc<CoordinatorKey>, String>,
@@ -118,6 +120,7 @@ impl<S> Coordinator<S> {
             stopping: CancellationToken::new(),
             nodes: NodeCache::default(),
             leases: LeaseCache::default(),
+            claims: ClaimAnswers::default(),
             key,
             key_recorded: OnceCell::new(),
         }
@@ -153,6 +156,37 @@ impl NodeCache {
         if let Ok(mut map) = self.0.lock() {
             map.clear();
         }
+    }
+}
+
+/// Claim answers kept for retried claims (beyond, the map starts again empty: a retry then
+/// gets a new job and the lost lease expires, as without claim ids).
+const CLAIM_ANSWERS_MAX: usize = 10_000;
+
+/// The answers of recent claims by (node, claim id), so that a node retrying a claim whose
+/// answer was lost in transit gets the same lease again. In memory: a coordinator restarted
+/// between the claim and its retry answers the retry with a new job.
+#[derive(Default)]
+pub(crate) struct ClaimAnswers(Mutex<HashMap<(i64, String), rebuild::Lease>>);
+
+impl ClaimAnswers {
+    pub(crate) fn put(&self, node_id: i64, claim_id: &str, lease: &rebuild::Lease) {
+        if claim_id.is_empty() {
+            return;
+        }
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= CLAIM_ANSWERS_MAX {
+                map.clear();
+            }
+            map.insert((node_id, claim_id.to_owned()), lease.clone());
+        }
+    }
+
+    pub(crate) fn get(&self, node_id: i64, claim_id: &str) -> Option<rebuild::Lease> {
+        if claim_id.is_empty() {
+            return None;
+        }
+        self.0.lock().ok()?.get(&(node_id, claim_id.to_owned())).cloned()
     }
 }
 

@@ -72,8 +72,12 @@ impl<S: Store> pb::rebuild_nodes_server::RebuildNodes for Api<S> {
         if node.registered_at.is_none() {
             return Err(Status::failed_precondition("register this node before claiming"));
         }
-        let wait = Duration::from_secs(u64::from(request.into_inner().wait_seconds));
-        let lease = scheduler::claim(&self.0, &node, wait).await.map_err(status)?;
+        let r = request.into_inner();
+        if r.claim_id.len() > 128 {
+            return Err(Status::invalid_argument("claim_id: longer than 128 bytes"));
+        }
+        let wait = Duration::from_secs(u64::from(r.wait_seconds));
+        let lease = scheduler::claim_once(&self.0, &node, &r.claim_id, wait).await.map_err(status)?;
         Ok(Response::new(pb::ClaimResponse {
             job: lease.map(|l| wire::lease_to_job(l, self.0.settings.archive_mirror.as_deref())),
         }))

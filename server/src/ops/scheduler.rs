@@ -206,6 +206,23 @@ pub async fn claim<S: Store>(c: &Coordinator<S>, node: &NodeRecord, wait: Durati
     }
 }
 
+/// [`claim`], answering a retried claim (same `claim_id`, see `ClaimRequest.claim_id`) with
+/// the lease its first attempt got while that lease is still the node's, so a lost answer
+/// costs neither the job a lease expiry nor the node a strike.
+pub async fn claim_once<S: Store>(c: &Coordinator<S>, node: &NodeRecord, claim_id: &str, wait: Duration) -> Result<Option<Lease>> {
+    if let Some(l) = c.claims.get(node.id, claim_id) {
+        if c.leases.get(l.job_id, l.fence, node.id, now_unix()).is_some() {
+            tracing::info!(job = l.job_id, fence = l.fence, node = %node.name, "claim retried: the same lease answered again");
+            return Ok(Some(l));
+        }
+    }
+    let lease = claim(c, node, wait).await?;
+    if let Some(l) = &lease {
+        c.claims.put(node.id, claim_id, l);
+    }
+    Ok(lease)
+}
+
 /// Extend `node`'s lease on `job_id`; returns the new expiry.
 pub async fn heartbeat<S: Store>(c: &Coordinator<S>, node: &NodeRecord, job_id: i64, fence: i64) -> Result<i64> {
     let expires = c.store.heartbeat(node.id, job_id, fence, now_unix(), &c.settings.policy).await?.map_err(Error::Lease)?;
