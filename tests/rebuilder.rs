@@ -71,10 +71,18 @@ struct Node {
     name: String,
     log: Arc<Mutex<Vec<String>>>,
     args: Vec<String>,
+    /// A command the node runs under (e.g. `ip netns exec NS`).
+    wrap: Vec<String>,
 }
 
 impl Node {
     fn start(server: &Server, token_file: &Path, name: &str, work: &Path, extra: &[&str]) -> Node {
+        let mut n = Node::prepare(server, token_file, name, work, extra);
+        n.spawn();
+        n
+    }
+
+    fn prepare(server: &Server, token_file: &Path, name: &str, work: &Path, extra: &[&str]) -> Node {
         // Builds run as an unprivileged user (nobody) when the tests run as root: it must pass
         // through the private temporary directory above the work directory.
         if let Some(parent) = work.parent() {
@@ -98,13 +106,31 @@ impl Node {
             args.extend(["--shutdown-grace".to_owned(), "5s".to_owned()]);
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut n = Node { child: None, name: name.to_owned(), log: Arc::new(Mutex::new(Vec::new())), args };
+        Node { child: None, name: name.to_owned(), log: Arc::new(Mutex::new(Vec::new())), args, wrap: Vec::new() }
+    }
+
+    /// [`Node::start`] under `wrap` (the node's program and arguments follow it), reaching the
+    /// coordinator at `url`.
+    fn start_wrapped(server: &Server, url: &str, token_file: &Path, name: &str, work: &Path, extra: &[&str], wrap: &[&str]) -> Node {
+        let mut n = Node::prepare(server, token_file, name, work, extra);
+        if let Some(i) = n.args.iter().position(|a| a == "--server") {
+            n.args[i + 1] = url.to_owned();
+        }
+        n.wrap = wrap.iter().map(|s| s.to_string()).collect();
         n.spawn();
         n
     }
 
     fn spawn(&mut self) {
-        let mut child = Command::new(binary("debcover-rebuilder"))
+        let mut cmd = match self.wrap.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(binary("debcover-rebuilder"));
+                c
+            }
+            None => Command::new(binary("debcover-rebuilder")),
+        };
+        let mut child = cmd
             .args(&self.args)
             .env("DEBCOVER_LOG", "info,debcover_rebuilder=debug")
             .env_remove("DEBCOVER_SERVER")
@@ -192,6 +218,10 @@ struct Net {
 
 impl Net {
     fn start(db: Option<TestDatabase>, fixture: &Path, extra_env: &[(&str, &str)]) -> Net {
+        Net::start_listening(db, fixture, extra_env, "127.0.0.1:0")
+    }
+
+    fn start_listening(db: Option<TestDatabase>, fixture: &Path, extra_env: &[(&str, &str)], listen: &str) -> Net {
         let mirror = format!("file://{}", fixture.display());
         let mut env = vec![
             ("DEBCOVER_ARCHIVE_MIRROR", mirror.as_str()),
@@ -201,7 +231,7 @@ impl Net {
             ("DEBCOVER_MAX_UNREPRODUCIBLE", "2"),
         ];
         env.extend_from_slice(extra_env);
-        let server = Server::start_with(db.as_ref().map(|d| d.url.as_str()), &env);
+        let server = Server::start_listening(db.as_ref().map(|d| d.url.as_str()), &env, listen);
         let admin = server.data_dir.path().join("admin.token").to_string_lossy().into_owned();
         Net { server, admin, tokens: tempfile::tempdir().unwrap(), _db: db }
     }
@@ -805,4 +835,133 @@ fn debrebuild_backend_runs_the_real_tool() {
         other => panic!("unexpected outcome {other:?}: {j}\n{}", n.log_text()),
     }
     assert_eq!(n.terminate(), Some(0));
+}
+
+/// A network namespace joined to this one by a veth pair: the node side is `10.X.Y.2`, this
+/// side `10.X.Y.1`. Removed on drop.
+struct Netns {
+    name: String,
+    host_if: String,
+    host_ip: String,
+}
+
+impl Netns {
+    fn create() -> Option<Netns> {
+        let id = std::process::id() % 60_000;
+        let (a, b) = (1 + id / 250, id % 250);
+        let name = format!("dcns{id}");
+        let (host_if, ns_if) = (format!("dch{id}"), format!("dcn{id}"));
+        let (host_ip, ns_ip) = (format!("10.{}.{b}.1", 100 + a % 100), format!("10.{}.{b}.2", 100 + a % 100));
+        let ip = |args: &[&str]| Command::new("ip").args(args).status().is_ok_and(|s| s.success());
+        let ok = ip(&["netns", "add", &name])
+            && ip(&["link", "add", &host_if, "type", "veth", "peer", "name", &ns_if])
+            && ip(&["link", "set", &ns_if, "netns", &name])
+            && ip(&["addr", "add", &format!("{host_ip}/24"), "dev", &host_if])
+            && ip(&["link", "set", &host_if, "up"])
+            && ip(&["netns", "exec", &name, "ip", "addr", "add", &format!("{ns_ip}/24"), "dev", &ns_if])
+            && ip(&["netns", "exec", &name, "ip", "link", "set", &ns_if, "up"])
+            && ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        let ns = Netns { name, host_if, host_ip };
+        ok.then_some(ns)
+    }
+
+    /// Cut (or restore) the link: packets are dropped, connections hang, as in a real partition.
+    fn link(&self, up: bool) {
+        let st = Command::new("ip").args(["link", "set", &self.host_if, if up { "up" } else { "down" }]).status().unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.host_if]).status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
+}
+
+/// A node in its own network namespace is cut off from the coordinator in the middle of a build
+/// (veth link down: packets dropped, nothing refused): its lease expires, another operator's
+/// node finishes the job, the partitioned node's late calls on its old lease are refused when
+/// the link comes back (its result is not counted), and it goes on to take new work by itself.
+#[test]
+fn a_partitioned_node_is_fenced_and_resumes() {
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let Some(ns) = root.then(Netns::create).flatten() else {
+        skip_or_fail("network namespaces need root and iproute2 (`ip netns`)");
+        return;
+    };
+    let Some(fixture) = campaign_fixture() else {
+        return;
+    };
+    let net = Net::start_listening(None, &fixture, &[("DEBCOVER_VERIFIERS", "1"), ("DEBCOVER_LEASE_TTL", "6s")], "0.0.0.0:0");
+    let port = net.server.url.rsplit(':').next().unwrap().to_owned();
+    net.ingest(&["buildinfo", one(&fixture.join("stage1"), "libstat_", ".buildinfo").to_str().unwrap()]);
+    net.ingest(&["buildinfo", one(&fixture.join("stage1"), "app-a_", ".buildinfo").to_str().unwrap()]);
+    net.ingest(&["archive", "--suite", "fixture", fixture.join("pool/Sources").to_str().unwrap()]);
+    let work = tempfile::tempdir().unwrap();
+    // The "build": the original package copied after a while (a test of the network, not of
+    // building). The node in the namespace takes 12 s; the other one is quick.
+    let script = |name: &str, secs: u32| {
+        let p = work.path().join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\nsleep {secs}\ncp {}/stage1/libstat-dev_2.0-1_amd64.deb \"$DEBCOVER_OUTPUT_DIR/\"\n",
+                fixture.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let (slow, quick) = (script("slow.sh", 12), script("quick.sh", 0));
+    let server_in_ns = format!("http://{}:{port}", ns.host_ip);
+    let a = Node::start_wrapped(
+        &net.server,
+        &server_in_ns,
+        &net.token("alice", "a1"),
+        "a1",
+        &work.path().join("a1"),
+        &["--backends", "command", "--command", &slow],
+        &["ip", "netns", "exec", &ns.name],
+    );
+    a.wait_for("registered", Duration::from_secs(60));
+    net.request("libstat");
+    a.wait_for("build started", Duration::from_secs(60));
+    ns.link(false);
+    let cut = Instant::now();
+    // bob's node, on this side, finishes the job once a1's lease has expired.
+    let mut b = Node::start(&net.server, &net.token("bob", "b1"), "b1", &work.path().join("b1"), &["--backends", "command", "--command", &quick]);
+    let all = net.settle(&["libstat"], Duration::from_secs(120), &[&a, &b]);
+    let j = &all[0].1[0];
+    assert_eq!(j["state"], "verified", "{j}");
+    assert_eq!(b.terminate(), Some(0), "{}", b.log_text());
+    // The link comes back after a1's build ended: its result is refused, not counted.
+    while cut.elapsed() < Duration::from_secs(14) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ns.link(true);
+    // Its next call about the old lease (the heartbeat held up by the partition, or the report)
+    // is refused by the coordinator: the lease was reassigned.
+    a.wait_for("stale fencing token", Duration::from_secs(120));
+    let h = net.history("libstat");
+    let got: Vec<(String, String)> = attempts(&h[0])
+        .iter()
+        .map(|x| (x["node"].as_str().unwrap_or("").to_owned(), x["outcome"].as_str().unwrap_or("running").to_owned()))
+        .collect();
+    assert_eq!(got, [("a1".to_owned(), "failed".to_owned()), ("b1".to_owned(), "reproducible".to_owned())], "{h:#?}\n{}", a.log_text());
+    assert_eq!(h[0]["verified"], 1, "{h:#?}");
+    // a1 goes on by itself: the next job is its.
+    net.request("app-a");
+    let t = Instant::now();
+    loop {
+        let h = net.history("app-a");
+        if h.first().is_some_and(|j| attempts(j).iter().any(|x| x["node"] == "a1")) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(120), "a1 did not take new work after the partition:\n{}", a.log_text());
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }

@@ -93,10 +93,15 @@ impl Server {
 
     /// Start with extra environment variables.
     pub fn start_with(db: Option<&str>, env: &[(&str, &str)]) -> Server {
+        Self::start_listening(db, env, "127.0.0.1:0")
+    }
+
+    /// Start with gRPC on `listen` (e.g. `0.0.0.0:0`, for nodes in another network namespace).
+    pub fn start_listening(db: Option<&str>, env: &[(&str, &str)], listen: &str) -> Server {
         let data_dir = tempfile::tempdir().expect("tempdir");
         let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (child, addr) = Self::spawn(data_dir.path(), db, &env, "127.0.0.1:0", &log);
+        let (child, addr) = Self::spawn(data_dir.path(), db, &env, listen, &log);
         Server { child: Some(child), url: format!("http://{addr}"), data_dir, log, db: db.map(str::to_owned), env }
     }
 
