@@ -92,6 +92,8 @@ pub struct Coordinator<S> {
     pub(crate) leases: LeaseCache,
     /// The lease each recent claim id was answered with (see `ClaimRequest.claim_id`).
     pub(crate) claims: ClaimAnswers,
+    /// The leases whose report is being received: one report stream per lease at a time.
+    pub(crate) reporting: Reporting,
     /// The coordinator's signing key (loaded or made at start; a failure is kept and answered
     /// to every call that needs the key).
     pub(crate) key: Result<Arc<CoordinatorKey>, String>,
@@ -121,6 +123,7 @@ impl<S> Coordinator<S> {
             nodes: NodeCache::default(),
             leases: LeaseCache::default(),
             claims: ClaimAnswers::default(),
+            reporting: Reporting::default(),
             key,
             key_recorded: OnceCell::new(),
         }
@@ -155,6 +158,30 @@ impl NodeCache {
     pub(crate) fn clear(&self) {
         if let Ok(mut map) = self.0.lock() {
             map.clear();
+        }
+    }
+}
+
+/// The leases (job id) whose report stream is open. A second stream for the same lease is
+/// refused while the first runs, so one node cannot multiply a report's log, buildinfo and
+/// diffoscope uploads (each up to its cap) by opening streams in parallel.
+#[derive(Default)]
+pub(crate) struct Reporting(Arc<Mutex<std::collections::HashSet<i64>>>);
+
+/// Held while a report stream is received; the lease is free again when it drops.
+pub(crate) struct ReportSlot(Arc<Mutex<std::collections::HashSet<i64>>>, i64);
+
+impl Reporting {
+    pub(crate) fn enter(&self, job_id: i64) -> Option<ReportSlot> {
+        let mut set = self.0.lock().ok()?;
+        set.insert(job_id).then(|| ReportSlot(self.0.clone(), job_id))
+    }
+}
+
+impl Drop for ReportSlot {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(&self.1);
         }
     }
 }

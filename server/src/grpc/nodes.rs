@@ -100,6 +100,12 @@ impl<S: Store> pb::rebuild_nodes_server::RebuildNodes for Api<S> {
         };
         // Refuse early (before receiving logs) when the lease is not this node's current one.
         let job = report::lease_for_report(&self.0, &node, header.job_id, header.fence).await.map_err(status)?;
+        let Some(_slot) = self.0.reporting.enter(header.job_id) else {
+            return Err(Status::resource_exhausted(format!(
+                "job {}: a report for this lease is already being received; one at a time",
+                header.job_id
+            )));
+        };
         let result = wire::result_of(&header)?;
         let embedded = debcover_wire::convert::embedded_binaries(&header)?;
         let dir = &self.0.settings.data_dir;
