@@ -570,21 +570,9 @@ fn faults(db: Option<TestDatabase>) {
     }
     // The killed node's build does not live on (its watchdog ends the process group): no
     // process is left working in a1's directory.
-    let a1_dir = std::fs::canonicalize(work.path().join("a1")).unwrap();
     let t = Instant::now();
-    loop {
-        let left: Vec<String> = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().bytes().all(|c| c.is_ascii_digit()))
-            .filter(|e| std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&a1_dir)))
-            .map(|e| std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default().replace('\0', " "))
-            .filter(|cmd| !cmd.is_empty())
-            .collect();
-        if left.is_empty() {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(15), "{backend}: processes of the killed node's build live on: {left:?}");
+    while !processes_in(&work.path().join("a1")).is_empty() {
+        assert!(t.elapsed() < Duration::from_secs(15), "{backend}: processes of the killed node's build live on");
         std::thread::sleep(Duration::from_millis(100));
     }
     let b = Node::start(&net.server, &net.token("bob", "b1"), "b1", &work.path().join("b1"), &[]);
@@ -963,5 +951,65 @@ fn a_partitioned_node_is_fenced_and_resumes() {
         }
         assert!(t.elapsed() < Duration::from_secs(120), "a1 did not take new work after the partition:\n{}", a.log_text());
         std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Processes working in `dir` (their current directory is under it), with their command lines.
+fn processes_in(dir: &Path) -> Vec<String> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|c| c.is_ascii_digit()))
+        .filter(|e| std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&dir)))
+        .map(|e| std::fs::read_to_string(e.path().join("cmdline")).unwrap_or_default().replace('\0', " "))
+        .filter(|cmd| !cmd.is_empty())
+        .collect()
+}
+
+/// A node killed with SIGKILL takes its build with it, even a build that writes nothing (and
+/// so is never stopped by a broken output pipe): no process is left working in its directory.
+/// Before the watchdog, the silent build below ran on for its 300 s.
+#[test]
+fn a_killed_node_takes_its_build_with_it() {
+    let Some(fixture) = campaign_fixture() else {
+        return;
+    };
+    let net = Net::start(None, &fixture, &[("DEBCOVER_VERIFIERS", "1")]);
+    net.ingest(&["buildinfo", one(&fixture.join("stage1"), "libstat_", ".buildinfo").to_str().unwrap()]);
+    net.ingest(&["archive", "--suite", "fixture", fixture.join("pool/Sources").to_str().unwrap()]);
+    let work = tempfile::tempdir().unwrap();
+    let script = work.path().join("silent.sh");
+    std::fs::write(&script, "#!/bin/sh\nsleep 300 &\nwait\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let dir = work.path().join("c1");
+    let mut n = Node::start(&net.server, &net.token("carol", "c1"), "c1", &dir, &["--backends", "command", "--command", script.to_str().unwrap()]);
+    n.wait_for("registered", Duration::from_secs(60));
+    net.request("libstat");
+    n.wait_for("build started", Duration::from_secs(60));
+    let t = Instant::now();
+    while processes_in(&dir).iter().all(|p| !p.contains("sleep 300")) {
+        assert!(t.elapsed() < Duration::from_secs(30), "the build never started: {}", n.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if let Some(mut c) = n.child.take() {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    let t = Instant::now();
+    loop {
+        let left = processes_in(&dir);
+        if left.is_empty() {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(15) {
+            // Do not leave them behind for the rest of the suite.
+            let _ = Command::new("pkill").args(["-KILL", "-f", "sleep 300"]).status();
+            panic!("processes of the killed node's build live on: {left:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }

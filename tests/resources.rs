@@ -304,7 +304,13 @@ async fn chaos_node(
         let Some(job) = job else { continue };
         // A "build" takes a while, so that kills land while leases are held and reports sent.
         let slow: u64 = std::env::var("DEBCOVER_CHAOS_SLOW").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
-        tokio::time::sleep(Duration::from_millis((300 + next() % 1200) * slow)).await;
+        let building = Instant::now();
+        let took = Duration::from_millis((300 + next() % 1200) * slow);
+        // Heartbeats every second, as a node does, so that a long build keeps its lease.
+        while building.elapsed() < took {
+            tokio::time::sleep((took - building.elapsed()).min(Duration::from_secs(1))).await;
+            let _ = n.heartbeat(pb::HeartbeatRequest { job_id: job.job_id, fence: job.fence }).await;
+        }
         let (artifacts, link) = link_for(&job, &[&key]);
         // A report whose answer is lost is sent again, as a node does; the coordinator must
         // not count it twice.
