@@ -710,6 +710,25 @@ fn node_command_line() {
     let out = run(&["check", "--json", "--work-dir", w, "--token-file", tok.to_str().unwrap()]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["token"], "set", "{v}");
+    // Under root, builds run as nobody, who cannot pass through a private temporary
+    // directory: the check says which directory is in the way and how to fix it.
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let inner = work.path().join("node");
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let out = run(&["check", "--json", "--work-dir", inner.to_str().unwrap(), "--token-file", tok.to_str().unwrap()]);
+        assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["build_user"], "nobody", "{v}");
+        let problem = v["build_user_problem"].as_str().unwrap_or_default();
+        assert!(problem.contains("chmod o+x") && problem.contains(w), "{v}");
+        let out = run(&["check", "--json", "--work-dir", w, "--token-file", tok.to_str().unwrap(), "--build-user", "self"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(v["build_user"].is_null() && v["build_user_problem"].is_null(), "{v}");
+    }
     // Errors name what is at fault.
     let out = run(&["run", "--work-dir", w]);
     let err = String::from_utf8_lossy(&out.stderr);

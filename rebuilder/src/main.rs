@@ -192,7 +192,9 @@ async fn run(cli: Cli) -> Result<()> {
             let config = resolve(&cli, false)?;
             let backends: Vec<(BackendKind, Result<(), String>)> =
                 config.backends.iter().map(|b| (*b, backend::available(*b, &config))).collect();
-            let ok = backends.iter().all(|(_, r)| r.is_ok()) && !config.token.is_empty();
+            // The work directory's parents must let the build user through.
+            let reach = config.build_user.as_ref().and_then(|u| node::reachable_by(u, &config.work_dir).err().map(|e| e.to_string()));
+            let ok = backends.iter().all(|(_, r)| r.is_ok()) && !config.token.is_empty() && reach.is_none();
             if json {
                 let v = serde_json::json!({
                     "ok": ok,
@@ -209,6 +211,7 @@ async fn run(cli: Cli) -> Result<()> {
                     })).collect::<Vec<_>>(),
                     "diffoscope": backend::which("diffoscope").is_some() && config.diffoscope,
                     "build_user": config.build_user.as_ref().map(|u| u.name.clone()),
+                    "build_user_problem": reach,
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -221,6 +224,9 @@ async fn run(cli: Cli) -> Result<()> {
                 match &config.build_user {
                     Some(u) => println!("build user    {} (uid {}): builds cannot read the node's key or token", u.name, u.uid),
                     None => println!("build user    the node's own: builds can read its key (run as root to build as nobody)"),
+                }
+                if let Some(r) = &reach {
+                    println!("work dir      NOT REACHABLE: {r}");
                 }
                 for (b, r) in &backends {
                     match r {

@@ -129,10 +129,14 @@ async fn register(c: &mut Client, config: &Config, key: &NodeKey, shutdown: &Shu
 /// Fail early, naming the directory and the fix, when `user` cannot pass through every
 /// directory above `work_dir` (a private temporary directory, a home at 0700): every build would
 /// fail otherwise.
-fn reachable_by(user: &crate::process::BuildUser, work_dir: &std::path::Path) -> Result<()> {
+pub fn reachable_by(user: &crate::process::BuildUser, work_dir: &std::path::Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let abs = std::fs::canonicalize(work_dir).with_context(|| format!("cannot resolve {}", work_dir.display()))?;
-    for dir in abs.ancestors().skip(1) {
+    // The work directory, or (before it is made) the nearest directory it will be made in,
+    // which the user must then pass through too.
+    let mut existing = work_dir.to_path_buf();
+    while !existing.exists() && existing.pop() {}
+    let abs = std::fs::canonicalize(&existing).with_context(|| format!("cannot resolve {}", existing.display()))?;
+    for dir in abs.ancestors().skip(usize::from(existing == work_dir)) {
         let meta = std::fs::metadata(dir).with_context(|| format!("cannot read {}", dir.display()))?;
         let mode = meta.mode();
         let passes = if meta.uid() == user.uid {
