@@ -5,6 +5,8 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 data=${1:-/work/shared/testdata}
 for t in buildinfo packages sources aggregate; do mkdir -p "$here/corpus/$t"; done
+# Corpora kept from earlier recorded runs (corpora/TARGET.tar.xz): later runs start there.
+for f in "$here"/corpora/*.tar.xz; do [ -e "$f" ] && tar -C "$here/corpus" -xJf "$f"; done
 cp "$data"/buildinfo/* "$data"/changes/* "$data"/packages/debian-parsers__InRelease "$here/corpus/buildinfo/"
 # Index excerpts are large: seed with their first few paragraphs as well as compressed copies.
 for f in "$data"/packages/bookworm_amd64_Packages.*; do
