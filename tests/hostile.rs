@@ -27,7 +27,7 @@ pub(crate) fn buildinfo_dir() -> String {
 }
 
 /// One real buildinfo (debrebuild's 0xffff 0.8-1+b1 amd64): one build, one job.
-fn one_buildinfo() -> String {
+pub(crate) fn one_buildinfo() -> String {
     testdata()
         .join("buildinfo/debrebuild__0xffff_0.8-1+b1_amd64.buildinfo")
         .to_string_lossy()

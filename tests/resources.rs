@@ -113,6 +113,60 @@ async fn a_retried_claim_gets_the_same_lease_on_postgres() {
     a_retried_claim_gets_the_same_lease(&Server::start(Some(&db.url))).await;
 }
 
+// ------------------------------------------------------------------ the second transaction
+
+/// A result is recorded in one transaction and the buildinfo its node produced is ingested as
+/// a build in the next. The coordinator is made to die between the two (a failpoint that
+/// aborts the process there); started again, it finds the recorded result whose build is
+/// missing and ingests it from the content store: nothing the node was told is lost.
+async fn a_crash_between_result_and_build_loses_nothing(db: Option<&str>) {
+    let mut s = Server::start_with(db, &[("DEBCOVER_VERIFIERS", "1"), ("DEBCOVER_FAILPOINT", "after-result")]);
+    s.json(&["ingest", "buildinfo", "--json", &super::hostile::one_buildinfo()], 0);
+    s.json(&["rebuild", "request", "0xffff", "--arch", "amd64", "--json"], 0);
+    let (mut n, key) = registered(&s, "alice", "a1").await;
+    let job = n.claim(pb::ClaimRequest { wait_seconds: 5, ..Default::default() }).await.unwrap().into_inner().job.expect("a job");
+    // The node's own buildinfo: the original with another build date.
+    let text = String::from_utf8(job.buildinfo.clone()).unwrap();
+    let produced: String = text
+        .lines()
+        .map(|l| if l.starts_with("Build-Date:") { "Build-Date: Tue, 08 Dec 2026 00:00:00 +0000".to_owned() } else { l.to_owned() })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    assert_ne!(produced, text, "the buildinfo has no Build-Date to change");
+    let (artifacts, link) = link_for(&job, &[&key]);
+    let mut chunks = debcover_tests::built_report(&job, artifacts, link);
+    chunks.insert(1, pb::ReportChunk { chunk: Some(pb::report_chunk::Chunk::Buildinfo(produced.into_bytes())) });
+    let answer = n.report_result(tokio_stream::iter(chunks)).await;
+    assert!(answer.is_err(), "the coordinator answered although it was to abort: {answer:?}");
+    // Started again, without the failpoint.
+    s.env_mut().retain(|(k, _)| k != "DEBCOVER_FAILPOINT");
+    s.crash_and_restart();
+    let h = s.json(&["build", "history", "0xffff", "--json"], 0);
+    let attempt = h[0]["attempts"][0].clone();
+    assert_eq!(attempt["outcome"], "reproducible", "{h:#}");
+    let sha = attempt["buildinfo_sha256"].as_str().expect("the produced buildinfo's digest").to_owned();
+    let v = s.json(&["status", "--json"], 0);
+    assert_eq!(v["builds"], 2, "the produced build is missing after the restart: {v}\n{}", s.log().join("\n"));
+    let got = s.cli(&["build", "get", &sha]);
+    assert_eq!(got.status.code(), Some(0), "{}", describe(&got));
+    assert!(String::from_utf8_lossy(&got.stdout).contains("Build-Date: Tue, 08 Dec 2026 00:00:00 +0000"), "{}", describe(&got));
+    assert!(s.log().iter().any(|l| l.contains("produced buildinfo ingested after a restart")), "{}", s.log().join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_result_and_build_loses_nothing_on_sqlite() {
+    a_crash_between_result_and_build_loses_nothing(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_result_and_build_loses_nothing_on_postgres() {
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    a_crash_between_result_and_build_loses_nothing(Some(&db.url)).await;
+}
+
 // ------------------------------------------------------------------ reports per lease
 
 /// Defect: any number of report streams could be open for one lease at once, each allowed its

@@ -128,6 +128,11 @@ impl Server {
         self.child = Some(child);
     }
 
+    /// The environment the coordinator is (re)started with.
+    pub fn env_mut(&mut self) -> &mut Vec<(String, String)> {
+        &mut self.env
+    }
+
     /// The coordinator's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)

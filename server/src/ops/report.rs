@@ -169,6 +169,12 @@ pub async fn record<S: Store>(c: &Coordinator<S>, node: &NodeRecord, job: Arc<Le
         super::campaigns::refresh(c, Some(std::slice::from_ref(&job.source))).await;
     }
     if let Some(nb) = rebuilt {
+        // A test stops the coordinator here, between the two transactions, to show that the
+        // start-up redo finishes the work (see `redo_produced`).
+        if std::env::var("DEBCOVER_FAILPOINT").is_ok_and(|v| v == "after-result") {
+            tracing::error!("failpoint after-result: aborting between the result and its produced buildinfo");
+            std::process::abort();
+        }
         // The result is recorded; the produced build is ingested like any other (a failure here
         // is logged: the buildinfo stays in the content-addressed store).
         let name = nb.origin.clone();
