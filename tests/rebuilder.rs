@@ -376,9 +376,15 @@ fn network_rebuilds_real_packages(db: Option<TestDatabase>) {
     }
 
     // Environment mismatch: app-a was built with libvuln-dev 1.0-1, which is not installed
-    // here; nothing is built, nothing is judged, and the job is parked after its budget.
+    // here; nothing is built, nothing is judged, and the job is parked after its budget. One
+    // operator's failures count once (fair budgets): a node that fails again while the other
+    // operator's node is busy adds attempts that are not charged, so their number depends on
+    // timing; the job parks once both operators have failed it.
     let j = job("app-a");
-    assert_eq!(outcomes(&j), ["environment-mismatch", "environment-mismatch"], "{}", context("app-a"));
+    let got = outcomes(&j);
+    assert!(got.len() >= 2 && got.iter().all(|o| o == "environment-mismatch"), "{}", context("app-a"));
+    let operators: std::collections::BTreeSet<&str> = attempts(&j).iter().filter_map(|a| a["operator"].as_str()).collect();
+    assert_eq!(operators.into_iter().collect::<Vec<_>>(), ["alice", "bob"], "{}", context("app-a"));
     assert_eq!(j["state"], "parked", "{}", context("app-a"));
     for a in attempts(&j) {
         let diff: Vec<&str> = a["differences"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
